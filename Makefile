@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make demo   set everything up from nothing, start Apache Pulsar, run the demo
+#   make test   set everything up from nothing, run the whole test suite against a real broker
+BIN := .venv/bin
+
+.PHONY: setup demo test lint bench clean
+setup:
+	./scripts/bootstrap.sh
+
+demo: setup
+	$(BIN)/paceline demo
+
+# The suite starts (and stops) its own Apache Pulsar standalone on free ports for the broker tests.
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/paceline bench codec
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Job registry, worker pool, fenced assignment; drives the parent-order saga (issue 5)."""

@@ -1,0 +1,208 @@
+"""Order messages: the client's parent order, the worker's child-order actions, venue acks and fills,
+and the execution reports the client sees.
+
+Commands are imperative (``ChildOrderAction`` with ``NEW``/``CANCEL``/``REPLACE``); events are past tense
+(``ChildOrderAck``, ``Fill``, ``ExecutionReport``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from models.common import (
+    Identifier,
+    Liquidity,
+    Message,
+    OrdType,
+    Price,
+    Quantity,
+    Side,
+    Size,
+    Strategy,
+    Symbol,
+    TimeInForce,
+    TimestampNs,
+)
+
+
+class ParentOrder(Message):
+    """An algo order from a client: work ``quantity`` of ``symbol`` between ``start_ns`` and ``end_ns``."""
+
+    kind: Literal["parent_order"] = "parent_order"
+    parent_id: Identifier
+    client_id: Identifier
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    symbol: Symbol
+    side: Side
+    quantity: Quantity
+    ord_type: OrdType = OrdType.MARKET
+    limit_px: Price | None = None  # a cap (buy) or floor (sell) on every child order
+    time_in_force: TimeInForce = TimeInForce.DAY
+    start_ns: TimestampNs
+    end_ns: TimestampNs
+    strategy: Strategy = Strategy.TWAP
+    participation_rate: float | None = Field(default=None, gt=0.0, le=1.0)
+    policy: Identifier | None = None  # named policy file for Strategy.RL (or to override a baseline)
+    ts_init: TimestampNs
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.end_ns <= self.start_ns:
+            raise ValueError("end_ns must be after start_ns")
+        if self.ord_type is OrdType.LIMIT and self.limit_px is None:
+            raise ValueError("a LIMIT parent needs limit_px")
+        if self.ord_type is OrdType.MARKET and self.limit_px is not None:
+            raise ValueError("a MARKET parent cannot carry limit_px")
+        if self.strategy is Strategy.POV and self.participation_rate is None:
+            raise ValueError("a POV parent needs participation_rate")
+        return self
+
+
+class ChildAction(StrEnum):
+    NEW = "NEW"
+    CANCEL = "CANCEL"
+    REPLACE = "REPLACE"
+
+
+class ChildOrderAction(Message):
+    """A worker's command to the endpoint for one child order.
+
+    ``child_id`` is deterministic (job, epoch, decision number), so a re-sent action is recognised as the
+    same order by the bus de-duplication and by the idempotent venue. ``epoch`` fences stale workers.
+    """
+
+    kind: Literal["child_action"] = "child_action"
+    action: ChildAction
+    child_id: Identifier
+    job_id: Identifier
+    parent_id: Identifier
+    worker_id: Identifier
+    epoch: int = Field(ge=1)
+    symbol: Symbol
+    side: Side
+    quantity: Size  # for CANCEL: 0; for REPLACE: the new total quantity
+    ord_type: OrdType = OrdType.MARKET
+    limit_px: Price | None = None
+    ts_event: TimestampNs  # event time of the tick that triggered the decision
+    ts_init: TimestampNs
+    tick_seq: int | None = Field(default=None, ge=0)  # that tick's venue sequence, for latency tracing
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.action is ChildAction.NEW and self.quantity <= 0:
+            raise ValueError("a NEW child order needs a positive quantity")
+        if self.ord_type is OrdType.LIMIT and self.action is not ChildAction.CANCEL and self.limit_px is None:
+            raise ValueError("a LIMIT child order needs limit_px")
+        return self
+
+
+class AckStatus(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    CANCELED = "CANCELED"
+    REPLACED = "REPLACED"
+    DONE = "DONE"  # fully filled, or an IOC/market remainder expired
+
+
+class ChildOrderAck(Message):
+    """The venue's (or the risk gate's) answer to one ChildOrderAction."""
+
+    kind: Literal["child_ack"] = "child_ack"
+    child_id: Identifier
+    job_id: Identifier
+    epoch: int = Field(ge=1)
+    status: AckStatus
+    reason: str | None = Field(default=None, max_length=256)
+    leaves_qty: Size = 0
+    ts_event: TimestampNs
+    ts_init: TimestampNs
+
+
+class Fill(Message):
+    """One execution of one child order. ``fill_id`` is the venue's execution id: unique and stable."""
+
+    kind: Literal["fill"] = "fill"
+    fill_id: Identifier
+    child_id: Identifier
+    job_id: Identifier
+    parent_id: Identifier
+    symbol: Symbol
+    side: Side
+    qty: Quantity
+    px: Price
+    liquidity: Liquidity = Liquidity.TAKER
+    ts_event: TimestampNs
+    ts_init: TimestampNs
+
+
+class ExecType(StrEnum):
+    NEW = "NEW"
+    TRADE = "TRADE"
+    CANCELED = "CANCELED"
+    REPLACED = "REPLACED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    DONE_FOR_DAY = "DONE_FOR_DAY"
+    ORDER_STATUS = "ORDER_STATUS"
+
+
+class OrdStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    DONE_FOR_DAY = "DONE_FOR_DAY"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset(
+    {OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED, OrdStatus.DONE_FOR_DAY}
+)
+
+
+class ExecutionReport(Message):
+    """A parent-level report to the client, mirroring FIX 35=8.
+
+    The validator enforces the quantities a client may rely on: CumQty <= OrderQty,
+    LeavesQty = OrderQty - CumQty while the order lives and 0 once it is terminal.
+    """
+
+    kind: Literal["execution_report"] = "execution_report"
+    report_id: Identifier
+    parent_id: Identifier
+    client_id: Identifier
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    exec_type: ExecType
+    ord_status: OrdStatus
+    symbol: Symbol
+    side: Side
+    order_qty: Size
+    last_qty: Size = 0
+    last_px: Price | None = None
+    cum_qty: Size
+    leaves_qty: Size
+    avg_px: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    text: str | None = Field(default=None, max_length=512)
+    ts_event: TimestampNs
+    ts_init: TimestampNs
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.cum_qty > self.order_qty:
+            raise ValueError(f"over-execution: cum_qty {self.cum_qty} > order_qty {self.order_qty}")
+        expected = 0 if self.ord_status.terminal else self.order_qty - self.cum_qty
+        if self.leaves_qty != expected:
+            raise ValueError(f"leaves_qty {self.leaves_qty} != {expected} for {self.ord_status}")
+        if self.exec_type is ExecType.TRADE and (self.last_qty <= 0 or self.last_px is None):
+            raise ValueError("a TRADE report needs last_qty > 0 and last_px")
+        if self.cum_qty > 0 and self.avg_px <= 0.0:
+            raise ValueError("avg_px must be positive once something is filled")
+        return self

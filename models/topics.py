@@ -1,0 +1,71 @@
+"""Every topic name in one place.
+
+Namespaces (all under the ``paceline`` tenant; ``paceline broker start`` creates them with retention):
+  market   per-equity tick topics, kept for replay and seek-by-time
+  exec     per-job child-order actions and executions, client execution reports
+  control  job requests, assignments, heartbeats
+  saga     the persisted saga log (infinite retention: state is rebuilt from it)
+"""
+
+from __future__ import annotations
+
+import re
+
+TENANT = "paceline"
+NAMESPACES: dict[str, str] = {
+    "market": "ticks, one topic per equity",
+    "exec": "child-order actions and executions per job, execution reports",
+    "control": "job requests, assignments, heartbeats",
+    "saga": "the persisted saga log",
+}
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+class TopicNameError(ValueError):
+    """A symbol or id that cannot be part of a topic name."""
+
+
+def _ns(namespace: str) -> str:
+    return f"persistent://{TENANT}/{namespace}"
+
+
+def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
+    if not pattern.match(value):
+        raise TopicNameError(f"invalid {what} for a topic name: {value!r}")
+    return value
+
+
+def ticks(symbol: str) -> str:
+    """Per-equity tick topic, keyed by symbol so order is kept per symbol."""
+    return f"{_ns('market')}/ticks.{_check(_SYMBOL, symbol, 'symbol')}"
+
+
+def ticks_pattern() -> str:
+    """Regex for subscribing to every equity's tick topic at once."""
+    return f"{_ns('market')}/ticks\\..*"
+
+
+def job_actions(job_id: str) -> str:
+    """Child-order actions of one job (worker -> endpoint)."""
+    return f"{_ns('exec')}/actions.{_check(_ID, job_id, 'job id')}"
+
+
+def job_executions(job_id: str) -> str:
+    """Acks and fills of one job's child orders (endpoint -> worker)."""
+    return f"{_ns('exec')}/executions.{_check(_ID, job_id, 'job id')}"
+
+
+EXECUTIONS = f"{_ns('exec')}/executions"  # every ack and fill, keyed by parent (endpoint -> saga)
+REPORTS = f"{_ns('exec')}/reports"  # execution reports, keyed by client
+PARENT_ORDERS = f"{_ns('control')}/parent-orders"
+JOB_REQUESTS = f"{_ns('control')}/job-requests"
+ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
+HEARTBEATS = f"{_ns('control')}/heartbeats"
+SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
+
+
+def dead_letter(topic: str, subscription: str) -> str:
+    """Where a consumer quarantines payloads it cannot decode (Pulsar's ``<topic>-<sub>-DLQ`` convention)."""
+    return f"{topic}-{subscription}-DLQ"

@@ -1,0 +1,372 @@
+"""Run a real Apache Pulsar standalone on a machine without Docker.
+
+The broker jars come from Maven Central through ``deploy/pulsar/pom.xml`` into a cache folder outside the
+repository (``provision``); ``start`` launches ``org.apache.pulsar.PulsarStandaloneStarter`` in the
+background with our ``deploy/pulsar/standalone.conf`` and a run folder of its own (config, data, logs, pid);
+``wait`` polls the admin API and then creates the ``paceline`` tenant and its namespaces; ``stop`` ends the
+process by its own pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from models import topics
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = REPO_ROOT / "deploy" / "pulsar"
+MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
+
+# Retention per namespace: (minutes, MB). -1 keeps forever: the saga log is the orchestrator's state.
+RETENTION: dict[str, tuple[int, int]] = {
+    "market": (24 * 60, 4096),
+    "exec": (7 * 24 * 60, 2048),
+    "control": (24 * 60, 512),
+    "saga": (-1, -1),
+}
+
+# What Pulsar's own launcher passes to the JVM so the broker can reach JDK internals on Java 17+.
+JVM_OPENS = [
+    "--add-opens=java.base/java.io=ALL-UNNAMED",
+    "--add-opens=java.base/java.util.zip=ALL-UNNAMED",
+    "--add-opens=java.base/sun.net=ALL-UNNAMED",
+    "--add-opens=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-opens=java.management/sun.management=ALL-UNNAMED",
+    "--add-opens=jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+]
+
+
+class BrokerError(RuntimeError):
+    """Provisioning, start-up or shutdown of the broker failed; the message says what to do."""
+
+
+def pulsar_version() -> str:
+    """The one place the version is written down: the pom's ``pulsar.version`` property."""
+    match = re.search(r"<pulsar.version>([^<]+)</pulsar.version>", (DEPLOY / "pom.xml").read_text())
+    if not match:
+        raise BrokerError("deploy/pulsar/pom.xml has no <pulsar.version>")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """One standalone instance: its ports and run folder. Two instances need two of each."""
+
+    run_dir: Path
+    cache_dir: Path
+    port: int = 6650
+    web_port: int = 8080
+    bookie_port: int = 3181
+    low_latency: bool = False
+    heap: str = "1g"
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service_url(self) -> str:
+        return f"pulsar://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.cache_dir / f"pulsar-{pulsar_version()}" / "lib"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "broker.pid"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def conf_file(self) -> Path:
+        return self.run_dir / "standalone.conf"
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    lib_dir: Path
+    seconds: float
+    jars: int
+    size_mb: float
+    downloaded: bool
+
+
+def _dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6
+
+
+def provision(cache_dir: Path, *, quiet: bool = True) -> ProvisionResult:
+    """Resolve the broker jars into the cache (once; a later call reuses it without the network)."""
+    lib = cache_dir / f"pulsar-{pulsar_version()}" / "lib"
+    stamp = lib.parent / "complete"
+    t0 = time.monotonic()
+    if stamp.exists() and lib.is_dir():
+        jars = len(list(lib.glob("*.jar")))
+        return ProvisionResult(lib, time.monotonic() - t0, jars, _dir_size_mb(lib), downloaded=False)
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError("Maven (mvn) is not installed: `apt-get install maven`, then provision again")
+    tmp = lib.parent / "lib.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cmd = [
+        mvn, "-B", *(["-q"] if quiet else []),
+        "-s", str(DEPLOY / "settings.xml"),
+        "-f", str(DEPLOY / "pom.xml"),
+        f"-Dpaceline.lib={tmp}",
+        "dependency:copy-dependencies",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-3000:]
+        raise BrokerError(f"Maven could not resolve Apache Pulsar {pulsar_version()}:\n{tail}")
+    shutil.rmtree(lib, ignore_errors=True)
+    tmp.rename(lib)
+    stamp.write_text(json.dumps({"version": pulsar_version(), "at": time.time()}))
+    jars = len(list(lib.glob("*.jar")))
+    return ProvisionResult(lib, time.monotonic() - t0, jars, _dir_size_mb(lib), downloaded=True)
+
+
+def java_command() -> str:
+    """A Java 17-23 runtime: PACELINE_JAVA, then JAVA_HOME, then `java` on PATH."""
+    candidates = [os.environ.get("PACELINE_JAVA", "")]
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(str(Path(os.environ["JAVA_HOME"]) / "bin" / "java"))
+    candidates.append(shutil.which("java") or "")
+    candidates += sorted(str(p) for p in Path("/usr/lib/jvm").glob("*/bin/java"))
+    for java in filter(None, candidates):
+        major = _java_major(java)
+        if major is not None and 17 <= major < 24:
+            return java
+    raise BrokerError("Apache Pulsar 4.0 needs Java 17 or 21 (not 24+): install openjdk-17-jre-headless")
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        ).stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)', out)
+    return int(match.group(1)) if match else None
+
+
+def render_conf(cfg: BrokerConfig) -> dict[str, str]:
+    """Write the run folder's standalone.conf: our template with the keys this launcher manages."""
+    managed = {
+        "brokerServicePort": str(cfg.port),
+        "webServicePort": str(cfg.web_port),
+        "advertisedAddress": "127.0.0.1",
+        "bindAddress": "127.0.0.1",
+    }
+    if cfg.low_latency:
+        managed["journalWriteData"] = "false"
+    managed.update(cfg.overrides)
+    lines = (DEPLOY / "standalone.conf").read_text().splitlines()
+    out, seen = [], set()
+    for line in lines:
+        key = line.split("=", 1)[0].strip() if "=" in line and not line.lstrip().startswith("#") else None
+        if key in managed:
+            out.append(f"{key}={managed[key]}")
+            seen.add(key)
+        else:
+            out.append(line)
+    out += [f"{k}={v}" for k, v in managed.items() if k not in seen]
+    cfg.conf_file.write_text("\n".join(out) + "\n")
+    return managed
+
+
+def read_pid(cfg: BrokerConfig) -> int | None:
+    """The broker's pid if the pid file names a live PulsarStandaloneStarter of this run folder."""
+    try:
+        pid = int(cfg.pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return None
+    # A pid can be reused after a crash; only a standalone started with our config file counts.
+    if MAIN_CLASS in cmdline and str(cfg.conf_file) in cmdline:
+        return pid
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (its cmdline can be empty just after spawn)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _launched_pid(cfg: BrokerConfig) -> int | None:
+    try:
+        return int(cfg.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(cfg: BrokerConfig) -> int:
+    """Launch the standalone in the background and return its pid (not yet ready: see ``wait``)."""
+    pid = read_pid(cfg)
+    if pid is not None:
+        return pid
+    for port in (cfg.port, cfg.web_port, cfg.bookie_port):
+        if _port_in_use(port):
+            raise BrokerError(f"port {port} is already in use on 127.0.0.1 (another broker?)")
+    if not (cfg.lib_dir.parent / "complete").exists():
+        raise BrokerError(
+            f"Apache Pulsar is not provisioned in {cfg.cache_dir}: run `paceline broker provision`"
+        )
+    for sub in ("data/metadata", "data/bookkeeper", "logs"):
+        (cfg.run_dir / sub).mkdir(parents=True, exist_ok=True)
+    render_conf(cfg)
+    cmd = [
+        java_command(),
+        "-Xms256m", f"-Xmx{cfg.heap}", "-XX:MaxDirectMemorySize=1g",
+        "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=10", "-XX:+ExitOnOutOfMemoryError",
+        *JVM_OPENS,
+        f"-Dlog4j.configurationFile={DEPLOY / 'log4j2.xml'}",
+        f"-Dpulsar.log.dir={cfg.log_dir}",
+        "-Dpulsar.allocator.exit_on_oom=true",
+        "-cp", f"{cfg.lib_dir}/*",
+        MAIN_CLASS,
+        "-c", str(cfg.conf_file),
+        "-nfw", "-nss",
+        "--metadata-dir", str(cfg.run_dir / "data" / "metadata"),
+        "--bookkeeper-dir", str(cfg.run_dir / "data" / "bookkeeper"),
+        "--bookkeeper-port", str(cfg.bookie_port),
+    ]  # fmt: skip
+    with open(cfg.log_dir / "console.log", "ab") as console:
+        proc = subprocess.Popen(
+            cmd, cwd=cfg.run_dir, stdout=console, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+    cfg.pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def is_ready(admin_url: str) -> bool:
+    try:
+        status, _ = _http("GET", f"{admin_url}/admin/v2/namespaces/public", timeout=3)
+    except (OSError, urllib.error.URLError):
+        return False
+    return status == 200
+
+
+def wait(cfg: BrokerConfig, timeout_s: float = 300.0) -> float:
+    """Block until the admin API answers and the namespaces exist; return the seconds waited."""
+    t0 = time.monotonic()
+    launched = _launched_pid(cfg)
+    while not is_ready(cfg.admin_url):
+        if launched is not None and not _alive(launched):
+            raise BrokerError(
+                f"the broker exited during start-up; see {cfg.log_dir}/console.log\n{log_tail(cfg)}"
+            )
+        if time.monotonic() - t0 > timeout_s:
+            raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s; see {cfg.log_dir}")
+        time.sleep(0.5)
+    ensure_namespaces(cfg.admin_url)
+    return time.monotonic() - t0
+
+
+def ensure_namespaces(admin_url: str) -> None:
+    """Create the tenant and namespaces (idempotent) and set retention and de-duplication on each."""
+    api = f"{admin_url}/admin/v2"
+    status, body = _http("PUT", f"{api}/tenants/{topics.TENANT}", {"allowedClusters": ["standalone"]})
+    if status not in (204, 409):
+        raise BrokerError(f"creating tenant {topics.TENANT} failed: {status} {body}")
+    for ns, (minutes, mb) in RETENTION.items():
+        base = f"{api}/namespaces/{topics.TENANT}/{ns}"
+        status, body = _http("PUT", base)
+        if status not in (204, 409):
+            raise BrokerError(f"creating namespace {ns} failed: {status} {body}")
+        for path, payload in (
+            ("retention", {"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb}),
+            ("deduplication", True),
+        ):
+            status, body = _http("POST", f"{base}/{path}", payload)
+            if status not in (200, 204):
+                raise BrokerError(f"setting {path} on {ns} failed: {status} {body}")
+
+
+def stop(cfg: BrokerConfig, timeout_s: float = 60.0) -> bool:
+    """Stop the broker this run folder started. Returns False if none was running."""
+    pid = read_pid(cfg)
+    if pid is None:
+        cfg.pid_file.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and read_pid(cfg) is not None:
+        time.sleep(0.2)
+    if read_pid(cfg) is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    cfg.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def status(cfg: BrokerConfig) -> dict[str, Any]:
+    pid = read_pid(cfg)
+    return {
+        "pulsar_version": pulsar_version(),
+        "pid": pid,
+        "running": pid is not None,
+        "ready": is_ready(cfg.admin_url),
+        "service_url": cfg.service_url,
+        "admin_url": cfg.admin_url,
+        "run_dir": str(cfg.run_dir),
+        "provisioned": (cfg.lib_dir.parent / "complete").exists(),
+    }
+
+
+def log_tail(cfg: BrokerConfig, lines: int = 30) -> str:
+    path = cfg.log_dir / "console.log"
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def warn_low_latency() -> None:
+    print(
+        "\n*** WARNING: --low-latency turns the bookie journal OFF (journalWriteData=false). ***\n"
+        "*** Acknowledged messages can be LOST if the broker process dies. Benchmarks only.  ***\n",
+        file=sys.stderr,
+    )

@@ -1,0 +1,1 @@
+"""Process plumbing every Paceline service shares: settings, logging, metrics and the typed Pulsar bus."""

@@ -1,0 +1,347 @@
+"""A thin typed layer over ``pulsar-client``.
+
+- Producers send pydantic messages through the shared codec. A fixed ``producer_name`` plus an explicit
+  ``sequence_id`` makes a re-send (after a crash or a timeout) a no-op at the broker's de-duplication.
+- Consumers hand back decoded messages. A payload that does not decode is never fatal: it is counted
+  (``paceline_bus_rejected_total``), copied with its reason to ``<topic>-<subscription>-DLQ`` and only then
+  acknowledged, so bad input neither blocks the subscription nor disappears.
+- Two profiles: LATENCY (no batching: every send is its own frame) for the tick -> decision -> order path,
+  BULK (batching, 1 ms window) for logs and reports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import pulsar
+
+from models import codec, topics
+from models.common import Message
+from runtime import metrics
+
+M = TypeVar("M", bound=Message)
+
+_log = logging.getLogger("paceline.bus")
+
+
+class Profile(Enum):
+    LATENCY = "latency"
+    BULK = "bulk"
+
+
+class SubscriptionKind(Enum):
+    EXCLUSIVE = pulsar.ConsumerType.Exclusive
+    SHARED = pulsar.ConsumerType.Shared
+    FAILOVER = pulsar.ConsumerType.Failover
+    KEY_SHARED = pulsar.ConsumerType.KeyShared
+
+
+def stream_of(topic: str) -> str:
+    """A low-cardinality metric label for a topic: ``.../ticks.AAPL`` -> ``ticks``."""
+    local = topic.rsplit("/", 1)[-1]
+    return local.split(".", 1)[0]
+
+
+class BusError(RuntimeError):
+    """The broker could not be reached or refused an operation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery(Generic[M]):
+    """One decoded message with the broker metadata a handler may need."""
+
+    message: M
+    message_id: pulsar.MessageId
+    topic: str
+    key: str | None
+    publish_time_ms: int
+    event_time_ms: int
+    redelivery_count: int
+
+
+class Producer:
+    """Typed producer. Not thread-safe for ``sequence_id`` bookkeeping: one owner thread per producer."""
+
+    def __init__(self, raw: Any, topic: str) -> None:
+        self._raw = raw
+        self.topic = topic
+        self._stream = stream_of(topic)
+        self._published = metrics.BUS_PUBLISHED.labels(self._stream)
+        self._failed = metrics.BUS_PUBLISH_FAILED.labels(self._stream)
+        self._latency = metrics.BUS_PUBLISH_LATENCY.labels(self._stream)
+
+    @property
+    def name(self) -> str:
+        return str(self._raw.producer_name())
+
+    @property
+    def last_sequence_id(self) -> int:
+        """The highest sequence id the broker has stored for this producer name (-1: none)."""
+        return int(self._raw.last_sequence_id())
+
+    def _kwargs(
+        self,
+        key: str | None,
+        sequence_id: int | None,
+        event_time_ns: int | None,
+        props: dict[str, str] | None,
+    ) -> dict[str, Any]:
+        kw: dict[str, Any] = {}
+        if key is not None:
+            kw["partition_key"] = key
+        if sequence_id is not None:
+            kw["sequence_id"] = sequence_id
+        if event_time_ns is not None:
+            kw["event_timestamp"] = event_time_ns // 1_000_000
+        if props:
+            kw["properties"] = props
+        return kw
+
+    def send(
+        self,
+        message: Message,
+        *,
+        key: str | None = None,
+        sequence_id: int | None = None,
+        event_time_ns: int | None = None,
+        properties: dict[str, str] | None = None,
+    ) -> pulsar.MessageId:
+        """Send and wait for the broker's ack. A de-duplicated re-send returns without error."""
+        payload = codec.encode(message)
+        t0 = time.perf_counter()
+        try:
+            msg_id = self._raw.send(payload, **self._kwargs(key, sequence_id, event_time_ns, properties))
+        except Exception as exc:
+            self._failed.inc()
+            raise BusError(f"send to {self.topic} failed: {exc}") from exc
+        self._latency.observe(time.perf_counter() - t0)
+        self._published.inc()
+        return msg_id
+
+    def send_async(
+        self,
+        message: Message,
+        *,
+        key: str | None = None,
+        sequence_id: int | None = None,
+        event_time_ns: int | None = None,
+        properties: dict[str, str] | None = None,
+        on_done: Callable[[Exception | None], None] | None = None,
+    ) -> None:
+        """Send without waiting; ``on_done`` runs on a client thread with None or the error."""
+        payload = codec.encode(message)
+        t0 = time.perf_counter()
+
+        def _cb(res: pulsar.Result, _msg_id: Any) -> None:
+            err: Exception | None = None
+            if res == pulsar.Result.Ok:
+                self._latency.observe(time.perf_counter() - t0)
+                self._published.inc()
+            else:
+                self._failed.inc()
+                err = BusError(f"send to {self.topic} failed: {res}")
+            if on_done is not None:
+                on_done(err)
+
+        self._raw.send_async(payload, _cb, **self._kwargs(key, sequence_id, event_time_ns, properties))
+
+    def send_bytes(self, payload: bytes, *, properties: dict[str, str] | None = None) -> pulsar.MessageId:
+        """Send an opaque payload (quarantine and fault-injection paths only)."""
+        return self._raw.send(payload, **self._kwargs(None, None, None, properties))
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(pulsar.AlreadyClosed):
+            self._raw.close()
+
+
+class Consumer(Generic[M]):
+    """Typed consumer: ``receive`` returns decoded deliveries and quarantines what does not decode."""
+
+    def __init__(self, bus: Bus, raw: Any, topic: str, subscription: str, model: type[M]) -> None:
+        self._bus = bus
+        self._raw = raw
+        self.topic = topic
+        self.subscription = subscription
+        self.model = model
+        self._stream = stream_of(topic)
+        self._consumed = metrics.BUS_CONSUMED.labels(self._stream)
+        self._dlq: Producer | None = None
+        self._dlq_lock = threading.Lock()
+
+    def _decode(self, msg: Any) -> Delivery[M] | None:
+        """The delivery, or None after quarantining an undecodable payload."""
+        data = msg.data()
+        try:
+            message = codec.decode(data, self.model)
+        except codec.DecodeError as exc:
+            self._reject(msg, exc)
+            return None
+        self._consumed.inc()
+        key = msg.partition_key() or None
+        return Delivery(
+            message=message,
+            message_id=msg.message_id(),
+            topic=msg.topic_name(),
+            key=key,
+            publish_time_ms=msg.publish_timestamp(),
+            event_time_ms=msg.event_timestamp(),
+            redelivery_count=msg.redelivery_count(),
+        )
+
+    def _reject(self, msg: Any, exc: codec.DecodeError) -> None:
+        metrics.BUS_REJECTED.labels(self._stream, exc.reason).inc()
+        _log.warning(
+            "rejected undecodable payload on %s (%s): %s [%s]",
+            msg.topic_name(), self.subscription, exc, msg.message_id(),
+        )  # fmt: skip
+        try:
+            with self._dlq_lock:
+                if self._dlq is None:
+                    self._dlq = self._bus.raw_producer(
+                        topics.dead_letter(self.topic, self.subscription), profile=Profile.BULK
+                    )
+            self._dlq.send_bytes(
+                msg.data(),
+                properties={
+                    "reason": exc.reason,
+                    "detail": exc.detail[:500],
+                    "origin_topic": msg.topic_name(),
+                    "origin_message_id": str(msg.message_id()),
+                },
+            )
+        except Exception:
+            # Keep the payload rather than lose it: leave it unacked for redelivery.
+            _log.exception("could not quarantine a rejected payload; it will be redelivered")
+            self._raw.negative_acknowledge(msg)
+            return
+        self._raw.acknowledge(msg)
+
+    def receive(self, timeout_ms: int | None = None) -> Delivery[M] | None:
+        """The next decodable message, or None when ``timeout_ms`` passes without one."""
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        while True:
+            remaining: int | None = None
+            if deadline is not None:
+                remaining = max(0, int((deadline - time.monotonic()) * 1000))
+            try:
+                msg = self._raw.receive(remaining) if remaining is not None else self._raw.receive()
+            except pulsar.Timeout:
+                return None
+            delivery = self._decode(msg)
+            if delivery is not None:
+                return delivery
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def ack(self, delivery: Delivery[M]) -> None:
+        self._raw.acknowledge(delivery.message_id)
+
+    def ack_cumulative(self, delivery: Delivery[M]) -> None:
+        self._raw.acknowledge_cumulative(delivery.message_id)
+
+    def nack(self, delivery: Delivery[M]) -> None:
+        self._raw.negative_acknowledge(delivery.message_id)
+
+    def seek(self, position: int | pulsar.MessageId) -> None:
+        """Seek to a publish time in ms since the epoch, or to a message id."""
+        self._raw.seek(position)
+
+    def close(self) -> None:
+        if self._dlq is not None:
+            self._dlq.close()
+        with contextlib.suppress(pulsar.AlreadyClosed):
+            self._raw.close()
+
+
+class Bus:
+    """One Pulsar client per process, and the typed producers and consumers made from it."""
+
+    def __init__(self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1) -> None:
+        self.service_url = service_url
+        try:
+            self._client = pulsar.Client(
+                service_url,
+                operation_timeout_seconds=operation_timeout_s,
+                io_threads=io_threads,
+                message_listener_threads=1,
+                connection_timeout_ms=5_000,
+                logger=logging.getLogger("pulsar"),
+            )
+        except Exception as exc:
+            raise BusError(f"cannot create a Pulsar client for {service_url}: {exc}") from exc
+
+    def raw_producer(
+        self, topic: str, *, name: str | None = None, profile: Profile = Profile.LATENCY
+    ) -> Producer:
+        kw: dict[str, Any] = {
+            "block_if_queue_full": True,
+            "send_timeout_millis": 30_000,
+        }
+        if name is not None:
+            kw["producer_name"] = name
+        if profile is Profile.LATENCY:
+            kw.update(batching_enabled=False, max_pending_messages=1_000)
+        else:
+            kw.update(
+                batching_enabled=True,
+                batching_max_publish_delay_ms=1,
+                batching_max_messages=1_000,
+                max_pending_messages=10_000,
+            )
+        try:
+            raw = self._client.create_producer(topic, **kw)
+        except Exception as exc:
+            raise BusError(f"cannot create a producer on {topic}: {exc}") from exc
+        return Producer(raw, topic)
+
+    def producer(
+        self, topic: str, *, name: str | None = None, profile: Profile = Profile.LATENCY
+    ) -> Producer:
+        """A typed producer. Give a stable ``name`` wherever re-sends must be de-duplicated."""
+        return self.raw_producer(topic, name=name, profile=profile)
+
+    def subscribe(
+        self,
+        topic: str,
+        subscription: str,
+        model: type[M],
+        *,
+        kind: SubscriptionKind = SubscriptionKind.EXCLUSIVE,
+        from_earliest: bool = True,
+        receiver_queue_size: int = 1_000,
+        consumer_name: str | None = None,
+    ) -> Consumer[M]:
+        kw: dict[str, Any] = {
+            "consumer_type": kind.value,
+            "initial_position": (
+                pulsar.InitialPosition.Earliest if from_earliest else pulsar.InitialPosition.Latest
+            ),
+            "receiver_queue_size": receiver_queue_size,
+            "negative_ack_redelivery_delay_ms": 1_000,
+        }
+        if consumer_name is not None:
+            kw["consumer_name"] = consumer_name
+        try:
+            raw = self._client.subscribe(topic, subscription, **kw)
+        except Exception as exc:
+            raise BusError(f"cannot subscribe {subscription!r} to {topic}: {exc}") from exc
+        return Consumer(self, raw, topic, subscription, model)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Bus:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

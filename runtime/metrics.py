@@ -1,0 +1,31 @@
+"""Prometheus metrics shared by every process, and the per-process /metrics endpoint."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+# Seconds. Sub-millisecond resolution where the latency budget lives (a hop is ~1-3 ms on one broker).
+LATENCY_BUCKETS = (
+    50e-6, 100e-6, 250e-6, 500e-6, 750e-6,
+    1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7.5e-3,
+    10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0, 5.0,
+)  # fmt: skip
+
+BUS_PUBLISHED = Counter("paceline_bus_published_total", "Messages published", ["stream"])
+BUS_PUBLISH_FAILED = Counter("paceline_bus_publish_failed_total", "Publishes that failed", ["stream"])
+BUS_CONSUMED = Counter("paceline_bus_consumed_total", "Messages decoded and delivered", ["stream"])
+BUS_REJECTED = Counter(
+    "paceline_bus_rejected_total", "Payloads that failed to decode, by reason", ["stream", "reason"]
+)
+BUS_HANDLER_ERRORS = Counter(
+    "paceline_bus_handler_errors_total", "Handler exceptions (message negatively acknowledged)", ["stream"]
+)
+BUS_PUBLISH_LATENCY = Histogram(
+    "paceline_bus_publish_latency_seconds", "Send until broker ack", ["stream"], buckets=LATENCY_BUCKETS
+)
+
+
+def serve(port: int) -> None:
+    """Expose /metrics on ``port`` (0: don't)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")

@@ -1,0 +1,23 @@
+"""Settings from the environment (``PACELINE_*``), one object per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACELINE_", extra="ignore")
+
+    pulsar_url: str = "pulsar://127.0.0.1:6650"
+    pulsar_admin_url: str = "http://127.0.0.1:8080"
+    # Where run folders live: the broker's data, configs, logs and pid files.
+    home: Path = Field(default_factory=lambda: Path.home() / ".paceline")
+    # Where provisioned Apache Pulsar jars are cached (outside the repository, reused across clones).
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "paceline")
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the /metrics endpoint")

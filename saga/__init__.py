@@ -1,0 +1,1 @@
+"""Saga orchestration: definitions, persisted log, compensations, idempotency, fencing (issue 5)."""

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+
+from models import topics
+from paceline.broker import RETENTION
+
+
+def test_tick_topic_per_equity() -> None:
+    assert topics.ticks("AAPL") == "persistent://paceline/market/ticks.AAPL"
+    assert topics.ticks("BRK.B") == "persistent://paceline/market/ticks.BRK.B"
+
+
+def test_job_topics() -> None:
+    assert topics.job_actions("J-42") == "persistent://paceline/exec/actions.J-42"
+    assert topics.job_executions("J-42") == "persistent://paceline/exec/executions.J-42"
+
+
+@pytest.mark.parametrize("bad", ["aapl", "", "AA/PL", "A B", "../x"])
+def test_invalid_names_refused(bad: str) -> None:
+    with pytest.raises(topics.TopicNameError):
+        topics.ticks(bad)
+
+
+def test_every_namespace_in_the_broker_setup() -> None:
+    assert set(RETENTION) == set(topics.NAMESPACES)
+    for name in (topics.REPORTS, topics.SAGA_LOG, topics.ASSIGNMENTS, topics.HEARTBEATS):
+        assert name.split("/")[3] in topics.NAMESPACES
+
+
+def test_dead_letter_convention() -> None:
+    assert topics.dead_letter("persistent://t/n/x", "sub") == "persistent://t/n/x-sub-DLQ"
