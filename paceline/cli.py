@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from models import topics
 from paceline.broker import BrokerConfig
 from runtime.settings import Settings
 
@@ -50,6 +52,10 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "stop":
             stopped = broker.stop(cfg)
             print("broker stopped" if stopped else "no broker running for this run folder")
+        elif args.action == "setup":
+            admin = args.admin_url or settings.pulsar_admin_url
+            broker.ensure_namespaces(admin)
+            print(f"tenant {topics.TENANT} and namespaces {', '.join(topics.NAMESPACES)} ready on {admin}")
         elif args.action == "status":
             st = broker.status(cfg)
             print(json.dumps(st, indent=2))
@@ -63,7 +69,9 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from paceline.demo import run_demo
 
-    return run_demo(settings, symbols=args.symbols.split(","), ticks=args.ticks, keep_broker=args.keep_broker)
+    return run_demo(
+        settings, symbols=args.symbols.split(","), ticks=args.ticks, rate=args.rate, keep_broker=args.keep_broker
+    )
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -79,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("broker", help="provision, start, stop and inspect a local Apache Pulsar standalone")
-    b.add_argument("action", choices=["provision", "start", "stop", "status", "wait"])
+    b.add_argument("action", choices=["provision", "start", "stop", "status", "wait", "setup"])
+    b.add_argument("--admin-url", help="setup: the admin API of any broker (default: PACELINE_PULSAR_ADMIN_URL)")
     b.add_argument("--run-dir", help="broker run folder (default: $PACELINE_HOME/broker)")
     b.add_argument("--port", type=int, default=6650)
     b.add_argument("--web-port", type=int, default=8080)
@@ -93,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="bring up Pulsar and push typed ticks through it end to end")
     d.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN")
     d.add_argument("--ticks", type=int, default=2000, help="ticks per symbol")
+    d.add_argument("--rate", type=float, default=2000.0, help="ticks per second, all symbols together")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     d.set_defaults(func=_cmd_demo)
 
@@ -106,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from runtime import logs
 
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `paceline ... | head` ends quietly
     args = build_parser().parse_args(argv)
     settings = Settings()
+    sys.setswitchinterval(settings.switch_interval_us / 1e6)
     logs.configure(f"paceline-{args.command}", fmt=settings.log_format, level=settings.log_level)
     result: int = args.func(args, settings)
     return result

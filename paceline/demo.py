@@ -91,7 +91,9 @@ def _pct(values: list[float], q: float) -> float:
     )
 
 
-def run_demo(settings: Settings, *, symbols: list[str], ticks: int, keep_broker: bool) -> int:
+def run_demo(
+    settings: Settings, *, symbols: list[str], ticks: int, rate: float, keep_broker: bool
+) -> int:
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir)
     started_here = False
     if broker.is_ready(settings.pulsar_admin_url):
@@ -105,14 +107,14 @@ def run_demo(settings: Settings, *, symbols: list[str], ticks: int, keep_broker:
         print(f"broker ready after {broker.wait(cfg):.1f} s")
         started_here = True
     try:
-        return _push_ticks(settings, symbols, ticks)
+        return _push_ticks(settings, symbols, ticks, rate)
     finally:
         if started_here and not keep_broker:
             broker.stop(cfg)
             print("broker stopped")
 
 
-def _push_ticks(settings: Settings, symbols: list[str], ticks: int) -> int:
+def _push_ticks(settings: Settings, symbols: list[str], ticks: int, rate: float) -> int:
     run_id = uuid.uuid4().hex[:8]
     results = {s: SymbolResult(s) for s in symbols}
     with Bus(settings.pulsar_url) as bus:
@@ -126,17 +128,19 @@ def _push_ticks(settings: Settings, symbols: list[str], ticks: int) -> int:
         ]
         for th in threads:
             th.start()
-        t0 = time.perf_counter()
         producers = {s: bus.producer(topics.ticks(s), name=f"demo-{run_id}-{s}") for s in symbols}
         streams = {s: random_walk_ticks(s, ticks, seed=7) for s in symbols}
+        t0 = time.perf_counter()
+        # Paced at `rate` ticks/s in all, so the latency shown is the path's, not a queue the demo built.
+        interval = len(symbols) / rate
         for i in range(ticks):
+            delay = t0 + i * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
             for s in symbols:
                 tick = streams[s][i].model_copy(update={"ts_init": now_ns()})
                 producers[s].send_async(tick, key=s, sequence_id=tick.seq, event_time_ns=tick.ts_event)
                 results[s].published += 1
-            if i % 200 == 199:  # pace a little so latency reflects the path, not a queue we built
-                for p in producers.values():
-                    p.flush()
         for p in producers.values():
             p.flush()
         for th in threads:

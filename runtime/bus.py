@@ -275,7 +275,9 @@ class Bus:
                 io_threads=io_threads,
                 message_listener_threads=1,
                 connection_timeout_ms=5_000,
-                logger=logging.getLogger("pulsar"),
+                # Not a Python logger: with one the client aborts at exit now and then
+                # (apache/pulsar-client-python#256). Its own logger writes warnings to stderr.
+                logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
             )
         except Exception as exc:
             raise BusError(f"cannot create a Pulsar client for {service_url}: {exc}") from exc

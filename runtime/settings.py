@@ -20,4 +20,7 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "paceline")
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # A thread woken by I/O waits up to this long for the GIL while another thread computes (CPython's
+    # default is 5000 us, which shows up directly as tick-to-order latency).
+    switch_interval_us: int = Field(default=200, ge=50, le=5000)
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the /metrics endpoint")
