@@ -70,7 +70,11 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from paceline.demo import run_demo
 
     return run_demo(
-        settings, symbols=args.symbols.split(","), ticks=args.ticks, rate=args.rate, keep_broker=args.keep_broker
+        settings,
+        symbols=args.symbols.split(","),
+        ticks=args.ticks,
+        rate=args.rate,
+        keep_broker=args.keep_broker,
     )
 
 
@@ -88,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("broker", help="provision, start, stop and inspect a local Apache Pulsar standalone")
     b.add_argument("action", choices=["provision", "start", "stop", "status", "wait", "setup"])
-    b.add_argument("--admin-url", help="setup: the admin API of any broker (default: PACELINE_PULSAR_ADMIN_URL)")
+    b.add_argument(
+        "--admin-url", help="setup: the admin API of any broker (default: PACELINE_PULSAR_ADMIN_URL)"
+    )
     b.add_argument("--run-dir", help="broker run folder (default: $PACELINE_HOME/broker)")
     b.add_argument("--port", type=int, default=6650)
     b.add_argument("--web-port", type=int, default=8080)

@@ -91,9 +91,7 @@ def _pct(values: list[float], q: float) -> float:
     )
 
 
-def run_demo(
-    settings: Settings, *, symbols: list[str], ticks: int, rate: float, keep_broker: bool
-) -> int:
+def run_demo(settings: Settings, *, symbols: list[str], ticks: int, rate: float, keep_broker: bool) -> int:
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir)
     started_here = False
     if broker.is_ready(settings.pulsar_admin_url):

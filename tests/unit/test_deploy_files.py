@@ -1,4 +1,4 @@
-"""docker-compose.yml cannot be run here (no Docker engine); check it stays in step with the bare-machine path."""
+"""docker-compose.yml cannot run here (no Docker engine): keep it in step with the bare-machine path."""
 
 from __future__ import annotations
 
