@@ -142,5 +142,5 @@ class Book:
         return Tick(
             symbol=self.symbol, seq=seq, ts_event=ts_event, ts_init=ts_init,
             bid_px=to_float(bid.price), bid_sz=bid.size, ask_px=to_float(ask.price), ask_sz=ask.size,
-            bids=bids, asks=asks, **trade,  # type: ignore[arg-type]
+            bids=bids, asks=asks, **trade,
         )  # fmt: skip

@@ -1,12 +1,12 @@
 """LOBSTER files: read, replay into a Book checked row by row, and write (for generated test data).
 
 A message file has one event a line: time (seconds after midnight, up to ns decimals), type (1 new limit
-order, 2 partial cancel, 3 delete, 4 visible execution, 5 hidden execution, 6 cross trade, 7 halt), order
-id, size, price × 10,000, direction (1 buy / -1 sell side of the *limit* order). The orderbook file holds the
-state after each event: ask price, ask size, bid price, bid size per level; an empty level has price
-9999999999 (ask) or -9999999999 (bid) and size 0. Both are streamed line by line: memory stays bounded
-whatever the file size. LOBSTER data must never be committed (its terms forbid redistribution); tests use
-files this module writes.
+order, 2 partial cancel, 3 delete, 4 visible execution, 5 hidden execution, 6 cross trade, 7 halt),
+order id, size, price times 10,000, direction (1 buy / -1 sell side of the *limit* order). The orderbook
+file holds the state after each event: ask price, ask size, bid price, bid size per level; an empty level
+has price 9999999999 (ask) or -9999999999 (bid) and size 0. Both are streamed line by line: memory stays
+bounded whatever the file size. LOBSTER data must never be committed (its terms forbid redistribution);
+tests use files this module writes.
 """
 
 from __future__ import annotations

@@ -154,7 +154,7 @@ class SymbolSim:
         eps = math.sqrt(self._var) * float(self._norm[i])
         self._last_eps2 = eps * eps
         self.efficient += eps
-        u_trade, u_sign, u_spread = self._unif[i]
+        u_trade, u_sign, _ = self._unif[i]
         trade: dict[str, object] = {}
         if u_trade < self.spec.trade_prob:
             if u_sign > p.sign_persistence:
@@ -187,7 +187,7 @@ class SymbolSim:
             symbol=self.spec.symbol, seq=self.seq, ts_event=self.t_ns, ts_init=self.t_ns,
             bid_px=to_float(bid * CENT), bid_sz=int(1 + sizes[0]) * LOT if not self.depth else bids[0].sz,
             ask_px=to_float(ask * CENT), ask_sz=int(1 + sizes[-1]) * LOT if not self.depth else asks[0].sz,
-            bids=bids, asks=asks, volume=self.volume, **trade,  # type: ignore[arg-type]
+            bids=bids, asks=asks, volume=self.volume, **trade,
         )  # fmt: skip
 
     def __iter__(self) -> Iterator[Tick]:

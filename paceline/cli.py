@@ -6,7 +6,7 @@ import argparse
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from models import topics
@@ -80,10 +80,55 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "codec":
-        from paceline.bench.codec import run
+        from paceline.bench import codec
 
-        return run(iterations=args.iterations)
+        return codec.run(iterations=args.iterations)
+    if args.what == "receiver":
+        from paceline.bench import receiver
+
+        return receiver.run(settings.pulsar_url, args.symbols.split(","), args.ticks)
+    if args.what == "market":
+        from paceline.bench import market
+
+        return market.run(args.symbols.split(","), depths=[0, 5])
     return 2
+
+
+def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
+    from receiver.service import Receiver
+    from receiver.sources import FeedMerger, Record, lobster, synthetic, tick_file
+    from runtime import metrics
+    from runtime.bus import Bus
+
+    feeds: list[Iterator[Record]] = []
+    if args.source == "synthetic":
+        feeds.append(synthetic(args.symbols.split(","), args.seed, depth=args.depth))
+    elif args.source == "lobster":
+        if not args.messages:
+            print(
+                "error: --source lobster needs --messages (and --orderbook to check the book)",
+                file=sys.stderr,
+            )
+            return 2
+        orderbook = Path(args.orderbook) if args.orderbook else None
+        feeds.append(lobster(args.symbol, Path(args.messages), orderbook, depth=args.depth))
+    else:
+        feeds += [tick_file(Path(p)) for p in args.files]
+    metrics.serve(settings.metrics_port)
+    speed = None if args.speed == "max" else float(args.speed)
+    with Bus(settings.pulsar_url) as bus:
+        rx = Receiver(bus, name=args.name, speed=speed, batching=args.batching)
+        signal.signal(signal.SIGTERM, lambda *_: rx.stop())
+        try:
+            stats = rx.run(FeedMerger().merge(*feeds) if len(feeds) > 1 else feeds[0])
+        except KeyboardInterrupt:
+            rx.stop()
+            stats = rx.stats
+        per_symbol = rx.per_symbol
+        rx.close()
+    print(f"ticks in {stats.ticks_in}, published {stats.published}, failed {stats.failed}, "
+          f"malformed {stats.malformed}; per symbol {per_symbol}")  # fmt: skip
+    return 0 if stats.failed == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,9 +157,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     d.set_defaults(func=_cmd_demo)
 
+    r = sub.add_parser("receiver", help="publish ticks from a source to one Pulsar topic per equity")
+    r.add_argument("--source", choices=["synthetic", "lobster", "file"], default="synthetic")
+    r.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="synthetic: the equities")
+    r.add_argument("--seed", type=int, default=1, help="synthetic: the market's seed")
+    r.add_argument("--symbol", default="AAPL", help="lobster: the equity the files are of")
+    r.add_argument("--messages", help="lobster: the message file")
+    r.add_argument("--orderbook", help="lobster: the orderbook file (the rebuilt book is checked against it)")
+    r.add_argument(
+        "files", nargs="*", help="file: JSON-lines tick files; two or more are merged as redundant feeds"
+    )
+    r.add_argument("--depth", type=int, default=5, help="book levels per tick")
+    r.add_argument("--speed", default="1", help="replay speed: a factor of event time, or 'max'")
+    r.add_argument("--batching", action="store_true", help="batch sends (throughput over latency)")
+    r.add_argument("--name", default="main", help="producer names derive from it (de-duplication on restart)")
+    r.set_defaults(func=_cmd_receiver)
+
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec"])
-    be.add_argument("--iterations", type=int, default=50_000)
+    be.add_argument("what", choices=["codec", "receiver", "market"])
+    be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
+    be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
+    be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")
     be.set_defaults(func=_cmd_bench)
     return p
 

@@ -133,24 +133,34 @@ class Producer:
         sequence_id: int | None = None,
         event_time_ns: int | None = None,
         properties: dict[str, str] | None = None,
-        on_done: Callable[[Exception | None], None] | None = None,
+        on_done: Callable[[Exception | None, float], None] | None = None,
     ) -> None:
-        """Send without waiting; ``on_done`` runs on a client thread with None or the error."""
+        """Send without waiting. ``on_done(error or None, seconds until the ack)`` runs on the client's I/O
+        thread; keep it short, it is on the publish path."""
         payload = codec.encode(message)
         t0 = time.perf_counter()
 
         def _cb(res: pulsar.Result, _msg_id: Any) -> None:
+            lat = time.perf_counter() - t0
             err: Exception | None = None
             if res == pulsar.Result.Ok:
-                self._latency.observe(time.perf_counter() - t0)
+                self._latency.observe(lat)
                 self._published.inc()
             else:
                 self._failed.inc()
                 err = BusError(f"send to {self.topic} failed: {res}")
             if on_done is not None:
-                on_done(err)
+                on_done(err, lat)
 
-        self._raw.send_async(payload, _cb, **self._kwargs(key, sequence_id, event_time_ns, properties))
+        # Keywords passed straight through (None is the client's default): no per-message dict.
+        self._raw.send_async(
+            payload,
+            _cb,
+            properties=properties,
+            partition_key=key,
+            sequence_id=sequence_id,
+            event_timestamp=None if event_time_ns is None else event_time_ns // 1_000_000,
+        )
 
     def send_bytes(self, payload: bytes, *, properties: dict[str, str] | None = None) -> pulsar.MessageId:
         """Send an opaque payload (quarantine and fault-injection paths only)."""
@@ -177,6 +187,7 @@ class Consumer(Generic[M]):
         self._consumed = metrics.BUS_CONSUMED.labels(self._stream)
         self._dlq: Producer | None = None
         self._dlq_lock = threading.Lock()
+        self._skip_before_ns: int | None = None
 
     def _decode(self, msg: Any) -> Delivery[M] | None:
         """The delivery, or None after quarantining an undecodable payload."""
@@ -237,7 +248,16 @@ class Consumer(Generic[M]):
                 msg = self._raw.receive(remaining) if remaining is not None else self._raw.receive()
             except pulsar.Timeout:
                 return None
+            skip = self._skip_before_ns
+            if skip is not None and msg.event_timestamp() < skip // 1_000_000:
+                self._raw.acknowledge(msg)  # before the seek point (coarse: event time in ms)
+                continue
             delivery = self._decode(msg)
+            if delivery is not None and skip is not None:
+                if getattr(delivery.message, "ts_event", skip) < skip:
+                    self._raw.acknowledge(msg)  # same millisecond, earlier nanosecond
+                    continue
+                self._skip_before_ns = None
             if delivery is not None:
                 return delivery
             if deadline is not None and time.monotonic() >= deadline:
@@ -254,7 +274,19 @@ class Consumer(Generic[M]):
 
     def seek(self, position: int | pulsar.MessageId) -> None:
         """Seek to a publish time in ms since the epoch, or to a message id."""
+        self._skip_before_ns = None
         self._raw.seek(position)
+
+    def seek_event_time(self, ts_ns: int) -> None:
+        """Position at the first message whose event time is at or after ``ts_ns``.
+
+        Pulsar seeks by publish time; a message is always published at or after its event time, so seeking
+        to publish time ``ts`` passes over no message with event time >= ``ts``. The messages after that
+        point with an earlier event time (published late, or a replay of an earlier day) are acknowledged
+        and skipped by ``receive``.
+        """
+        self._raw.seek(ts_ns // 1_000_000)
+        self._skip_before_ns = ts_ns
 
     def close(self) -> None:
         if self._dlq is not None:

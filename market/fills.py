@@ -1,0 +1,159 @@
+"""The fill and impact model: how our child orders execute against a market we observe as ticks.
+One implementation, used by the simulated venue (endpoint) and the RL environment (worker) alike.
+
+- The book we trade against is the tick's depth, shifted by the impact of our own earlier aggressive fills
+  (``market.impact``; the replayed or simulated data cannot know about us, so our impact is an overlay).
+- A market order walks the levels. Beyond the levels the tick shows, each further tick of price is assumed
+  to hold as much as the deepest shown level, up to ``max_levels`` ticks; what is left after that is not
+  filled (the venue reports it as expired, like an IOC remainder).
+- A limit order that crosses fills like a market order capped at its price; the rest rests. A resting order
+  gets a queue position: the size displayed at its price when it arrived (zero when it improves the
+  touch). Trades at or through its price by the other side consume the queue ahead, then fill it; a
+  displayed size that drops below the queue ahead (cancellations) shortens the queue; when the opposite
+  side's quote reaches its price, the order is filled at its price.
+- Only aggressive fills cause impact: a passive fill is someone else's market order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from market.impact import Impact, ImpactParams
+from market.prices import CENT, to_units
+from models import Side, Tick
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    order_id: str
+    price: int  # price units
+    qty: int
+    aggressive: bool
+
+
+@dataclass
+class Resting:
+    order_id: str
+    side: Side
+    price: int
+    qty: int
+    queue_ahead: int
+
+
+@dataclass(frozen=True)
+class FillParams:
+    impact: ImpactParams = field(default_factory=ImpactParams)
+    max_levels: int = 20  # how many ticks a market order may walk before the rest goes unfilled
+
+
+class FillModel:
+    """Our orders on one instrument."""
+
+    def __init__(self, params: FillParams | None = None) -> None:
+        self.params = params or FillParams()
+        self.impact = Impact(self.params.impact)
+        self.resting: dict[str, Resting] = {}
+
+    # --- the book as we see it -------------------------------------------------------------------------
+    def _shift(self, t_ns: int) -> int:
+        """Our impact, rounded to whole ticks of price."""
+        return round(self.impact.offset(t_ns) / CENT) * CENT
+
+    def levels(self, tick: Tick, side: Side) -> list[tuple[int, int]]:
+        """The opposite side's levels (price units, size) a ``side`` order would take, best first."""
+        shift = self._shift(tick.ts_event)
+        if side is Side.BUY:
+            shown = [(to_units(lv.px), lv.sz) for lv in tick.asks] or [(to_units(tick.ask_px), tick.ask_sz)]
+            step = CENT
+        else:
+            shown = [(to_units(lv.px), lv.sz) for lv in tick.bids] or [(to_units(tick.bid_px), tick.bid_sz)]
+            step = -CENT
+        out = [(p + shift, s) for p, s in shown]
+        last_px, last_sz = out[-1]
+        while len(out) < self.params.max_levels:
+            last_px += step
+            out.append((last_px, last_sz))
+        return out
+
+    def touch(self, tick: Tick) -> tuple[int, int]:
+        """Best bid and ask in price units, as we see them."""
+        shift = self._shift(tick.ts_event)
+        return to_units(tick.bid_px) + shift, to_units(tick.ask_px) + shift
+
+    # --- orders ---------------------------------------------------------------------------------------
+    def _take(self, order_id: str, side: Side, qty: int, tick: Tick, limit: int | None) -> list[Execution]:
+        out: list[Execution] = []
+        left = qty
+        for price, size in self.levels(tick, side):
+            if left == 0 or (limit is not None and (price > limit if side is Side.BUY else price < limit)):
+                break
+            take = min(left, size)
+            out.append(Execution(order_id, price, take, aggressive=True))
+            left -= take
+        taken = qty - left
+        if taken:
+            self.impact.trade(side, taken, tick.ts_event)
+        return out
+
+    def market(self, order_id: str, side: Side, qty: int, tick: Tick) -> list[Execution]:
+        """Execute at once against the book; the unfilled remainder (if the book ran out) is dropped."""
+        return self._take(order_id, side, qty, tick, None)
+
+    def limit(self, order_id: str, side: Side, qty: int, price: int, tick: Tick) -> list[Execution]:
+        """Place a limit order: the marketable part fills now, the rest rests with a queue position."""
+        if order_id in self.resting:
+            raise ValueError(f"order {order_id} is already resting")
+        fills = self._take(order_id, side, qty, tick, price)
+        left = qty - sum(f.qty for f in fills)
+        if left:
+            self.resting[order_id] = Resting(order_id, side, price, left, self._displayed(tick, side, price))
+        return fills
+
+    def cancel(self, order_id: str) -> int:
+        """Cancel a resting order; returns the quantity that was still open (0 if none)."""
+        order = self.resting.pop(order_id, None)
+        return order.qty if order else 0
+
+    def _displayed(self, tick: Tick, side: Side, price: int) -> int:
+        shift = self._shift(tick.ts_event)
+        levels = tick.bids if side is Side.BUY else tick.asks
+        for lv in levels:
+            if to_units(lv.px) + shift == price:
+                return lv.sz
+        bid, ask = self.touch(tick)
+        if side is Side.BUY and price == bid:
+            return tick.bid_sz
+        if side is Side.SELL and price == ask:
+            return tick.ask_sz
+        return 0
+
+    def on_tick(self, tick: Tick) -> list[Execution]:
+        """Advance every resting order by one market update; returns the passive fills."""
+        out: list[Execution] = []
+        bid, ask = self.touch(tick)
+        shift = self._shift(tick.ts_event)
+        for order in list(self.resting.values()):
+            buy = order.side is Side.BUY
+            if (buy and ask <= order.price) or (not buy and bid >= order.price):
+                out.append(Execution(order.order_id, order.price, order.qty, aggressive=False))
+                del self.resting[order.order_id]
+                continue
+            traded = 0
+            if tick.trade_sz and tick.trade_px is not None and tick.trade_side is not None:
+                trade_px = to_units(tick.trade_px) + shift
+                hits_us = (buy and tick.trade_side is Side.SELL and trade_px <= order.price) or (
+                    not buy and tick.trade_side is Side.BUY and trade_px >= order.price
+                )
+                traded = tick.trade_sz if hits_us else 0
+            if traded:
+                ahead = min(order.queue_ahead, traded)
+                order.queue_ahead -= ahead
+                fill = min(order.qty, traded - ahead)
+                if fill:
+                    out.append(Execution(order.order_id, order.price, fill, aggressive=False))
+                    order.qty -= fill
+                    if order.qty == 0:
+                        del self.resting[order.order_id]
+                        continue
+            order.queue_ahead = min(order.queue_ahead, self._displayed(tick, order.side, order.price))
+        return out
