@@ -72,8 +72,8 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(
         settings,
         symbols=args.symbols.split(","),
-        ticks=args.ticks,
-        rate=args.rate,
+        minutes=args.minutes,
+        speed=args.speed,
         keep_broker=args.keep_broker,
     )
 
@@ -150,10 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true")
     b.set_defaults(func=_cmd_broker)
 
-    d = sub.add_parser("demo", help="bring up Pulsar and push typed ticks through it end to end")
+    d = sub.add_parser("demo", help="bring up Pulsar and run the market-data path end to end")
     d.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN")
-    d.add_argument("--ticks", type=int, default=2000, help="ticks per symbol")
-    d.add_argument("--rate", type=float, default=2000.0, help="ticks per second, all symbols together")
+    d.add_argument("--minutes", type=float, default=2.0, help="minutes of the session to publish")
+    d.add_argument("--speed", type=float, default=15.0, help="clock acceleration (event time / wall time)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     d.set_defaults(func=_cmd_demo)
 

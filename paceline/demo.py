@@ -1,61 +1,30 @@
-"""``paceline demo``: bring up Apache Pulsar and push typed ticks through it end to end.
+"""``paceline demo``: bring up Apache Pulsar and run the market-data path end to end.
 
-For now the demo proves the foundation: a real broker (started here when none answers), one persistent topic
-per equity, typed ticks keyed by symbol, per-symbol order checked on the way out, and the publish-to-receive
-latency of each symbol. Later issues grow it into the full pipeline (receiver, workers, endpoint, FIX client).
+A real broker (started here when none answers), the Receiver publishing the synthetic market's opening
+minutes at an accelerated clock to one persistent topic per equity, and a consumer per equity that checks
+every tick arrived in order and measures publish-to-receive latency. Later issues grow it into the full
+pipeline (health-checker, workers, endpoint, a FIX client working parent orders).
 """
 
 from __future__ import annotations
 
-import random
 import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 
-from models import Side, Tick, now_ns, topics
+from market.synthetic import SESSION_OPEN_S
+from models import Tick, now_ns, topics
 from paceline import broker
+from receiver.service import Receiver
+from receiver.sources import synthetic
 from runtime.bus import Bus, Consumer
 from runtime.logs import get_logger
 from runtime.settings import Settings
 
 log = get_logger("paceline.demo")
-
-TICK_SIZE = 0.01
-
-
-def random_walk_ticks(symbol: str, n: int, seed: int, start_px: float = 100.0) -> list[Tick]:
-    """A small seeded quote stream on a 1-cent grid (the real synthetic market arrives with issue 3)."""
-    rng = random.Random(f"{symbol}:{seed}")
-    mid_ticks = round(start_px / TICK_SIZE)
-    t = 34_200 * 10**9  # 09:30 in ns after midnight, on a synthetic day
-    volume = 0
-    out: list[Tick] = []
-    for seq in range(n):
-        mid_ticks += rng.choice((-1, 0, 0, 1))
-        half = rng.choice((1, 1, 2))
-        t += rng.randint(1, 50) * 1_000_000
-        traded = rng.random() < 0.3
-        size = rng.randint(1, 5) * 100 if traded else 0
-        volume += size
-        out.append(
-            Tick(
-                symbol=symbol,
-                seq=seq,
-                ts_event=t,
-                ts_init=0,
-                bid_px=round((mid_ticks - half) * TICK_SIZE, 2),
-                bid_sz=rng.randint(1, 20) * 100,
-                ask_px=round((mid_ticks + half) * TICK_SIZE, 2),
-                ask_sz=rng.randint(1, 20) * 100,
-                trade_px=round((mid_ticks + half) * TICK_SIZE, 2) if traded else None,
-                trade_sz=size,
-                trade_side=Side.BUY if traded else None,
-                volume=volume,
-            )
-        )
-    return out
 
 
 @dataclass
@@ -91,7 +60,9 @@ def _pct(values: list[float], q: float) -> float:
     )
 
 
-def run_demo(settings: Settings, *, symbols: list[str], ticks: int, rate: float, keep_broker: bool) -> int:
+def run_demo(
+    settings: Settings, *, symbols: list[str], minutes: float, speed: float, keep_broker: bool
+) -> int:
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir)
     started_here = False
     if broker.is_ready(settings.pulsar_admin_url):
@@ -105,56 +76,53 @@ def run_demo(settings: Settings, *, symbols: list[str], ticks: int, rate: float,
         print(f"broker ready after {broker.wait(cfg):.1f} s")
         started_here = True
     try:
-        return _push_ticks(settings, symbols, ticks, rate)
+        return _push_ticks(settings, symbols, minutes, speed)
     finally:
         if started_here and not keep_broker:
             broker.stop(cfg)
             print("broker stopped")
 
 
-def _push_ticks(settings: Settings, symbols: list[str], ticks: int, rate: float) -> int:
+def _push_ticks(settings: Settings, symbols: list[str], minutes: float, speed: float) -> int:
     run_id = uuid.uuid4().hex[:8]
+    close_s = SESSION_OPEN_S + int(minutes * 60)
+    expected = Counter(t.symbol for t in synthetic(symbols, seed=7, depth=5, close_s=close_s))  # type: ignore[union-attr]
     results = {s: SymbolResult(s) for s in symbols}
+    print(f"publishing the first {minutes:g} minutes of a synthetic session at {speed:g}x: "
+          f"{sum(expected.values())} ticks for {', '.join(symbols)}")  # fmt: skip
     with Bus(settings.pulsar_url) as bus:
         consumers = {
             s: bus.subscribe(topics.ticks(s), f"demo-{run_id}", Tick, from_earliest=False) for s in symbols
         }
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 60 + minutes * 60 / speed
         threads = [
-            threading.Thread(target=_drain, args=(consumers[s], results[s], ticks, deadline), daemon=True)
+            threading.Thread(
+                target=_drain, args=(consumers[s], results[s], expected[s], deadline), daemon=True
+            )
             for s in symbols
         ]
         for th in threads:
             th.start()
-        producers = {s: bus.producer(topics.ticks(s), name=f"demo-{run_id}-{s}") for s in symbols}
-        streams = {s: random_walk_ticks(s, ticks, seed=7) for s in symbols}
+        rx = Receiver(bus, name=f"demo-{run_id}", speed=speed)
+        for s in symbols:  # producers before the clock starts: a topic lookup is not tick latency
+            rx.prepare(s)
         t0 = time.perf_counter()
-        # Paced at `rate` ticks/s in all, so the latency shown is the path's, not a queue the demo built.
-        interval = len(symbols) / rate
-        for i in range(ticks):
-            delay = t0 + i * interval - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            for s in symbols:
-                tick = streams[s][i].model_copy(update={"ts_init": now_ns()})
-                producers[s].send_async(tick, key=s, sequence_id=tick.seq, event_time_ns=tick.ts_event)
-                results[s].published += 1
-        for p in producers.values():
-            p.flush()
+        stats = rx.run(synthetic(symbols, seed=7, depth=5, close_s=close_s))
         for th in threads:
             th.join()
         elapsed = time.perf_counter() - t0
+        for s, n in rx.per_symbol.items():
+            results[s].published = n
+        rx.close()
         for c in consumers.values():
             c.close()
-        for p in producers.values():
-            p.close()
     total = sum(r.received for r in results.values())
     print(
         f"\n{'symbol':8s} {'published':>9s} {'received':>9s} {'in order':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
     )
-    ok = True
+    ok = stats.failed == 0
     for r in results.values():
-        good = r.received == r.published and r.out_of_order == 0
+        good = r.received == r.published == expected[r.symbol] and r.out_of_order == 0
         ok &= good
         print(
             f"{r.symbol:8s} {r.published:9d} {r.received:9d} {'yes' if r.out_of_order == 0 else 'NO':>8s} "
