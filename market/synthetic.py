@@ -74,7 +74,9 @@ class SymbolSim:
         open_s: int = SESSION_OPEN_S,
         close_s: int = SESSION_CLOSE_S,
         depth: int | None = None,
+        start_s: int | None = None,
     ) -> None:
+        """``start_s`` starts the clock later than the open (the intraday shape stays the session's)."""
         self.spec = spec
         self.params = p = params or MarketParams()
         self.rng = np.random.default_rng([seed, zlib.crc32(spec.symbol.encode())])
@@ -82,7 +84,7 @@ class SymbolSim:
         self.open_ns = day_ns + open_s * 1_000_000_000
         self.close_ns = day_ns + close_s * 1_000_000_000
         self._session_ns = self.close_ns - self.open_ns
-        self.t_ns = self.open_ns
+        self.t_ns = self.open_ns if start_s is None else day_ns + start_s * 1_000_000_000
         self.seq = 0
         self.volume = 0
         self.efficient = float(round(spec.price * 10_000 / CENT) * CENT)  # price units

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from worker.baselines import TWAP, AlmgrenChriss
+from worker.env import ACTIONS, EnvConfig, ExecutionEnv
+from worker.policy import Action, PriceKind
+
+SMALL = EnvConfig(window_s=600, decision_s=30, depth=3)
+
+
+def test_passes_the_gymnasium_env_checker() -> None:
+    check_env(ExecutionEnv(SMALL), skip_render_check=True)
+
+
+def test_registered_under_its_id() -> None:
+    env = gym.make("paceline/Execution-v0", config=SMALL)
+    obs, _ = env.reset(seed=1)
+    assert env.observation_space.contains(obs)
+
+
+def test_same_seed_same_episode() -> None:
+    a, b = ExecutionEnv(SMALL), ExecutionEnv(SMALL)
+    oa, _ = a.reset(seed=7)
+    ob, _ = b.reset(seed=7)
+    assert np.array_equal(oa, ob)
+    for act in [1, 3, 0, 2, 5, 4] * 4:
+        ra, rb = a.step(act), b.step(act)
+        assert np.array_equal(ra[0], rb[0]) and ra[1] == rb[1]
+        if ra[2]:
+            break
+
+
+@pytest.mark.parametrize("index", range(len(ACTIONS)))
+def test_every_action_ends_with_the_job_complete(index: int) -> None:
+    env = ExecutionEnv(SMALL)
+    env.reset(seed=index)
+    total, done, info = 0.0, False, {}
+    while not done:
+        _, r, done, _, info = env.step(index)
+        total += r
+    assert info["filled"] == info["quantity"]
+    # The reward is the shortfall, step by step, plus the leftover penalty: its sum is -IS minus the penalty.
+    assert total <= -info["is_bps"] + 1e-6
+
+
+def test_reward_is_implementation_shortfall_against_arrival() -> None:
+    env = ExecutionEnv(SMALL)
+    env.reset(seed=11, options={"side": "BUY", "quantity": 1000})
+    arrival = env.features.arrival_mid
+    _, r, _, _, _ = env.step_action(Action(PriceKind.MARKET, 1000))
+    assert env.filled == 1000
+    assert r == pytest.approx(-1e4 * (env.notional / 1000 - arrival) / arrival)
+    assert r < 0  # buying at the ask costs at least half the spread
+
+
+def test_baselines_run_in_the_environment() -> None:
+    env = ExecutionEnv(SMALL)
+    for policy in (TWAP(), AlmgrenChriss(kappa_t=3.0)):
+        info = env.run_policy(policy, seed=5, options={"quantity": 6_000})
+        assert info["filled"] == 6_000 and np.isfinite(info["is_bps"])
