@@ -94,6 +94,61 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
+def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.env import EnvConfig
+    from worker.train import train
+
+    out = Path(args.out) if args.out else settings.policy_dir
+    cfg = EnvConfig(window_s=args.window, decision_s=args.decision)
+    vdir = train(out, args.name, steps=args.steps, seed=args.seed, n_envs=args.envs, config=cfg,
+                 checkpoint_dir=Path(args.checkpoints) if args.checkpoints else None,
+                 progress=not args.no_progress, eval_episodes=args.eval_episodes)  # fmt: skip
+    print(f"policy written to {vdir}")
+    print((vdir / "manifest.json").read_text())
+    return 0
+
+
+def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
+    from worker import policy_files
+
+    reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
+    if args.action == "list":
+        for row in reg.describe():
+            status = "valid" if row["valid"] else f"INVALID: {row['reason']}"
+            figures = row.get("evaluation", {}).get("minus_twap_bps")
+            extra = f"  vs TWAP {figures['mean']:+.2f} ± {figures['ci95']:.2f} bps" if figures else ""
+            print(f"{row['name']:20s} v{row['version']:<3d} {status}{extra}")
+        return 0
+    if args.action == "validate":
+        target = Path(args.target) if args.target and Path(args.target).is_dir() else None
+        try:
+            if target is not None:
+                manifest, _ = policy_files.validate(target)
+            else:
+                manifest = reg.load(args.target or "rl-exec").manifest
+        except policy_files.PolicyError as exc:
+            print(f"invalid: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"valid: {manifest.name} v{manifest.version} (observation schema v{manifest.obs_schema_version})"
+        )
+        return 0
+    from worker import evaluate
+    from worker.env import EnvConfig
+
+    policies = evaluate.baselines()
+    for name in args.target.split(",") if args.target else reg.names():
+        try:
+            policies[name] = reg.load(name).module
+        except policy_files.PolicyError as exc:
+            print(f"skipping {name}: {exc}", file=sys.stderr)
+    results = evaluate.run(policies, args.episodes, EnvConfig())
+    md, png = evaluate.report(results, Path(args.out))
+    print(md)
+    print(f"plot: {png}")
+    return 0
+
+
 def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.service import Receiver
     from receiver.sources import FeedMerger, Record, lobster, synthetic, tick_file
@@ -172,6 +227,27 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batching", action="store_true", help="batch sends (throughput over latency)")
     r.add_argument("--name", default="main", help="producer names derive from it (de-duplication on restart)")
     r.set_defaults(func=_cmd_receiver)
+
+    t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
+    t.add_argument("--name", default="rl-exec")
+    t.add_argument("--steps", type=int, default=120_000, help="environment steps (decisions)")
+    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--envs", type=int, default=4, help="environments stepped together")
+    t.add_argument("--window", type=int, default=1800, help="seconds of market per episode")
+    t.add_argument("--decision", type=int, default=30, help="seconds between decisions")
+    t.add_argument("--out", help="policy folder (default: PACELINE_POLICY_DIR, the repo's policies/)")
+    t.add_argument("--checkpoints", help="save training checkpoints here")
+    t.add_argument("--eval-episodes", type=int, default=40)
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_cmd_train)
+
+    pol = sub.add_parser("policy", help="list, validate and evaluate policy files")
+    pol.add_argument("action", choices=["list", "validate", "evaluate"])
+    pol.add_argument("target", nargs="?", help="validate: a version folder or a name; evaluate: names (a,b)")
+    pol.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
+    pol.add_argument("--episodes", type=int, default=200, help="evaluate: held-out episodes")
+    pol.add_argument("--out", default="reports/evaluation", help="evaluate: where the report and plot go")
+    pol.set_defaults(func=_cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
     be.add_argument("what", choices=["codec", "receiver", "market"])
