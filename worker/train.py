@@ -76,4 +76,3 @@ def train(
         "data": "synthetic market (market.synthetic), training seeds from the env's RNG",
     }  # fmt: skip
     return policy_files.save(net, out_dir, name, version, training=training, evaluation=evaluation)
-

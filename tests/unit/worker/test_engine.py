@@ -1,0 +1,213 @@
+"""The worker's decision engine over the synthetic market, with the shared fill model as the venue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from market.fills import FillModel
+from market.prices import to_float, to_units
+from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from models import (
+    AckStatus,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    Fill,
+    JobAssignment,
+    OrdType,
+    ParentOrder,
+    Side,
+    Strategy,
+    Tick,
+)
+from worker import policy_files
+from worker.engine import Engine
+from worker.nets import PolicyNet
+from worker.policy_files import PolicyRegistry
+
+S = 1_000_000_000
+
+
+def _market(minutes: int, symbol: str = "AAPL", seed: int = 1) -> Iterator[Tick]:
+    start = SESSION_OPEN_S + 3600
+    yield from SymbolSim(
+        SymbolSpec(symbol), seed, depth=3, start_s=start - 60, close_s=start + minutes * 60 + 120
+    )
+
+
+def _assignment(job: str, qty: int, t0: int, minutes: int, strategy: Strategy = Strategy.TWAP, epoch: int = 1,
+                worker: str = "w1", **kw: object) -> JobAssignment:  # fmt: skip
+    parent = ParentOrder(
+        parent_id=f"P-{job}", client_id="C1", cl_ord_id=f"c-{job}", symbol=str(kw.pop("symbol", "AAPL")),
+        side=Side(str(kw.pop("side", "BUY"))), quantity=qty, start_ns=t0, end_ns=t0 + minutes * 60 * S,
+        strategy=strategy, ts_init=t0, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return JobAssignment(job_id=job, worker_id=worker, epoch=epoch, parent=parent, quantity=qty, ts_init=t0)
+
+
+class Venue:
+    """Executes child actions with market.fills and reports fills back to the engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.fm, self.n = engine, FillModel(), 0
+        self.owner: dict[str, ChildOrderAction] = {}
+        self.filled: dict[str, int] = {}
+
+    def _fill(self, a: ChildOrderAction, price: int, qty: int, tick: Tick) -> None:
+        self.n += 1
+        self.filled[a.job_id] = self.filled.get(a.job_id, 0) + qty
+        self.engine.on_fill(Fill(fill_id=f"F{self.n}", child_id=a.child_id, job_id=a.job_id, parent_id=a.parent_id,
+                                 symbol=a.symbol, side=a.side, qty=qty, px=to_float(price), ts_event=tick.ts_event,
+                                 ts_init=tick.ts_event))  # fmt: skip
+
+    def handle(self, actions: list[ChildOrderAction], tick: Tick) -> None:
+        for a in actions:
+            if a.action is ChildAction.CANCEL:
+                left = self.fm.cancel(a.child_id)
+                self.engine.on_ack(ChildOrderAck(child_id=a.child_id, job_id=a.job_id, epoch=a.epoch,
+                                                 status=AckStatus.CANCELED, leaves_qty=left, ts_event=tick.ts_event,
+                                                 ts_init=tick.ts_event))  # fmt: skip
+                continue
+            self.owner[a.child_id] = a
+            if a.ord_type is OrdType.MARKET:
+                execs = self.fm.market(a.child_id, a.side, a.quantity, tick)
+            else:
+                execs = self.fm.limit(a.child_id, a.side, a.quantity, to_units(a.limit_px or 0), tick)
+            for e in execs:
+                self._fill(a, e.price, e.qty, tick)
+            if a.ord_type is OrdType.MARKET:
+                done = sum(e.qty for e in execs)
+                self.engine.on_ack(ChildOrderAck(child_id=a.child_id, job_id=a.job_id, epoch=a.epoch,
+                                                 status=AckStatus.DONE, leaves_qty=0, ts_event=tick.ts_event,
+                                                 ts_init=tick.ts_event))  # fmt: skip
+                assert done <= a.quantity
+
+    def on_tick(self, tick: Tick) -> None:
+        for e in self.fm.on_tick(tick):
+            self._fill(self.owner[e.order_id], e.price, e.qty, tick)
+
+
+def _run(engine: Engine, ticks: Iterator[Tick], venue: Venue | None = None) -> list[ChildOrderAction]:
+    venue = venue or Venue(engine)
+    sent: list[ChildOrderAction] = []
+    for tick in ticks:
+        venue.on_tick(tick)
+        actions = engine.on_tick(tick)
+        sent += actions
+        venue.handle(actions, tick)
+    return sent
+
+
+def _first_tick(minutes: int = 20) -> tuple[int, Iterator[Tick]]:
+    ticks = _market(minutes)
+    first = next(ticks)
+    return first.ts_event + 30 * S, ticks
+
+
+@pytest.mark.parametrize("strategy", [Strategy.TWAP, Strategy.VWAP, Strategy.IS, Strategy.POV])
+def test_a_baseline_job_completes_exactly(strategy: Strategy) -> None:
+    t0, ticks = _first_tick()
+    eng = Engine("w1")
+    kw = {"participation_rate": 0.5} if strategy is Strategy.POV else {}
+    assert eng.assign(_assignment("J1", 5_000, t0, 15, strategy, **kw))
+    venue = Venue(eng)
+    sent = _run(eng, ticks, venue)
+    job = eng.jobs["J1"]
+    assert job.filled == venue.filled["J1"] == 5_000 and job.finished
+    news = [a for a in sent if a.action is ChildAction.NEW]
+    assert len({a.child_id for a in news}) == len(news)  # deterministic, unique ids
+    assert all(a.epoch == 1 and a.child_id.startswith("J1.1.") for a in news)
+    # Event-time decisions: never two decisions for one job within one decision interval
+    times = sorted({a.ts_event for a in news})
+    assert all(b - a >= 29 * S for a, b in zip(times, times[1:], strict=False)) or strategy is Strategy.POV
+
+
+def test_twap_sends_even_slices_in_event_time() -> None:
+    t0, ticks = _first_tick()
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 3_000, t0, 10))
+    news = [a for a in _run(eng, ticks) if a.action is ChildAction.NEW]
+    # 3,000 over twenty 30-second decisions: 150 a decision, sent in whole lots as the schedule allows.
+    assert sum(a.quantity for a in news) == 3_000
+    assert all(a.quantity in (100, 200) for a in news)
+    assert all(a.ts_event >= t0 for a in news)
+    cum = 0
+    for a in news:
+        cum += a.quantity
+        elapsed = (a.ts_event - t0) / (10 * 60 * S)
+        assert cum <= 3_000 * min(1.0, elapsed) + 200
+
+
+def test_never_asks_for_more_than_is_left() -> None:
+    t0, ticks = _first_tick()
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 2_000, t0, 10))
+    working = 0
+    for tick in ticks:  # a venue that never fills: open quantity must cap new orders
+        for a in eng.on_tick(tick):
+            if a.action is ChildAction.NEW:
+                working += a.quantity
+            assert working <= 2_000
+
+
+def test_stale_epochs_and_other_workers_are_refused_and_revocation_drops() -> None:
+    eng = Engine("w1")
+    t0 = 10**18
+    assert eng.assign(_assignment("J1", 1_000, t0, 10, epoch=2))
+    assert not eng.assign(_assignment("J1", 1_000, t0, 10, epoch=2))
+    assert not eng.assign(_assignment("J1", 1_000, t0, 10, epoch=1))
+    assert not eng.assign(_assignment("J2", 1_000, t0, 10, worker="w2"))
+    assert eng.assign(_assignment("J1", 600, t0, 10, epoch=3))
+    assert eng.jobs["J1"].quantity == 600
+    revoke = _assignment("J1", 600, t0, 10, epoch=4).model_copy(update={"revoked": True})
+    assert eng.assign(revoke) and "J1" not in eng.jobs
+
+
+def test_a_redelivered_fill_counts_once() -> None:
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 1_000, 10**18, 10))
+    fill = Fill(fill_id="F1", child_id="J1.1.0", job_id="J1", parent_id="P-J1", symbol="AAPL", side=Side.BUY,
+                qty=100, px=100.0, ts_event=1, ts_init=1)  # fmt: skip
+    eng.on_fill(fill)
+    eng.on_fill(fill)
+    assert eng.jobs["J1"].filled == 100
+
+
+def _policy_dir(tmp_path: Path) -> PolicyRegistry:
+    torch.manual_seed(0)
+    policy_files.save(PolicyNet(), tmp_path, "rl-exec", 1)
+    return PolicyRegistry(tmp_path)
+
+
+def test_rl_jobs_are_decided_in_one_batch(tmp_path: Path) -> None:
+    reg = _policy_dir(tmp_path)
+    t0, ticks = _first_tick()
+    eng = Engine("w1", reg)
+    for i in range(50):
+        eng.assign(_assignment(f"J{i}", 2_000, t0, 10, Strategy.RL))
+    pol = reg.load("rl-exec")
+    calls: list[int] = []
+    original = pol.scores
+    pol.scores = lambda batch: calls.append(len(batch)) or original(batch)  # type: ignore[method-assign]
+    venue = Venue(eng)
+    _run(eng, ticks, venue)
+    assert calls and max(calls) == 50  # all fifty jobs decided in one forward pass
+    assert all(venue.filled.get(f"J{i}") == 2_000 for i in range(50))
+
+
+def test_a_nan_policy_falls_back_to_twap_and_is_counted(tmp_path: Path) -> None:
+    reg = _policy_dir(tmp_path)
+    seen: list[str] = []
+    eng = Engine("w1", reg, on_fallback=seen.append)
+    t0, ticks = _first_tick()
+    eng.assign(_assignment("J1", 2_000, t0, 10, Strategy.RL))
+    pol = reg.load("rl-exec")
+    pol.scores = lambda batch: batch[:, :6] * float("nan")  # type: ignore[method-assign]
+    venue = Venue(eng)
+    _run(eng, ticks, venue)
+    assert pol.fallbacks > 0 and seen and seen[0] == "rl-exec@1"
+    assert venue.filled["J1"] == 2_000

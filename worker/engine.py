@@ -1,0 +1,273 @@
+"""The worker's decision engine: per-job state, decisions on event time, child-order actions. No I/O.
+
+- Jobs on the same symbol share its ticks; each job decides every ``decision_s`` seconds of *event* time
+  (the ticks' clock, never the wall clock), so a replay at 100x behaves exactly like live.
+- Jobs due at the same tick are decided together: one forward pass per policy file for all of them.
+- Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
+  is recognised downstream, and an action from a stale epoch is refused by the endpoint.
+- The engine never asks for more than the job's quantity less what is filled and what is still open.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S
+from models import (
+    AckStatus,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    Fill,
+    JobAssignment,
+    OrdType,
+    Side,
+    Strategy,
+    Tick,
+    now_ns,
+)
+from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
+from worker.env import scale
+from worker.features import Features
+from worker.policy import Action, JobContext, Policy, PriceKind
+from worker.policy_files import LoadedPolicy, PolicyRegistry
+
+TICK = 0.01
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+def _day_frac(ts_ns: int) -> float:
+    sec = (ts_ns % _DAY_NS) / 1e9
+    return min(1.0, max(0.0, (sec - SESSION_OPEN_S) / (SESSION_CLOSE_S - SESSION_OPEN_S)))
+
+
+@dataclass
+class OpenChild:
+    child_id: str
+    leaves: int
+
+
+@dataclass
+class Job:
+    assignment: JobAssignment
+    features: Features
+    policy: Policy | LoadedPolicy
+    context: JobContext
+    slice_qty: int
+    next_decision_ns: int
+    decisions: int = 0
+    filled: int = 0
+    open: dict[str, OpenChild] = field(default_factory=dict)
+    finished: bool = False
+    fills_seen: set[str] = field(default_factory=set)
+
+    @property
+    def job_id(self) -> str:
+        return self.assignment.job_id
+
+    @property
+    def quantity(self) -> int:
+        return self.assignment.quantity
+
+    @property
+    def open_qty(self) -> int:
+        return sum(c.leaves for c in self.open.values())
+
+
+class Engine:
+    def __init__(
+        self,
+        worker_id: str,
+        registry: PolicyRegistry | None = None,
+        *,
+        decision_s: int = 30,
+        default_rl: str = "rl-exec",
+        on_fallback: Callable[[str], None] | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.registry = registry
+        self.decision_ns = decision_s * 1_000_000_000
+        self.default_rl = default_rl
+        self.on_fallback = on_fallback
+        self.jobs: dict[str, Job] = {}
+        self.by_symbol: dict[str, set[str]] = defaultdict(set)
+
+    # --- assignments ----------------------------------------------------------------------------------
+    def _policy_for(self, a: JobAssignment) -> Policy | LoadedPolicy:
+        p = a.parent
+        if p.strategy is Strategy.RL or p.policy:
+            if self.registry is None:
+                raise ValueError("no policy folder configured for an RL job")
+            return self.registry.load(p.policy or self.default_rl)
+        start, end = _day_frac(p.start_ns), _day_frac(p.end_ns)
+        if p.strategy is Strategy.VWAP:
+            return VWAP(curve=volume_curve(start, end))
+        if p.strategy is Strategy.POV:
+            return POV(rate=p.participation_rate or 0.1)
+        if p.strategy is Strategy.IS:
+            return AlmgrenChriss(kappa_t=2.0)
+        return TWAP()
+
+    def assign(self, a: JobAssignment) -> bool:
+        """Take (or re-take under a newer epoch) a job; False if the assignment is stale or not ours."""
+        current = self.jobs.get(a.job_id)
+        if a.worker_id != self.worker_id or (current is not None and a.epoch <= current.assignment.epoch):
+            return False
+        if a.revoked:
+            self.drop(a.job_id)
+            return True
+        p = a.parent
+        start = max(p.start_ns, current.features.last.ts_event if current and current.features.last else 0)
+        n_decisions = max(1, (p.end_ns - start) // self.decision_ns)
+        job = Job(
+            assignment=a,
+            features=Features(p.side, a.quantity, start, p.end_ns),
+            policy=self._policy_for(a),
+            context=JobContext(quantity=a.quantity, participation_rate=p.participation_rate),
+            slice_qty=max(100, round(a.quantity / n_decisions / 100) * 100),
+            next_decision_ns=start,
+        )
+        self.drop(a.job_id)
+        self.jobs[a.job_id] = job
+        self.by_symbol[p.symbol].add(a.job_id)
+        return True
+
+    def drop(self, job_id: str) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job is not None:
+            self.by_symbol[job.assignment.parent.symbol].discard(job_id)
+
+    # --- market data and decisions --------------------------------------------------------------------
+    def on_tick(self, tick: Tick) -> list[ChildOrderAction]:
+        due: list[Job] = []
+        out: list[ChildOrderAction] = []
+        for job_id in list(self.by_symbol.get(tick.symbol, ())):
+            job = self.jobs[job_id]
+            job.features.on_tick(tick)
+            if job.finished or tick.ts_event < job.next_decision_ns:
+                continue
+            if tick.ts_event >= job.assignment.parent.end_ns:
+                out += self._finish(job, tick)
+            else:
+                due.append(job)
+        out += self._decide(due, tick)
+        return out
+
+    def _decide(self, due: list[Job], tick: Tick) -> list[ChildOrderAction]:
+        out: list[ChildOrderAction] = []
+        by_file: dict[int, list[Job]] = defaultdict(list)
+        for job in due:
+            # The next decision time on the grid after this tick (gaps in the data skip slots).
+            behind = (tick.ts_event - job.next_decision_ns) // self.decision_ns + 1
+            job.next_decision_ns += self.decision_ns * max(1, behind)
+            if isinstance(job.policy, LoadedPolicy):
+                by_file[id(job.policy)].append(job)
+            else:
+                obs = job.features.observe(tick.ts_event, job.filled, job.open_qty)
+                out += self._act(job, job.policy.decide(obs, job.context), tick)
+        for jobs in by_file.values():  # one forward pass per policy file for every job due now
+            pol = jobs[0].policy
+            assert isinstance(pol, LoadedPolicy)
+            batch = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
+            scores = pol.scores(np.stack([scale(o) for o in batch]))
+            for job, o, row in zip(jobs, batch, scores, strict=True):
+                if np.isfinite(row).all():
+                    action = pol.action_of(int(row.argmax()), job.slice_qty)
+                else:
+                    pol.fallbacks += 1
+                    if self.on_fallback:
+                        self.on_fallback(pol.name)
+                    action = pol.fallback.decide(o, job.context)
+                out += self._act(job, action, tick)
+        return out
+
+    def _finish(self, job: Job, tick: Tick) -> list[ChildOrderAction]:
+        """End of the window: cancel what rests, send what is left at market (as the RL environment does)."""
+        out = self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
+        job.finished = True
+        return out
+
+    def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildOrderAction]:
+        out = [self._child(job, ChildAction.CANCEL, c.child_id, 0, tick) for c in job.open.values()]
+        # Cancels are requests: until confirmed, their leaves still count against what we may send.
+        room = job.quantity - job.filled - job.open_qty
+        qty = min(action.quantity, room)
+        if action.price is PriceKind.HOLD or qty <= 0:
+            return out
+        p = job.assignment.parent
+        buy = p.side is Side.BUY
+        ord_type, px = OrdType.LIMIT, None
+        if action.price is PriceKind.MARKET:
+            ord_type = OrdType.MARKET if p.limit_px is None else OrdType.LIMIT
+            px = p.limit_px
+        elif action.price is PriceKind.LIMIT_TOUCH:
+            px = tick.bid_px if buy else tick.ask_px
+        else:
+            inside = round((tick.bid_px + TICK) if buy else (tick.ask_px - TICK), 2)
+            px = inside if tick.bid_px < inside < tick.ask_px else (tick.bid_px if buy else tick.ask_px)
+        if px is not None and p.limit_px is not None:
+            px = min(px, p.limit_px) if buy else max(px, p.limit_px)
+        child_id = f"{job.job_id}.{job.assignment.epoch}.{job.decisions}"
+        job.decisions += 1
+        out.append(self._child(job, ChildAction.NEW, child_id, qty, tick, ord_type=ord_type, px=px))
+        job.open[child_id] = OpenChild(child_id, qty)
+        return out
+
+    def _child(
+        self,
+        job: Job,
+        action: ChildAction,
+        child_id: str,
+        qty: int,
+        tick: Tick,
+        *,
+        ord_type: OrdType = OrdType.MARKET,
+        px: float | None = None,
+    ) -> ChildOrderAction:
+        p = job.assignment.parent
+        return ChildOrderAction(
+            action=action,
+            child_id=child_id,
+            job_id=job.job_id,
+            parent_id=p.parent_id,
+            worker_id=self.worker_id,
+            epoch=job.assignment.epoch,
+            symbol=p.symbol,
+            side=p.side,
+            quantity=qty,
+            ord_type=ord_type,
+            limit_px=px,
+            ts_event=tick.ts_event,
+            ts_init=now_ns(),
+            tick_seq=tick.seq,
+        )
+
+    # --- executions -----------------------------------------------------------------------------------
+    def on_fill(self, fill: Fill) -> None:
+        job = self.jobs.get(fill.job_id)
+        if job is None or fill.fill_id in job.fills_seen:
+            return  # not ours any more, or a redelivery: every fill counts once
+        job.fills_seen.add(fill.fill_id)
+        job.filled += fill.qty
+        job.features.add_own_fill(fill.qty, fill.px)
+        child = job.open.get(fill.child_id)
+        if child is not None:
+            child.leaves -= fill.qty
+            if child.leaves <= 0:
+                del job.open[fill.child_id]
+
+    def on_ack(self, ack: ChildOrderAck) -> None:
+        job = self.jobs.get(ack.job_id)
+        if job is None or ack.epoch != job.assignment.epoch:
+            return
+        if ack.status in (AckStatus.CANCELED, AckStatus.DONE, AckStatus.REJECTED):
+            job.open.pop(ack.child_id, None)
+        elif ack.child_id in job.open:
+            job.open[ack.child_id].leaves = ack.leaves_qty
+
+    def refs(self) -> list[tuple[str, int]]:
+        return [(j.job_id, j.assignment.epoch) for j in self.jobs.values()]
