@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,30 @@ def _market(minutes: int, symbol: str = "AAPL", seed: int = 1) -> Iterator[Tick]
     )
 
 
-def _assignment(job: str, qty: int, t0: int, minutes: int, strategy: Strategy = Strategy.TWAP, epoch: int = 1,
-                worker: str = "w1", **kw: object) -> JobAssignment:  # fmt: skip
+def _assignment(
+    job: str,
+    qty: int,
+    t0: int,
+    minutes: int,
+    strategy: Strategy = Strategy.TWAP,
+    *,
+    epoch: int = 1,
+    worker: str = "w1",
+    **kw: object,
+) -> JobAssignment:
     parent = ParentOrder(
-        parent_id=f"P-{job}", client_id="C1", cl_ord_id=f"c-{job}", symbol=str(kw.pop("symbol", "AAPL")),
-        side=Side(str(kw.pop("side", "BUY"))), quantity=qty, start_ns=t0, end_ns=t0 + minutes * 60 * S,
-        strategy=strategy, ts_init=t0, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
+        parent_id=f"P-{job}",
+        client_id="C1",
+        cl_ord_id=f"c-{job}",
+        symbol=str(kw.pop("symbol", "AAPL")),
+        side=Side(str(kw.pop("side", "BUY"))),
+        quantity=qty,
+        start_ns=t0,
+        end_ns=t0 + minutes * 60 * S,
+        strategy=strategy,
+        ts_init=t0,
+        **kw,  # type: ignore[arg-type]
+    )
     return JobAssignment(job_id=job, worker_id=worker, epoch=epoch, parent=parent, quantity=qty, ts_init=t0)
 
 
@@ -60,17 +78,36 @@ class Venue:
     def _fill(self, a: ChildOrderAction, price: int, qty: int, tick: Tick) -> None:
         self.n += 1
         self.filled[a.job_id] = self.filled.get(a.job_id, 0) + qty
-        self.engine.on_fill(Fill(fill_id=f"F{self.n}", child_id=a.child_id, job_id=a.job_id, parent_id=a.parent_id,
-                                 symbol=a.symbol, side=a.side, qty=qty, px=to_float(price), ts_event=tick.ts_event,
-                                 ts_init=tick.ts_event))  # fmt: skip
+        self.engine.on_fill(
+            Fill(
+                fill_id=f"F{self.n}",
+                child_id=a.child_id,
+                job_id=a.job_id,
+                parent_id=a.parent_id,
+                symbol=a.symbol,
+                side=a.side,
+                qty=qty,
+                px=to_float(price),
+                ts_event=tick.ts_event,
+                ts_init=tick.ts_event,
+            )
+        )
 
     def handle(self, actions: list[ChildOrderAction], tick: Tick) -> None:
         for a in actions:
             if a.action is ChildAction.CANCEL:
                 left = self.fm.cancel(a.child_id)
-                self.engine.on_ack(ChildOrderAck(child_id=a.child_id, job_id=a.job_id, epoch=a.epoch,
-                                                 status=AckStatus.CANCELED, leaves_qty=left, ts_event=tick.ts_event,
-                                                 ts_init=tick.ts_event))  # fmt: skip
+                self.engine.on_ack(
+                    ChildOrderAck(
+                        child_id=a.child_id,
+                        job_id=a.job_id,
+                        epoch=a.epoch,
+                        status=AckStatus.CANCELED,
+                        leaves_qty=left,
+                        ts_event=tick.ts_event,
+                        ts_init=tick.ts_event,
+                    )
+                )
                 continue
             self.owner[a.child_id] = a
             if a.ord_type is OrdType.MARKET:
@@ -81,9 +118,17 @@ class Venue:
                 self._fill(a, e.price, e.qty, tick)
             if a.ord_type is OrdType.MARKET:
                 done = sum(e.qty for e in execs)
-                self.engine.on_ack(ChildOrderAck(child_id=a.child_id, job_id=a.job_id, epoch=a.epoch,
-                                                 status=AckStatus.DONE, leaves_qty=0, ts_event=tick.ts_event,
-                                                 ts_init=tick.ts_event))  # fmt: skip
+                self.engine.on_ack(
+                    ChildOrderAck(
+                        child_id=a.child_id,
+                        job_id=a.job_id,
+                        epoch=a.epoch,
+                        status=AckStatus.DONE,
+                        leaves_qty=0,
+                        ts_event=tick.ts_event,
+                        ts_init=tick.ts_event,
+                    )
+                )
                 assert done <= a.quantity
 
     def on_tick(self, tick: Tick) -> None:
@@ -123,7 +168,7 @@ def test_a_baseline_job_completes_exactly(strategy: Strategy) -> None:
     assert all(a.epoch == 1 and a.child_id.startswith("J1.1.") for a in news)
     # Event-time decisions: never two decisions for one job within one decision interval
     times = sorted({a.ts_event for a in news})
-    assert all(b - a >= 29 * S for a, b in zip(times, times[1:], strict=False)) or strategy is Strategy.POV
+    assert all(b - a >= 29 * S for a, b in pairwise(times)) or strategy is Strategy.POV
 
 
 def test_twap_sends_even_slices_in_event_time() -> None:
@@ -170,8 +215,18 @@ def test_stale_epochs_and_other_workers_are_refused_and_revocation_drops() -> No
 def test_a_redelivered_fill_counts_once() -> None:
     eng = Engine("w1")
     eng.assign(_assignment("J1", 1_000, 10**18, 10))
-    fill = Fill(fill_id="F1", child_id="J1.1.0", job_id="J1", parent_id="P-J1", symbol="AAPL", side=Side.BUY,
-                qty=100, px=100.0, ts_event=1, ts_init=1)  # fmt: skip
+    fill = Fill(
+        fill_id="F1",
+        child_id="J1.1.0",
+        job_id="J1",
+        parent_id="P-J1",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=100,
+        px=100.0,
+        ts_event=1,
+        ts_init=1,
+    )
     eng.on_fill(fill)
     eng.on_fill(fill)
     assert eng.jobs["J1"].filled == 100
