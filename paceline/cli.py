@@ -149,6 +149,32 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import threading
+
+    import torch
+
+    from runtime import metrics
+    from runtime.bus import Bus
+    from worker.policy_files import PolicyRegistry
+    from worker.service import WorkerService
+
+    torch.set_num_threads(1)  # inference at batch sizes this small is fastest on one thread
+    metrics.serve(settings.metrics_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Bus(settings.pulsar_url) as bus:
+        svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
+                            decision_s=args.decision)  # fmt: skip
+        svc.start()
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        svc.stop()
+    return 0
+
+
 def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.service import Receiver
     from receiver.sources import FeedMerger, Record, lobster, synthetic, tick_file
@@ -227,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--batching", action="store_true", help="batch sends (throughput over latency)")
     r.add_argument("--name", default="main", help="producer names derive from it (de-duplication on restart)")
     r.set_defaults(func=_cmd_receiver)
+
+    w = sub.add_parser("worker", help="run an execution worker: assignments in, child-order actions out")
+    w.add_argument("--id", default="worker-1", help="worker id (assignments name it)")
+    w.add_argument("--capacity", type=int, default=1_000, help="most jobs at once")
+    w.add_argument("--decision", type=int, default=30, help="seconds of event time between decisions")
+    w.set_defaults(func=_cmd_worker)
 
     t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
     t.add_argument("--name", default="rl-exec")

@@ -193,7 +193,8 @@ class Consumer(Generic[M]):
         """The delivery, or None after quarantining an undecodable payload."""
         data = msg.data()
         try:
-            message = codec.decode(data, self.model)
+            # Message itself as the model means "any kind" (topics that carry acks and fills together).
+            message: Any = codec.decode_any(data) if self.model is Message else codec.decode(data, self.model)
         except codec.DecodeError as exc:
             self._reject(msg, exc)
             return None
@@ -354,7 +355,27 @@ class Bus:
         from_earliest: bool = True,
         receiver_queue_size: int = 1_000,
         consumer_name: str | None = None,
+        handler: Callable[[Delivery[M]], None] | None = None,
     ) -> Consumer[M]:
+        """Subscribe. With ``handler``, messages are pushed to it on the client's single listener thread
+        (so handlers never run concurrently): acknowledged when it returns, negatively acknowledged (and
+        counted) when it raises. Without, pull them with ``receive``."""
+        holder: list[Consumer[M]] = []
+
+        def _listener(_raw: Any, msg: Any) -> None:
+            consumer = holder[0]
+            delivery = consumer._decode(msg)
+            if delivery is None or handler is None:
+                return
+            try:
+                handler(delivery)
+            except Exception:
+                metrics.BUS_HANDLER_ERRORS.labels(consumer._stream).inc()
+                _log.exception("handler failed on %s; message will be redelivered", consumer.topic)
+                consumer._raw.negative_acknowledge(msg)
+                return
+            consumer._raw.acknowledge(msg)
+
         kw: dict[str, Any] = {
             "consumer_type": kind.value,
             "initial_position": (
@@ -365,11 +386,23 @@ class Bus:
         }
         if consumer_name is not None:
             kw["consumer_name"] = consumer_name
+        # The listener may fire before subscribe() returns: it waits until the Consumer wrapper exists.
+        ready = threading.Event()
+        if handler is not None:
+
+            def _wait_then(raw: Any, msg: Any) -> None:
+                ready.wait()
+                _listener(raw, msg)
+
+            kw["message_listener"] = _wait_then
         try:
             raw = self._client.subscribe(topic, subscription, **kw)
         except Exception as exc:
             raise BusError(f"cannot subscribe {subscription!r} to {topic}: {exc}") from exc
-        return Consumer(self, raw, topic, subscription, model)
+        consumer = Consumer(self, raw, topic, subscription, model)
+        holder.append(consumer)
+        ready.set()
+        return consumer
 
     def close(self) -> None:
         self._client.close()

@@ -1,0 +1,108 @@
+"""The Worker service against the real broker: ticks in, child orders out, fills back, job complete."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from market.fills import FillModel
+from market.prices import to_float, to_units
+from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from models import (
+    ChildAction,
+    ChildOrderAction,
+    Fill,
+    JobAssignment,
+    OrdType,
+    ParentOrder,
+    Side,
+    Strategy,
+    Tick,
+    WorkerHeartbeat,
+    topics,
+)
+from receiver.service import Receiver
+from runtime.bus import Bus, Delivery
+from worker.service import WorkerService
+
+pytestmark = pytest.mark.broker
+S = 1_000_000_000
+
+
+def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    symbol, job_id, worker_id = f"W{tag.upper()}", f"J{tag}", f"w-{tag}"
+    start_s = SESSION_OPEN_S + 3600
+    ticks = list(SymbolSim(SymbolSpec(symbol), 3, depth=2, start_s=start_s - 30, close_s=start_s + 6 * 60))
+    t0 = start_s * S + (ticks[0].ts_event - ticks[0].ts_event % (86_400 * S))
+    parent = ParentOrder(parent_id=f"P{tag}", client_id="C1", cl_ord_id=f"c{tag}", symbol=symbol, side=Side.BUY,
+                         quantity=4_000, start_ns=t0, end_ns=t0 + 5 * 60 * S, strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
+    svc = WorkerService(bus, worker_id, None, decision_s=30, heartbeat_s=0.2)
+    svc.start()
+    heartbeats = bus.subscribe(topics.HEARTBEATS, f"hb-{tag}", WorkerHeartbeat, from_earliest=False)
+    # A venue for the test: execute every NEW with the shared fill model, report fills on the job's topic.
+    fm, fills_out = FillModel(), bus.producer(topics.job_executions(job_id))
+    last_tick: list[Tick] = [ticks[0]]
+    received: list[ChildOrderAction] = []
+    n_fill = [0]
+
+    def venue(d: Delivery[ChildOrderAction]) -> None:
+        a = d.message
+        received.append(a)
+        if a.action is not ChildAction.NEW:
+            return
+        tick = last_tick[0]
+        execs = (fm.market(a.child_id, a.side, a.quantity, tick) if a.ord_type is OrdType.MARKET
+                 else fm.limit(a.child_id, a.side, a.quantity, to_units(a.limit_px or 0), tick))  # fmt: skip
+        for e in execs:
+            n_fill[0] += 1
+            fills_out.send(Fill(fill_id=f"F{n_fill[0]}", child_id=a.child_id, job_id=a.job_id, parent_id=a.parent_id,
+                                symbol=a.symbol, side=a.side, qty=e.qty, px=to_float(e.price),
+                                ts_event=tick.ts_event, ts_init=tick.ts_event))  # fmt: skip
+
+    actions = bus.subscribe(topics.job_actions(job_id), f"venue-{tag}", ChildOrderAction, handler=venue)
+    try:
+        bus.producer(topics.ASSIGNMENTS).send(
+            JobAssignment(
+                job_id=job_id, worker_id=worker_id, epoch=1, parent=parent, quantity=4_000, ts_init=t0
+            )
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the worker has taken the job when its heartbeat says so
+            hb = heartbeats.receive(timeout_ms=1000)
+            if hb is not None and any(j.job_id == job_id for j in hb.message.jobs):
+                break
+        else:
+            pytest.fail("the worker never reported the job in a heartbeat")
+        time.sleep(0.5)  # its tick subscription is in place before the first tick is published
+        rx = Receiver(bus, name=f"w{tag}", speed=50.0)
+        done = threading.Event()
+
+        def feed() -> None:
+            for t in ticks:
+                last_tick[0] = t
+                rx.publish(t)
+                time.sleep(0.002)
+            rx.flush()
+            done.set()
+
+        threading.Thread(target=feed, daemon=True).start()
+        done.wait(60)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and svc.engine.jobs[job_id].filled < 4_000:
+            time.sleep(0.2)
+    finally:
+        svc.stop()
+        actions.close()
+        heartbeats.close()
+    news = [a for a in received if a.action is ChildAction.NEW]
+    assert news, "no child orders"
+    assert all(a.epoch == 1 and a.worker_id == worker_id and a.job_id == job_id for a in received)
+    assert len({a.child_id for a in news}) == len(news)
+    assert sum(a.quantity for a in news) >= 4_000  # some limit orders were cancelled and re-sent
+    assert svc.engine.jobs[job_id].filled == 4_000
+    assert sum(a.quantity for a in news if a.ord_type is OrdType.MARKET) <= 4_000

@@ -1,0 +1,201 @@
+"""The Worker service: takes job assignments, runs the decision engine on live ticks, publishes child-order
+actions on each job's topic, consumes the job's acks and fills, and sends heartbeats.
+
+Threads: assignments are handled on a thread of their own (subscribing to a symbol's ticks or a job's
+executions is a blocking call); ticks and executions arrive on the Pulsar client's single listener
+thread, so the engine sees one message at a time; heartbeats have their own thread. A lock guards the
+engine between them.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from models import ChildOrderAck, Fill, JobAssignment, JobRef, Message, Tick, WorkerHeartbeat, now_ns, topics
+from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, SubscriptionKind
+from runtime.logs import get_logger
+from runtime.metrics import LATENCY_BUCKETS
+from worker.engine import Engine
+from worker.policy_files import PolicyError, PolicyRegistry
+
+log = get_logger("paceline.worker")
+
+DECISIONS = Counter("paceline_worker_child_actions_total", "Child-order actions published", ["action"])
+FALLBACKS = Counter(
+    "paceline_worker_policy_fallbacks_total", "Unusable policy outputs replaced by TWAP", ["policy"]
+)
+JOBS = Gauge("paceline_worker_jobs", "Jobs this worker is working")
+REFUSED = Counter("paceline_worker_assignments_refused_total", "Assignments refused", ["reason"])
+DECISION_LATENCY = Histogram(
+    "paceline_worker_tick_to_action_seconds",
+    "Tick received until its actions are sent",
+    buckets=LATENCY_BUCKETS,
+)
+
+
+@dataclass
+class _JobIO:
+    actions: Producer
+    executions: Consumer[Message]
+    sequence: int = 0
+
+
+class WorkerService:
+    def __init__(
+        self,
+        bus: Bus,
+        worker_id: str,
+        registry: PolicyRegistry | None,
+        *,
+        capacity: int = 1_000,
+        decision_s: int = 30,
+        heartbeat_s: float = 1.0,
+    ) -> None:
+        self.bus = bus
+        self.worker_id = worker_id
+        self.registry = registry
+        self.capacity = capacity
+        self.heartbeat_s = heartbeat_s
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.engine = Engine(
+            worker_id, registry, decision_s=decision_s, on_fallback=lambda p: FALLBACKS.labels(p).inc()
+        )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticks: dict[str, Consumer[Tick]] = {}
+        self._jobs: dict[str, _JobIO] = {}
+        self._threads: list[threading.Thread] = []
+        self._hb_seq = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._assignments = self.bus.subscribe(
+            topics.ASSIGNMENTS, f"worker-{self.worker_id}", JobAssignment, kind=SubscriptionKind.EXCLUSIVE
+        )
+        self._heartbeats = self.bus.producer(
+            topics.HEARTBEATS, name=f"hb-{self.worker_id}-{self.incarnation}"
+        )
+        for target in (self._assignment_loop, self._heartbeat_loop):
+            th = threading.Thread(target=target, name=f"{self.worker_id}-{target.__name__}", daemon=True)
+            th.start()
+            self._threads.append(th)
+        log.info("worker started", worker_id=self.worker_id, incarnation=self.incarnation)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=5)
+        for c in self._ticks.values():
+            c.close()
+        for io in self._jobs.values():
+            io.executions.close()
+            io.actions.close()
+        self._assignments.close()
+        self._heartbeats.close()
+
+    # --- assignments ----------------------------------------------------------------------------------
+    def _assignment_loop(self) -> None:
+        while not self._stop.is_set():
+            d = self._assignments.receive(timeout_ms=200)
+            if d is None:
+                continue
+            try:
+                self._on_assignment(d.message)
+            except (PolicyError, BusError, ValueError) as exc:
+                REFUSED.labels(type(exc).__name__).inc()
+                log.error(
+                    "assignment refused", job_id=d.message.job_id, epoch=d.message.epoch, error=str(exc)
+                )
+            self._assignments.ack(d)
+
+    def _on_assignment(self, a: JobAssignment) -> None:
+        if a.worker_id != self.worker_id:
+            return
+        with self._lock:
+            if not a.revoked and a.job_id not in self.engine.jobs and len(self.engine.jobs) >= self.capacity:
+                REFUSED.labels("capacity").inc()
+                log.warning("at capacity; assignment ignored", job_id=a.job_id)
+                return
+            if not self.engine.assign(a):
+                REFUSED.labels("stale").inc()
+                return
+        symbol = a.parent.symbol
+        if a.revoked:
+            self._close_job(a.job_id)
+            log.info("job revoked", job_id=a.job_id, epoch=a.epoch)
+            return
+        self._close_job(a.job_id)  # a newer epoch: new producer name, fresh sequence
+        actions = self.bus.producer(
+            topics.job_actions(a.job_id), name=f"{self.worker_id}.{a.job_id}.e{a.epoch}"
+        )
+        executions = self.bus.subscribe(
+            topics.job_executions(a.job_id), f"worker-{a.job_id}", Message, handler=self._on_execution
+        )
+        with self._lock:
+            self._jobs[a.job_id] = _JobIO(actions, executions)
+            JOBS.set(len(self.engine.jobs))
+        if symbol not in self._ticks:
+            # One subscription per symbol, shared by every job on it; live ticks from now on.
+            self._ticks[symbol] = self.bus.subscribe(
+                topics.ticks(symbol),
+                f"worker-{self.worker_id}",
+                Tick,
+                from_earliest=False,
+                handler=self._on_tick,
+            )
+        log.info("job assigned", job_id=a.job_id, epoch=a.epoch, symbol=symbol, quantity=a.quantity,
+                 strategy=a.parent.strategy.value)  # fmt: skip
+
+    def _close_job(self, job_id: str) -> None:
+        with self._lock:
+            io = self._jobs.pop(job_id, None)
+            JOBS.set(len(self.engine.jobs))
+        if io is not None:
+            io.executions.close()
+            io.actions.close()
+
+    # --- the hot path ---------------------------------------------------------------------------------
+    def _on_tick(self, d: Delivery[Tick]) -> None:
+        t0 = now_ns()
+        with self._lock:
+            actions = self.engine.on_tick(d.message)
+            for a in actions:
+                io = self._jobs.get(a.job_id)
+                if io is None:
+                    continue
+                io.sequence += 1
+                io.actions.send_async(a, key=a.job_id, sequence_id=io.sequence)
+                DECISIONS.labels(a.action.value).inc()
+        if actions:
+            DECISION_LATENCY.observe((now_ns() - t0) / 1e9)
+
+    def _on_execution(self, d: Delivery[Message]) -> None:
+        msg = d.message
+        with self._lock:
+            if isinstance(msg, Fill):
+                self.engine.on_fill(msg)
+            elif isinstance(msg, ChildOrderAck):
+                self.engine.on_ack(msg)
+
+    # --- heartbeats -----------------------------------------------------------------------------------
+    def heartbeat(self) -> WorkerHeartbeat:
+        with self._lock:
+            jobs = tuple(JobRef(job_id=j, epoch=e) for j, e in self.engine.refs())
+        policies = ("twap", "vwap", "pov", "is", *(self.registry.names() if self.registry else ()))
+        self._hb_seq += 1
+        return WorkerHeartbeat(
+            worker_id=self.worker_id, incarnation=self.incarnation, seq=self._hb_seq, capacity=self.capacity,
+            policies=policies, jobs=jobs, ts_init=now_ns(),
+        )  # fmt: skip
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._heartbeats.send_async(self.heartbeat(), key=self.worker_id)
+            except BusError as exc:
+                log.warning("heartbeat failed", error=str(exc))
+            self._stop.wait(self.heartbeat_s)
