@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -167,10 +168,8 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
                             decision_s=args.decision)  # fmt: skip
         svc.start()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         svc.stop()
     return 0
 

@@ -39,8 +39,18 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
     start_s = SESSION_OPEN_S + 3600
     ticks = list(SymbolSim(SymbolSpec(symbol), 3, depth=2, start_s=start_s - 30, close_s=start_s + 6 * 60))
     t0 = start_s * S + (ticks[0].ts_event - ticks[0].ts_event % (86_400 * S))
-    parent = ParentOrder(parent_id=f"P{tag}", client_id="C1", cl_ord_id=f"c{tag}", symbol=symbol, side=Side.BUY,
-                         quantity=4_000, start_ns=t0, end_ns=t0 + 5 * 60 * S, strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
+    parent = ParentOrder(
+        parent_id=f"P{tag}",
+        client_id="C1",
+        cl_ord_id=f"c{tag}",
+        symbol=symbol,
+        side=Side.BUY,
+        quantity=4_000,
+        start_ns=t0,
+        end_ns=t0 + 5 * 60 * S,
+        strategy=Strategy.TWAP,
+        ts_init=t0,
+    )
     svc = WorkerService(bus, worker_id, None, decision_s=30, heartbeat_s=0.2)
     svc.start()
     heartbeats = bus.subscribe(topics.HEARTBEATS, f"hb-{tag}", WorkerHeartbeat, from_earliest=False)
@@ -56,13 +66,27 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
         if a.action is not ChildAction.NEW:
             return
         tick = last_tick[0]
-        execs = (fm.market(a.child_id, a.side, a.quantity, tick) if a.ord_type is OrdType.MARKET
-                 else fm.limit(a.child_id, a.side, a.quantity, to_units(a.limit_px or 0), tick))  # fmt: skip
+        execs = (
+            fm.market(a.child_id, a.side, a.quantity, tick)
+            if a.ord_type is OrdType.MARKET
+            else fm.limit(a.child_id, a.side, a.quantity, to_units(a.limit_px or 0), tick)
+        )
         for e in execs:
             n_fill[0] += 1
-            fills_out.send(Fill(fill_id=f"F{n_fill[0]}", child_id=a.child_id, job_id=a.job_id, parent_id=a.parent_id,
-                                symbol=a.symbol, side=a.side, qty=e.qty, px=to_float(e.price),
-                                ts_event=tick.ts_event, ts_init=tick.ts_event))  # fmt: skip
+            fills_out.send(
+                Fill(
+                    fill_id=f"F{n_fill[0]}",
+                    child_id=a.child_id,
+                    job_id=a.job_id,
+                    parent_id=a.parent_id,
+                    symbol=a.symbol,
+                    side=a.side,
+                    qty=e.qty,
+                    px=to_float(e.price),
+                    ts_event=tick.ts_event,
+                    ts_init=tick.ts_event,
+                )
+            )
 
     actions = bus.subscribe(topics.job_actions(job_id), f"venue-{tag}", ChildOrderAction, handler=venue)
     try:
