@@ -88,6 +88,10 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import receiver
 
         return receiver.run(settings.pulsar_url, args.symbols.split(","), args.ticks)
+    if args.what == "worker":
+        from paceline.bench import worker
+
+        return worker.run(settings.policy_dir)
     if args.what == "market":
         from paceline.bench import market
 
@@ -281,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec", "receiver", "market"])
+    be.add_argument("what", choices=["codec", "receiver", "market", "worker"])
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
     be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")

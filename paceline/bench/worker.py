@@ -1,0 +1,108 @@
+"""``paceline bench worker``: the decision engine's latency from a tick to the actions it causes, at 1,
+100 and 1,000 concurrent RL jobs, beside the policy's bare inference time measured in the same run.
+
+Jobs are spread over four symbols and their decision times are staggered across the 30 s interval, as
+jobs arriving through the day would be; the worst case, every job due on the same tick, is shown too."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from market.synthetic import SESSION_OPEN_S, SymbolSpec, SyntheticMarket
+from models import JobAssignment, ParentOrder, Side, Strategy
+from worker import policy_files
+from worker.engine import Engine
+from worker.nets import PolicyNet
+from worker.policy import OBS_DIM
+from worker.policy_files import PolicyRegistry
+
+S = 1_000_000_000
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN"]
+
+
+def _registry(policy_dir: Path) -> tuple[PolicyRegistry, str]:
+    reg = PolicyRegistry(policy_dir)
+    if "rl-exec" in reg.names():
+        return reg, "rl-exec"
+    tmp = Path(tempfile.mkdtemp())
+    policy_files.save(PolicyNet(), tmp, "bench-net", 1)
+    return PolicyRegistry(tmp), "bench-net"
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
+
+
+def run_engine(
+    reg: PolicyRegistry, policy: str, jobs: int, *, aligned: bool, minutes: int = 10
+) -> dict[str, float]:
+    start_s = SESSION_OPEN_S + 3600
+    market = SyntheticMarket([SymbolSpec(s) for s in SYMBOLS], 1, depth=2, close_s=start_s + minutes * 60)
+    ticks = list(market)
+    day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
+    eng = Engine("bench", reg, decision_s=30)
+    for i in range(jobs):
+        offset = 0 if aligned else (i * 30 * S) // max(jobs, 1)
+        t0 = day + start_s * S + offset
+        parent = ParentOrder(
+            parent_id=f"P{i}", client_id="C", cl_ord_id=f"c{i}", symbol=SYMBOLS[i % 4], side=Side.BUY,
+            quantity=10_000, start_ns=t0, end_ns=t0 + (minutes - 1) * 60 * S, strategy=Strategy.RL,
+            policy=policy, ts_init=t0,
+        )  # fmt: skip
+        a = JobAssignment(
+            job_id=f"J{i}", worker_id="bench", epoch=1, parent=parent, quantity=10_000, ts_init=t0
+        )
+        eng.assign(a)
+    per_tick: list[float] = []
+    decided = 0
+    for tick in ticks:
+        t = time.perf_counter()
+        actions = eng.on_tick(tick)
+        dt = time.perf_counter() - t
+        if actions:
+            per_tick.append(dt)
+            decided += len({a.job_id for a in actions})
+    total = sum(per_tick)
+    return {
+        "jobs": jobs, "p50_ms": _pct(per_tick, 50) * 1e3, "p99_ms": _pct(per_tick, 99) * 1e3,
+        "max_ms": max(per_tick) * 1e3 if per_tick else float("nan"),
+        "us_per_job_decision": total / max(decided, 1) * 1e6, "decisions": decided,
+    }  # fmt: skip
+
+
+def bare_inference(module: torch.nn.Module, batch: int, n: int = 2000) -> float:
+    x = torch.zeros(batch, OBS_DIM)
+    with torch.no_grad():
+        for _ in range(100):
+            module(x)
+        t = time.perf_counter()
+        for _ in range(n):
+            module(x)
+    return (time.perf_counter() - t) / n * 1e6
+
+
+def run(policy_dir: Path) -> int:
+    torch.set_num_threads(1)
+    reg, policy = _registry(policy_dir)
+    loaded = reg.load(policy)
+    _, exported = policy_files.validate(reg.folder / policy / str(loaded.manifest.version))
+    print(f"policy {loaded.name}: bare inference, one thread, µs per forward pass")
+    print(f"{'batch':>7s} {'torch.export module':>20s} {'as loaded (eager)':>18s}")
+    for b in (1, 100, 1000):
+        print(f"{b:7d} {bare_inference(exported, b):20.1f} {bare_inference(loaded.module, b):18.1f}")
+    head = ("jobs", "schedule", "tick->actions p50 ms", "p99 ms", "max ms", "µs/job decision")
+    print(f"\n{head[0]:>6s} {head[1]:>9s} {head[2]:>21s} {head[3]:>8s} {head[4]:>8s} {head[5]:>16s}")
+    for jobs in (1, 100, 1000):
+        for aligned in (False, True):
+            if jobs == 1 and aligned:
+                continue
+            r = run_engine(reg, policy, jobs, aligned=aligned)
+            sched = "aligned" if aligned else "staggered"
+            print(f"{jobs:6d} {sched:>9s} {r['p50_ms']:21.3f} {r['p99_ms']:8.3f} {r['max_ms']:8.3f} "
+                  f"{r['us_per_job_decision']:16.1f}")  # fmt: skip
+    return 0
