@@ -15,6 +15,7 @@ COPY worker worker
 COPY health_checker health_checker
 COPY endpoint endpoint
 COPY deploy deploy
+COPY policies policies
 RUN pip install --no-cache-dir .
 ENV PACELINE_LOG_FORMAT=json
 CMD ["paceline", "--help"]
