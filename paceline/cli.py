@@ -104,7 +104,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from worker.train import train
 
     out = Path(args.out) if args.out else settings.policy_dir
-    cfg = EnvConfig(window_s=args.window, decision_s=args.decision)
+    cfg = EnvConfig(window_s=args.window, decision_s=args.decision, reward=args.reward)
     vdir = train(out, args.name, steps=args.steps, seed=args.seed, n_envs=args.envs, config=cfg,
                  checkpoint_dir=Path(args.checkpoints) if args.checkpoints else None,
                  progress=not args.no_progress, eval_episodes=args.eval_episodes)  # fmt: skip
@@ -270,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--envs", type=int, default=4, help="environments stepped together")
     t.add_argument("--window", type=int, default=1800, help="seconds of market per episode")
     t.add_argument("--decision", type=int, default=30, help="seconds between decisions")
+    t.add_argument(
+        "--reward",
+        choices=["arrival", "mid"],
+        default="arrival",
+        help="training reward: shortfall vs the arrival mid, or vs the mid at each fill (less noise)",
+    )
     t.add_argument("--out", help="policy folder (default: PACELINE_POLICY_DIR, the repo's policies/)")
     t.add_argument("--checkpoints", help="save training checkpoints here")
     t.add_argument("--eval-episodes", type=int, default=40)

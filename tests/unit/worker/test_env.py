@@ -62,3 +62,20 @@ def test_baselines_run_in_the_environment() -> None:
     for policy in (TWAP(), AlmgrenChriss(kappa_t=3.0)):
         info = env.run_policy(policy, seed=5, options={"quantity": 6_000})
         assert info["filled"] == 6_000 and np.isfinite(info["is_bps"])
+
+
+def test_mid_reward_leaves_out_the_drift_but_the_summary_stays_arrival_shortfall() -> None:
+    a = ExecutionEnv(EnvConfig(window_s=600, depth=3))
+    m = ExecutionEnv(EnvConfig(window_s=600, depth=3, reward="mid"))
+    ra = rm = 0.0
+    for env in (a, m):
+        env.reset(seed=21, options={"side": "BUY", "quantity": 4_000})
+    done = False
+    while not done:
+        _, r1, done, _, info_a = a.step(3)
+        _, r2, _, _, info_m = m.step(3)
+        ra, rm = ra + r1, rm + r2
+    assert info_a["is_bps"] == pytest.approx(info_m["is_bps"])  # same market, same fills
+    assert ra != pytest.approx(rm)
+    with pytest.raises(ValueError, match="unknown reward"):
+        ExecutionEnv(EnvConfig(reward="bogus")).reset(seed=1)
