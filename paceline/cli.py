@@ -143,8 +143,9 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
 
     policies = evaluate.baselines()
     for name in args.target.split(",") if args.target else reg.names():
+        base, _, version = name.partition("@")  # "rl-exec@2" pins a version; "rl-exec" is the newest
         try:
-            policies[name] = reg.load(name).module
+            policies[name] = reg.load(base, int(version) if version else None).module
         except policy_files.PolicyError as exc:
             print(f"skipping {name}: {exc}", file=sys.stderr)
     results = evaluate.run(policies, args.episodes, EnvConfig())
@@ -284,7 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     pol = sub.add_parser("policy", help="list, validate and evaluate policy files")
     pol.add_argument("action", choices=["list", "validate", "evaluate"])
-    pol.add_argument("target", nargs="?", help="validate: a version folder or a name; evaluate: names (a,b)")
+    pol.add_argument(
+        "target",
+        nargs="?",
+        help="validate: a version folder or a name; evaluate: names, comma-separated, name@version to pin",
+    )
     pol.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
     pol.add_argument("--episodes", type=int, default=200, help="evaluate: held-out episodes")
     pol.add_argument("--out", default="reports/evaluation", help="evaluate: where the report and plot go")
