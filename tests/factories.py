@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from models import ExecType, ExecutionReport, OrdStatus, ParentOrder, Side, Tick
+from models import (
+    AckStatus,
+    ChildOrderAck,
+    ChildOrderAction,
+    ExecType,
+    ExecutionReport,
+    Fill,
+    OrdStatus,
+    ParentOrder,
+    Side,
+    Tick,
+)
 
 T0 = 1_763_900_000_000_000_000
 
@@ -36,3 +47,27 @@ def report(**kw: Any) -> ExecutionReport:
     }  # fmt: skip
     base.update(kw)
     return ExecutionReport(**base)
+
+
+def fill(**kw: Any) -> Fill:
+    base: dict[str, Any] = {
+        "fill_id": "F1", "child_id": "J1.1.0", "job_id": "J1", "parent_id": "P-1", "symbol": "AAPL",
+        "side": Side.BUY, "qty": 100, "px": 100.01, "ts_event": T0, "ts_init": T0,
+    }  # fmt: skip
+    base.update(kw)
+    return Fill(**base)
+
+
+def ack(**kw: Any) -> ChildOrderAck:
+    base: dict[str, Any] = {
+        "child_id": "J1.1.0", "job_id": "J1", "epoch": 1, "status": AckStatus.ACCEPTED, "leaves_qty": 100,
+        "ts_event": T0, "ts_init": T0,
+    }  # fmt: skip
+    base.update(kw)
+    return ChildOrderAck(**base)
+
+
+def fill_for(action: ChildOrderAction, fill_id: str, qty: int, px: float, ts: int) -> Fill:
+    """The fill a test venue reports for one execution of ``action``."""
+    return fill(fill_id=fill_id, child_id=action.child_id, job_id=action.job_id, parent_id=action.parent_id,
+                symbol=action.symbol, side=action.side, qty=qty, px=px, ts_event=ts, ts_init=ts)  # fmt: skip

@@ -15,7 +15,6 @@ from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
 from models import (
     ChildAction,
     ChildOrderAction,
-    Fill,
     JobAssignment,
     OrdType,
     ParentOrder,
@@ -27,6 +26,7 @@ from models import (
 )
 from receiver.service import Receiver
 from runtime.bus import Bus, Delivery
+from tests.factories import fill_for
 from worker.service import WorkerService
 
 pytestmark = pytest.mark.broker
@@ -73,20 +73,7 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
         )
         for e in execs:
             n_fill[0] += 1
-            fills_out.send(
-                Fill(
-                    fill_id=f"F{n_fill[0]}",
-                    child_id=a.child_id,
-                    job_id=a.job_id,
-                    parent_id=a.parent_id,
-                    symbol=a.symbol,
-                    side=a.side,
-                    qty=e.qty,
-                    px=to_float(e.price),
-                    ts_event=tick.ts_event,
-                    ts_init=tick.ts_event,
-                )
-            )
+            fills_out.send(fill_for(a, f"F{n_fill[0]}", e.qty, to_float(e.price), tick.ts_event))
 
     actions = bus.subscribe(topics.job_actions(job_id), f"venue-{tag}", ChildOrderAction, handler=venue)
     try:

@@ -3,11 +3,8 @@ from __future__ import annotations
 import pytest
 
 from models import (
-    AckStatus,
     ChildAction,
-    ChildOrderAck,
     ChildOrderAction,
-    Fill,
     JobAssignment,
     JobRef,
     JobRequest,
@@ -22,7 +19,7 @@ from models import (
     encode,
 )
 from models.market import BookLevel
-from tests.factories import T0, parent, report, tick
+from tests.factories import T0, ack, fill, parent, report, tick
 
 SAMPLES: list[Message] = [
     tick(),
@@ -49,27 +46,8 @@ SAMPLES: list[Message] = [
         ts_init=T0,
         tick_seq=7,
     ),
-    ChildOrderAck(
-        child_id="J1-1-0",
-        job_id="J1",
-        epoch=1,
-        status=AckStatus.ACCEPTED,
-        leaves_qty=100,
-        ts_event=T0,
-        ts_init=T0,
-    ),
-    Fill(
-        fill_id="F1",
-        child_id="J1-1-0",
-        job_id="J1",
-        parent_id="P-1",
-        symbol="AAPL",
-        side=Side.BUY,
-        qty=100,
-        px=100.01,
-        ts_event=T0,
-        ts_init=T0,
-    ),
+    ack(),
+    fill(),
     report(),
     JobRequest(job_id="J1", parent=parent(), ts_init=T0),
     JobAssignment(job_id="J1", worker_id="w1", epoch=2, parent=parent(), quantity=1000, ts_init=T0),

@@ -17,7 +17,6 @@ from models import (
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
-    Fill,
     JobAssignment,
     OrdType,
     ParentOrder,
@@ -25,6 +24,7 @@ from models import (
     Strategy,
     Tick,
 )
+from tests import factories
 from worker import policy_files
 from worker.engine import Engine
 from worker.nets import PolicyNet
@@ -67,6 +67,19 @@ def _assignment(
     return JobAssignment(job_id=job, worker_id=worker, epoch=epoch, parent=parent, quantity=qty, ts_init=t0)
 
 
+def _ack_of(a: ChildOrderAction, status: AckStatus, leaves: int, tick: Tick) -> ChildOrderAck:
+    ts = tick.ts_event
+    return factories.ack(
+        child_id=a.child_id,
+        job_id=a.job_id,
+        epoch=a.epoch,
+        status=status,
+        leaves_qty=leaves,
+        ts_event=ts,
+        ts_init=ts,
+    )
+
+
 class Venue:
     """Executes child actions with market.fills and reports fills back to the engine."""
 
@@ -78,36 +91,13 @@ class Venue:
     def _fill(self, a: ChildOrderAction, price: int, qty: int, tick: Tick) -> None:
         self.n += 1
         self.filled[a.job_id] = self.filled.get(a.job_id, 0) + qty
-        self.engine.on_fill(
-            Fill(
-                fill_id=f"F{self.n}",
-                child_id=a.child_id,
-                job_id=a.job_id,
-                parent_id=a.parent_id,
-                symbol=a.symbol,
-                side=a.side,
-                qty=qty,
-                px=to_float(price),
-                ts_event=tick.ts_event,
-                ts_init=tick.ts_event,
-            )
-        )
+        self.engine.on_fill(factories.fill_for(a, f"F{self.n}", qty, to_float(price), tick.ts_event))
 
     def handle(self, actions: list[ChildOrderAction], tick: Tick) -> None:
         for a in actions:
             if a.action is ChildAction.CANCEL:
                 left = self.fm.cancel(a.child_id)
-                self.engine.on_ack(
-                    ChildOrderAck(
-                        child_id=a.child_id,
-                        job_id=a.job_id,
-                        epoch=a.epoch,
-                        status=AckStatus.CANCELED,
-                        leaves_qty=left,
-                        ts_event=tick.ts_event,
-                        ts_init=tick.ts_event,
-                    )
-                )
+                self.engine.on_ack(_ack_of(a, AckStatus.CANCELED, left, tick))
                 continue
             self.owner[a.child_id] = a
             if a.ord_type is OrdType.MARKET:
@@ -118,17 +108,7 @@ class Venue:
                 self._fill(a, e.price, e.qty, tick)
             if a.ord_type is OrdType.MARKET:
                 done = sum(e.qty for e in execs)
-                self.engine.on_ack(
-                    ChildOrderAck(
-                        child_id=a.child_id,
-                        job_id=a.job_id,
-                        epoch=a.epoch,
-                        status=AckStatus.DONE,
-                        leaves_qty=0,
-                        ts_event=tick.ts_event,
-                        ts_init=tick.ts_event,
-                    )
-                )
+                self.engine.on_ack(_ack_of(a, AckStatus.DONE, 0, tick))
                 assert done <= a.quantity
 
     def on_tick(self, tick: Tick) -> None:
@@ -215,18 +195,7 @@ def test_stale_epochs_and_other_workers_are_refused_and_revocation_drops() -> No
 def test_a_redelivered_fill_counts_once() -> None:
     eng = Engine("w1")
     eng.assign(_assignment("J1", 1_000, 10**18, 10))
-    fill = Fill(
-        fill_id="F1",
-        child_id="J1.1.0",
-        job_id="J1",
-        parent_id="P-J1",
-        symbol="AAPL",
-        side=Side.BUY,
-        qty=100,
-        px=100.0,
-        ts_event=1,
-        ts_init=1,
-    )
+    fill = factories.fill(child_id="J1.1.0", job_id="J1", parent_id="P-J1")
     eng.on_fill(fill)
     eng.on_fill(fill)
     assert eng.jobs["J1"].filled == 100
