@@ -2,7 +2,16 @@
 
 from models.codec import AnyMessage, DecodeError, decode, decode_any, encode
 from models.common import Liquidity, Message, OrdType, Side, Strategy, TimeInForce, now_ns
-from models.jobs import JobAssignment, JobRef, JobRequest, WorkerHeartbeat
+from models.jobs import (
+    CancelRequest,
+    JobAssignment,
+    JobRef,
+    JobRequest,
+    VenueCommand,
+    VenueCommandAck,
+    VenueOp,
+    WorkerHeartbeat,
+)
 from models.market import BookLevel, Tick
 from models.orders import (
     AckStatus,
@@ -15,16 +24,18 @@ from models.orders import (
     OrdStatus,
     ParentOrder,
 )
-from models.saga import SagaEvent
+from models.saga import Effect, SagaEvent
 
 __all__ = [
     "AckStatus",
     "AnyMessage",
     "BookLevel",
+    "CancelRequest",
     "ChildAction",
     "ChildOrderAck",
     "ChildOrderAction",
     "DecodeError",
+    "Effect",
     "ExecType",
     "ExecutionReport",
     "Fill",
@@ -41,6 +52,9 @@ __all__ = [
     "Strategy",
     "Tick",
     "TimeInForce",
+    "VenueCommand",
+    "VenueCommandAck",
+    "VenueOp",
     "WorkerHeartbeat",
     "decode",
     "decode_any",

@@ -13,7 +13,14 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Field, TypeAdapter, ValidationError
 
 from models.common import Message
-from models.jobs import JobAssignment, JobRequest, WorkerHeartbeat
+from models.jobs import (
+    CancelRequest,
+    JobAssignment,
+    JobRequest,
+    VenueCommand,
+    VenueCommandAck,
+    WorkerHeartbeat,
+)
 from models.market import Tick
 from models.orders import ChildOrderAck, ChildOrderAction, ExecutionReport, Fill, ParentOrder
 from models.saga import SagaEvent
@@ -32,6 +39,9 @@ AnyMessage = Annotated[
     | JobRequest
     | JobAssignment
     | WorkerHeartbeat
+    | CancelRequest
+    | VenueCommand
+    | VenueCommandAck
     | SagaEvent,
     Field(discriminator="kind"),
 ]
@@ -82,6 +92,15 @@ def decode_any(data: bytes) -> Message:
     _check_size(data)
     try:
         result: Message = _ANY.validate_json(data)
+    except ValidationError as exc:
+        raise _explain(exc) from None
+    return result
+
+
+def from_data(data: object) -> Message:
+    """Validate a message of any known kind from its JSON-compatible Python form (an outbox entry)."""
+    try:
+        result: Message = _ANY.validate_python(data)
     except ValidationError as exc:
         raise _explain(exc) from None
     return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
 
-from models.common import Identifier, Message, Quantity, TimestampNs
+from models.common import Identifier, Message, Quantity, Side, Size, Symbol, TimestampNs
 from models.orders import ParentOrder
 
 
@@ -52,4 +53,50 @@ class WorkerHeartbeat(Message):
     capacity: int = Field(ge=0)
     policies: tuple[Identifier, ...] = ()
     jobs: tuple[JobRef, ...] = ()
+    ts_init: TimestampNs
+
+
+class CancelRequest(Message):
+    """A client asks to stop working a parent order (FIX 35=F); the saga cancels what rests and closes it."""
+
+    kind: Literal["cancel_request"] = "cancel_request"
+    request_id: Identifier
+    parent_id: Identifier
+    client_id: Identifier
+    ts_init: TimestampNs
+
+
+class VenueOp(StrEnum):
+    OPEN = "OPEN"  # start accepting the job's child orders (epoch >= ``epoch``, total <= ``quantity``)
+    FENCE = "FENCE"  # refuse epochs below ``epoch`` and cancel every open child order of an older epoch
+    CLOSE = "CLOSE"  # cancel everything open and accept nothing more for the job
+
+
+class VenueCommand(Message):
+    """The saga's command to the venue for one job. Idempotent: repeating one changes nothing more."""
+
+    kind: Literal["venue_command"] = "venue_command"
+    command_id: Identifier
+    op: VenueOp
+    job_id: Identifier
+    parent_id: Identifier
+    symbol: Symbol
+    side: Side
+    quantity: Quantity  # the parent's quantity: the venue refuses child orders that could exceed it
+    epoch: int = Field(ge=1)
+    ts_init: TimestampNs
+
+
+class VenueCommandAck(Message):
+    """The venue's confirmation. After a FENCE or CLOSE nothing older can fill: ``filled`` is final for
+    every earlier epoch, and every fill it counts was published before this ack on the same topic."""
+
+    kind: Literal["venue_command_ack"] = "venue_command_ack"
+    command_id: Identifier
+    op: VenueOp
+    job_id: Identifier
+    parent_id: Identifier
+    epoch: int = Field(ge=1)
+    filled: Size
+    canceled: tuple[Identifier, ...] = ()
     ts_init: TimestampNs

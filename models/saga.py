@@ -9,18 +9,34 @@ from pydantic import Field, JsonValue
 from models.common import Identifier, Message, TimestampNs
 
 
+class Effect(Message):
+    """A message the orchestrator publishes because of an event (a transactional outbox entry).
+
+    Stored in the event itself, so a successor that replays the log can finish publishing what its
+    predecessor decided but may not have sent; the broker's de-duplication drops what was sent.
+    """
+
+    kind: Literal["effect"] = "effect"
+    topic: str = Field(min_length=1, max_length=256)
+    key: str | None = Field(default=None, max_length=128)
+    message: dict[str, JsonValue]
+
+
 class SagaEvent(Message):
     """One transition of a parent-order saga, appended to the log keyed by ``saga_id``.
 
-    ``event_id`` is deterministic (saga, step, attempt) so an orchestrator that restarts and replays
-    cannot append the same transition twice.
+    ``event_id`` is deterministic (saga id and its per-saga ``seq``) so an orchestrator that restarts and
+    replays cannot append the same transition twice; ``position`` is the event's place in the whole log
+    (the log producer's sequence id, so the broker drops a re-appended one).
     """
 
     kind: Literal["saga_event"] = "saga_event"
     event_id: Identifier
     saga_id: Identifier
     seq: int = Field(ge=0)
+    position: int = Field(ge=1)
     name: str = Field(min_length=1, max_length=64)
     epoch: int = Field(default=0, ge=0)
     data: dict[str, JsonValue] = Field(default_factory=dict)
+    effects: tuple[Effect, ...] = ()
     ts_init: TimestampNs

@@ -59,6 +59,7 @@ def job_executions(job_id: str) -> str:
 
 EXECUTIONS = f"{_ns('exec')}/executions"  # every ack and fill, keyed by parent (endpoint -> saga)
 REPORTS = f"{_ns('exec')}/reports"  # execution reports, keyed by client
+VENUE_COMMANDS = f"{_ns('exec')}/venue-commands"  # saga -> venue: open, fence, close a job
 PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id

@@ -53,6 +53,10 @@ class BusError(RuntimeError):
     """The broker could not be reached or refused an operation."""
 
 
+class ProducerBusy(BusError):
+    """An exclusive producer is held by someone else (or we were fenced out of it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery(Generic[M]):
     """One decoded message with the broker metadata a handler may need."""
@@ -295,6 +299,12 @@ class Consumer(Generic[M]):
         with contextlib.suppress(pulsar.AlreadyClosed):
             self._raw.close()
 
+    def unsubscribe(self) -> None:
+        """Delete the subscription (its backlog goes with it) and close."""
+        with contextlib.suppress(Exception):
+            self._raw.unsubscribe()
+        self.close()
+
 
 class Bus:
     """One Pulsar client per process, and the typed producers and consumers made from it."""
@@ -316,7 +326,12 @@ class Bus:
             raise BusError(f"cannot create a Pulsar client for {service_url}: {exc}") from exc
 
     def raw_producer(
-        self, topic: str, *, name: str | None = None, profile: Profile = Profile.LATENCY
+        self,
+        topic: str,
+        *,
+        name: str | None = None,
+        profile: Profile = Profile.LATENCY,
+        exclusive: bool = False,
     ) -> Producer:
         kw: dict[str, Any] = {
             "block_if_queue_full": True,
@@ -324,6 +339,10 @@ class Bus:
         }
         if name is not None:
             kw["producer_name"] = name
+        if exclusive:
+            # The broker grants one exclusive producer per topic and fails the others at once: a lease
+            # that is released when the holder's connection closes (a killed process releases it at once).
+            kw["access_mode"] = pulsar.ProducerAccessMode.Exclusive
         if profile is Profile.LATENCY:
             kw.update(batching_enabled=False, max_pending_messages=1_000)
         else:
@@ -336,14 +355,68 @@ class Bus:
         try:
             raw = self._client.create_producer(topic, **kw)
         except Exception as exc:
+            if "Fenced" in type(exc).__name__ or "Busy" in type(exc).__name__:
+                raise ProducerBusy(f"{topic}: {exc}") from exc
             raise BusError(f"cannot create a producer on {topic}: {exc}") from exc
         return Producer(raw, topic)
 
     def producer(
-        self, topic: str, *, name: str | None = None, profile: Profile = Profile.LATENCY
+        self,
+        topic: str,
+        *,
+        name: str | None = None,
+        profile: Profile = Profile.LATENCY,
+        exclusive: bool = False,
     ) -> Producer:
         """A typed producer. Give a stable ``name`` wherever re-sends must be de-duplicated."""
-        return self.raw_producer(topic, name=name, profile=profile)
+        return self.raw_producer(topic, name=name, profile=profile, exclusive=exclusive)
+
+    def read_all(self, topic: str, model: type[M]) -> list[Delivery[M]]:
+        """Every message on ``topic`` from the start to now, in order (a non-durable reader).
+
+        Undecodable entries are counted and skipped (``paceline_bus_rejected_total``), not fatal.
+        """
+        try:
+            reader = self._client.create_reader(topic, pulsar.MessageId.earliest)
+        except Exception as exc:
+            raise BusError(f"cannot read {topic}: {exc}") from exc
+        out: list[Delivery[M]] = []
+        stream = stream_of(topic)
+        try:
+            while reader.has_message_available():
+                msg = reader.read_next(10_000)
+                data = msg.data()
+                try:
+                    message: Any = codec.decode_any(data) if model is Message else codec.decode(data, model)
+                except codec.DecodeError as exc:
+                    metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
+                    _log.error("skipped an undecodable entry of %s at %s: %s", topic, msg.message_id(), exc)
+                    continue
+                out.append(
+                    Delivery(
+                        message=message, message_id=msg.message_id(), topic=msg.topic_name(),
+                        key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
+                        event_time_ms=msg.event_timestamp(), redelivery_count=0,
+                    )  # fmt: skip
+                )
+        except Exception as exc:
+            raise BusError(f"reading {topic} failed: {exc}") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                reader.close()
+        return out
+
+    def tail_event_times(self, topic: str, on_time: Callable[[int], None]) -> Any:
+        """Follow ``topic`` from now on without decoding payloads: ``on_time(event time in ns)`` per message
+        (a non-durable reader; close the returned handle). Used to follow a market's clock cheaply."""
+
+        def _listener(_reader: Any, msg: Any) -> None:
+            on_time(msg.event_timestamp() * 1_000_000)
+
+        try:
+            return self._client.create_reader(topic, pulsar.MessageId.latest, reader_listener=_listener)
+        except Exception as exc:
+            raise BusError(f"cannot follow {topic}: {exc}") from exc
 
     def subscribe(
         self,

@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 
 from models import (
+    CancelRequest,
     ChildAction,
     ChildOrderAction,
+    Effect,
     JobAssignment,
     JobRef,
     JobRequest,
@@ -12,6 +14,9 @@ from models import (
     SagaEvent,
     Side,
     Tick,
+    VenueCommand,
+    VenueCommandAck,
+    VenueOp,
     WorkerHeartbeat,
     codec,
     decode,
@@ -61,8 +66,24 @@ SAMPLES: list[Message] = [
         ts_init=T0,
     ),
     SagaEvent(
-        event_id="P-1.0", saga_id="P-1", seq=0, name="accepted", data={"qty": 1000, "why": None}, ts_init=T0
+        event_id="P-1.0",
+        saga_id="P-1",
+        seq=0,
+        position=7,
+        name="accepted",
+        data={"qty": 1000, "why": None},
+        effects=(Effect(topic="persistent://paceline/exec/reports", key="C1", message={"kind": "x"}),),
+        ts_init=T0,
     ),
+    CancelRequest(request_id="X1", parent_id="P-1", client_id="C1", ts_init=T0),
+    VenueCommand(
+        command_id="P-1.3", op=VenueOp.FENCE, job_id="J1", parent_id="P-1", symbol="AAPL", side=Side.BUY,
+        quantity=1000, epoch=2, ts_init=T0,
+    ),  # fmt: skip
+    VenueCommandAck(
+        command_id="P-1.3", op=VenueOp.FENCE, job_id="J1", parent_id="P-1", epoch=2, filled=300,
+        canceled=("J1.1.4",), ts_init=T0,
+    ),  # fmt: skip
 ]
 
 

@@ -1,0 +1,226 @@
+"""The health-checker's decisions, without I/O: validates job requests, tracks the pool, detects lost
+workers, fires timers and drives each parent's saga through the orchestrator.
+
+The service calls ``handle`` for every input message and ``poll`` every few tens of milliseconds, from
+one thread at a time. Wall-clock time comes from ``wall`` (liveness, retries, waiting bounds); trading
+windows run on each symbol's market clock, fed by ``on_market_time`` from the ticks' event times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing
+from health_checker.pool import Pool
+from models import CancelRequest, Fill, JobRequest, Message, SagaEvent, VenueCommandAck, WorkerHeartbeat, now_ns
+from runtime.logs import get_logger
+from saga import WALL, Orchestrator
+
+log = get_logger("paceline.health_checker")
+
+JOBS = Counter("paceline_hc_jobs_total", "Job requests by outcome", ["outcome"])
+REJECTED = Counter("paceline_hc_jobs_rejected_total", "Job requests refused, by reason", ["reason"])
+WORKERS = Gauge("paceline_hc_workers", "Live workers in the pool")
+LOST = Counter("paceline_hc_workers_lost_total", "Workers declared lost", ["cause"])
+DETECTION = Histogram(
+    "paceline_hc_detection_seconds", "Worker silence when declared lost",
+    buckets=(0.5, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 20, 60),
+)  # fmt: skip
+RECOVERY = Histogram(
+    "paceline_hc_recovery_seconds", "Worker declared lost until its job is reassigned",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)  # fmt: skip
+TRANSITIONS = Counter("paceline_saga_transitions_total", "Saga events appended", ["name"])
+COMPENSATIONS = Counter("paceline_saga_compensations_total", "Compensations started", ["name"])
+DUPLICATE_FILLS = Counter("paceline_hc_duplicate_fills_total", "Fills seen again and not counted")
+UNSUPPORTED = Counter("paceline_hc_unsupported_total", "Input messages of a kind not handled", ["kind"])
+
+
+@dataclass(frozen=True)
+class Config:
+    heartbeat_timeout_s: float = 3.0
+    assign_wait_s: float = 30.0
+    venue_retry_s: float = 2.0
+    close_grace_s: float = 5.0  # market time after a window's end before what rests is cancelled
+    start_tolerance_s: float = 60.0  # how far in the past a window may start
+    symbols: frozenset[str] | None = None  # the tradable universe (None: any)
+
+    @property
+    def timing(self) -> Timing:
+        s = 1_000_000_000
+        return Timing(round(self.assign_wait_s * s), round(self.venue_retry_s * s), round(self.close_grace_s * s))
+
+
+class Coordinator:
+    def __init__(
+        self, orch: Orchestrator[ParentSaga], config: Config | None = None, wall: Callable[[], int] = now_ns
+    ) -> None:
+        self.orch = orch
+        self.config = config or Config()
+        self.t = self.config.timing
+        self.wall = wall
+        self.pool = Pool()
+        self.market: dict[str, int] = {}
+        self.lost_at: dict[str, int] = {}  # saga id -> wall time its worker was declared lost
+        orch.on_commit = self._committed
+
+    # --- recovery -----------------------------------------------------------------------------------------
+    def recover(self) -> tuple[int, int]:
+        replayed, resent = self.orch.recover()
+        now = self.wall()
+        for s in self.orch.live():
+            if s.worker_id is not None:
+                self.pool.expect(s.worker_id, now)
+        log.info("saga log replayed", events=replayed, effects_resent=resent, live=len(self.orch.live()))
+        return replayed, resent
+
+    def symbols(self) -> set[str]:
+        """Symbols whose market clock a live saga waits on."""
+        return {s.parent.symbol for s in self.orch.live() if s.parent is not None}
+
+    def on_market_time(self, symbol: str, ts_ns: int) -> None:
+        if ts_ns > self.market.get(symbol, 0):
+            self.market[symbol] = ts_ns
+
+    # --- inputs -------------------------------------------------------------------------------------------
+    def handle(self, msg: Message) -> None:
+        if isinstance(msg, Fill):
+            self._fill(msg)
+        elif isinstance(msg, VenueCommandAck):
+            self._venue_ack(msg)
+        elif isinstance(msg, WorkerHeartbeat):
+            self._heartbeat(msg)
+        elif isinstance(msg, JobRequest):
+            self._request(msg)
+        elif isinstance(msg, CancelRequest):
+            self._cancel(msg)
+        else:
+            UNSUPPORTED.labels(getattr(msg, "kind", type(msg).__name__)).inc()
+
+    def _refusal(self, req: JobRequest) -> str | None:
+        p = req.parent
+        if self.config.symbols is not None and p.symbol not in self.config.symbols:
+            return f"unknown symbol {p.symbol}"
+        now = self.market.get(p.symbol, req.ts_init)
+        if p.end_ns <= now:
+            return "the order's window is already over"
+        if p.start_ns < now - round(self.config.start_tolerance_s * 1e9):
+            return f"start is more than {self.config.start_tolerance_s:g} s in the past"
+        return None
+
+    def _request(self, req: JobRequest) -> None:
+        pid = req.parent.parent_id
+        if pid in self.orch.sagas:
+            return  # a redelivered request: the saga exists
+        refusal = self._refusal(req)
+        with self.orch.transaction(pid, create=True) as ctx:
+            assert ctx is not None
+            saga = ctx.saga
+            assert isinstance(saga, ParentSaga)
+            saga.start(ctx, req, refusal, self._pick, self.wall(), self.t)
+        if refusal is None:
+            JOBS.labels("accepted").inc()
+            log.info("job accepted", parent_id=pid, job_id=req.job_id, symbol=req.parent.symbol,
+                     quantity=req.parent.quantity, worker_id=self.orch.sagas[pid].worker_id)  # fmt: skip
+        else:
+            JOBS.labels("rejected").inc()
+            REJECTED.labels(refusal.split(" ", 1)[0] if refusal.startswith("unknown") else refusal[:24]).inc()
+            log.warning("job rejected", parent_id=pid, job_id=req.job_id, reason=refusal)
+
+    def _cancel(self, req: CancelRequest) -> None:
+        with self.orch.transaction(req.parent_id) as ctx:
+            if ctx is None:
+                log.warning("cancel for an unknown parent", parent_id=req.parent_id)
+                return
+            saga = ctx.saga
+            assert isinstance(saga, ParentSaga)
+            if saga.parent is not None and saga.parent.client_id != req.client_id:
+                log.warning("cancel from another client refused", parent_id=req.parent_id, client_id=req.client_id)
+                return
+            saga.unwind(ctx, "cancel", self.wall(), self.t)
+
+    def _fill(self, f: Fill) -> None:
+        with self.orch.transaction(f.parent_id) as ctx:
+            if ctx is None:
+                log.error("fill for an unknown parent", parent_id=f.parent_id, fill_id=f.fill_id)
+                return
+            saga = ctx.saga
+            assert isinstance(saga, ParentSaga)
+            if not saga.on_fill(ctx, f, self.wall(), self.t):
+                DUPLICATE_FILLS.inc()
+
+    def _venue_ack(self, ack: VenueCommandAck) -> None:
+        with self.orch.transaction(ack.parent_id) as ctx:
+            if ctx is None:
+                return
+            saga = ctx.saga
+            assert isinstance(saga, ParentSaga)
+            saga.on_venue_ack(ctx, ack, self._pick, self.wall(), self.t)
+
+    def _heartbeat(self, hb: WorkerHeartbeat) -> None:
+        now = self.wall()
+        if now - hb.ts_init > self.config.heartbeat_timeout_s * 1e9:
+            return  # stale (a backlog replayed after a takeover): says nothing about now
+        if self.pool.heartbeat(hb):
+            LOST.labels("restarted").inc()
+            log.warning("worker restarted; its jobs are lost", worker_id=hb.worker_id, incarnation=hb.incarnation)
+            self._worker_lost(hb.worker_id, 0)
+        WORKERS.set(len(self.pool.workers))
+
+    # --- time ---------------------------------------------------------------------------------------------
+    def _clock(self, name: str) -> int | None:
+        if name == WALL:
+            return self.wall()
+        return self.market.get(name.removeprefix("market:"))
+
+    def poll(self) -> None:
+        now = self.wall()
+        for worker_id, silent_ns in self.pool.expired(now, round(self.config.heartbeat_timeout_s * 1e9)):
+            LOST.labels("silent").inc()
+            DETECTION.observe(silent_ns / 1e9)
+            log.warning("worker silent; declared lost", worker_id=worker_id, silent_ms=silent_ns // 1_000_000)
+            self._worker_lost(worker_id, silent_ns)
+        WORKERS.set(len(self.pool.workers))
+        for saga, timer in self.orch.due(self._clock):
+            with self.orch.transaction(saga.saga_id) as ctx:
+                assert ctx is not None
+                saga.on_timer(ctx, timer, self._pick, self.wall(), self.t)
+        for saga in self.orch.live():
+            if saga.phase == "waiting":
+                with self.orch.transaction(saga.saga_id) as ctx:
+                    assert ctx is not None
+                    saga.try_assign(ctx, self._pick, self.wall(), self.t)
+
+    def _worker_lost(self, worker_id: str, silent_ns: int) -> None:
+        for saga in self.orch.live():
+            if saga.worker_id != worker_id or saga.phase != "working":
+                continue
+            with self.orch.transaction(saga.saga_id) as ctx:
+                assert ctx is not None
+                ctx.emit("worker_lost", {"worker_id": worker_id, "silent_ms": silent_ns // 1_000_000})
+                self.lost_at[saga.saga_id] = self.wall()
+                saga.unwind(ctx, WORKER_LOST, self.wall(), self.t)
+
+    def _pick(self, policy: str) -> str | None:
+        load: dict[str, int] = {}
+        for s in self.orch.live():
+            if s.worker_id is not None:
+                load[s.worker_id] = load.get(s.worker_id, 0) + 1
+        return self.pool.pick(policy, load)
+
+    def _committed(self, events: list[SagaEvent]) -> None:
+        for ev in events:
+            TRANSITIONS.labels(ev.name).inc()
+            if ev.name == "compensation.started":
+                COMPENSATIONS.labels(str(ev.data["name"])).inc()
+            elif ev.name == "assigned" and ev.saga_id in self.lost_at:
+                RECOVERY.observe((self.wall() - self.lost_at.pop(ev.saga_id)) / 1e9)
+            elif ev.name == "saga.completed":
+                self.lost_at.pop(ev.saga_id, None)
+                log.info("parent closed", parent_id=ev.saga_id, status=ev.data.get("status"))
+
+
+__all__ = ["FINAL", "Config", "Coordinator"]

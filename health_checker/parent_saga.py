@@ -1,0 +1,282 @@
+"""The parent-order saga: accept -> open at the venue -> assign to a worker, each step with its
+compensation registered first; fills counted once; failures handled by unwinding the stack.
+
+Stack (bottom to top) while a job is worked: ``close_parent`` (undo accept: the client's final report),
+``fence_venue`` (undo the venue job: FENCE or CLOSE it and wait for the venue's confirmation, which
+cancels every open child order of the fenced epochs), ``revoke_worker`` (undo the assignment: a revoked
+assignment under epoch + 1).
+
+- worker lost: revoke, fence (confirmed), re-register the fence, assign the remainder under the new epoch;
+- client cancel, end of the window, no worker in time, or filled: revoke, close at the venue (confirmed),
+  close the parent with its final report (none when it is already FILLED: terminal states are final).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from models import (
+    ExecType,
+    ExecutionReport,
+    Fill,
+    JobAssignment,
+    JobRequest,
+    OrdStatus,
+    ParentOrder,
+    Strategy,
+    VenueCommand,
+    VenueCommandAck,
+    VenueOp,
+    topics,
+)
+from saga import WALL, Context, Saga, Timer, effect
+
+REVOKE, FENCE, CLOSE_PARENT = "revoke_worker", "fence_venue", "close_parent"
+WORKER_LOST = "worker_lost"
+# Reasons that end the parent; the first one wins. A lost worker only interrupts it.
+FINAL: dict[str, tuple[ExecType, OrdStatus, str]] = {
+    "cancel": (ExecType.CANCELED, OrdStatus.CANCELED, "canceled by the client"),
+    "window_end": (ExecType.DONE_FOR_DAY, OrdStatus.DONE_FOR_DAY, "end of the order's window"),
+    "no_worker": (ExecType.EXPIRED, OrdStatus.EXPIRED, "no worker could take the job in time"),
+    "filled": (ExecType.TRADE, OrdStatus.FILLED, "filled"),
+}
+
+Pick = Callable[[str], str | None]  # policy -> worker id or None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Bounds in nanoseconds (wall clock except ``close_grace``, which is market event time)."""
+
+    assign_wait: int = 30_000_000_000
+    venue_retry: int = 2_000_000_000
+    close_grace: int = 5_000_000_000
+
+
+def policy_of(p: ParentOrder) -> str:
+    """The policy name a worker must advertise to take this parent."""
+    if p.policy:
+        return p.policy
+    if p.strategy is Strategy.RL:
+        return "rl-exec"
+    return p.strategy.value.lower()
+
+
+@dataclass
+class ParentSaga(Saga):
+    parent: ParentOrder | None = None
+    job_id: str = ""
+    phase: str = "new"  # new | waiting | working | unwinding | done
+    epoch: int = 1
+    worker_id: str | None = None
+    filled: int = 0
+    notional: float = 0.0
+    fills: set[str] = field(default_factory=set)
+    reason: str | None = None
+    command: dict[str, Any] | None = None  # the venue command awaiting its ack
+    over_executed: int = 0
+
+    # --- state ----------------------------------------------------------------------------------------------
+    def on_event(self, ev: Any) -> None:
+        d = ev.data
+        n = ev.name
+        if n in ("accepted", "rejected"):
+            self.parent = ParentOrder.model_validate(d["parent"])
+            self.job_id = str(d["job_id"])
+            self.phase = "done" if n == "rejected" else "new"
+        elif n == "waiting":
+            self.phase = "waiting"
+        elif n == "assigned":
+            self.worker_id = str(d["worker_id"])
+            self.phase = "working"
+        elif n == "fill":
+            self.fills.add(str(d["fill_id"]))
+            self.filled += int(d["qty"])
+            self.notional += int(d["qty"]) * float(d["px"])
+            if d.get("over"):
+                self.over_executed += int(d["qty"])
+        elif n == "unwinding":
+            self.reason = str(d["reason"])
+            self.phase = "unwinding"
+        elif n == "resumed":
+            self.reason = None
+            self.phase = "new"
+        elif n == "compensation.started":
+            if d["name"] == REVOKE:
+                self.epoch += 1  # the fence epoch: nothing older may trade from here on
+                self.worker_id = None
+            elif d["name"] == FENCE:
+                self.command = dict(d["command"])  # type: ignore[arg-type]
+        elif n == "compensation.completed" and d["name"] == FENCE:
+            self.command = None
+        elif n == "saga.completed":
+            self.phase = "done"
+
+    @property
+    def remaining(self) -> int:
+        assert self.parent is not None
+        return self.parent.quantity - self.filled
+
+    @property
+    def avg_px(self) -> float:
+        return self.notional / self.filled if self.filled else 0.0
+
+    # --- client reports -------------------------------------------------------------------------------------
+    def _report(
+        self,
+        exec_type: ExecType,
+        status: OrdStatus,
+        now: int,
+        *,
+        last_qty: int = 0,
+        last_px: float | None = None,
+        text: str | None = None,
+    ) -> ExecutionReport:
+        p = self.parent
+        assert p is not None
+        cum = min(self.filled, p.quantity)
+        return ExecutionReport(
+            report_id=f"{self.saga_id}.{self.seq}", parent_id=p.parent_id, client_id=p.client_id,
+            cl_ord_id=p.cl_ord_id, exec_type=exec_type, ord_status=status, symbol=p.symbol, side=p.side,
+            order_qty=p.quantity, last_qty=last_qty, last_px=last_px, cum_qty=cum,
+            leaves_qty=0 if status.terminal else p.quantity - cum, avg_px=round(self.avg_px, 6), text=text,
+            ts_event=now, ts_init=now,
+        )  # fmt: skip
+
+    def _fx(self, report: ExecutionReport) -> tuple[Any, ...]:
+        return (effect(topics.REPORTS, report, key=report.client_id),)
+
+    def _venue(self, op: VenueOp, now: int) -> VenueCommand:
+        p = self.parent
+        assert p is not None
+        return VenueCommand(
+            command_id=f"{self.saga_id}.{self.seq}", op=op, job_id=self.job_id, parent_id=p.parent_id,
+            symbol=p.symbol, side=p.side, quantity=p.quantity, epoch=self.epoch, ts_init=now,
+        )  # fmt: skip
+
+    # --- handlers ---------------------------------------------------------------------------------------------
+    def start(self, ctx: Context, req: JobRequest, refusal: str | None, pick: Pick, now: int, t: Timing) -> None:
+        data = {"parent": req.parent.model_dump(mode="json"), "job_id": req.job_id}
+        if refusal is not None:
+            ctx.emit("rejected", {**data, "reason": refusal})
+            rep = self._report(ExecType.REJECTED, OrdStatus.REJECTED, now, text=refusal)
+            ctx.complete("rejected", self._fx(rep))
+            return
+        ctx.register(CLOSE_PARENT)
+        ctx.emit("accepted", data)
+        ctx.emit("reported", {}, self._fx(self._report(ExecType.NEW, OrdStatus.NEW, now)))
+        ctx.register(FENCE)
+        cmd = self._venue(VenueOp.OPEN, now)
+        ctx.emit("venue_opened", {"epoch": self.epoch}, (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))
+        assert self.parent is not None
+        ctx.set_timer("window_end", f"market:{self.parent.symbol}", self.parent.end_ns + t.close_grace)
+        self.try_assign(ctx, pick, now, t)
+
+    def try_assign(self, ctx: Context, pick: Pick, now: int, t: Timing) -> None:
+        p = self.parent
+        assert p is not None
+        if self.phase not in ("new", "waiting"):
+            return
+        worker = pick(policy_of(p))
+        if worker is None:
+            if self.phase != "waiting":
+                text = f"waiting for a worker that can run {policy_of(p)!r}"
+                status = OrdStatus.PARTIALLY_FILLED if self.filled else OrdStatus.NEW
+                ctx.emit("waiting", {"policy": policy_of(p)},
+                         self._fx(self._report(ExecType.ORDER_STATUS, status, now, text=text)))  # fmt: skip
+                ctx.set_timer("assign_wait", WALL, now + t.assign_wait)
+            return
+        ctx.clear_timer("assign_wait")
+        ctx.register(REVOKE)
+        a = JobAssignment(
+            job_id=self.job_id, worker_id=worker, epoch=self.epoch, parent=p, quantity=self.remaining, ts_init=now
+        )
+        ctx.emit(
+            "assigned",
+            {"worker_id": worker, "epoch": self.epoch, "quantity": self.remaining},
+            (effect(topics.ASSIGNMENTS, a, key=worker),),
+        )
+
+    def on_fill(self, ctx: Context, f: Fill, now: int, t: Timing) -> bool:
+        """Count a fill once; False if it was seen before or arrived after the end."""
+        if f.fill_id in self.fills or self.terminal or self.parent is None:
+            return False
+        over = self.filled + f.qty > self.parent.quantity
+        data = {"fill_id": f.fill_id, "child_id": f.child_id, "qty": f.qty, "px": f.px, "over": over}
+        if over:  # cannot happen while the venue enforces the cap; recorded, never reported as normal
+            ctx.emit("fill", data)
+            return True
+        filled = self.filled + f.qty
+        status = OrdStatus.FILLED if filled == self.parent.quantity else OrdStatus.PARTIALLY_FILLED
+        ctx.emit("fill", data)
+        rep = self._report(ExecType.TRADE, status, now, last_qty=f.qty, last_px=f.px)
+        ctx.emit("reported", {}, self._fx(rep))
+        if self.filled == self.parent.quantity:
+            self.unwind(ctx, "filled", now, t)
+        return True
+
+    def unwind(self, ctx: Context, reason: str, now: int, t: Timing) -> None:
+        if self.terminal or self.reason == reason or self.reason in FINAL:
+            return  # already ending: the first final reason wins
+        ctx.emit("unwinding", {"reason": reason})
+        self.step(ctx, now, t)
+
+    def step(self, ctx: Context, now: int, t: Timing) -> None:
+        """Run compensations from the top of the stack until one must wait for a confirmation."""
+        p = self.parent
+        assert p is not None
+        while self.running is None and self.stack:
+            top = self.stack[-1]
+            if top == REVOKE:
+                revoke = JobAssignment(
+                    job_id=self.job_id, worker_id=self.worker_id or "none", epoch=self.epoch + 1, parent=p,
+                    quantity=p.quantity, revoked=True, ts_init=now,
+                )  # fmt: skip
+                ctx.start_compensation((effect(topics.ASSIGNMENTS, revoke, key=revoke.worker_id),))
+                ctx.complete_compensation()
+            elif top == FENCE:
+                cmd = self._venue(VenueOp.FENCE if self.reason == WORKER_LOST else VenueOp.CLOSE, now)
+                ctx.start_compensation(
+                    (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),),
+                    {"command": cmd.model_dump(mode="json")},
+                )
+                ctx.set_timer("venue_retry", WALL, now + t.venue_retry)
+                return  # until the venue confirms
+            else:  # CLOSE_PARENT
+                fx: tuple[Any, ...] = ()
+                final = FINAL.get(self.reason or "", FINAL["cancel"])
+                if self.filled < p.quantity:
+                    fx = self._fx(self._report(final[0], final[1], now, text=final[2]))
+                ctx.start_compensation(fx)
+                ctx.complete_compensation()
+                ctx.complete(self.reason or "closed")
+                return
+
+    def on_venue_ack(self, ctx: Context, ack: VenueCommandAck, pick: Pick, now: int, t: Timing) -> bool:
+        if self.running != FENCE or self.command is None or ack.command_id != self.command["command_id"]:
+            return False  # a repeat of an ack already taken into account
+        ctx.clear_timer("venue_retry")
+        ctx.complete_compensation(data={"filled": ack.filled, "canceled": list(ack.canceled)})
+        if self.reason == WORKER_LOST:
+            ctx.register(FENCE)  # the venue job stays open under the new epoch
+            ctx.emit("resumed", {"epoch": self.epoch, "remaining": self.remaining})
+            self.try_assign(ctx, pick, now, t)
+            return True
+        if ack.op is VenueOp.FENCE:
+            ctx.register(FENCE)  # the reason became final while fencing: close the venue job too
+        self.step(ctx, now, t)
+        return True
+
+    def on_timer(self, ctx: Context, timer: Timer, pick: Pick, now: int, t: Timing) -> None:
+        ctx.clear_timer(timer.name)
+        if timer.name == "window_end":
+            self.unwind(ctx, "window_end", now, t)
+        elif timer.name == "assign_wait" and self.phase == "waiting":
+            self.unwind(ctx, "no_worker", now, t)
+        elif timer.name == "venue_retry" and self.running == FENCE and self.command is not None:
+            cmd = VenueCommand.model_validate(self.command)  # the same id: the venue does it once
+            ctx.emit("venue_retry", {"command_id": cmd.command_id},
+                     (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))  # fmt: skip
+            ctx.set_timer("venue_retry", WALL, now + t.venue_retry)

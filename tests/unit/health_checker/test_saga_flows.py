@@ -1,0 +1,161 @@
+"""The parent-order saga through the real coordinator and venue on an in-memory desk."""
+
+from __future__ import annotations
+
+from models import ExecType, OrdStatus
+from tests.desk import Desk, check_reports
+
+
+def test_assigned_worked_and_filled() -> None:
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    s = d.saga()
+    assert s.phase == "working" and s.worker_id in ("w1", "w2") and s.epoch == 1
+    w = s.worker_id
+    assert w is not None and job in d.workers[w].jobs
+    d.trade(w, 400)
+    d.trade(w, 600)
+    assert s.terminal and s.status == "filled" and s.filled == 1_000
+    assert [r.exec_type for r in d.reports] == [ExecType.NEW, ExecType.TRADE, ExecType.TRADE]
+    assert d.reports[-1].ord_status is OrdStatus.FILLED
+    assert d.venue.jobs[job].closed
+    check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_worker_lost_fences_cancels_and_reassigns_the_remainder() -> None:
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    w1 = d.saga().worker_id
+    assert w1 is not None
+    d.trade(w1, 300)
+    d.trade(w1, 200, limit=True)  # rests at the venue
+    resting = [c for c in d.venue.jobs[job].open]
+    assert len(resting) == 1
+    d.workers[w1].alive = False
+    d.advance(2)
+    assert d.saga().worker_id == w1  # not yet past the timeout
+    d.advance(2)
+    s = d.saga()
+    w2 = s.worker_id
+    assert w2 is not None and w2 != w1 and s.epoch == 2
+    assert d.venue.jobs[job].open == set() and d.venue.orders[resting[0]].leaves == 0
+    assert d.workers[w2].jobs[job].quantity == 700
+    # The zombie wakes up and tries to trade under its old epoch: refused at the venue.
+    out = d.trade(w1, 100, zombie=True)
+    assert out and all(getattr(m, "status", None) == "REJECTED" for m in out)
+    assert "stale_epoch" in (out[0].reason or "")  # type: ignore[union-attr]
+    d.trade(w2, 700)
+    assert s.terminal and s.filled == 1_000 and d.venue.jobs[job].filled == 1_000
+    check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_client_cancel_cancels_open_orders_and_closes_with_the_filled_quantity() -> None:
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 300)
+    d.trade(w, 200, limit=True)
+    from models import CancelRequest
+
+    d.coord.handle(CancelRequest(request_id="X1", parent_id="P-1", client_id="CLIENT1", ts_init=d.now))
+    d.pump()
+    s = d.saga()
+    assert s.terminal and s.status == "cancel"
+    assert d.reports[-1].exec_type is ExecType.CANCELED and d.reports[-1].cum_qty == 300
+    assert d.venue.jobs[job].closed and not d.venue.jobs[job].open
+    assert d.workers[w].jobs[job].revoked
+    check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_window_end_cancels_what_rests_and_reports_done_for_day() -> None:
+    d = Desk()
+    d.heartbeats()
+    d.submit(qty=1_000)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 100, limit=True)
+    d.trade(w, 250)
+    for _ in range(61):
+        d.advance(10)  # 600 s window + 5 s grace, on the market clock
+    s = d.saga()
+    assert s.terminal and s.status == "window_end"
+    last = d.reports[-1]
+    assert last.exec_type is ExecType.DONE_FOR_DAY and last.cum_qty == 250 and last.leaves_qty == 0
+    check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_no_worker_waits_bounded_and_the_client_is_told() -> None:
+    d = Desk(workers=())
+    d.submit(qty=500)
+    s = d.saga()
+    assert s.phase == "waiting"
+    assert d.reports[-1].exec_type is ExecType.ORDER_STATUS and "waiting" in (d.reports[-1].text or "")
+    d.advance(31)
+    assert s.terminal and s.status == "no_worker"
+    assert d.reports[-1].exec_type is ExecType.EXPIRED
+
+
+def test_a_worker_that_joins_while_waiting_gets_the_job() -> None:
+    d = Desk(workers=())
+    d.submit(qty=500)
+    from tests.desk import SimWorker
+
+    d.workers["w9"] = SimWorker("w9")
+    d.advance(1)
+    assert d.saga().worker_id == "w9" and d.saga().phase == "working"
+
+
+def test_invalid_requests_are_rejected_with_a_reason() -> None:
+    from health_checker.coordinator import Config
+
+    d = Desk(config=Config(symbols=frozenset({"AAPL"})))
+    d.heartbeats()
+    d.submit("P-1", symbol="ZZZZ")
+    assert d.reports[-1].exec_type is ExecType.REJECTED and "unknown symbol" in (d.reports[-1].text or "")
+    assert d.saga("P-1").terminal
+    from models import JobRequest
+    from tests.factories import parent
+
+    S = 1_000_000_000
+    old = parent(parent_id="P-2", start_ns=d.market_now - 3600 * S, end_ns=d.market_now + 60 * S)
+    d.coord.handle(JobRequest(job_id="J2", parent=old, ts_init=d.now))
+    d.pump()
+    assert "in the past" in (d.reports[-1].text or "")
+    over = parent(parent_id="P-3", start_ns=d.market_now - 7200 * S, end_ns=d.market_now - 3600 * S)
+    d.coord.handle(JobRequest(job_id="J3", parent=over, ts_init=d.now))
+    d.pump()
+    assert "already over" in (d.reports[-1].text or "")
+
+
+def test_orchestrator_restart_mid_job_loses_and_repeats_nothing() -> None:
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 300)
+    sent_before = len(d.outbox.sent)
+    d.restart_orchestrator()
+    d.pump()
+    assert len(d.outbox.sent) == sent_before  # nothing re-published
+    s = d.saga()
+    assert s.filled == 300 and s.worker_id == w and s.epoch == 1
+    d.trade(w, 700)
+    assert s.terminal and s.filled == 1_000 == d.venue.jobs[job].filled
+    check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_duplicate_fill_counts_once() -> None:
+    d = Desk()
+    d.heartbeats()
+    d.submit(qty=1_000)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 300)
+    d.to_hc.append(d.all_fills[0])
+    d.pump()
+    assert d.saga().filled == 300
