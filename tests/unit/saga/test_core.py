@@ -1,0 +1,125 @@
+"""The saga library on its own: replay, compensation order, timers, terminal states, rollback, outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from models import SagaEvent, topics
+from saga import WALL, LeaseLost, MemoryLog, MemoryOutbox, Orchestrator, Saga, SagaError, effect
+from tests.factories import report
+
+
+@dataclass
+class Trip(Saga):
+    booked: list[str] = field(default_factory=list)
+
+    def on_event(self, ev: SagaEvent) -> None:
+        if ev.name == "booked":
+            self.booked.append(str(ev.data["what"]))
+        elif ev.name == "compensation.completed":
+            self.booked.remove(str(ev.data["name"]).removeprefix("unbook-"))
+
+
+def _orch(log: MemoryLog, outbox: MemoryOutbox | None = None) -> Orchestrator[Trip]:
+    o: Orchestrator[Trip] = Orchestrator(log, outbox or MemoryOutbox(), Trip)
+    o.recover()
+    return o
+
+
+def test_compensations_run_in_reverse_and_state_is_rebuilt_by_replay() -> None:
+    log = MemoryLog()
+    o = _orch(log)
+    for what in ("flight", "hotel", "car"):
+        with o.transaction("T1", create=True) as ctx:
+            assert ctx is not None
+            ctx.register(f"unbook-{what}")  # registered before the step it undoes
+            ctx.emit("booked", {"what": what})
+    undone: list[str] = []
+    while o.sagas["T1"].stack:
+        with o.transaction("T1") as ctx:
+            assert ctx is not None
+            undone.append(ctx.start_compensation())
+            ctx.complete_compensation()
+    assert undone == ["unbook-car", "unbook-hotel", "unbook-flight"]
+    with o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.complete("compensated")
+    rebuilt = _orch(log).sagas["T1"]
+    assert rebuilt == o.sagas["T1"] and rebuilt.terminal and rebuilt.booked == []
+    assert [e.event_id for e in log.events][:2] == ["T1.0", "T1.1"]
+
+
+def test_a_started_compensation_is_still_running_after_a_restart() -> None:
+    log = MemoryLog()
+    o = _orch(log)
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.register("unbook-flight")
+        ctx.emit("booked", {"what": "flight"})
+        ctx.start_compensation()
+    again = _orch(log).sagas["T1"]
+    assert again.running == "unbook-flight" and again.stack == ["unbook-flight"]
+
+
+def test_terminal_states_are_final_and_gaps_are_refused() -> None:
+    log = MemoryLog()
+    o = _orch(log)
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.complete("done")
+    with pytest.raises(SagaError), o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit("booked", {"what": "late"})
+    assert o.sagas["T1"].seq == 1 and len(log.events) == 1  # nothing appended, state as before
+    t = Trip("T2")
+    with pytest.raises(SagaError):
+        t.apply(log.events[0].model_copy(update={"saga_id": "T2", "seq": 3}))
+
+
+def test_a_failing_handler_appends_nothing_and_restores_the_saga() -> None:
+    log = MemoryLog()
+    o = _orch(log)
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit("booked", {"what": "flight"})
+    with pytest.raises(RuntimeError), o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit("booked", {"what": "hotel"})
+        raise RuntimeError("boom")
+    assert o.sagas["T1"].booked == ["flight"] and len(log.events) == 1
+
+
+def test_timers_fire_on_their_own_clock() -> None:
+    o = _orch(MemoryLog())
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.set_timer("hold", WALL, 100)
+        ctx.set_timer("close", "market:AAPL", 50)
+    clocks = {WALL: 99}
+    assert o.due(clocks.get) == []  # the market clock is unknown: nothing fires on it
+    clocks["market:AAPL"] = 50
+    assert [t.name for _, t in o.due(clocks.get)] == ["close"]
+
+
+def test_outbox_resends_only_what_was_not_published_and_a_fenced_log_refuses() -> None:
+    log, out = MemoryLog(), MemoryOutbox()
+    o = _orch(log, out)
+    for i in range(3):
+        with o.transaction("T1", create=True) as ctx:
+            assert ctx is not None
+            ctx.emit("reported", {}, (effect(topics.REPORTS, report(report_id=f"R{i}")),))
+    assert len(out.sent) == 3
+    # A successor whose outbox lost the last publish (crash between append and publish) sends it once.
+    out.sent.pop()
+    out.last[topics.REPORTS] -= 1
+    successor: Orchestrator[Trip] = Orchestrator(log, out, Trip)
+    assert successor.recover() == (3, 1)
+    assert [e.message["report_id"] for _, e in out.sent] == ["R0", "R1", "R2"]
+    log.fenced = True
+    with pytest.raises(LeaseLost), o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit("reported", {})
+    with pytest.raises(LeaseLost), o.transaction("T1"):
+        pass
