@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from endpoint.venue import Venue
 from models import (
     ChildOrderAck,
     ChildOrderAction,
@@ -24,7 +25,6 @@ from models import (
 )
 from runtime.bus import Bus, Consumer, Delivery, Producer
 from runtime.logs import get_logger
-from endpoint.venue import Venue
 
 log = get_logger("paceline.endpoint")
 
@@ -54,8 +54,10 @@ class EndpointService:
         log.info("venue started", name=self.name)
 
     def stop(self) -> None:
-        for c in (*self._ticks.values(), *self._actions.values()):
-            c.close()
+        for t in self._ticks.values():
+            t.close()
+        for a in self._actions.values():
+            a.close()
         if self._commands is not None:
             self._commands.close()
         for p in self._job_out.values():
@@ -76,7 +78,11 @@ class EndpointService:
     def _open(self, cmd: VenueCommand) -> None:
         if cmd.symbol not in self._ticks:
             self._ticks[cmd.symbol] = self.bus.subscribe(
-                topics.ticks(cmd.symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
+                topics.ticks(cmd.symbol),
+                f"{self.name}-venue",
+                Tick,
+                from_earliest=False,
+                handler=self._on_tick,
             )
         self._job_out[cmd.job_id] = self.bus.producer(
             topics.job_executions(cmd.job_id), name=f"{self.name}-venue.{cmd.job_id}"

@@ -89,9 +89,15 @@ class Venue:
                     canceled.append(child_id)
         out.append(
             VenueCommandAck(
-                command_id=cmd.command_id, op=cmd.op, job_id=job.job_id, parent_id=job.parent_id,
-                epoch=job.min_epoch, filled=job.filled, canceled=tuple(canceled), ts_init=now_ns(),
-            )  # fmt: skip
+                command_id=cmd.command_id,
+                op=cmd.op,
+                job_id=job.job_id,
+                parent_id=job.parent_id,
+                epoch=job.min_epoch,
+                filled=job.filled,
+                canceled=tuple(canceled),
+                ts_init=now_ns(),
+            )
         )
         return out
 
@@ -197,12 +203,15 @@ class Venue:
         if order.leaves == 0:
             job.open.discard(a.child_id)
         return Fill(
-            fill_id=f"{a.child_id}.{order.fills}", child_id=a.child_id, job_id=a.job_id, parent_id=a.parent_id,
-            symbol=a.symbol, side=a.side, qty=e.qty, px=to_float(e.price),
-            liquidity=Liquidity.TAKER if e.aggressive else Liquidity.MAKER, ts_event=ts_event, ts_init=now_ns(),
+            fill_id=f"{a.child_id}.{order.fills}", child_id=a.child_id, job_id=a.job_id,
+            parent_id=a.parent_id, symbol=a.symbol, side=a.side, qty=e.qty, px=to_float(e.price),
+            liquidity=Liquidity.TAKER if e.aggressive else Liquidity.MAKER, ts_event=ts_event,
+            ts_init=now_ns(),
         )  # fmt: skip
 
-    def _ack(self, order: VenueOrder, status: AckStatus, ts_event: int, reason: str | None = None) -> ChildOrderAck:
+    def _ack(
+        self, order: VenueOrder, status: AckStatus, ts_event: int, reason: str | None = None
+    ) -> ChildOrderAck:
         a = order.action
         return ChildOrderAck(
             child_id=a.child_id, job_id=a.job_id, epoch=a.epoch, status=status, reason=reason,

@@ -15,7 +15,16 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing
 from health_checker.pool import Pool
-from models import CancelRequest, Fill, JobRequest, Message, SagaEvent, VenueCommandAck, WorkerHeartbeat, now_ns
+from models import (
+    CancelRequest,
+    Fill,
+    JobRequest,
+    Message,
+    SagaEvent,
+    VenueCommandAck,
+    WorkerHeartbeat,
+    now_ns,
+)
 from runtime.logs import get_logger
 from saga import WALL, Orchestrator
 
@@ -51,7 +60,9 @@ class Config:
     @property
     def timing(self) -> Timing:
         s = 1_000_000_000
-        return Timing(round(self.assign_wait_s * s), round(self.venue_retry_s * s), round(self.close_grace_s * s))
+        return Timing(
+            round(self.assign_wait_s * s), round(self.venue_retry_s * s), round(self.close_grace_s * s)
+        )
 
 
 class Coordinator:
@@ -67,7 +78,7 @@ class Coordinator:
         self.lost_at: dict[str, int] = {}  # saga id -> wall time its worker was declared lost
         orch.on_commit = self._committed
 
-    # --- recovery -----------------------------------------------------------------------------------------
+    # --- recovery -------------------------------------------------------------------------------------
     def recover(self) -> tuple[int, int]:
         replayed, resent = self.orch.recover()
         now = self.wall()
@@ -85,7 +96,7 @@ class Coordinator:
         if ts_ns > self.market.get(symbol, 0):
             self.market[symbol] = ts_ns
 
-    # --- inputs -------------------------------------------------------------------------------------------
+    # --- inputs ---------------------------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
         if isinstance(msg, Fill):
             self._fill(msg)
@@ -120,7 +131,7 @@ class Coordinator:
             assert ctx is not None
             saga = ctx.saga
             assert isinstance(saga, ParentSaga)
-            saga.start(ctx, req, refusal, self._pick, self.wall(), self.t)
+            saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t)
         if refusal is None:
             JOBS.labels("accepted").inc()
             log.info("job accepted", parent_id=pid, job_id=req.job_id, symbol=req.parent.symbol,
@@ -138,7 +149,9 @@ class Coordinator:
             saga = ctx.saga
             assert isinstance(saga, ParentSaga)
             if saga.parent is not None and saga.parent.client_id != req.client_id:
-                log.warning("cancel from another client refused", parent_id=req.parent_id, client_id=req.client_id)
+                log.warning(
+                    "cancel from another client refused", parent_id=req.parent_id, client_id=req.client_id
+                )
                 return
             saga.unwind(ctx, "cancel", self.wall(), self.t)
 
@@ -166,11 +179,13 @@ class Coordinator:
             return  # stale (a backlog replayed after a takeover): says nothing about now
         if self.pool.heartbeat(hb):
             LOST.labels("restarted").inc()
-            log.warning("worker restarted; its jobs are lost", worker_id=hb.worker_id, incarnation=hb.incarnation)
+            log.warning(
+                "worker restarted; its jobs are lost", worker_id=hb.worker_id, incarnation=hb.incarnation
+            )
             self._worker_lost(hb.worker_id, 0)
         WORKERS.set(len(self.pool.workers))
 
-    # --- time ---------------------------------------------------------------------------------------------
+    # --- time -----------------------------------------------------------------------------------------
     def _clock(self, name: str) -> int | None:
         if name == WALL:
             return self.wall()

@@ -78,7 +78,7 @@ class ParentSaga(Saga):
     command: dict[str, Any] | None = None  # the venue command awaiting its ack
     over_executed: int = 0
 
-    # --- state ----------------------------------------------------------------------------------------------
+    # --- state ----------------------------------------------------------------------------------------
     def on_event(self, ev: Any) -> None:
         d = ev.data
         n = ev.name
@@ -108,7 +108,7 @@ class ParentSaga(Saga):
                 self.epoch += 1  # the fence epoch: nothing older may trade from here on
                 self.worker_id = None
             elif d["name"] == FENCE:
-                self.command = dict(d["command"])  # type: ignore[arg-type]
+                self.command = dict(d["command"])
         elif n == "compensation.completed" and d["name"] == FENCE:
             self.command = None
         elif n == "saga.completed":
@@ -123,7 +123,7 @@ class ParentSaga(Saga):
     def avg_px(self) -> float:
         return self.notional / self.filled if self.filled else 0.0
 
-    # --- client reports -------------------------------------------------------------------------------------
+    # --- client reports -------------------------------------------------------------------------------
     def _report(
         self,
         exec_type: ExecType,
@@ -156,8 +156,10 @@ class ParentSaga(Saga):
             symbol=p.symbol, side=p.side, quantity=p.quantity, epoch=self.epoch, ts_init=now,
         )  # fmt: skip
 
-    # --- handlers ---------------------------------------------------------------------------------------------
-    def start(self, ctx: Context, req: JobRequest, refusal: str | None, pick: Pick, now: int, t: Timing) -> None:
+    # --- handlers -------------------------------------------------------------------------------------
+    def start(
+        self, ctx: Context, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing
+    ) -> None:
         data = {"parent": req.parent.model_dump(mode="json"), "job_id": req.job_id}
         if refusal is not None:
             ctx.emit("rejected", {**data, "reason": refusal})
@@ -169,7 +171,9 @@ class ParentSaga(Saga):
         ctx.emit("reported", {}, self._fx(self._report(ExecType.NEW, OrdStatus.NEW, now)))
         ctx.register(FENCE)
         cmd = self._venue(VenueOp.OPEN, now)
-        ctx.emit("venue_opened", {"epoch": self.epoch}, (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))
+        ctx.emit(
+            "venue_opened", {"epoch": self.epoch}, (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),)
+        )
         assert self.parent is not None
         ctx.set_timer("window_end", f"market:{self.parent.symbol}", self.parent.end_ns + t.close_grace)
         self.try_assign(ctx, pick, now, t)
@@ -191,7 +195,12 @@ class ParentSaga(Saga):
         ctx.clear_timer("assign_wait")
         ctx.register(REVOKE)
         a = JobAssignment(
-            job_id=self.job_id, worker_id=worker, epoch=self.epoch, parent=p, quantity=self.remaining, ts_init=now
+            job_id=self.job_id,
+            worker_id=worker,
+            epoch=self.epoch,
+            parent=p,
+            quantity=self.remaining,
+            ts_init=now,
         )
         ctx.emit(
             "assigned",

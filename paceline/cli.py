@@ -7,7 +7,8 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from models import topics
@@ -179,6 +180,44 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve_until_signalled(start: Callable[[], None], stop_svc: Callable[[], None]) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    start()
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+    stop_svc()
+
+
+def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
+    from health_checker.coordinator import Config
+    from health_checker.service import HealthChecker
+    from runtime import metrics
+    from runtime.bus import Bus
+
+    metrics.serve(settings.metrics_port)
+    symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or None
+    config = Config(
+        heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols
+    )
+    with Bus(settings.pulsar_url) as bus:
+        hc = HealthChecker(bus, args.name, config)
+        _serve_until_signalled(hc.start, hc.stop)
+    return 0
+
+
+def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from endpoint.service import EndpointService
+    from runtime import metrics
+    from runtime.bus import Bus
+
+    metrics.serve(settings.metrics_port)
+    with Bus(settings.pulsar_url) as bus:
+        svc = EndpointService(bus, args.name)
+        _serve_until_signalled(svc.start, svc.stop)
+    return 0
+
+
 def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.service import Receiver
     from receiver.sources import FeedMerger, Record, lobster, synthetic, tick_file
@@ -263,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--capacity", type=int, default=1_000, help="most jobs at once")
     w.add_argument("--decision", type=int, default=30, help="seconds of event time between decisions")
     w.set_defaults(func=_cmd_worker)
+
+    hc = sub.add_parser(
+        "health-checker", help="register jobs, track workers, assign with epochs, drive the parent-order saga"
+    )
+    hc.add_argument("--name", default="hc-1", help="this instance's name (run two for failover)")
+    hc.add_argument("--heartbeat-timeout", type=float, default=3.0, help="seconds of worker silence = lost")
+    hc.add_argument("--assign-wait", type=float, default=30.0, help="seconds a job may wait for a worker")
+    hc.add_argument("--symbols", default="", help="comma-separated tradable universe (empty: any)")
+    hc.set_defaults(func=_cmd_health_checker)
+
+    ep = sub.add_parser(
+        "endpoint", help="the client edge: venue routing of child orders (simulated exchange)"
+    )
+    ep.add_argument("--name", default="endpoint", help="subscription and producer names derive from it")
+    ep.set_defaults(func=_cmd_endpoint)
 
     t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
     t.add_argument("--name", default="rl-exec")

@@ -53,7 +53,7 @@ class BusError(RuntimeError):
     """The broker could not be reached or refused an operation."""
 
 
-class ProducerBusy(BusError):
+class ProducerBusyError(BusError):
     """An exclusive producer is held by someone else (or we were fenced out of it)."""
 
 
@@ -356,7 +356,7 @@ class Bus:
             raw = self._client.create_producer(topic, **kw)
         except Exception as exc:
             if "Fenced" in type(exc).__name__ or "Busy" in type(exc).__name__:
-                raise ProducerBusy(f"{topic}: {exc}") from exc
+                raise ProducerBusyError(f"{topic}: {exc}") from exc
             raise BusError(f"cannot create a producer on {topic}: {exc}") from exc
         return Producer(raw, topic)
 
@@ -394,10 +394,14 @@ class Bus:
                     continue
                 out.append(
                     Delivery(
-                        message=message, message_id=msg.message_id(), topic=msg.topic_name(),
-                        key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
-                        event_time_ms=msg.event_timestamp(), redelivery_count=0,
-                    )  # fmt: skip
+                        message=message,
+                        message_id=msg.message_id(),
+                        topic=msg.topic_name(),
+                        key=msg.partition_key() or None,
+                        publish_time_ms=msg.publish_timestamp(),
+                        event_time_ms=msg.event_timestamp(),
+                        redelivery_count=0,
+                    )
                 )
         except Exception as exc:
             raise BusError(f"reading {topic} failed: {exc}") from exc

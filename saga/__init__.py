@@ -2,14 +2,14 @@
 exclusive producer is the orchestrator's lease, and an outbox that publishes each decision exactly once."""
 
 from saga.core import WALL, Context, Saga, SagaError, Timer, effect, effect_message
-from saga.log import LeaseLost, MemoryLog, PulsarLog, SagaLog
+from saga.log import LeaseLostError, MemoryLog, PulsarLog, SagaLog
 from saga.orchestrator import Orchestrator
 from saga.outbox import MemoryOutbox, Outbox, PulsarOutbox
 
 __all__ = [
     "WALL",
     "Context",
-    "LeaseLost",
+    "LeaseLostError",
     "MemoryLog",
     "MemoryOutbox",
     "Orchestrator",

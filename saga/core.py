@@ -116,7 +116,9 @@ class Context:
     events: list[SagaEvent] = field(default_factory=list)
     epoch: int = 0
 
-    def emit(self, name: str, data: dict[str, Any] | None = None, effects: tuple[Effect, ...] = ()) -> SagaEvent:
+    def emit(
+        self, name: str, data: dict[str, Any] | None = None, effects: tuple[Effect, ...] = ()
+    ) -> SagaEvent:
         s = self.saga
         ev = SagaEvent(
             event_id=f"{s.saga_id}.{s.seq}",
@@ -144,7 +146,9 @@ class Context:
         self.emit(STARTED, {**(data or {}), "name": name}, effects)
         return name
 
-    def complete_compensation(self, effects: tuple[Effect, ...] = (), data: dict[str, Any] | None = None) -> None:
+    def complete_compensation(
+        self, effects: tuple[Effect, ...] = (), data: dict[str, Any] | None = None
+    ) -> None:
         assert self.saga.running is not None
         self.emit(COMPLETED, {**(data or {}), "name": self.saga.running}, effects)
 

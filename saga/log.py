@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from models import SagaEvent, topics
-from runtime.bus import Bus, BusError, Producer, ProducerBusy
+from runtime.bus import Bus, BusError, Producer, ProducerBusyError
 
 
-class LeaseLost(RuntimeError):
+class LeaseLostError(RuntimeError):
     """This orchestrator can no longer append (fenced out, or the broker refused): it must step down."""
 
 
@@ -39,7 +39,7 @@ class MemoryLog:
     def append(self, events: Sequence[SagaEvent]) -> None:
         for ev in events:
             if self.fenced:
-                raise LeaseLost("fenced")
+                raise LeaseLostError("fenced")
             last = self.events[-1].position if self.events else 0
             if ev.position <= last:
                 continue  # what the broker's de-duplication does with a re-appended sequence id
@@ -61,7 +61,7 @@ class PulsarLog:
         """Take the lease if nobody holds it; False if another orchestrator does."""
         try:
             self._producer = self.bus.producer(self.topic, name=self.name, exclusive=True)
-        except ProducerBusy:
+        except ProducerBusyError:
             return False
         return True
 
@@ -81,13 +81,13 @@ class PulsarLog:
 
     def append(self, events: Sequence[SagaEvent]) -> None:
         if self._producer is None:
-            raise LeaseLost("the lease is not held")
+            raise LeaseLostError("the lease is not held")
         try:
             for ev in events:
                 self._producer.send(ev, key=ev.saga_id, sequence_id=ev.position, event_time_ns=ev.ts_init)
         except BusError as exc:
             self.release()
-            raise LeaseLost(str(exc)) from exc
+            raise LeaseLostError(str(exc)) from exc
 
     def release(self) -> None:
         if self._producer is not None:

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 
 from models import SagaEvent
 from saga.core import Context, Saga, SagaError, Timer
-from saga.log import LeaseLost, SagaLog
+from saga.log import LeaseLostError, SagaLog
 from saga.outbox import Outbox
 
 S = TypeVar("S", bound=Saga)
@@ -51,7 +51,7 @@ class Orchestrator(Generic[S]):
     def transaction(self, saga_id: str, *, create: bool = False) -> Iterator[Context | None]:
         """A context for ``saga_id`` (None if it does not exist and ``create`` is false)."""
         if self.broken is not None:
-            raise LeaseLost(self.broken)
+            raise LeaseLostError(self.broken)
         saga = self.sagas.get(saga_id)
         new = saga is None
         if saga is None:
@@ -73,7 +73,7 @@ class Orchestrator(Generic[S]):
             self.sagas[saga_id] = saga
         try:
             self.log.append(ctx.events)
-        except LeaseLost as exc:
+        except LeaseLostError as exc:
             self.broken = str(exc)
             raise
         self.position += len(ctx.events)
@@ -81,7 +81,7 @@ class Orchestrator(Generic[S]):
             self.on_commit(ctx.events)
         try:
             self.outbox.publish(ctx.events)
-        except LeaseLost as exc:
+        except LeaseLostError as exc:
             self.broken = str(exc)
             raise
 
@@ -99,4 +99,4 @@ class Orchestrator(Generic[S]):
         return [s for s in self.sagas.values() if not s.terminal]
 
 
-__all__ = ["LeaseLost", "Orchestrator", "SagaError"]
+__all__ = ["LeaseLostError", "Orchestrator", "SagaError"]

@@ -14,7 +14,7 @@ from typing import Protocol
 from models import Effect, SagaEvent
 from runtime.bus import Bus, BusError, Producer, stream_of
 from saga.core import effect_message
-from saga.log import LeaseLost
+from saga.log import LeaseLostError
 
 MAX_EFFECTS = 64  # per event
 
@@ -73,7 +73,7 @@ class PulsarOutbox:
         try:
             self._producer(e.topic).send(effect_message(e), key=e.key, sequence_id=seq)
         except BusError as exc:
-            raise LeaseLost(f"publishing to {e.topic} failed: {exc}") from exc
+            raise LeaseLostError(f"publishing to {e.topic} failed: {exc}") from exc
 
     def publish(self, events: Sequence[SagaEvent]) -> None:
         for seq, e in _effects(events):

@@ -56,7 +56,9 @@ class Desk:
     def __init__(self, workers: tuple[str, ...] = ("w1", "w2"), config: Config | None = None) -> None:
         self.now = T0
         self.market_now = T0
-        self.config = config or Config(heartbeat_timeout_s=3, assign_wait_s=30, venue_retry_s=2, close_grace_s=5)
+        self.config = config or Config(
+            heartbeat_timeout_s=3, assign_wait_s=30, venue_retry_s=2, close_grace_s=5
+        )
         self.log = MemoryLog()
         self.outbox = MemoryOutbox()  # outlives orchestrators, like the broker's topics
         self.venue = Venue()
@@ -89,10 +91,14 @@ class Desk:
         self.coord.on_market_time(symbol, self.market_now)
 
     def _tick(self, symbol: str) -> object:
-        return tick(symbol=symbol, ts_event=self.market_now, ts_init=self.market_now, bid_sz=5_000, ask_sz=5_000)
+        return tick(
+            symbol=symbol, ts_event=self.market_now, ts_init=self.market_now, bid_sz=5_000, ask_sz=5_000
+        )
 
     def submit(self, pid: str = "P-1", qty: int = 1_000, **kw: object) -> str:
-        p = parent(parent_id=pid, quantity=qty, start_ns=self.market_now, end_ns=self.market_now + 600 * S, **kw)
+        p = parent(
+            parent_id=pid, quantity=qty, start_ns=self.market_now, end_ns=self.market_now + 600 * S, **kw
+        )
         self.coord.handle(JobRequest(job_id=f"J{pid}", parent=p, ts_init=self.now))
         self.pump()
         return f"J{pid}"

@@ -64,6 +64,7 @@ class Job:
     open: dict[str, OpenChild] = field(default_factory=dict)
     finished: bool = False
     fills_seen: set[str] = field(default_factory=set)
+    children: set[str] = field(default_factory=set)  # child ids sent under this assignment
 
     @property
     def job_id(self) -> str:
@@ -215,6 +216,7 @@ class Engine:
         job.decisions += 1
         out.append(self._child(job, ChildAction.NEW, child_id, qty, tick, ord_type=ord_type, px=px))
         job.open[child_id] = OpenChild(child_id, qty)
+        job.children.add(child_id)
         return out
 
     def _child(
@@ -249,8 +251,10 @@ class Engine:
     # --- executions -----------------------------------------------------------------------------------
     def on_fill(self, fill: Fill) -> None:
         job = self.jobs.get(fill.job_id)
-        if job is None or fill.fill_id in job.fills_seen:
-            return  # not ours any more, or a redelivery: every fill counts once
+        if job is None or fill.fill_id in job.fills_seen or fill.child_id not in job.children:
+            # Not ours any more, a redelivery (every fill counts once), or an earlier epoch's fill: the
+            # assignment's quantity already excludes what earlier epochs filled.
+            return
         job.fills_seen.add(fill.fill_id)
         job.filled += fill.qty
         job.features.add_own_fill(fill.qty, fill.px)

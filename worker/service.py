@@ -132,9 +132,12 @@ class WorkerService:
         actions = self.bus.producer(
             topics.job_actions(a.job_id), name=f"{self.worker_id}.{a.job_id}.e{a.epoch}"
         )
+        # Our own subscription, from now on: a predecessor's (maybe still connected) is not in the way, and
+        # the venue answers only what this producer sends next.
         executions = self.bus.subscribe(
-            topics.job_executions(a.job_id), f"worker-{a.job_id}", Message, handler=self._on_execution
-        )
+            topics.job_executions(a.job_id), f"worker-{self.worker_id}-{a.job_id}", Message,
+            from_earliest=False, handler=self._on_execution,
+        )  # fmt: skip
         with self._lock:
             self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
@@ -155,7 +158,7 @@ class WorkerService:
             io = self._jobs.pop(job_id, None)
             JOBS.set(len(self.engine.jobs))
         if io is not None:
-            io.executions.close()
+            io.executions.unsubscribe()
             io.actions.close()
 
     # --- the hot path ---------------------------------------------------------------------------------

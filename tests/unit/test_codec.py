@@ -77,13 +77,26 @@ SAMPLES: list[Message] = [
     ),
     CancelRequest(request_id="X1", parent_id="P-1", client_id="C1", ts_init=T0),
     VenueCommand(
-        command_id="P-1.3", op=VenueOp.FENCE, job_id="J1", parent_id="P-1", symbol="AAPL", side=Side.BUY,
-        quantity=1000, epoch=2, ts_init=T0,
-    ),  # fmt: skip
+        command_id="P-1.3",
+        op=VenueOp.FENCE,
+        job_id="J1",
+        parent_id="P-1",
+        symbol="AAPL",
+        side=Side.BUY,
+        quantity=1000,
+        epoch=2,
+        ts_init=T0,
+    ),
     VenueCommandAck(
-        command_id="P-1.3", op=VenueOp.FENCE, job_id="J1", parent_id="P-1", epoch=2, filled=300,
-        canceled=("J1.1.4",), ts_init=T0,
-    ),  # fmt: skip
+        command_id="P-1.3",
+        op=VenueOp.FENCE,
+        job_id="J1",
+        parent_id="P-1",
+        epoch=2,
+        filled=300,
+        canceled=("J1.1.4",),
+        ts_init=T0,
+    ),
 ]
 
 

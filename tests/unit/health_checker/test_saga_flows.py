@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models import ExecType, OrdStatus
-from tests.desk import Desk, check_reports
+from tests.desk import Desk, S, check_reports
 
 
 def test_assigned_worked_and_filled() -> None:
@@ -120,7 +120,6 @@ def test_invalid_requests_are_rejected_with_a_reason() -> None:
     from models import JobRequest
     from tests.factories import parent
 
-    S = 1_000_000_000
     old = parent(parent_id="P-2", start_ns=d.market_now - 3600 * S, end_ns=d.market_now + 60 * S)
     d.coord.handle(JobRequest(job_id="J2", parent=old, ts_init=d.now))
     d.pump()

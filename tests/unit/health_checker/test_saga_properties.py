@@ -17,13 +17,17 @@ QTY = 2_000
 PARENTS = ("P-1", "P-2")
 
 step = st.one_of(
-    st.tuples(st.just("trade"), st.sampled_from(["w1", "w2", "w3"]), st.integers(1, 12).map(lambda n: n * 100)),
+    st.tuples(
+        st.just("trade"), st.sampled_from(["w1", "w2", "w3"]), st.integers(1, 12).map(lambda n: n * 100)
+    ),
     st.tuples(st.just("rest"), st.sampled_from(["w1", "w2", "w3"]), st.integers(1, 6).map(lambda n: n * 100)),
     st.tuples(st.just("zombie"), st.sampled_from(["w1", "w2", "w3"]), st.just(100)),
     st.tuples(st.just("resend"), st.integers(0, 50), st.just(0)),
     st.tuples(st.just("dup_fill"), st.integers(0, 50), st.just(0)),
     st.tuples(st.just("kill"), st.sampled_from(["w1", "w2", "w3"]), st.just(0)),
-    st.tuples(st.just("partition"), st.sampled_from(["w1", "w2", "w3"]), st.integers(1, 5).map(lambda n: n * 100)),
+    st.tuples(
+        st.just("partition"), st.sampled_from(["w1", "w2", "w3"]), st.integers(1, 5).map(lambda n: n * 100)
+    ),
     st.tuples(st.just("restart_worker"), st.sampled_from(["w1", "w2", "w3"]), st.just(0)),
     st.tuples(st.just("revive"), st.sampled_from(["w1", "w2", "w3"]), st.just(0)),
     st.tuples(st.just("advance"), st.integers(1, 4), st.just(0)),
@@ -40,7 +44,8 @@ def test_invariants_hold_under_any_interleaving(steps: list[tuple[str, object, i
     d.heartbeats()
     for pid in PARENTS:
         d.submit(pid, qty=QTY)
-    for kind, arg, n in steps:
+    for step_kind, arg, n in steps:
+        kind = step_kind
         if kind == "partition":  # cut off past the timeout, then it trades on as a zombie
             d.workers[str(arg)].alive = False
             d.advance(4)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from models import SagaEvent, topics
-from saga import WALL, LeaseLost, MemoryLog, MemoryOutbox, Orchestrator, Saga, SagaError, effect
+from saga import WALL, LeaseLostError, MemoryLog, MemoryOutbox, Orchestrator, Saga, SagaError, effect
 from tests.factories import report
 
 
@@ -118,8 +118,8 @@ def test_outbox_resends_only_what_was_not_published_and_a_fenced_log_refuses() -
     assert successor.recover() == (3, 1)
     assert [e.message["report_id"] for _, e in out.sent] == ["R0", "R1", "R2"]
     log.fenced = True
-    with pytest.raises(LeaseLost), o.transaction("T1") as ctx:
+    with pytest.raises(LeaseLostError), o.transaction("T1") as ctx:
         assert ctx is not None
         ctx.emit("reported", {})
-    with pytest.raises(LeaseLost), o.transaction("T1"):
+    with pytest.raises(LeaseLostError), o.transaction("T1"):
         pass

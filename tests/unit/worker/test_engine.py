@@ -195,10 +195,19 @@ def test_stale_epochs_and_other_workers_are_refused_and_revocation_drops() -> No
 def test_a_redelivered_fill_counts_once() -> None:
     eng = Engine("w1")
     eng.assign(_assignment("J1", 1_000, 10**18, 10))
+    eng.jobs["J1"].children.add("J1.1.0")  # as if it had sent that child order
     fill = factories.fill(child_id="J1.1.0", job_id="J1", parent_id="P-J1")
     eng.on_fill(fill)
     eng.on_fill(fill)
     assert eng.jobs["J1"].filled == 100
+
+
+def test_a_fill_of_another_epochs_child_is_not_counted() -> None:
+    """A reassigned job's quantity already excludes what earlier epochs filled."""
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 1_000, 10**18, 10))
+    eng.on_fill(factories.fill(fill_id="F9", child_id="J1.0.3", job_id="J1", parent_id="P-J1"))
+    assert eng.jobs["J1"].filled == 0
 
 
 def _policy_dir(tmp_path: Path) -> PolicyRegistry:
