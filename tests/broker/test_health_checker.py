@@ -1,0 +1,228 @@
+"""The health-checker, the saga, the venue and workers on the real broker.
+
+Each test feeds a synthetic market for one fresh symbol, sends a TWAP parent as a JobRequest and reads
+what the services published (reports, the saga log). Workers and health-checkers that are killed run as
+``paceline`` subprocesses and die by SIGKILL, so nothing is cleaned up for them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from endpoint.service import EndpointService
+from health_checker.coordinator import Config
+from health_checker.service import HealthChecker
+from models import (
+    AckStatus,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    ExecType,
+    Message,
+    OrdStatus,
+    Side,
+    topics,
+)
+from paceline import broker
+from runtime.bus import Bus
+from tests.broker.pipeline import (
+    Feed,
+    Service,
+    parent_order,
+    reports_of,
+    saga_events,
+    session_ticks,
+    submit,
+    wait_for,
+)
+from worker.service import WorkerService
+
+pytestmark = pytest.mark.broker
+QTY = 4_000
+
+
+@pytest.fixture
+def venue(bus: Bus) -> Iterator[EndpointService]:
+    ep = EndpointService(bus, f"ep-{uuid.uuid4().hex[:6]}")
+    ep.start()
+    yield ep
+    ep.stop()
+
+
+def _filled(bus: Bus, pid: str) -> int:
+    reps = reports_of(bus, pid)
+    return reps[-1].cum_qty if reps else 0
+
+
+def _check_reports(bus: Bus, pid: str) -> list:
+    reps = reports_of(bus, pid)
+    ids = [r.report_id for r in reps]
+    assert len(ids) == len(set(ids)), "a report was published twice"
+    cum = 0
+    for r in reps:
+        assert r.cum_qty >= cum
+        cum = r.cum_qty
+    assert reps[0].exec_type is ExecType.NEW
+    assert reps[-1].ord_status is OrdStatus.FILLED and reps[-1].cum_qty == QTY
+    trades = [r for r in reps if r.exec_type is ExecType.TRADE]
+    assert sum(r.last_qty for r in trades) == QTY  # every fill reported once
+    return reps
+
+
+def test_job_assigned_worked_and_completed(bus: Bus, venue: EndpointService) -> None:
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"H{tag.upper()}"
+    start, ticks = session_ticks(symbol, 4)
+    hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))
+    hc.start()
+    w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
+    w.start()
+    try:
+        assert hc.is_leader.wait(60), "the health-checker never took the lease"
+        wait_for(lambda: hc.coordinator is not None and w.worker_id in hc.coordinator.pool.workers, 20,
+                 "the worker in the pool")  # fmt: skip
+        p = parent_order(tag, symbol, QTY, start, 4)
+        submit(bus, p)
+        wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
+        feed = Feed(bus, f"h{tag}", ticks, speed=25).start()
+        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 60, "the parent filled")
+        feed.stop()
+        sg = hc.coordinator.orch.sagas[p.parent_id] if hc.coordinator else None
+        assert sg is not None and sg.terminal and sg.status == "filled"
+        job = venue.venue.jobs[f"J{p.parent_id}"]
+        assert job.filled == QTY and job.closed
+        _check_reports(bus, p.parent_id)
+    finally:
+        w.stop()
+        hc.stop()
+
+
+def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
+    bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"K{tag.upper()}"
+    start, ticks = session_ticks(symbol, 5)
+    hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=2))
+    hc.start()
+    # Two worker processes; "a" sorts first, so it gets the job (least loaded, ties by id).
+    wa = Service(pulsar, "worker", "--id", f"a-{tag}")
+    wb = Service(pulsar, "worker", "--id", f"b-{tag}")
+    try:
+        assert hc.is_leader.wait(60)
+        both = {f"a-{tag}", f"b-{tag}"}
+        wait_for(lambda: hc.coordinator is not None and both <= hc.coordinator.pool.workers.keys(), 60,
+                 "both workers in the pool")  # fmt: skip
+        p = parent_order(tag, symbol, QTY, start, 5)
+        job_id = submit(bus, p)
+        wait_for(lambda: wa.saw("job assigned") is not None, 30, "worker a taking the job")
+        time.sleep(1.0)  # its subscriptions are in place
+        feed = Feed(bus, f"k{tag}", ticks, speed=20).start()
+        wait_for(lambda: _filled(bus, p.parent_id) >= 600, 60, "some fills")
+        wa.kill()
+        killed = time.monotonic()
+        wait_for(lambda: wb.saw("job assigned") is not None, 30, "worker b taking over")
+        taken_over = time.monotonic() - killed
+        # The zombie case: an action under the old epoch is refused at the venue.
+        execs = bus.subscribe(topics.job_executions(job_id), f"t-{tag}", Message, from_earliest=False)
+        last = feed.last or ticks[0]
+        stale = ChildOrderAction(
+            action=ChildAction.NEW, child_id=f"{job_id}.1.999", job_id=job_id, parent_id=p.parent_id,
+            worker_id=f"a-{tag}", epoch=1, symbol=symbol, side=Side.BUY, quantity=100,
+            ts_event=last.ts_event, ts_init=last.ts_event,
+        )  # fmt: skip
+        bus.producer(topics.job_actions(job_id)).send(stale, key=job_id)
+        refusal = None
+        deadline = time.monotonic() + 20
+        while refusal is None and time.monotonic() < deadline:
+            d = execs.receive(timeout_ms=500)
+            if (
+                d is not None
+                and isinstance(d.message, ChildOrderAck)
+                and d.message.child_id == stale.child_id
+            ):
+                refusal = d.message
+        execs.unsubscribe()
+        assert refusal is not None and refusal.status is AckStatus.REJECTED
+        assert "stale_epoch" in (refusal.reason or "")
+        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled by worker b")
+        feed.stop()
+        # Every open child order of epoch 1 was cancelled before epoch 2 began.
+        job = venue.venue.jobs[job_id]
+        assert job.filled == QTY
+        assert all(o.leaves == 0 for o in venue.venue.orders.values() if o.action.job_id == job_id)
+        events = saga_events(bus, p.parent_id)
+        names = [e.name for e in events]
+        lost = next(e for e in events if e.name == "worker_lost")
+        fence_done = next(
+            e for e in events if e.name == "compensation.completed" and e.data["name"] == "fence_venue"
+        )
+        reassigned = [e for e in events if e.name == "assigned"][1]
+        assert names.index("worker_lost") < events.index(fence_done) < events.index(reassigned)
+        assert reassigned.data["epoch"] == 2 and reassigned.data["worker_id"] == f"b-{tag}"
+        filled_at_fence = fence_done.data["filled"]
+        assert isinstance(filled_at_fence, int) and 0 < filled_at_fence < QTY
+        assert reassigned.data["quantity"] == QTY - filled_at_fence
+        detection_ms = lost.data["silent_ms"]
+        recovery_ms = (reassigned.ts_init - lost.ts_init) / 1e6
+        print(f"\nworker-kill: detection {detection_ms} ms (timeout 2000), fence+reassign {recovery_ms:.1f} ms, "
+              f"kill -> worker b working {taken_over * 1000:.0f} ms")  # fmt: skip
+        _check_reports(bus, p.parent_id)
+    finally:
+        wa.stop()
+        wb.stop()
+        hc.stop()
+
+
+def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repeat(
+    bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"O{tag.upper()}"
+    start, ticks = session_ticks(symbol, 4)
+    w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
+    w.start()
+    hc_a = Service(pulsar, "health-checker", "--name", f"a-{tag}")
+    hc_b = None
+    try:
+        wait_for(lambda: hc_a.saw("leading") is not None, 60, "health-checker a leading")
+        hc_b = Service(pulsar, "health-checker", "--name", f"b-{tag}")
+        wait_for(
+            lambda: hc_b is not None and hc_b.saw("standing by for the lease") is not None,
+            60,
+            "b standing by",
+        )
+        time.sleep(1.5)  # a has seen the worker's heartbeats
+        p = parent_order(tag, symbol, QTY, start, 4)
+        submit(bus, p)
+        wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
+        feed = Feed(bus, f"o{tag}", ticks, speed=20).start()
+        wait_for(lambda: _filled(bus, p.parent_id) >= 800, 60, "some fills")
+        hc_a.kill()
+        killed = time.monotonic()
+        wait_for(lambda: hc_b is not None and hc_b.saw("leading") is not None, 30, "b taking over")
+        takeover = time.monotonic() - killed
+        leading = hc_b.saw("leading") or {}
+        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
+        feed.stop()
+        reps = _check_reports(bus, p.parent_id)
+        events = saga_events(bus, p.parent_id)
+        assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
+        assert len({e.event_id for e in events}) == len(events)
+        assigned = [e for e in events if e.name == "assigned"]
+        assert len(assigned) == 1, "the job was re-assigned although its worker was fine"
+        fills = [e for e in events if e.name == "fill"]
+        assert len(fills) == len({e.data["fill_id"] for e in fills}) == len([r for r in reps if r.last_qty])
+        assert events[-1].name == "saga.completed"
+        took, resent = leading.get("took_ms"), leading.get("resent")
+        print(f"\nhealth-checker-kill: kill -> standby leading {takeover * 1000:.0f} ms "
+              f"(replay + outbox resume {took} ms, re-sent {resent})")  # fmt: skip
+    finally:
+        w.stop()
+        hc_a.stop()
+        if hc_b is not None:
+            hc_b.stop()
