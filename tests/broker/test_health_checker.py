@@ -169,8 +169,9 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         assert reassigned.data["quantity"] == QTY - filled_at_fence
         detection_ms = lost.data["silent_ms"]
         recovery_ms = (reassigned.ts_init - lost.ts_init) / 1e6
+        took_ms = round(taken_over * 1000)
         print(f"\nworker-kill: detection {detection_ms} ms (timeout 2000), "
-              f"fence+reassign {recovery_ms:.1f} ms, kill -> worker b working {taken_over * 1000:.0f} ms")  # fmt: skip
+              f"fence+reassign {recovery_ms:.1f} ms, kill -> worker b working {took_ms} ms")  # fmt: skip
         _check_reports(bus, p.parent_id)
     finally:
         wa.stop()
