@@ -158,3 +158,16 @@ def test_duplicate_fill_counts_once() -> None:
     d.to_hc.append(d.all_fills[0])
     d.pump()
     assert d.saga().filled == 300
+
+
+def test_a_request_with_a_non_positive_quantity_never_reaches_the_saga() -> None:
+    """Refused at decode with a countable reason (the bus quarantines it to the subscription's DLQ)."""
+    import pytest
+
+    from models import DecodeError, JobRequest, decode, encode
+    from tests.factories import parent
+
+    good = encode(JobRequest(job_id="J1", parent=parent(), ts_init=0))
+    with pytest.raises(DecodeError) as err:
+        decode(good.replace(b'"quantity":1000', b'"quantity":0'), JobRequest)
+    assert err.value.reason == "invalid" and "quantity" in err.value.detail
