@@ -76,7 +76,8 @@ class Venue:
             job = self.jobs[cmd.job_id] = VenueJob(
                 cmd.job_id, cmd.parent_id, cmd.symbol, cmd.quantity, min_epoch=cmd.epoch
             )
-        job.quantity = max(job.quantity, cmd.quantity) if cmd.op is VenueOp.OPEN else job.quantity
+        if cmd.op is VenueOp.OPEN:
+            job.quantity = cmd.quantity  # an amendment changes it (the saga never sets it below filled)
         out: list[Message] = []
         canceled: list[str] = []
         if cmd.op is not VenueOp.OPEN:

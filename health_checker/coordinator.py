@@ -16,17 +16,22 @@ from prometheus_client import Counter, Gauge, Histogram
 from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing
 from health_checker.pool import Pool
 from models import (
+    AmendRequest,
     CancelRequest,
     Fill,
     JobRequest,
     Message,
+    OrdStatus,
+    RequestKind,
+    RequestReject,
     SagaEvent,
     VenueCommandAck,
     WorkerHeartbeat,
     now_ns,
+    topics,
 )
 from runtime.logs import get_logger
-from saga import WALL, Orchestrator
+from saga import WALL, Orchestrator, effect
 
 log = get_logger("paceline.health_checker")
 
@@ -108,6 +113,8 @@ class Coordinator:
             self._request(msg)
         elif isinstance(msg, CancelRequest):
             self._cancel(msg)
+        elif isinstance(msg, AmendRequest):
+            self._amend(msg)
         else:
             UNSUPPORTED.labels(getattr(msg, "kind", type(msg).__name__)).inc()
 
@@ -141,19 +148,46 @@ class Coordinator:
             REJECTED.labels(refusal.split(" ", 1)[0] if refusal.startswith("unknown") else refusal[:24]).inc()
             log.warning("job rejected", parent_id=pid, job_id=req.job_id, reason=refusal)
 
+    def _live_saga_of(self, parent_id: str, client_id: str) -> ParentSaga | None:
+        saga = self.orch.sagas.get(parent_id)
+        if saga is None or saga.parent is None or saga.parent.client_id != client_id:
+            return None
+        return saga
+
+    def _refuse_closed(self, req: CancelRequest | AmendRequest, kind: RequestKind) -> None:
+        """A request for a closed or unknown parent: answered by a one-event saga of its own (logged)."""
+        saga = self._live_saga_of(req.parent_id, req.client_id)
+        orig = saga.parent.cl_ord_id if saga is not None and saga.parent is not None else "NONE"
+        rej = RequestReject(
+            parent_id=req.parent_id, client_id=req.client_id, cl_ord_id=req.cl_ord_id or req.request_id,
+            orig_cl_ord_id=orig, request=kind,
+            ord_status=_final_status(saga) if saga is not None else OrdStatus.REJECTED,
+            reason="the order is closed" if saga is not None else "unknown order", too_late=saga is not None,
+            ts_init=self.wall(),
+        )  # fmt: skip
+        log.warning("request refused", parent_id=req.parent_id, request=kind.value, reason=rej.reason)
+        with self.orch.transaction(f"{req.parent_id}.req.{req.request_id}", create=True) as ctx:
+            assert ctx is not None
+            if ctx.saga.seq == 0:  # a redelivered request is answered once
+                ctx.complete("request_rejected", (effect(topics.REPORTS, rej, key=req.client_id),))
+
     def _cancel(self, req: CancelRequest) -> None:
+        saga = self._live_saga_of(req.parent_id, req.client_id)
+        if saga is None or saga.terminal:
+            self._refuse_closed(req, RequestKind.CANCEL)
+            return
         with self.orch.transaction(req.parent_id) as ctx:
-            if ctx is None:
-                log.warning("cancel for an unknown parent", parent_id=req.parent_id)
-                return
-            saga = ctx.saga
-            assert isinstance(saga, ParentSaga)
-            if saga.parent is not None and saga.parent.client_id != req.client_id:
-                log.warning(
-                    "cancel from another client refused", parent_id=req.parent_id, client_id=req.client_id
-                )
-                return
-            saga.unwind(ctx, "cancel", self.wall(), self.t)
+            assert ctx is not None
+            saga.on_cancel(ctx, req, self.wall(), self.t)
+
+    def _amend(self, req: AmendRequest) -> None:
+        saga = self._live_saga_of(req.parent_id, req.client_id)
+        if saga is None or saga.terminal:
+            self._refuse_closed(req, RequestKind.AMEND)
+            return
+        with self.orch.transaction(req.parent_id) as ctx:
+            assert ctx is not None
+            saga.on_amend(ctx, req, self.wall(), self.t)
 
     def _fill(self, f: Fill) -> None:
         with self.orch.transaction(f.parent_id) as ctx:
@@ -236,6 +270,14 @@ class Coordinator:
             elif ev.name == "saga.completed":
                 self.lost_at.pop(ev.saga_id, None)
                 log.info("parent closed", parent_id=ev.saga_id, status=ev.data.get("status"))
+
+
+def _final_status(saga: ParentSaga) -> OrdStatus:
+    if saga.status == "filled":
+        return OrdStatus.FILLED
+    if saga.status == "rejected":
+        return OrdStatus.REJECTED
+    return FINAL.get(saga.status, FINAL["cancel"])[1]
 
 
 __all__ = ["FINAL", "Config", "Coordinator"]

@@ -7,6 +7,7 @@ cancels every open child order of the fenced epochs), ``revoke_worker`` (undo th
 assignment under epoch + 1).
 
 - worker lost: revoke, fence (confirmed), re-register the fence, assign the remainder under the new epoch;
+- amend (quantity, limit, end): the same, applying the change once the fence has fixed the filled quantity;
 - client cancel, end of the window, no worker in time, or filled: revoke, close at the venue (confirmed),
   close the parent with its final report (none when it is already FILLED: terminal states are final).
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models import (
+    AmendRequest,
+    CancelRequest,
     ExecType,
     ExecutionReport,
     Fill,
@@ -25,6 +28,8 @@ from models import (
     JobRequest,
     OrdStatus,
     ParentOrder,
+    RequestKind,
+    RequestReject,
     Strategy,
     VenueCommand,
     VenueCommandAck,
@@ -34,7 +39,8 @@ from models import (
 from saga import WALL, Context, Saga, Timer, effect
 
 REVOKE, FENCE, CLOSE_PARENT = "revoke_worker", "fence_venue", "close_parent"
-WORKER_LOST = "worker_lost"
+WORKER_LOST, AMEND = "worker_lost", "amend"
+INTERRUPTIONS = (WORKER_LOST, AMEND)  # fence, then resume under a new epoch
 # Reasons that end the parent; the first one wins. A lost worker only interrupts it.
 FINAL: dict[str, tuple[ExecType, OrdStatus, str]] = {
     "cancel": (ExecType.CANCELED, OrdStatus.CANCELED, "canceled by the client"),
@@ -77,6 +83,8 @@ class ParentSaga(Saga):
     reason: str | None = None
     command: dict[str, Any] | None = None  # the venue command awaiting its ack
     over_executed: int = 0
+    amend: dict[str, Any] | None = None  # an amend request waiting for its fence
+    cancel_cl_ord_id: str | None = None  # the cancel request's ClOrdID, for the final report
 
     # --- state ----------------------------------------------------------------------------------------
     def on_event(self, ev: Any) -> None:
@@ -103,6 +111,15 @@ class ParentSaga(Saga):
         elif n == "resumed":
             self.reason = None
             self.phase = "new"
+        elif n == "amend_requested":
+            self.amend = dict(d["amend"])
+        elif n == "amended":
+            self.parent = ParentOrder.model_validate(d["parent"])
+            self.amend = None
+        elif n == "amend_rejected":
+            self.amend = None
+        elif n == "cancel_requested":
+            self.cancel_cl_ord_id = str(d["cl_ord_id"]) if d.get("cl_ord_id") else None
         elif n == "compensation.started":
             if d["name"] == REVOKE:
                 self.epoch += 1  # the fence epoch: nothing older may trade from here on
@@ -133,13 +150,16 @@ class ParentSaga(Saga):
         last_qty: int = 0,
         last_px: float | None = None,
         text: str | None = None,
+        cl_ord_id: str | None = None,
+        orig_cl_ord_id: str | None = None,
     ) -> ExecutionReport:
         p = self.parent
         assert p is not None
         cum = min(self.filled, p.quantity)
         return ExecutionReport(
             report_id=f"{self.saga_id}.{self.seq}", parent_id=p.parent_id, client_id=p.client_id,
-            cl_ord_id=p.cl_ord_id, exec_type=exec_type, ord_status=status, symbol=p.symbol, side=p.side,
+            cl_ord_id=cl_ord_id or p.cl_ord_id, orig_cl_ord_id=orig_cl_ord_id, exec_type=exec_type,
+            ord_status=status, symbol=p.symbol, side=p.side,
             order_qty=p.quantity, last_qty=last_qty, last_px=last_px, cum_qty=cum,
             leaves_qty=0 if status.terminal else p.quantity - cum, avg_px=round(self.avg_px, 6), text=text,
             ts_event=now, ts_init=now,
@@ -246,7 +266,7 @@ class ParentSaga(Saga):
                 ctx.start_compensation((effect(topics.ASSIGNMENTS, revoke, key=revoke.worker_id),))
                 ctx.complete_compensation()
             elif top == FENCE:
-                cmd = self._venue(VenueOp.FENCE if self.reason == WORKER_LOST else VenueOp.CLOSE, now)
+                cmd = self._venue(VenueOp.FENCE if self.reason in INTERRUPTIONS else VenueOp.CLOSE, now)
                 ctx.start_compensation(
                     (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),),
                     {"command": cmd.model_dump(mode="json")},
@@ -257,7 +277,10 @@ class ParentSaga(Saga):
                 fx: tuple[Any, ...] = ()
                 final = FINAL.get(self.reason or "", FINAL["cancel"])
                 if self.filled < p.quantity:
-                    fx = self._fx(self._report(final[0], final[1], now, text=final[2]))
+                    canceled_by = self.cancel_cl_ord_id if self.reason == "cancel" else None
+                    rep = self._report(final[0], final[1], now, text=final[2], cl_ord_id=canceled_by,
+                                       orig_cl_ord_id=p.cl_ord_id if canceled_by else None)  # fmt: skip
+                    fx = self._fx(rep)
                 ctx.start_compensation(fx)
                 ctx.complete_compensation()
                 ctx.complete(self.reason or "closed")
@@ -268,8 +291,14 @@ class ParentSaga(Saga):
             return False  # a repeat of an ack already taken into account
         ctx.clear_timer("venue_retry")
         ctx.complete_compensation(data={"filled": ack.filled, "canceled": list(ack.canceled)})
-        if self.reason == WORKER_LOST:
+        if self.reason in INTERRUPTIONS:
             ctx.register(FENCE)  # the venue job stays open under the new epoch
+            if self.reason == AMEND and self.amend is not None:
+                self._apply_amend(ctx, now, t)
+            if self.parent is not None and self.filled >= self.parent.quantity:
+                ctx.emit("resumed", {"epoch": self.epoch, "remaining": 0})
+                self.unwind(ctx, "filled", now, t)
+                return True
             ctx.emit("resumed", {"epoch": self.epoch, "remaining": self.remaining})
             self.try_assign(ctx, pick, now, t)
             return True
@@ -289,3 +318,79 @@ class ParentSaga(Saga):
             ctx.emit("venue_retry", {"command_id": cmd.command_id},
                      (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))  # fmt: skip
             ctx.set_timer("venue_retry", WALL, now + t.venue_retry)
+
+    # --- client requests ------------------------------------------------------------------------------
+    def _refuse(
+        self, kind: RequestKind, cl_ord_id: str, reason: str, now: int, *, too_late: bool = False
+    ) -> Any:
+        p = self.parent
+        assert p is not None
+        status = OrdStatus.PARTIALLY_FILLED if self.filled else OrdStatus.NEW
+        rej = RequestReject(
+            parent_id=p.parent_id, client_id=p.client_id, cl_ord_id=cl_ord_id, orig_cl_ord_id=p.cl_ord_id,
+            request=kind, ord_status=status, reason=reason, too_late=too_late, ts_init=now,
+        )  # fmt: skip
+        return (effect(topics.REPORTS, rej, key=p.client_id),)
+
+    def on_cancel(self, ctx: Context, req: CancelRequest, now: int, t: Timing) -> None:
+        cl = req.cl_ord_id or req.request_id
+        if self.reason in FINAL:
+            fx = self._refuse(RequestKind.CANCEL, cl, "the order is already closing", now, too_late=True)
+            ctx.emit("cancel_rejected", {"cl_ord_id": cl}, fx)
+            return
+        ctx.emit("cancel_requested", {"cl_ord_id": req.cl_ord_id})
+        self.unwind(ctx, "cancel", now, t)
+
+    def on_amend(self, ctx: Context, req: AmendRequest, now: int, t: Timing) -> None:
+        reason = None
+        if self.reason in FINAL:
+            reason = "the order is already closing"
+        elif self.amend is not None:
+            reason = "a cancel/replace is already pending"
+        elif req.quantity < self.filled:
+            reason = f"quantity {req.quantity} is below the {self.filled} already filled"
+        else:
+            try:
+                self._amended(req)
+            except ValueError as exc:
+                reason = f"invalid amendment: {exc}".replace("\n", " ")[:200]
+        if reason is not None:
+            ctx.emit("amend_refused", {"cl_ord_id": req.cl_ord_id, "reason": reason},
+                     self._refuse(RequestKind.AMEND, req.cl_ord_id, reason, now))  # fmt: skip
+            return
+        ctx.emit("amend_requested", {"amend": req.model_dump(mode="json")})
+        self.unwind(ctx, AMEND, now, t)
+
+    def _amended(self, req: AmendRequest) -> ParentOrder:
+        p = self.parent
+        assert p is not None
+        data = p.model_dump()
+        data.update(cl_ord_id=req.cl_ord_id, quantity=req.quantity)
+        if req.limit_px is not None:
+            data.update(limit_px=req.limit_px, ord_type="LIMIT")
+        if req.end_ns is not None:
+            data.update(end_ns=req.end_ns)
+        return ParentOrder.model_validate(data)
+
+    def _apply_amend(self, ctx: Context, now: int, t: Timing) -> None:
+        """With the job fenced (filled is final for now), apply the pending amendment or refuse it."""
+        assert self.amend is not None and self.parent is not None
+        req = AmendRequest.model_validate(self.amend)
+        new = self._amended(req)
+        if self.filled > new.quantity:
+            reason = f"{self.filled} filled meanwhile, above the new quantity {new.quantity}"
+            ctx.emit(
+                "amend_rejected",
+                {"reason": reason},
+                self._refuse(RequestKind.AMEND, req.cl_ord_id, reason, now),
+            )
+            return
+        old = self.parent.cl_ord_id
+        ctx.emit("amended", {"parent": new.model_dump(mode="json")})
+        # From here the report and the venue command describe the amended order.
+        status = OrdStatus.FILLED if self.filled == new.quantity else (
+            OrdStatus.PARTIALLY_FILLED if self.filled else OrdStatus.NEW)  # fmt: skip
+        rep = self._report(ExecType.REPLACED, status, now, orig_cl_ord_id=old)
+        cmd = self._venue(VenueOp.OPEN, now)
+        ctx.emit("reported", {}, (*self._fx(rep), effect(topics.VENUE_COMMANDS, cmd, key=self.job_id)))
+        ctx.set_timer("window_end", f"market:{new.symbol}", new.end_ns + t.close_grace)

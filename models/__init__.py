@@ -3,10 +3,13 @@
 from models.codec import AnyMessage, DecodeError, decode, decode_any, encode
 from models.common import Liquidity, Message, OrdType, Side, Strategy, TimeInForce, now_ns
 from models.jobs import (
+    AmendRequest,
     CancelRequest,
     JobAssignment,
     JobRef,
     JobRequest,
+    KillState,
+    RiskControl,
     VenueCommand,
     VenueCommandAck,
     VenueOp,
@@ -23,11 +26,14 @@ from models.orders import (
     Fill,
     OrdStatus,
     ParentOrder,
+    RequestKind,
+    RequestReject,
 )
 from models.saga import Effect, SagaEvent
 
 __all__ = [
     "AckStatus",
+    "AmendRequest",
     "AnyMessage",
     "BookLevel",
     "CancelRequest",
@@ -42,11 +48,15 @@ __all__ = [
     "JobAssignment",
     "JobRef",
     "JobRequest",
+    "KillState",
     "Liquidity",
     "Message",
     "OrdStatus",
     "OrdType",
     "ParentOrder",
+    "RequestKind",
+    "RequestReject",
+    "RiskControl",
     "SagaEvent",
     "Side",
     "Strategy",

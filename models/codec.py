@@ -14,15 +14,24 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from models.common import Message
 from models.jobs import (
+    AmendRequest,
     CancelRequest,
     JobAssignment,
     JobRequest,
+    RiskControl,
     VenueCommand,
     VenueCommandAck,
     WorkerHeartbeat,
 )
 from models.market import Tick
-from models.orders import ChildOrderAck, ChildOrderAction, ExecutionReport, Fill, ParentOrder
+from models.orders import (
+    ChildOrderAck,
+    ChildOrderAction,
+    ExecutionReport,
+    Fill,
+    ParentOrder,
+    RequestReject,
+)
 from models.saga import SagaEvent
 
 M = TypeVar("M", bound=Message)
@@ -40,6 +49,9 @@ AnyMessage = Annotated[
     | JobAssignment
     | WorkerHeartbeat
     | CancelRequest
+    | AmendRequest
+    | RequestReject
+    | RiskControl
     | VenueCommand
     | VenueCommandAck
     | SagaEvent,

@@ -63,6 +63,38 @@ class CancelRequest(Message):
     request_id: Identifier
     parent_id: Identifier
     client_id: Identifier
+    cl_ord_id: str | None = Field(default=None, max_length=64)  # the cancel request's own ClOrdID
+    ts_init: TimestampNs
+
+
+class AmendRequest(Message):
+    """A client changes a working parent (FIX 35=G): quantity, limit price, end time. The saga fences the
+    job, applies the change if the filled quantity allows it, and resumes under a new epoch."""
+
+    kind: Literal["amend_request"] = "amend_request"
+    request_id: Identifier
+    parent_id: Identifier
+    client_id: Identifier
+    cl_ord_id: str = Field(min_length=1, max_length=64)  # the replacement's ClOrdID
+    quantity: Quantity
+    limit_px: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    end_ns: TimestampNs | None = None
+    ts_init: TimestampNs
+
+
+class KillState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"  # only orders that reduce the position
+    HALTED = "HALTED"  # nothing new; working child orders are refused too
+
+
+class RiskControl(Message):
+    """Kill-switch state for one client, or for everyone when ``client_id`` is None (control/risk)."""
+
+    kind: Literal["risk_control"] = "risk_control"
+    client_id: Identifier | None = None
+    state: KillState
+    by: str = Field(default="cli", max_length=64)
     ts_init: TimestampNs
 
 

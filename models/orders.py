@@ -180,6 +180,7 @@ class ExecutionReport(Message):
     parent_id: Identifier
     client_id: Identifier
     cl_ord_id: str = Field(min_length=1, max_length=64)
+    orig_cl_ord_id: str | None = Field(default=None, max_length=64)  # the order a cancel/replace acted on
     exec_type: ExecType
     ord_status: OrdStatus
     symbol: Symbol
@@ -191,6 +192,10 @@ class ExecutionReport(Message):
     leaves_qty: Size
     avg_px: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
     text: str | None = Field(default=None, max_length=512)
+    # Transaction-cost analysis on the final report (bps; positive = cost): shortfall against the arrival
+    # mid, and slippage against the market's VWAP over the order's life.
+    is_bps: float | None = Field(default=None, allow_inf_nan=False)
+    vwap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
     ts_event: TimestampNs
     ts_init: TimestampNs
 
@@ -206,3 +211,23 @@ class ExecutionReport(Message):
         if self.cum_qty > 0 and self.avg_px <= 0.0:
             raise ValueError("avg_px must be positive once something is filled")
         return self
+
+
+class RequestKind(StrEnum):
+    CANCEL = "CANCEL"
+    AMEND = "AMEND"
+
+
+class RequestReject(Message):
+    """A cancel or amend that cannot be honoured (FIX 35=9 OrderCancelReject)."""
+
+    kind: Literal["request_reject"] = "request_reject"
+    parent_id: Identifier
+    client_id: Identifier
+    cl_ord_id: str = Field(min_length=1, max_length=64)  # the request's own id
+    orig_cl_ord_id: str = Field(min_length=1, max_length=64)
+    request: RequestKind
+    ord_status: OrdStatus
+    reason: str = Field(max_length=256)
+    too_late: bool = False  # the order is already closed (FIX CxlRejReason 0)
+    ts_init: TimestampNs

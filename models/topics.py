@@ -64,6 +64,7 @@ PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
 HEARTBEATS = f"{_ns('control')}/heartbeats"
+RISK = f"{_ns('control')}/risk"  # kill-switch states (the last one per scope is in force)
 SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
 
 

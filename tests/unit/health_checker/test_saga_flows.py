@@ -171,3 +171,57 @@ def test_a_request_with_a_non_positive_quantity_never_reaches_the_saga() -> None
     with pytest.raises(DecodeError) as err:
         decode(good.replace(b'"quantity":1000', b'"quantity":0'), JobRequest)
     assert err.value.reason == "invalid" and "quantity" in err.value.detail
+
+
+def _amend(d: Desk, qty: int, cl: str = "C-2") -> None:
+    from models import AmendRequest
+
+    d.coord.handle(AmendRequest(request_id=f"A{qty}", parent_id="P-1", client_id="CLIENT1", cl_ord_id=cl,
+                                quantity=qty, ts_init=d.now))  # fmt: skip
+    d.pump()
+
+
+def test_amend_below_filled_is_refused_and_above_is_applied_under_a_new_epoch() -> None:
+    from models import RequestReject
+
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 400)
+    d.trade(w, 100, limit=True)
+    _amend(d, 300)
+    rejects = [m for _, e in d.outbox.sent if (m := e.message).get("kind") == "request_reject"]
+    assert rejects and "below the 400" in str(rejects[-1]["reason"])
+    assert d.saga().parent is not None and d.saga().parent.quantity == 1_000 and d.saga().epoch == 1  # type: ignore[union-attr]
+    _amend(d, 1_500, "C-3")
+    s = d.saga()
+    assert s.parent is not None and s.parent.quantity == 1_500 and s.parent.cl_ord_id == "C-3"
+    assert s.epoch == 2 and s.phase == "working" and not d.venue.jobs[job].open  # fenced, resting order gone
+    rep = d.reports[-1]
+    assert rep.exec_type is ExecType.REPLACED and rep.order_qty == 1_500 and rep.orig_cl_ord_id == "C-1"
+    assert rep.cum_qty == 400 and rep.leaves_qty == 1_100
+    w2 = s.worker_id
+    assert w2 is not None and d.workers[w2].jobs[job].quantity == 1_100
+    d.trade(w2, 1_100)
+    assert s.terminal and s.filled == 1_500 == d.venue.jobs[job].filled
+    check_reports(d.reports, {"P-1": 1_500})
+    assert RequestReject  # the refusal above was a RequestReject
+
+
+def test_cancel_of_a_closed_order_is_refused_too_late() -> None:
+    from models import CancelRequest
+
+    d = Desk()
+    d.heartbeats()
+    d.submit(qty=500)
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 500)
+    assert d.saga().terminal
+    d.coord.handle(CancelRequest(request_id="X9", parent_id="P-1", client_id="CLIENT1", cl_ord_id="C-9",
+                                 ts_init=d.now))  # fmt: skip
+    d.pump()
+    rej = [e.message for _, e in d.outbox.sent if e.message.get("kind") == "request_reject"]
+    assert rej and rej[-1]["too_late"] is True and rej[-1]["ord_status"] == "FILLED"

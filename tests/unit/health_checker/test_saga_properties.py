@@ -1,4 +1,4 @@
-"""Property-based: random interleavings of child orders, fills, duplicates, cancels, worker deaths and
+"""Property-based: random interleavings of child orders, fills, duplicates, cancels, amendments, worker deaths and
 restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue. Whatever
 happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the client's
 reports consistent, and terminal states final."""
@@ -10,7 +10,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models import CancelRequest, Fill
+from models import AmendRequest, CancelRequest, Fill
 from tests.desk import Desk, SimWorker, check_reports
 
 QTY = 2_000
@@ -34,6 +34,7 @@ step = st.one_of(
     st.tuples(st.just("restart_hc"), st.just(""), st.just(0)),
     st.tuples(st.just("crash_hc_with_backlog"), st.just(""), st.just(0)),
     st.tuples(st.just("cancel"), st.sampled_from(PARENTS), st.just(0)),
+    st.tuples(st.just("amend"), st.sampled_from(PARENTS), st.integers(1, 30).map(lambda n: n * 100)),
 )
 
 
@@ -78,6 +79,10 @@ def test_invariants_hold_under_any_interleaving(steps: list[tuple[str, object, i
             d.pump()
         elif kind == "crash_hc_with_backlog":
             d.restart_orchestrator()  # fills queued for the old one go to the new one
+        elif kind == "amend":
+            d.coord.handle(AmendRequest(request_id=uuid.uuid4().hex, parent_id=str(arg), client_id="CLIENT1",
+                                        cl_ord_id=uuid.uuid4().hex[:8], quantity=n, ts_init=d.now))  # fmt: skip
+            d.pump()
         elif kind == "cancel":
             d.coord.handle(CancelRequest(request_id=uuid.uuid4().hex, parent_id=str(arg), client_id="CLIENT1",
                                          ts_init=d.now))  # fmt: skip
@@ -109,9 +114,10 @@ def _check(d: Desk) -> None:
     for pid in PARENTS:
         s = d.saga(pid)
         job = d.venue.jobs[s.job_id]
-        assert job.filled <= QTY and s.filled <= QTY and s.over_executed == 0
+        qty = s.parent.quantity if s.parent else QTY
+        assert job.filled <= qty and s.filled <= qty and s.over_executed == 0
         assert s.filled <= job.filled  # the saga never counts more than the venue executed
         assert s.filled == sum(fills_by_id[f].qty for f in s.fills)
     traded = [o.action.child_id for o in d.venue.orders.values()]
     assert len(traded) == len(set(traded))
-    check_reports(d.reports, dict.fromkeys(PARENTS, QTY))
+    check_reports(d.reports, {pid: max(3_000, QTY) for pid in PARENTS})
