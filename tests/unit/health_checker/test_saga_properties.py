@@ -1,5 +1,5 @@
-"""Property-based: random interleavings of child orders, fills, duplicates, cancels, amendments, worker deaths and
-restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue. Whatever
+"""Property-based: random interleavings of child orders, fills, duplicates, cancels, amendments, worker
+deaths and restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue. Whatever
 happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the client's
 reports consistent, and terminal states final."""
 
