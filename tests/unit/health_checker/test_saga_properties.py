@@ -1,6 +1,6 @@
 """Property-based: random interleavings of child orders, fills, duplicates, cancels, amendments, worker
-deaths and restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue. Whatever
-happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the client's
+deaths and restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue.
+Whatever happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the client's
 reports consistent, and terminal states final."""
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ def test_invariants_hold_under_any_interleaving(steps: list[tuple[str, object, i
         elif kind == "crash_hc_with_backlog":
             d.restart_orchestrator()  # fills queued for the old one go to the new one
         elif kind == "amend":
-            d.coord.handle(AmendRequest(request_id=uuid.uuid4().hex, parent_id=str(arg), client_id="CLIENT1",
-                                        cl_ord_id=uuid.uuid4().hex[:8], quantity=n, ts_init=d.now))  # fmt: skip
+            am = AmendRequest(request_id=uuid.uuid4().hex, parent_id=str(arg), client_id="CLIENT1",
+                              cl_ord_id=uuid.uuid4().hex[:8], quantity=n, ts_init=d.now)  # fmt: skip
+            d.coord.handle(am)
             d.pump()
         elif kind == "cancel":
             d.coord.handle(CancelRequest(request_id=uuid.uuid4().hex, parent_id=str(arg), client_id="CLIENT1",
