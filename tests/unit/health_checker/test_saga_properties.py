@@ -1,7 +1,7 @@
 """Property-based: random interleavings of child orders, fills, duplicates, cancels, amendments, worker
 deaths and restarts, and orchestrator restarts, driven through the saga, the coordinator and the venue.
-Whatever happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the client's
-reports consistent, and terminal states final."""
+Whatever happens: filled <= ordered, no child order id traded twice, every fill counted exactly once, the
+client's reports consistent, and terminal states final."""
 
 from __future__ import annotations
 
