@@ -1,26 +1,40 @@
-"""The endpoint's venue router: the saga's venue commands, the workers' child orders and the ticks in;
-acks and fills out.
+"""The Endpoint service: the client edge (FIX acceptor, order desk, pre-trade risk, TCA) and the venue
+router (the saga's venue commands and the workers' child orders to the simulated exchange).
 
-Every handler runs on the Pulsar client's single listener thread, so the venue sees one message at a
-time and needs no lock. Fills and acks go to the job's executions topic (its worker); fills and command
-acks go to the shared executions topic (the saga) from one producer, so the saga sees every fill of a job
-before the ack of a FENCE or CLOSE that ends it.
+Threads: QuickFIX runs a thread per session and calls the desk (which locks); everything from Pulsar
+(ticks, venue commands, child orders, reports, kill-switch changes) arrives on the client's single
+listener thread, so the venue sees one message at a time and needs no lock. Fills and acks go to the
+job's executions topic (its worker); fills and command acks to the shared executions topic (the saga)
+from one producer, so the saga sees every fill of a job before the ack of the FENCE or CLOSE that ends it.
+On start the desk's order table is rebuilt from the reports topic, and the reports QuickFIX already sent
+(its store) are not sent again.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter
 
+from endpoint.config import EndpointConfig
+from endpoint.desk import OrderDesk
+from endpoint.fix_gateway import FixGateway, sent_exec_ids
+from endpoint.risk import RiskGate
+from endpoint.tca import Tca
 from endpoint.venue import Venue
 from models import (
+    AckStatus,
+    ChildAction,
     ChildOrderAck,
     ChildOrderAction,
     Fill,
     Message,
+    RiskControl,
     Tick,
     VenueCommand,
     VenueCommandAck,
     VenueOp,
+    now_ns,
     topics,
 )
 from runtime.bus import Bus, Consumer, Delivery, Producer
@@ -36,67 +50,121 @@ SHARES = Counter("paceline_venue_filled_shares_total", "Shares executed")
 
 
 class EndpointService:
-    def __init__(self, bus: Bus, name: str = "endpoint", venue: Venue | None = None) -> None:
+    def __init__(
+        self, bus: Bus, config: EndpointConfig | None = None, *, venue: Venue | None = None, fix: bool = True
+    ) -> None:
         self.bus = bus
-        self.name = name
+        self.cfg = config or EndpointConfig()
+        self.name = self.cfg.name
         self.venue = venue or Venue()
+        self.risk = RiskGate({c.client_id: c.limits for c in self.cfg.clients})
+        self.tca = Tca()
+        self.desk = OrderDesk(self._publish_request, self.risk, self.cfg.symbols, self.tca)
+        self.fix = FixGateway(self.cfg, self.desk, self._market_now) if fix and self.cfg.fix_port else None
         self._ticks: dict[str, Consumer[Tick]] = {}
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
         self._job_out: dict[str, Producer] = {}
-        self._commands: Consumer[VenueCommand] | None = None
+        self._consumers: list[Consumer[Any]] = []
         self._executions: Producer | None = None
+        self._requests: Producer | None = None
 
     def start(self) -> None:
-        self._executions = self.bus.producer(topics.EXECUTIONS, name=f"{self.name}-venue")
-        self._commands = self.bus.subscribe(
-            topics.VENUE_COMMANDS, f"{self.name}-venue", VenueCommand, handler=self._on_command
-        )
-        log.info("venue started", name=self.name)
+        n = self.name
+        self._executions = self.bus.producer(topics.EXECUTIONS, name=f"{n}-venue")
+        self._requests = self.bus.producer(topics.JOB_REQUESTS)
+        for d in self.bus.read_all(topics.RISK, RiskControl):
+            self.risk.set_state(d.message.client_id, d.message.state)
+        self.desk.rebuild([d.message for d in self.bus.read_all(topics.REPORTS, Message)],
+                          sent_exec_ids(self.cfg.state_dir) if self.fix else None)  # fmt: skip
+        for sym in self.cfg.symbols:
+            self._follow(sym)
+        self._consumers += [
+            self.bus.subscribe(topics.RISK, f"{n}-risk", RiskControl, handler=self._on_risk),
+            # A new endpoint starts at the reports' present (the table above has the past); a restarted
+            # one resumes where it acknowledged.
+            self.bus.subscribe(
+                topics.REPORTS, f"{n}-reports", Message, handler=self._on_report, from_earliest=False
+            ),
+            self.bus.subscribe(topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, handler=self._on_command),
+        ]
+        if self.fix is not None:
+            self.fix.start()
+        log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
 
     def stop(self) -> None:
+        if self.fix is not None:
+            self.fix.stop()
+        for c in self._consumers:
+            c.close()
         for t in self._ticks.values():
             t.close()
         for a in self._actions.values():
             a.close()
-        if self._commands is not None:
-            self._commands.close()
         for p in self._job_out.values():
             p.close()
-        if self._executions is not None:
-            self._executions.flush()
-            self._executions.close()
+        for prod in (self._executions, self._requests):
+            if prod is not None:
+                prod.flush()
+                prod.close()
 
-    # --- handlers (listener thread) -----------------------------------------------------------------------
+    # --- the desk's outputs ---------------------------------------------------------------------------
+    def _publish_request(self, topic: str, m: Message, key: str) -> None:
+        assert self._requests is not None and topic == topics.JOB_REQUESTS
+        self._requests.send_async(m, key=key)
+
+    def _market_now(self, symbol: str) -> int | None:
+        mk = self.tca.markets.get(symbol)
+        return mk.ts if mk else None
+
+    # --- handlers (listener thread) -------------------------------------------------------------------
+    def _on_risk(self, d: Delivery[RiskControl]) -> None:
+        self.risk.set_state(d.message.client_id, d.message.state)
+        log.warning("kill switch", client_id=d.message.client_id or "ALL", state=d.message.state.value)
+
+    def _on_report(self, d: Delivery[Message]) -> None:
+        self.desk.on_report(d.message)
+
+    def _follow(self, symbol: str) -> None:
+        if symbol not in self._ticks:
+            self._ticks[symbol] = self.bus.subscribe(
+                topics.ticks(symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
+            )
+
     def _on_command(self, d: Delivery[VenueCommand]) -> None:
         cmd = d.message
         COMMANDS.labels(cmd.op.value).inc()
         if cmd.op is VenueOp.OPEN and cmd.job_id not in self._actions:
-            self._open(cmd)
+            self._follow(cmd.symbol)
+            self._job_out[cmd.job_id] = self.bus.producer(
+                topics.job_executions(cmd.job_id), name=f"{self.name}-venue.{cmd.job_id}"
+            )
+            # From the earliest: orders a worker sent before this subscription existed are not lost.
+            self._actions[cmd.job_id] = self.bus.subscribe(
+                topics.job_actions(cmd.job_id),
+                f"{self.name}-venue",
+                ChildOrderAction,
+                handler=self._on_action,
+            )
         self._publish(self.venue.command(cmd))
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
-    def _open(self, cmd: VenueCommand) -> None:
-        if cmd.symbol not in self._ticks:
-            self._ticks[cmd.symbol] = self.bus.subscribe(
-                topics.ticks(cmd.symbol),
-                f"{self.name}-venue",
-                Tick,
-                from_earliest=False,
-                handler=self._on_tick,
-            )
-        self._job_out[cmd.job_id] = self.bus.producer(
-            topics.job_executions(cmd.job_id), name=f"{self.name}-venue.{cmd.job_id}"
-        )
-        # From the earliest: orders a worker sent before this subscription existed are not lost.
-        self._actions[cmd.job_id] = self.bus.subscribe(
-            topics.job_actions(cmd.job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
-        )
-
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
-        CHILD_ORDERS.labels(d.message.action.value).inc()
-        self._publish(self.venue.action(d.message))
+        a = d.message
+        CHILD_ORDERS.labels(a.action.value).inc()
+        job = self.venue.jobs.get(a.job_id)
+        if a.action is not ChildAction.CANCEL and job is not None and job.client_id is not None:
+            refusal = self.risk.check_child(job.client_id, a, self.tca.mid(a.symbol))
+            if refusal is not None:
+                self._publish([ChildOrderAck(
+                    child_id=a.child_id, job_id=a.job_id, epoch=a.epoch, status=AckStatus.REJECTED,
+                    reason=f"risk_{refusal.code}: {refusal.text}"[:256], ts_event=a.ts_event,
+                    ts_init=now_ns(),
+                )])  # fmt: skip
+                return
+        self._publish(self.venue.action(a))
 
     def _on_tick(self, d: Delivery[Tick]) -> None:
+        self.tca.on_tick(d.message)
         out = self.venue.on_tick(d.message)
         if out:
             self._publish(out)
@@ -107,10 +175,13 @@ class EndpointService:
             if isinstance(m, Fill):
                 FILLS.labels(m.liquidity.value).inc()
                 SHARES.inc(m.qty)
+                job = self.venue.jobs.get(m.job_id)
+                if job is not None and job.client_id is not None:
+                    self.risk.on_fill(job.client_id, m.symbol, m.side, m.qty)
                 self._to_job(m.job_id, m)
                 self._executions.send_async(m, key=m.parent_id)
             elif isinstance(m, ChildOrderAck):
-                if m.status.value == "REJECTED" and m.reason:
+                if m.status is AckStatus.REJECTED and m.reason:
                     REFUSED.labels(m.reason.split(":", 1)[0]).inc()
                     log.warning("child order refused", child_id=m.child_id, job_id=m.job_id, epoch=m.epoch,
                                 reason=m.reason)  # fmt: skip

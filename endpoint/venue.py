@@ -42,6 +42,7 @@ class VenueJob:
     symbol: str
     quantity: int
     min_epoch: int
+    client_id: str | None = None
     filled: int = 0
     closed: bool = False
     open: set[str] = field(default_factory=set)  # child ids with leaves
@@ -74,7 +75,12 @@ class Venue:
         job = self.jobs.get(cmd.job_id)
         if job is None:
             job = self.jobs[cmd.job_id] = VenueJob(
-                cmd.job_id, cmd.parent_id, cmd.symbol, cmd.quantity, min_epoch=cmd.epoch
+                cmd.job_id,
+                cmd.parent_id,
+                cmd.symbol,
+                cmd.quantity,
+                min_epoch=cmd.epoch,
+                client_id=cmd.client_id,
             )
         if cmd.op is VenueOp.OPEN:
             job.quantity = cmd.quantity  # an amendment changes it (the saga never sets it below filled)

@@ -173,7 +173,8 @@ class ParentSaga(Saga):
         assert p is not None
         return VenueCommand(
             command_id=f"{self.saga_id}.{self.seq}", op=op, job_id=self.job_id, parent_id=p.parent_id,
-            symbol=p.symbol, side=p.side, quantity=p.quantity, epoch=self.epoch, ts_init=now,
+            symbol=p.symbol, side=p.side, quantity=p.quantity, epoch=self.epoch, client_id=p.client_id,
+            ts_init=now,
         )  # fmt: skip
 
     # --- handlers -------------------------------------------------------------------------------------

@@ -116,6 +116,7 @@ class VenueCommand(Message):
     side: Side
     quantity: Quantity  # the parent's quantity: the venue refuses child orders that could exceed it
     epoch: int = Field(ge=1)
+    client_id: Identifier | None = None  # whose limits the endpoint applies to the job's child orders
     ts_init: TimestampNs
 
 

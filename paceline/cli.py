@@ -212,9 +212,31 @@ def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     from runtime.bus import Bus
 
     metrics.serve(settings.metrics_port)
+    from endpoint.config import load
+
+    cfg = load(args.config)
+    if args.name:
+        cfg = cfg.model_copy(update={"name": args.name})
     with Bus(settings.pulsar_url) as bus:
-        svc = EndpointService(bus, args.name)
+        svc = EndpointService(bus, cfg)
         _serve_until_signalled(svc.start, svc.stop)
+    return 0
+
+
+def _cmd_risk(args: argparse.Namespace, settings: Settings) -> int:
+    from models import KillState, RiskControl, now_ns
+    from runtime.bus import Bus
+
+    with Bus(settings.pulsar_url) as bus:
+        if args.action == "set":
+            msg = RiskControl(client_id=args.client, state=KillState(args.state.upper()), ts_init=now_ns())
+            prod = bus.producer(topics.RISK)
+            prod.send(msg, key=args.client or "ALL")
+            prod.close()
+        states: dict[str, str] = {}
+        for d in bus.read_all(topics.RISK, RiskControl):
+            states[d.message.client_id or "ALL"] = d.message.state.value
+    print(json.dumps(states or {"ALL": "ACTIVE"}, indent=2))
     return 0
 
 

@@ -80,14 +80,24 @@ class PulsarLog:
         return [d.message for d in self.bus.read_all(self.topic, SagaEvent)]
 
     def append(self, events: Sequence[SagaEvent]) -> None:
+        """Append in order and return once the broker has stored them all (pipelined: one round trip)."""
         if self._producer is None:
             raise LeaseLostError("the lease is not held")
+        errors: list[Exception] = []
         try:
             for ev in events:
-                self._producer.send(ev, key=ev.saga_id, sequence_id=ev.position, event_time_ns=ev.ts_init)
+                self._producer.send_async(
+                    ev, key=ev.saga_id, sequence_id=ev.position, event_time_ns=ev.ts_init,
+                    on_done=lambda err, _lat: errors.append(err) if err else None,
+                )  # fmt: skip
+            self._producer.flush()  # waits for every pending send's receipt
         except BusError as exc:
+            errors.append(exc)
+        except Exception as exc:  # the client raises its own types from flush()
+            errors.append(BusError(str(exc)))
+        if errors:
             self.release()
-            raise LeaseLostError(str(exc)) from exc
+            raise LeaseLostError(str(errors[0]))
 
     def release(self) -> None:
         if self._producer is not None:

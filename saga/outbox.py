@@ -76,8 +76,22 @@ class PulsarOutbox:
             raise LeaseLostError(f"publishing to {e.topic} failed: {exc}") from exc
 
     def publish(self, events: Sequence[SagaEvent]) -> None:
-        for seq, e in _effects(events):
-            self._send(seq, e)
+        """Publish in log order, pipelined per topic; returns once the broker has stored every one."""
+        errors: list[Exception] = []
+        used: list[Producer] = []
+        try:
+            for seq, e in _effects(events):
+                p = self._producer(e.topic)
+                if p not in used:
+                    used.append(p)
+                p.send_async(effect_message(e), key=e.key, sequence_id=seq,
+                             on_done=lambda err, _lat: errors.append(err) if err else None)  # fmt: skip
+            for p in used:
+                p.flush()
+        except Exception as exc:
+            errors.append(exc)
+        if errors:
+            raise LeaseLostError(f"publishing effects failed: {errors[0]}")
 
     def resume(self, events: Sequence[SagaEvent]) -> int:
         """Send what the log holds beyond each producer's last stored sequence id; returns how many."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
@@ -46,8 +48,12 @@ QTY = 4_000
 
 
 @pytest.fixture
-def venue(bus: Bus) -> Iterator[EndpointService]:
-    ep = EndpointService(bus, f"ep-{uuid.uuid4().hex[:6]}")
+def venue(bus: Bus, tmp_path: Path) -> Iterator[EndpointService]:
+    # The venue router only (no FIX): these tests send JobRequests straight to the health-checker.
+    cfg = EndpointConfig(
+        name=f"ep-{uuid.uuid4().hex[:6]}", symbols=(), fix_port=0, native_port=0, state_dir=tmp_path
+    )
+    ep = EndpointService(bus, cfg)
     ep.start()
     yield ep
     ep.stop()

@@ -1,0 +1,244 @@
+"""The order desk: what FIX and the native protocol share. Transport-agnostic and thread-safe.
+
+- ``submit`` checks the order (universe, duplicate ClOrdID, pre-trade risk) and either refuses it at
+  once (the caller answers Rejected) or publishes a ``JobRequest`` for the saga. The saga answers New.
+- ``cancel`` / ``amend`` resolve the client's OrigClOrdID to the parent and publish the request; what
+  cannot be honoured here (unknown order, already closed) is refused at once, the rest by the saga.
+- Every ``ExecutionReport`` and ``RequestReject`` the saga publishes goes through ``on_report``: the
+  order table is updated, TCA is added to a final report, and the client's sinks get it, once per
+  report id (a redelivery after a restart is dropped).
+- Parent ids derive from (client, ClOrdID), so an order re-sent after a crash is the same parent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import Counter
+
+from endpoint.risk import Refusal, RiskGate
+from endpoint.tca import Tca
+from models import (
+    AmendRequest,
+    CancelRequest,
+    ExecutionReport,
+    JobRequest,
+    Message,
+    OrdStatus,
+    ParentOrder,
+    RequestReject,
+    now_ns,
+    topics,
+)
+
+ORDERS = Counter("paceline_endpoint_orders_total", "Client requests by kind and outcome", ["kind", "outcome"])
+REFUSED = Counter(
+    "paceline_risk_refusals_total", "Orders refused by the risk gate, by reason", ["scope", "reason"]
+)
+REPORTS_OUT = Counter("paceline_endpoint_reports_total", "Reports delivered to clients", ["kind"])
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,60}$")
+
+Publish = Callable[[str, Message, str], None]  # topic, message, key
+Sink = Callable[[Message], None]
+
+
+def parent_id_for(client_id: str, cl_ord_id: str) -> str:
+    """Deterministic: the same client order always maps to the same parent (and saga)."""
+    if _ID.match(cl_ord_id):
+        return f"{client_id}.{cl_ord_id}"
+    return f"{client_id}.h{hashlib.sha256(cl_ord_id.encode()).hexdigest()[:24]}"
+
+
+@dataclass
+class Order:
+    parent: ParentOrder
+    cl_ord_id: str
+    status: OrdStatus = OrdStatus.NEW
+    cum_qty: int = 0
+    avg_px: float = 0.0
+    last: ExecutionReport | None = None
+    cl_ord_ids: set[str] = field(default_factory=set)
+
+    @property
+    def live(self) -> bool:
+        return not self.status.terminal
+
+
+class OrderDesk:
+    def __init__(
+        self, publish: Publish, risk: RiskGate, symbols: tuple[str, ...], tca: Tca | None = None
+    ) -> None:
+        self.publish = publish
+        self.risk = risk
+        self.symbols = frozenset(symbols)
+        self.tca = tca or Tca()
+        self.orders: dict[str, Order] = {}
+        self.by_cl: dict[tuple[str, str], str] = {}
+        self.sinks: dict[str, list[Sink]] = {}
+        self.seen_reports: set[str] = set()
+        self._lock = threading.RLock()
+        self._req = 0
+
+    # --- wiring ---------------------------------------------------------------------------------------
+    def attach(self, client_id: str, sink: Sink) -> Callable[[], None]:
+        with self._lock:
+            self.sinks.setdefault(client_id, []).append(sink)
+
+        def detach() -> None:
+            with self._lock:
+                if sink in self.sinks.get(client_id, []):
+                    self.sinks[client_id].remove(sink)
+
+        return detach
+
+    def rebuild(self, reports: list[Message], sent: set[str] | None = None) -> None:
+        """Restore the order table from the reports topic after a restart (``sent``: report ids the
+        transports already delivered, e.g. read back from the FIX store)."""
+        for m in reports:
+            self._apply(m)
+            if isinstance(m, ExecutionReport) and (sent is None or m.report_id in sent):
+                self.seen_reports.add(m.report_id)
+
+    # --- client requests ------------------------------------------------------------------------------
+    def _request_id(self) -> str:
+        self._req += 1
+        return f"r{now_ns()}-{self._req}"
+
+    def open_notional(self, client_id: str) -> float:
+        total = 0.0
+        for o in self.orders.values():
+            if o.live and o.parent.client_id == client_id:
+                px = o.parent.limit_px or self.tca.mid(o.parent.symbol) or 0.0
+                total += px * (o.parent.quantity - o.cum_qty)
+        return total
+
+    def submit(self, p: ParentOrder) -> Refusal | None:
+        with self._lock:
+            refusal = self._check(p)
+            if refusal is not None:
+                ORDERS.labels("new", "refused").inc()
+                if refusal.code not in ("duplicate", "unknown_symbol"):
+                    REFUSED.labels("parent", refusal.code).inc()
+                return refusal
+            self.orders[p.parent_id] = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id})
+            self.by_cl[(p.client_id, p.cl_ord_id)] = p.parent_id
+            self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
+        ORDERS.labels("new", "accepted").inc()
+        self.publish(topics.JOB_REQUESTS, JobRequest(job_id=f"J{p.parent_id}", parent=p, ts_init=now_ns()),
+                     p.parent_id)  # fmt: skip
+        return None
+
+    def _check(self, p: ParentOrder) -> Refusal | None:
+        if (p.client_id, p.cl_ord_id) in self.by_cl or p.parent_id in self.orders:
+            return Refusal("duplicate", f"duplicate ClOrdID {p.cl_ord_id}")
+        if p.symbol not in self.symbols:
+            return Refusal("unknown_symbol", f"unknown symbol {p.symbol}")
+        return self.risk.check_parent(p, self.tca.mid(p.symbol), self.open_notional(p.client_id))
+
+    def find(self, client_id: str, cl_ord_id: str) -> Order | None:
+        pid = self.by_cl.get((client_id, cl_ord_id))
+        return self.orders.get(pid) if pid else None
+
+    def cancel(self, client_id: str, cl_ord_id: str, orig_cl_ord_id: str) -> Refusal | None:
+        with self._lock:
+            o = self.find(client_id, orig_cl_ord_id)
+            if o is None:
+                ORDERS.labels("cancel", "refused").inc()
+                return Refusal("unknown_order", f"unknown order {orig_cl_ord_id}")
+            if not o.live:
+                ORDERS.labels("cancel", "refused").inc()
+                return Refusal("too_late", f"order {orig_cl_ord_id} is {o.status.value}")
+            self.by_cl[(client_id, cl_ord_id)] = o.parent.parent_id
+            req = CancelRequest(request_id=self._request_id(), parent_id=o.parent.parent_id,
+                                client_id=client_id, cl_ord_id=cl_ord_id, ts_init=now_ns())  # fmt: skip
+        ORDERS.labels("cancel", "accepted").inc()
+        self.publish(topics.JOB_REQUESTS, req, req.parent_id)
+        return None
+
+    def amend(
+        self,
+        client_id: str,
+        cl_ord_id: str,
+        orig_cl_ord_id: str,
+        quantity: int,
+        *,
+        limit_px: float | None,
+        end_ns: int | None,
+    ) -> Refusal | None:
+        with self._lock:
+            o = self.find(client_id, orig_cl_ord_id)
+            if o is None:
+                return Refusal("unknown_order", f"unknown order {orig_cl_ord_id}")
+            if not o.live:
+                return Refusal("too_late", f"order {orig_cl_ord_id} is {o.status.value}")
+            if (client_id, cl_ord_id) in self.by_cl:
+                return Refusal("duplicate", f"duplicate ClOrdID {cl_ord_id}")
+            if quantity < o.cum_qty:
+                return Refusal("below_filled", f"quantity {quantity} is below the {o.cum_qty} already filled")
+            changed = o.parent.model_copy(
+                update={"quantity": quantity, "limit_px": limit_px or o.parent.limit_px}
+            )
+            extra = max(0, quantity - o.parent.quantity)
+            if extra:
+                probe = changed.model_copy(update={"quantity": extra})
+                refusal = self.risk.check_parent(
+                    probe, self.tca.mid(o.parent.symbol), self.open_notional(client_id)
+                )
+                if refusal is not None:
+                    REFUSED.labels("amend", refusal.code).inc()
+                    return refusal
+            self.by_cl[(client_id, cl_ord_id)] = o.parent.parent_id
+            req = AmendRequest(
+                request_id=self._request_id(), parent_id=o.parent.parent_id, client_id=client_id,
+                cl_ord_id=cl_ord_id, quantity=quantity, limit_px=limit_px, end_ns=end_ns, ts_init=now_ns(),
+            )  # fmt: skip
+        ORDERS.labels("amend", "accepted").inc()
+        self.publish(topics.JOB_REQUESTS, req, req.parent_id)
+        return None
+
+    def status(self, client_id: str, cl_ord_id: str) -> Order | None:
+        with self._lock:
+            return self.find(client_id, cl_ord_id)
+
+    # --- reports from the saga ------------------------------------------------------------------------
+    def _apply(self, m: Message) -> Message:
+        if isinstance(m, ExecutionReport):
+            o = self.orders.get(m.parent_id)
+            if o is None:  # rebuilt after a restart, or an order we refused never gets here
+                p = ParentOrder(
+                    parent_id=m.parent_id, client_id=m.client_id, cl_ord_id=m.cl_ord_id, symbol=m.symbol,
+                    side=m.side, quantity=max(1, m.order_qty), start_ns=m.ts_event, end_ns=m.ts_event + 1,
+                    ts_init=m.ts_init,
+                )  # fmt: skip
+                o = self.orders[m.parent_id] = Order(p, m.cl_ord_id)
+            if m.order_qty and m.order_qty != o.parent.quantity:
+                o.parent = o.parent.model_copy(update={"quantity": m.order_qty})
+            o.cl_ord_id = m.cl_ord_id
+            o.cl_ord_ids.add(m.cl_ord_id)
+            self.by_cl[(m.client_id, m.cl_ord_id)] = m.parent_id
+            o.status, o.cum_qty, o.avg_px = m.ord_status, m.cum_qty, m.avg_px
+            if m.ord_status.terminal and m.is_bps is None and m.cum_qty:
+                shortfall, slip = self.tca.finish(m.parent_id, m.avg_px)
+                m = m.model_copy(update={"is_bps": shortfall, "vwap_slippage_bps": slip})
+            o.last = m
+        return m
+
+    def on_report(self, m: Message) -> None:
+        with self._lock:
+            if isinstance(m, ExecutionReport):
+                if m.report_id in self.seen_reports:
+                    return
+                self.seen_reports.add(m.report_id)
+            m = self._apply(m)
+            sinks = list(self.sinks.get(getattr(m, "client_id", ""), ()))
+        for sink in sinks:
+            sink(m)
+        REPORTS_OUT.labels(type(m).__name__).inc()
+
+
+__all__ = ["Order", "OrderDesk", "Refusal", "RequestReject", "parent_id_for"]

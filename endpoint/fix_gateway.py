@@ -1,0 +1,414 @@
+"""The FIX 4.4 acceptor on QuickFIX: clients' algo orders in, execution reports out.
+
+Sessions are configured per client (``EndpointConfig.clients``); a CompID that is not configured cannot
+log on (QuickFIX has no session for it). Sequence numbers and sent messages persist in a FileStore under
+the state folder, so a restarted endpoint resumes each session and answers resend requests. Messages are
+validated against FIX 4.4's data dictionary, extended with our values and tags:
+
+- TargetStrategy (847): 1 = VWAP, 2 = POV (participate, with ParticipationRate 849), 1001 = TWAP,
+  1002 = implementation shortfall (Almgren-Chriss), 1003 = RL; absent = TWAP.
+- PolicyName (20001, on NewOrderSingle and OrderCancelReplaceRequest): a named policy file.
+- ShortfallBps (20002) and VwapSlippageBps (20003) on a final ExecutionReport: TCA, positive = cost.
+
+Malformed messages are answered by QuickFIX itself with a session Reject (35=3): missing or unknown tags,
+wrong types, values outside the dictionary. Values the dictionary cannot judge (a negative quantity, a
+limit order without a price) get a session Reject from us; unsupported message types a
+BusinessMessageReject (35=j); business refusals (unknown symbol, duplicate ClOrdID, risk) an
+ExecutionReport Rejected with OrdRejReason and Text. A garbled message (bad checksum or length) is
+dropped, as the FIX specification asks; the sequence gap it leaves is filled by a resend.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+from prometheus_client import Counter, Gauge
+
+from endpoint.config import EndpointConfig
+from endpoint.desk import OrderDesk, parent_id_for
+from endpoint.risk import Refusal
+from models import (
+    ExecType,
+    ExecutionReport,
+    Message,
+    OrdStatus,
+    OrdType,
+    ParentOrder,
+    RequestKind,
+    RequestReject,
+    Side,
+    Strategy,
+    TimeInForce,
+    now_ns,
+)
+from runtime.logs import get_logger
+
+log = get_logger("paceline.endpoint.fix")
+
+SESSIONS = Gauge("paceline_fix_sessions_logged_on", "FIX sessions logged on")
+MESSAGES = Counter("paceline_fix_messages_in_total", "Application messages received", ["msg_type"])
+REJECTS = Counter("paceline_fix_rejects_total", "Rejects sent, by kind and reason", ["kind", "reason"])
+
+STRATEGY_IN = {1: Strategy.VWAP, 2: Strategy.POV, 1001: Strategy.TWAP, 1002: Strategy.IS, 1003: Strategy.RL}
+STRATEGY_OUT = {v: k for k, v in STRATEGY_IN.items()}
+EXEC_TYPE = {
+    ExecType.NEW: "0", ExecType.DONE_FOR_DAY: "3", ExecType.CANCELED: "4", ExecType.REPLACED: "5",
+    ExecType.REJECTED: "8", ExecType.EXPIRED: "C", ExecType.TRADE: "F", ExecType.ORDER_STATUS: "I",
+}  # fmt: skip
+ORD_STATUS = {
+    OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2", OrdStatus.DONE_FOR_DAY: "3",
+    OrdStatus.CANCELED: "4", OrdStatus.REJECTED: "8", OrdStatus.EXPIRED: "C",
+}  # fmt: skip
+ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reducing_only": "0"}
+TIF_IN = {"0": TimeInForce.DAY, "3": TimeInForce.IOC, "6": TimeInForce.GTD}
+POLICY_NAME, SHORTFALL_BPS, VWAP_SLIPPAGE_BPS = 20001, 20002, 20003
+_EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
+_SESSION_CLOSE_S = 16 * 3600
+
+
+class BadValueError(Exception):
+    def __init__(self, tag: int, text: str) -> None:
+        super().__init__(text)
+        self.tag = tag
+
+
+def dictionary(state_dir: Path) -> Path:
+    """FIX 4.4's dictionary as installed with QuickFIX, with our strategies and custom tags added."""
+    src = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+    tree = ET.parse(src)
+    root = tree.getroot()
+    fields = root.find("fields")
+    assert fields is not None
+    for f in fields.findall("field"):
+        if f.get("number") == "847":
+            for enum, desc in ((1001, "TWAP"), (1002, "IMPLEMENTATION_SHORTFALL"), (1003, "RL")):
+                ET.SubElement(f, "value", enum=str(enum), description=desc)
+    for number, name, typ in ((POLICY_NAME, "PolicyName", "STRING"), (SHORTFALL_BPS, "ShortfallBps", "FLOAT"),
+                              (VWAP_SLIPPAGE_BPS, "VwapSlippageBps", "FLOAT")):  # fmt: skip
+        ET.SubElement(fields, "field", number=str(number), name=name, type=typ)
+    extra = {"NewOrderSingle": ["PolicyName"], "OrderCancelReplaceRequest": ["PolicyName"],
+             "ExecutionReport": ["ShortfallBps", "VwapSlippageBps"]}  # fmt: skip
+    messages = root.find("messages")
+    assert messages is not None
+    for m in messages.findall("message"):
+        for name in extra.get(m.get("name") or "", []):
+            ET.SubElement(m, "field", name=name, required="N")
+    out = state_dir / "FIX44-paceline.xml"
+    tree.write(out, encoding="utf-8", xml_declaration=True)
+    return out
+
+
+def session_settings(cfg: EndpointConfig) -> Path:
+    state = cfg.state_dir
+    (state / "store").mkdir(parents=True, exist_ok=True)
+    (state / "log").mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[DEFAULT]", "ConnectionType=acceptor", f"SocketAcceptPort={cfg.fix_port}", "SocketReuseAddress=Y",
+        "SocketNodelay=Y", f"FileStorePath={state / 'store'}", f"FileLogPath={state / 'log'}",
+        "StartTime=00:00:00", "EndTime=00:00:00", "UseDataDictionary=Y",
+        f"DataDictionary={dictionary(state)}",
+        "ValidateUserDefinedFields=Y", "ResetOnLogon=N", "ResetOnLogout=N", "ResetOnDisconnect=N",
+        "PersistMessages=Y", f"SenderCompID={cfg.comp_id}",
+    ]  # fmt: skip
+    for c in cfg.clients:
+        lines += ["", "[SESSION]", "BeginString=FIX.4.4", f"TargetCompID={c.comp_id}"]
+    path = state / "acceptor.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sent_exec_ids(state_dir: Path) -> set[str]:
+    """ExecIDs of every report already handed to QuickFIX (its store keeps what it sent, for resends)."""
+    out: set[str] = set()
+    for body in (state_dir / "store").glob("*.body"):
+        out.update(m.decode() for m in _EXEC_ID.findall(body.read_bytes()))
+    return out
+
+
+def _ts(value: str) -> int:
+    fmt = "%Y%m%d-%H:%M:%S.%f" if "." in value else "%Y%m%d-%H:%M:%S"
+    return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * 1_000_000) * 1_000
+
+
+def utc(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
+def _get(msg: fix.Message, tag: int) -> str | None:
+    return msg.getField(tag) if msg.isSetField(tag) else None  # getField(int): the fast path
+
+
+def _qty(msg: fix.Message, tag: int) -> int:
+    raw = msg.getField(tag)
+    try:
+        q = float(raw)
+    except ValueError:
+        raise BadValueError(tag, f"quantity {raw!r} is not a number") from None
+    if q <= 0 or q != int(q):
+        raise BadValueError(tag, f"quantity must be a positive whole number, got {raw}")
+    return int(q)
+
+
+def _price(msg: fix.Message, tag: int) -> float | None:
+    raw = _get(msg, tag)
+    if raw is None:
+        return None
+    px = float(raw)
+    if not 0 < px <= 1e7:  # also refuses NaN
+        raise BadValueError(tag, f"price {raw} is not a valid positive price")
+    return px
+
+
+class FixGateway(fix.Application):  # type: ignore[misc]
+    def __init__(self, cfg: EndpointConfig, desk: OrderDesk, market_now: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.desk = desk
+        self.market_now = market_now  # symbol -> the latest tick's event time (or None)
+        self.sessions: dict[str, Any] = {}  # client id -> SessionID
+        self.logged_on: set[str] = set()
+        self._lock = threading.Lock()
+        self._acceptor: Any = None
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        settings = fix.SessionSettings(str(session_settings(self.cfg)))
+        self._acceptor = fix.ThreadedSocketAcceptor(
+            self, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
+        )
+        for c in self.cfg.clients:
+            self.desk.attach(c.client_id, partial(self._deliver, c.client_id))
+        self._acceptor.start()
+        log.info(
+            "FIX acceptor listening", port=self.cfg.fix_port, clients=[c.comp_id for c in self.cfg.clients]
+        )
+
+    def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.stop()
+
+    # --- QuickFIX callbacks ---------------------------------------------------------------------------
+    def onCreate(self, session_id: Any) -> None:  # noqa: N802 (QuickFIX's names)
+        client = self.cfg.client_by_comp_id(session_id.getTargetCompID().getValue())
+        if client is not None:
+            self.sessions[client.client_id] = session_id
+
+    def onLogon(self, session_id: Any) -> None:  # noqa: N802
+        self.logged_on.add(session_id.toString())
+        SESSIONS.set(len(self.logged_on))
+        log.info("FIX logon", session=session_id.toString())
+
+    def onLogout(self, session_id: Any) -> None:  # noqa: N802
+        self.logged_on.discard(session_id.toString())
+        SESSIONS.set(len(self.logged_on))
+        log.info("FIX logout", session=session_id.toString())
+
+    def toAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        if message.getHeader().getField(35) == "3":
+            REJECTS.labels("session", message.getField(373) if message.isSetField(373) else "").inc()
+
+    def fromAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        pass
+
+    def toApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        pass
+
+    def fromApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        msg_type = message.getHeader().getField(35)
+        MESSAGES.labels(msg_type).inc()
+        client = self.cfg.client_by_comp_id(session_id.getTargetCompID().getValue())
+        if client is None:  # cannot happen: QuickFIX only creates configured sessions
+            raise fix.RejectLogon("unknown CompID")
+        try:
+            if msg_type == "D":
+                self._new_order(client.client_id, message, session_id)
+            elif msg_type == "F":
+                self._cancel(client.client_id, message, session_id)
+            elif msg_type == "G":
+                self._replace(client.client_id, message, session_id)
+            elif msg_type == "H":
+                self._status(client.client_id, message, session_id)
+            else:
+                REJECTS.labels("business", "unsupported").inc()
+                raise fix.UnsupportedMessageType()
+        except BadValueError as exc:
+            REJECTS.labels("session", "value").inc()
+            log.warning("FIX value refused", tag=exc.tag, reason=str(exc))
+            raise fix.IncorrectTagValue(exc.tag) from None
+
+    # --- requests -------------------------------------------------------------------------------------
+    def _now(self, symbol: str) -> int:
+        t = self.market_now(symbol)
+        return t if t else now_ns()
+
+    def _new_order(self, client_id: str, m: Any, sid: Any) -> None:
+        cl = m.getField(11)
+        symbol = m.getField(55)
+        side = {"1": Side.BUY, "2": Side.SELL}.get(m.getField(54))
+        if side is None:
+            raise BadValueError(54, "side must be 1 (buy) or 2 (sell)")
+        qty = _qty(m, 38)
+        ord_type = {"1": OrdType.MARKET, "2": OrdType.LIMIT}.get(m.getField(40))
+        if ord_type is None:
+            raise BadValueError(40, "OrdType must be 1 (market) or 2 (limit)")
+        px = _price(m, 44)
+        if ord_type is OrdType.LIMIT and px is None:
+            raise BadValueError(44, "a limit order needs Price (44)")
+        raw_strategy = _get(m, 847)
+        strategy = STRATEGY_IN.get(int(raw_strategy)) if raw_strategy else Strategy.TWAP
+        if strategy is None:
+            raise BadValueError(847, f"TargetStrategy {raw_strategy} is not supported")
+        rate = _get(m, 849)
+        now = self._now(symbol)
+        start = _ts(m.getField(168)) if m.isSetField(168) else now
+        end = (
+            _ts(m.getField(126))
+            if m.isSetField(126)
+            else start - start % 86_400_000_000_000 + _SESSION_CLOSE_S * 10**9
+        )
+        try:
+            p = ParentOrder(
+                parent_id=parent_id_for(client_id, cl), client_id=client_id, cl_ord_id=cl, symbol=symbol,
+                side=side, quantity=qty, ord_type=ord_type,
+                limit_px=px if ord_type is OrdType.LIMIT else None,
+                time_in_force=TIF_IN.get(_get(m, 59) or "0", TimeInForce.DAY), start_ns=start, end_ns=end,
+                strategy=strategy, participation_rate=float(rate) if rate else None,
+                policy=_get(m, POLICY_NAME), ts_init=now,
+            )  # fmt: skip
+        except ValueError as exc:
+            self._reject_order(sid, m, Refusal("invalid", str(exc).splitlines()[-1][:200]))
+            return
+        refusal = self.desk.submit(p)
+        if refusal is not None:
+            self._reject_order(sid, m, refusal)
+
+    def _reject_order(self, sid: Any, m: Any, r: Refusal) -> None:
+        REJECTS.labels("order", r.code).inc()
+        out = self._er_header("NONE", m.getField(11), f"rej-{uuid.uuid4().hex[:16]}", "8", "8")
+        out.setField(55, m.getField(55))
+        out.setField(54, m.getField(54))
+        out.setField(38, m.getField(38))
+        for tag in (14, 151, 6):
+            out.setField(tag, "0")
+        out.setField(
+            103, ORD_REJ_REASON.get(r.code, "3" if r.code.endswith(("notional", "position")) else "99")
+        )
+        out.setField(58, r.text[:200])
+        fix.Session.sendToTarget(out, sid)
+
+    def _cancel(self, client_id: str, m: Any, sid: Any) -> None:
+        refusal = self.desk.cancel(client_id, m.getField(11), m.getField(41))
+        if refusal is not None:
+            self._cancel_reject(sid, m.getField(11), m.getField(41), "1", refusal)
+
+    def _replace(self, client_id: str, m: Any, sid: Any) -> None:
+        end = _ts(m.getField(126)) if m.isSetField(126) else None
+        refusal = self.desk.amend(
+            client_id, m.getField(11), m.getField(41), _qty(m, 38), limit_px=_price(m, 44), end_ns=end
+        )
+        if refusal is not None:
+            self._cancel_reject(sid, m.getField(11), m.getField(41), "2", refusal)
+
+    def _status(self, client_id: str, m: Any, sid: Any) -> None:
+        o = self.desk.status(client_id, m.getField(11))
+        if o is None:
+            REJECTS.labels("business", "unknown_order").inc()
+            rej = fix.Message()
+            rej.getHeader().setField(35, "j")
+            rej.setField(45, m.getHeader().getField(34))
+            rej.setField(372, "H")
+            rej.setField(380, "0")  # other
+            rej.setField(58, f"unknown order {m.getField(11)}")
+            fix.Session.sendToTarget(rej, sid)
+            return
+        out = self._er_header(o.parent.parent_id, o.cl_ord_id, f"st-{uuid.uuid4().hex[:16]}", "I",
+                              ORD_STATUS[o.status])  # fmt: skip
+        out.setField(55, o.parent.symbol)
+        out.setField(54, "1" if o.parent.side is Side.BUY else "2")
+        out.setField(38, str(o.parent.quantity))
+        out.setField(14, str(o.cum_qty))
+        out.setField(151, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
+        out.setField(6, f"{o.avg_px:.6f}")
+        fix.Session.sendToTarget(out, sid)
+
+    def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:
+        REJECTS.labels("cancel", r.code).inc()
+        o = self.desk.find(self._client_of(sid), orig)
+        out = fix.Message()
+        out.getHeader().setField(35, "9")
+        out.setField(37, o.parent.parent_id if o else "NONE")
+        out.setField(11, cl)
+        out.setField(41, orig)
+        out.setField(39, ORD_STATUS[o.status] if o else "8")
+        out.setField(434, response_to)
+        out.setField(102, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99"))
+        out.setField(58, r.text[:200])
+        fix.Session.sendToTarget(out, sid)
+
+    def _client_of(self, sid: Any) -> str:
+        c = self.cfg.client_by_comp_id(sid.getTargetCompID().getValue())
+        return c.client_id if c else ""
+
+    # --- reports out ----------------------------------------------------------------------------------
+    @staticmethod
+    def _er_header(order_id: str, cl: str, exec_id: str, exec_type: str, status: str) -> Any:
+        out = fix.Message()
+        out.getHeader().setField(35, "8")
+        out.setField(37, order_id)
+        out.setField(11, cl)
+        out.setField(17, exec_id)
+        out.setField(150, exec_type)
+        out.setField(39, status)
+        out.setField(60, utc(now_ns()))
+        return out
+
+    def _deliver(self, client_id: str, m: Message) -> None:
+        sid = self.sessions.get(client_id)
+        if sid is None:
+            return
+        if isinstance(m, ExecutionReport):
+            out = self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE[m.exec_type],
+                                  ORD_STATUS[m.ord_status])  # fmt: skip
+            if m.orig_cl_ord_id:
+                out.setField(41, m.orig_cl_ord_id)
+            out.setField(55, m.symbol)
+            out.setField(54, "1" if m.side is Side.BUY else "2")
+            out.setField(38, str(m.order_qty))
+            out.setField(32, str(m.last_qty))
+            if m.last_px is not None:
+                out.setField(31, f"{m.last_px:.4f}")
+            out.setField(14, str(m.cum_qty))
+            out.setField(151, str(m.leaves_qty))
+            out.setField(6, f"{m.avg_px:.6f}")
+            if m.text:
+                out.setField(58, m.text[:200])
+            if m.is_bps is not None:
+                out.setField(SHORTFALL_BPS, f"{m.is_bps:.3f}")
+            if m.vwap_slippage_bps is not None:
+                out.setField(VWAP_SLIPPAGE_BPS, f"{m.vwap_slippage_bps:.3f}")
+            fix.Session.sendToTarget(out, sid)
+        elif isinstance(m, RequestReject):
+            r = Refusal("too_late" if m.too_late else "other", m.reason)
+            self._cancel_reject_from(sid, m, r)
+
+    def _cancel_reject_from(self, sid: Any, m: RequestReject, r: Refusal) -> None:
+        out = fix.Message()
+        out.getHeader().setField(35, "9")
+        out.setField(37, m.parent_id)
+        out.setField(11, m.cl_ord_id)
+        out.setField(41, m.orig_cl_ord_id)
+        out.setField(39, ORD_STATUS[m.ord_status])
+        out.setField(434, "1" if m.request is RequestKind.CANCEL else "2")
+        out.setField(102, "0" if m.too_late else "99")
+        out.setField(58, r.text[:200])
+        REJECTS.labels("cancel", "saga").inc()
+        fix.Session.sendToTarget(out, sid)

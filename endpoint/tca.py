@@ -1,0 +1,78 @@
+"""Transaction-cost analysis for the client, from the ticks the endpoint follows.
+
+Per symbol: the mid and the running sums of the market's trade prints. Per parent: the arrival mid (the
+mid at the first tick at or after its start) and the market's notional and volume at that point; when the
+parent ends, implementation shortfall = side * (avg fill - arrival mid) / arrival mid and VWAP slippage =
+side * (avg fill - interval VWAP) / interval VWAP, both in basis points (positive = cost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models import Side, Tick
+
+
+@dataclass
+class _Market:
+    mid: float = 0.0
+    ts: int = 0
+    notional: float = 0.0
+    volume: int = 0
+
+
+@dataclass
+class _Parent:
+    symbol: str
+    side: Side
+    start_ns: int
+    arrival: float | None = None
+    notional0: float = 0.0
+    volume0: int = 0
+
+
+class Tca:
+    def __init__(self) -> None:
+        self.markets: dict[str, _Market] = {}
+        self.parents: dict[str, _Parent] = {}
+
+    def mid(self, symbol: str) -> float | None:
+        m = self.markets.get(symbol)
+        return m.mid if m and m.mid > 0 else None
+
+    def on_tick(self, t: Tick) -> None:
+        m = self.markets.get(t.symbol)
+        if m is None:
+            m = self.markets[t.symbol] = _Market()
+        m.mid = (t.bid_px + t.ask_px) / 2
+        m.ts = t.ts_event
+        if t.trade_px is not None and t.trade_sz:
+            m.notional += t.trade_px * t.trade_sz
+            m.volume += t.trade_sz
+        for p in self.parents.values():
+            if p.arrival is None and p.symbol == t.symbol and t.ts_event >= p.start_ns:
+                p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
+
+    def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
+        if parent_id in self.parents:
+            return
+        p = self.parents[parent_id] = _Parent(symbol, side, start_ns)
+        m = self.markets.get(symbol)
+        if m is not None and m.ts >= start_ns:  # already started: the mid now is its arrival
+            p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
+
+    def finish(self, parent_id: str, avg_px: float) -> tuple[float | None, float | None]:
+        """(shortfall bps, VWAP slippage bps) for a finished parent; None where unknown."""
+        p = self.parents.pop(parent_id, None)
+        if p is None or p.arrival is None or avg_px <= 0:
+            return None, None
+        sign = p.side.sign
+        shortfall = sign * (avg_px - p.arrival) / p.arrival * 1e4
+        m = self.markets[p.symbol]
+        vol = m.volume - p.volume0
+        slip = (
+            sign * (avg_px - (m.notional - p.notional0) / vol) / ((m.notional - p.notional0) / vol) * 1e4
+            if vol
+            else None
+        )
+        return round(shortfall, 3), None if slip is None else round(slip, 3)
