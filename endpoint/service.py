@@ -78,6 +78,7 @@ class EndpointService:
                           sent_exec_ids(self.cfg.state_dir) if self.fix else None)  # fmt: skip
         for sym in self.cfg.symbols:
             self._follow(sym)
+        self._restore_venue()
         self._consumers += [
             self.bus.subscribe(topics.RISK, f"{n}-risk", RiskControl, handler=self._on_risk),
             # A new endpoint starts at the reports' present (the table above has the past); a restarted
@@ -130,21 +131,37 @@ class EndpointService:
                 topics.ticks(symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
             )
 
+    def _restore_venue(self) -> None:
+        """After a restart: the jobs from the command history, each open one's child orders and fills from
+        its executions topic (resting orders are cancelled and the worker told), subscriptions resumed."""
+        for d in self.bus.read_all(topics.VENUE_COMMANDS, VenueCommand):
+            self.venue.command(d.message)  # the acks were published the first time
+        for job in list(self.venue.jobs.values()):
+            if job.closed:
+                continue
+            history = [d.message for d in self.bus.read_all(topics.job_executions(job.job_id), Message)]
+            self._open_job(job.job_id, job.symbol)
+            self._publish(self.venue.restore(job.job_id, history))
+        open_jobs = sum(not j.closed for j in self.venue.jobs.values())
+        if open_jobs:
+            log.info("venue restored", jobs=len(self.venue.jobs), open=open_jobs)
+
+    def _open_job(self, job_id: str, symbol: str) -> None:
+        if job_id in self._actions:
+            return
+        self._follow(symbol)
+        out = self.bus.producer(topics.job_executions(job_id), name=f"{self.name}-venue.{job_id}")
+        self._job_out[job_id] = out
+        # From the earliest: orders a worker sent before this subscription existed are not lost.
+        self._actions[job_id] = self.bus.subscribe(
+            topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
+        )
+
     def _on_command(self, d: Delivery[VenueCommand]) -> None:
         cmd = d.message
         COMMANDS.labels(cmd.op.value).inc()
-        if cmd.op is VenueOp.OPEN and cmd.job_id not in self._actions:
-            self._follow(cmd.symbol)
-            self._job_out[cmd.job_id] = self.bus.producer(
-                topics.job_executions(cmd.job_id), name=f"{self.name}-venue.{cmd.job_id}"
-            )
-            # From the earliest: orders a worker sent before this subscription existed are not lost.
-            self._actions[cmd.job_id] = self.bus.subscribe(
-                topics.job_actions(cmd.job_id),
-                f"{self.name}-venue",
-                ChildOrderAction,
-                handler=self._on_action,
-            )
+        if cmd.op is VenueOp.OPEN:
+            self._open_job(cmd.job_id, cmd.symbol)
         self._publish(self.venue.command(cmd))
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 

@@ -69,6 +69,7 @@ class Venue:
         self.last: dict[str, Tick] = {}
         self.refused: Counter[str] = Counter()
         self.duplicates = 0
+        self.known: set[str] = set()  # child ids from before a restart: never traded again
 
     # --- the saga's commands ----------------------------------------------------------------------------
     def command(self, cmd: VenueCommand) -> list[Message]:
@@ -128,7 +129,7 @@ class Venue:
         return self._replace(job, order, a)
 
     def _new(self, job: VenueJob, a: ChildOrderAction) -> list[Message]:
-        if a.child_id in self.orders:
+        if a.child_id in self.orders or a.child_id in self.known:
             self.duplicates += 1
             return []  # the same child order again: it already traded (or rests) once
         if a.symbol != job.symbol:
@@ -178,6 +179,43 @@ class Venue:
         job.open.discard(order.action.child_id)
         tick = self.last.get(order.action.symbol)
         return self._ack(order, AckStatus.CANCELED, tick.ts_event if tick else order.action.ts_event, reason)
+
+    # --- restart ---------------------------------------------------------------------------------------
+    def restore(self, job_id: str, history: list[Message]) -> list[Message]:
+        """Rebuild a job after a restart from what this venue published on the job's executions topic.
+
+        Every child id seen becomes known (a redelivered NEW never trades twice), the job's filled quantity
+        is the sum of its fills, and orders that were resting are cancelled (this venue does not keep its
+        book across a restart, like an exchange's cancel-on-disconnect): the returned acks tell the worker.
+        """
+        job = self.jobs[job_id]
+        leaves: dict[str, int] = {}
+        epochs: dict[str, int] = {}
+        fills: set[str] = set()
+        filled = 0
+        for m in history:
+            if isinstance(m, Fill) and m.fill_id not in fills:
+                fills.add(m.fill_id)
+                filled += m.qty
+                self.known.add(m.child_id)
+                leaves[m.child_id] = max(0, leaves.get(m.child_id, 0) - m.qty)
+            elif isinstance(m, ChildOrderAck):
+                self.known.add(m.child_id)
+                epochs[m.child_id] = m.epoch
+                resting = m.status in (AckStatus.ACCEPTED, AckStatus.REPLACED)
+                leaves[m.child_id] = m.leaves_qty if resting else 0
+        job.filled = max(job.filled, filled)
+        out: list[Message] = []
+        for child_id, left in sorted(leaves.items()):
+            if left > 0:
+                out.append(ChildOrderAck(
+                    child_id=child_id, job_id=job_id, epoch=epochs.get(child_id, job.min_epoch),
+                    status=AckStatus.CANCELED, reason="venue restarted: resting order cancelled",
+                    leaves_qty=0,
+                    ts_event=self.last[job.symbol].ts_event if job.symbol in self.last else now_ns(),
+                    ts_init=now_ns(),
+                ))  # fmt: skip
+        return out
 
     # --- market data ------------------------------------------------------------------------------------
     def on_tick(self, tick: Tick) -> list[Message]:

@@ -1,0 +1,216 @@
+"""Test clients for the FIX acceptor: a real QuickFIX initiator, and a raw socket that can send what a FIX
+engine never would (bad checksums, missing tags)."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import quickfix as fix
+
+from endpoint.fix_gateway import dictionary, utc
+
+
+def fields(m: Any) -> dict[int, str]:
+    """The message's fields as tag -> value (header and body)."""
+    out: dict[int, str] = {}
+    for part in m.toString().split("\x01"):
+        if "=" in part:
+            tag, _, value = part.partition("=")
+            out[int(tag)] = value
+    return out
+
+
+class FixClient(fix.Application):  # type: ignore[misc]
+    """A QuickFIX initiator acting as an institutional client. Received application messages are kept
+    in order (as tag dicts) and handed to waiters."""
+
+    def __init__(
+        self, state_dir: Path, port: int, comp_id: str = "CLIENT1", target: str = "PACELINE"
+    ) -> None:
+        super().__init__()
+        self.received: list[dict[int, str]] = []
+        self.admin: list[dict[int, str]] = []
+        self.logged_on = threading.Event()
+        self.sent_at: dict[str, float] = {}
+        self.first_reply_at: dict[str, float] = {}
+        self._q: queue.Queue[dict[int, str]] = queue.Queue()
+        self._lock = threading.Lock()
+        state_dir.mkdir(parents=True, exist_ok=True)
+        cfg = state_dir / "initiator.cfg"
+        cfg.write_text("\n".join([
+            "[DEFAULT]", "ConnectionType=initiator", "SocketConnectHost=127.0.0.1",
+            f"SocketConnectPort={port}",
+            f"FileStorePath={state_dir / 'store'}", "StartTime=00:00:00", "EndTime=00:00:00", "HeartBtInt=30",
+            "ReconnectInterval=1", "UseDataDictionary=Y", f"DataDictionary={dictionary(state_dir)}",
+            "ValidateUserDefinedFields=N", "ResetOnLogon=N", "SocketNodelay=Y",
+            "", "[SESSION]", "BeginString=FIX.4.4", f"SenderCompID={comp_id}", f"TargetCompID={target}", "",
+        ]))  # fmt: skip
+        settings = fix.SessionSettings(str(cfg))
+        self.session_id = fix.SessionID("FIX.4.4", comp_id, target)
+        self._init = fix.SocketInitiator(self, fix.FileStoreFactory(settings), settings)
+
+    def start(self, timeout_s: float = 20) -> FixClient:
+        self._init.start()
+        if not self.logged_on.wait(timeout_s):
+            raise AssertionError("the FIX client never logged on")
+        return self
+
+    def stop(self) -> None:
+        self._init.stop()
+
+    # QuickFIX callbacks
+    def onCreate(self, sid: Any) -> None:  # noqa: N802
+        pass
+
+    def onLogon(self, sid: Any) -> None:  # noqa: N802
+        self.logged_on.set()
+
+    def onLogout(self, sid: Any) -> None:  # noqa: N802
+        self.logged_on.clear()
+
+    def toAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
+        pass
+
+    def fromAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
+        self.admin.append(fields(m))
+
+    def toApp(self, m: Any, sid: Any) -> None:  # noqa: N802
+        pass
+
+    def fromApp(self, m: Any, sid: Any) -> None:  # noqa: N802
+        f = fields(m)
+        now = time.perf_counter()
+        with self._lock:
+            self.received.append(f)
+            cl = f.get(11)
+            if cl is not None and cl not in self.first_reply_at:
+                self.first_reply_at[cl] = now
+        self._q.put(f)
+
+    # requests
+    def new_order(
+        self, cl: str, symbol: str, qty: int, *, start_ns: int, end_ns: int, side: str = "1",
+        price: float | None = None, strategy: int | None = None, rate: float | None = None,
+    ) -> None:  # fmt: skip
+        m = fix.Message()
+        m.getHeader().setField(35, "D")
+        for tag, value in ((11, cl), (55, symbol), (54, side), (38, str(qty)), (40, "2" if price else "1"),
+                           (60, utc(start_ns)), (168, utc(start_ns)), (126, utc(end_ns))):  # fmt: skip
+            m.setField(tag, value)
+        if price:
+            m.setField(44, f"{price:.2f}")
+        if strategy is not None:
+            m.setField(847, str(strategy))
+        if rate is not None:
+            m.setField(849, str(rate))
+        self.send(m, cl)
+
+    def cancel(self, cl: str, orig: str, symbol: str, qty: int) -> None:
+        m = fix.Message()
+        m.getHeader().setField(35, "F")
+        for tag, value in (
+            (11, cl),
+            (41, orig),
+            (55, symbol),
+            (54, "1"),
+            (38, str(qty)),
+            (60, utc(time.time_ns())),
+        ):
+            m.setField(tag, value)
+        self.send(m, cl)
+
+    def replace(self, cl: str, orig: str, symbol: str, qty: int) -> None:
+        m = fix.Message()
+        m.getHeader().setField(35, "G")
+        for tag, value in ((11, cl), (41, orig), (55, symbol), (54, "1"), (38, str(qty)), (40, "1"),
+                           (60, utc(time.time_ns()))):  # fmt: skip
+            m.setField(tag, value)
+        self.send(m, cl)
+
+    def status(self, cl: str, symbol: str) -> None:
+        m = fix.Message()
+        m.getHeader().setField(35, "H")
+        for tag, value in ((11, cl), (55, symbol), (54, "1")):
+            m.setField(tag, value)
+        self.send(m, f"status-{cl}")
+
+    def send(self, m: Any, key: str) -> None:
+        with self._lock:
+            self.sent_at.setdefault(key, time.perf_counter())
+        fix.Session.sendToTarget(m, self.session_id)
+
+    def wait(self, pred: Any, timeout_s: float = 30, what: str = "a message") -> dict[int, str]:
+        """The first message received (so far or from now on) that satisfies ``pred``."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                for f in self.received:
+                    if pred(f):
+                        return f
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {what} within {timeout_s} s; received {self.received[-5:]}")
+            with contextlib.suppress(queue.Empty):
+                self._q.get(timeout=min(left, 0.2))
+
+    def reports(self, cl_prefix: str = "") -> list[dict[int, str]]:
+        with self._lock:
+            return [f for f in self.received if f.get(35) == "8" and f.get(11, "").startswith(cl_prefix)]
+
+
+class RawFix:
+    """FIX over a plain socket: every byte is ours, so it can be wrong on purpose."""
+
+    def __init__(self, port: int, comp_id: str = "CLIENT2", target: str = "PACELINE") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.comp_id, self.target = comp_id, target
+        self.seq = 1
+        self.buf = b""
+
+    @staticmethod
+    def frame(body_fields: list[tuple[int, str]], *, bad_checksum: bool = False) -> bytes:
+        body = "".join(f"{t}={v}\x01" for t, v in body_fields).encode()
+        head = f"8=FIX.4.4\x019={len(body)}\x01".encode()
+        total = sum(head + body) % 256
+        return head + body + f"10={(total + (1 if bad_checksum else 0)) % 256:03d}\x01".encode()
+
+    def send(self, msg_type: str, body: list[tuple[int, str]], *, bad_checksum: bool = False,
+             consume_seq: bool = True) -> None:  # fmt: skip
+        now = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+        header = [(35, msg_type), (49, self.comp_id), (56, self.target), (34, str(self.seq)), (52, now)]
+        self.sock.sendall(self.frame(header + body, bad_checksum=bad_checksum))
+        if consume_seq:
+            self.seq += 1
+
+    def logon(self) -> dict[int, str]:
+        self.send("A", [(98, "0"), (108, "30"), (141, "Y")])
+        return self.read(lambda f: f.get(35) == "A")
+
+    def read(self, pred: Any, timeout_s: float = 10) -> dict[int, str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            while b"\x0110=" in self.buf:
+                end = self.buf.index(b"\x0110=") + 8
+                raw, self.buf = self.buf[:end], self.buf[end:]
+                f = {int(k): v for k, _, v in (p.partition("=") for p in raw.decode().split("\x01") if p)}
+                if pred(f):
+                    return f
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                raise AssertionError("the acceptor closed the connection")
+            self.buf += chunk
+        raise AssertionError("no matching message")
+
+    def close(self) -> None:
+        self.sock.close()
