@@ -129,7 +129,7 @@ class OrderDesk:
             self.by_cl[(p.client_id, p.cl_ord_id)] = p.parent_id
             self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
         ORDERS.labels("new", "accepted").inc()
-        self.publish(topics.JOB_REQUESTS, JobRequest(job_id=f"J{p.parent_id}", parent=p, ts_init=now_ns()),
+        self.publish(topics.JOB_REQUESTS, JobRequest(job_id=f"J{p.parent_id}", parent=p, ts_init=p.ts_init),
                      p.parent_id)  # fmt: skip
         return None
 
@@ -229,15 +229,19 @@ class OrderDesk:
         return m
 
     def on_report(self, m: Message) -> None:
+        """Deliver one report to its client's transports. If one raises, the report is not marked as
+        delivered, so the redelivery that follows is not dropped as a duplicate."""
         with self._lock:
-            if isinstance(m, ExecutionReport):
-                if m.report_id in self.seen_reports:
-                    return
-                self.seen_reports.add(m.report_id)
+            report_id = m.report_id if isinstance(m, ExecutionReport) else None
+            if report_id is not None and report_id in self.seen_reports:
+                return
             m = self._apply(m)
             sinks = list(self.sinks.get(getattr(m, "client_id", ""), ()))
         for sink in sinks:
             sink(m)
+        if report_id is not None:
+            with self._lock:
+                self.seen_reports.add(report_id)
         REPORTS_OUT.labels(type(m).__name__).inc()
 
 

@@ -20,6 +20,7 @@ dropped, as the FIX specification asks; the sequence gap it leaves is filled by 
 
 from __future__ import annotations
 
+import gc
 import re
 import sys
 import threading
@@ -195,6 +196,10 @@ class FixGateway(fix.Application):  # type: ignore[misc]
     def stop(self) -> None:
         if self._acceptor is not None:
             self._acceptor.stop()
+            # QuickFIX keeps sessions in a process-wide registry until the acceptor is destroyed; a
+            # successor in the same process (a restart) must not find this one's sessions there.
+            self._acceptor = None
+            gc.collect()
 
     # --- QuickFIX callbacks ---------------------------------------------------------------------------
     def onCreate(self, session_id: Any) -> None:  # noqa: N802 (QuickFIX's names)

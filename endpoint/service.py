@@ -79,6 +79,8 @@ class EndpointService:
         for sym in self.cfg.symbols:
             self._follow(sym)
         self._restore_venue()
+        if self.fix is not None:  # its sinks must be attached before the first report arrives
+            self.fix.start()
         self._consumers += [
             self.bus.subscribe(topics.RISK, f"{n}-risk", RiskControl, handler=self._on_risk),
             # A new endpoint starts at the reports' present (the table above has the past); a restarted
@@ -88,15 +90,13 @@ class EndpointService:
             ),
             self.bus.subscribe(topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, handler=self._on_command),
         ]
-        if self.fix is not None:
-            self.fix.start()
         log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
 
     def stop(self) -> None:
+        for c in self._consumers:  # no more reports in flight towards a stopping acceptor
+            c.close()
         if self.fix is not None:
             self.fix.stop()
-        for c in self._consumers:
-            c.close()
         for t in self._ticks.values():
             t.close()
         for a in self._actions.values():

@@ -122,7 +122,9 @@ class Coordinator:
         p = req.parent
         if self.config.symbols is not None and p.symbol not in self.config.symbols:
             return f"unknown symbol {p.symbol}"
-        now = self.market.get(p.symbol, req.ts_init)
+        # The symbol's market clock if we follow it, else the client's: its ts_init is stamped on the
+        # market clock the endpoint sees (a replay's clock is not the wall clock).
+        now = self.market.get(p.symbol, p.ts_init)
         if p.end_ns <= now:
             return "the order's window is already over"
         if p.start_ns < now - round(self.config.start_tolerance_s * 1e9):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,11 @@ import pytest
 from paceline import broker
 from runtime.bus import Bus
 from runtime.settings import Settings
+
+
+# As every paceline process does (runtime.settings.switch_interval_us): an I/O-woken thread should not wait
+# CPython's default 5 ms for the GIL while another thread computes. Tests run several services in one process.
+sys.setswitchinterval(Settings().switch_interval_us / 1e6)
 
 
 def _free_port() -> int:

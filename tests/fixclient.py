@@ -4,6 +4,7 @@ engine never would (bad checksums, missing tags)."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import queue
 import socket
 import threading
@@ -63,7 +64,10 @@ class FixClient(fix.Application):  # type: ignore[misc]
         return self
 
     def stop(self) -> None:
-        self._init.stop()
+        if self._init is not None:
+            self._init.stop()
+            self._init = None  # destroyed: its session leaves QuickFIX's process-wide registry
+            gc.collect()
 
     # QuickFIX callbacks
     def onCreate(self, sid: Any) -> None:  # noqa: N802

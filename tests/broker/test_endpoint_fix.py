@@ -1,0 +1,330 @@
+"""The endpoint driven by a real QuickFIX initiator, with the health-checker, a worker and the synthetic
+market on the real broker: parents worked to completion, cancel, cancel/replace, a restart of the
+endpoint mid-order, every risk limit, and a burst of malformed messages."""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from endpoint.config import Client, EndpointConfig, Limits
+from endpoint.service import EndpointService
+from health_checker.coordinator import Config
+from health_checker.service import HealthChecker
+from models import KillState, RiskControl, Tick, now_ns, topics
+from runtime.bus import Bus
+from tests.broker.pipeline import Feed, session_ticks, wait_for
+from tests.fixclient import FixClient, RawFix
+from worker.service import WorkerService
+
+pytestmark = pytest.mark.broker
+S = 1_000_000_000
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Desk:
+    bus: Bus
+    symbol: str
+    start: int
+    ticks: list[Tick]
+    cfg: EndpointConfig
+    endpoint: EndpointService
+    client: FixClient
+    feed: Feed
+    tmp: Path
+
+    def now(self) -> int:
+        """The market clock the endpoint sees (orders' windows are in event time)."""
+        mk = self.endpoint.tca.markets.get(self.symbol)
+        return mk.ts if mk else self.start
+
+    def restart_endpoint(self) -> None:
+        self.endpoint.stop()
+        time.sleep(1.0)
+        self.endpoint = EndpointService(self.bus, self.cfg)
+        self.endpoint.start()
+
+
+@pytest.fixture
+def desk(bus: Bus, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Desk]:
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"F{tag.upper()}"
+    minutes = getattr(request, "param", 4)
+    start, ticks = session_ticks(symbol, minutes, lead_s=30, tail_s=60)
+    tight = Limits(max_order_notional=600_000, max_open_notional=800_000, max_position=5_000,
+                   max_child_notional=200_000, price_band_bps=300, max_participation=0.2,
+                   max_orders_per_s=5)  # fmt: skip
+    cfg = EndpointConfig(
+        name=f"ep-{tag}", fix_port=_port(), native_port=0, state_dir=tmp_path / "endpoint", symbols=(symbol,),
+        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16),
+                 Client(client_id="CLIENT2", comp_id="CLIENT2", token="u" * 16, limits=tight)),
+    )  # fmt: skip
+    hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))
+    hc.start()
+    worker = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2, decision_s=20)
+    worker.start()
+    endpoint = EndpointService(bus, cfg)
+    endpoint.start()
+    client = FixClient(tmp_path / "client", cfg.fix_port).start()
+    assert hc.is_leader.wait(60)
+    wait_for(
+        lambda: hc.coordinator is not None and worker.worker_id in hc.coordinator.pool.workers, 20, "pool"
+    )
+    feed = Feed(bus, f"f{tag}", ticks, speed=20).start()
+    d = Desk(bus, symbol, start, ticks, cfg, endpoint, client, feed, tmp_path)
+    wait_for(lambda: d.endpoint.tca.mid(symbol) is not None, 20, "the endpoint seeing the market")
+    try:
+        yield d
+    finally:
+        feed.stop()
+        client.stop()
+        d.endpoint.stop()
+        worker.stop()
+        hc.stop()
+
+
+def _consistent(reports: list[dict[int, str]], order_qty: int) -> None:
+    """CumQty never decreases, LeavesQty = OrderQty - CumQty while live, AvgPx = the fills' average."""
+    cum, notional = 0, 0.0
+    for r in reports:
+        if r[150] == "F":
+            notional += int(r[32]) * float(r[31])
+        assert int(r[14]) >= cum, "CumQty went down"
+        cum = int(r[14])
+        if r[39] not in ("2", "3", "4", "8", "C"):
+            assert int(r[151]) == int(r[38]) - cum
+        else:
+            assert int(r[151]) == 0
+        if cum:
+            assert abs(float(r[6]) - notional / cum) < 1e-4, "AvgPx is not the average of the fills"
+    assert cum <= order_qty
+
+
+def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) -> None:
+    c = desk.client
+    c.new_order("A1", desk.symbol, 4_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
+    new = c.wait(lambda f: f.get(11) == "A1" and f.get(150) == "0", what="ER New")
+    assert new[39] == "0" and new[151] == "4000"
+    final = c.wait(lambda f: f.get(11) == "A1" and f.get(39) == "2", timeout_s=90, what="FILLED")
+    reps = c.reports("A1")
+    trades = [r for r in reps if r[150] == "F"]
+    assert sum(int(r[32]) for r in trades) == 4_000 and final[14] == "4000"
+    assert len({r[17] for r in reps}) == len(reps), "an ExecID was sent twice"
+    _consistent(reps, 4_000)
+    assert 20002 in final and 20003 in final  # TCA: shortfall vs arrival mid, slippage vs interval VWAP
+    # Status (H) answers from the desk; an order for an unknown symbol is rejected with its reason.
+    c.status("A1", desk.symbol)
+    st = c.wait(lambda f: f.get(150) == "I" and f.get(11) == "A1", what="status")
+    assert st[39] == "2" and st[14] == "4000"
+    c.new_order("A2", "NOPE", 100, start_ns=desk.start, end_ns=desk.start + 60 * S)
+    rej = c.wait(lambda f: f.get(11) == "A2", what="reject")
+    assert rej[150] == "8" and rej[103] == "1" and "unknown symbol" in rej[58]
+    c.new_order("A1", desk.symbol, 100, start_ns=desk.start, end_ns=desk.start + 60 * S)  # duplicate ClOrdID
+    dup = c.wait(lambda f: f.get(11) == "A1" and f.get(150) == "8", what="duplicate reject")
+    assert dup[103] == "6"
+    # Round trip NewOrderSingle -> ExecutionReport New, through the desk, Pulsar, the saga and back.
+    rtts = []
+    low = round((desk.endpoint.tca.mid(desk.symbol) or 100.0) * 0.97, 2)  # rests: a cap below the market
+    for i in range(40):
+        cl = f"L{i}"
+        c.new_order(cl, desk.symbol, 100, start_ns=desk.now(), end_ns=desk.start + 5 * 60 * S, price=low)
+        c.wait(lambda f, cl=cl: f.get(11) == cl and f.get(150) == "0", what="ER New")
+        rtts.append((c.first_reply_at[cl] - c.sent_at[cl]) * 1000)
+        c.cancel(f"X{i}", cl, desk.symbol, 100)
+    rtts.sort()
+    p50, p99 = statistics.median(rtts), rtts[int(len(rtts) * 0.99) - 1]
+    print(f"\nFIX NewOrderSingle -> ER New round trip over {len(rtts)} orders: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+          f"max {rtts[-1]:.2f} ms")  # fmt: skip
+    for i in range(40):
+        c.wait(lambda f, i=i: f.get(11) == f"X{i}" and f.get(150) == "4", what="Canceled")
+
+
+def test_cancel_and_replace_mid_way(desk: Desk) -> None:
+    c = desk.client
+    c.new_order("B1", desk.symbol, 6_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
+    c.wait(lambda f: f.get(11) == "B1" and f.get(150) == "0", what="ER New")
+    first = c.wait(lambda f: f.get(11) == "B1" and f.get(150) == "F" and int(f[14]) >= 500, timeout_s=60,
+                   what="some fills")  # fmt: skip
+    filled = int(first[14])
+    c.replace("B2", "B1", desk.symbol, filled - 100)  # below what is filled: refused
+    rej = c.wait(lambda f: f.get(35) == "9" and f.get(11) == "B2", what="OrderCancelReject")
+    assert rej[434] == "2" and "below" in rej[58]
+    c.replace("B3", "B1", desk.symbol, 8_000)
+    rep = c.wait(lambda f: f.get(11) == "B3" and f.get(150) == "5", what="Replaced")
+    assert rep[38] == "8000" and rep[41] == "B1" and int(rep[151]) == 8_000 - int(rep[14])
+    time.sleep(1.0)
+    c.cancel("B4", "B3", desk.symbol, 8_000)
+    canceled = c.wait(lambda f: f.get(11) == "B4" and f.get(150) == "4", timeout_s=30, what="Canceled")
+    assert canceled[39] == "4" and canceled[41] == "B3" and canceled[151] == "0"
+    cum = int(canceled[14])
+    assert filled <= cum < 8_000
+    time.sleep(2.0)
+    after = [r for r in c.received if r.get(37) == canceled[37] and r.get(35) == "8"]
+    assert after[-1] is not None and after[-1][17] == canceled[17], "a report after Canceled"
+    _consistent([r for r in c.received if r.get(37) == canceled[37] and r.get(35) == "8"], 8_000)
+    c.cancel("B5", "B3", desk.symbol, 8_000)  # already closed
+    late = c.wait(lambda f: f.get(35) == "9" and f.get(11) == "B5", what="too late")
+    assert late[102] == "0" and late[39] == "4"
+
+
+def test_endpoint_restart_mid_order_resumes_the_session_without_losing_or_repeating_reports(
+    desk: Desk, bus: Bus
+) -> None:
+    c = desk.client
+    c.new_order("C1", desk.symbol, 5_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
+    c.wait(lambda f: f.get(11) == "C1" and f.get(150) == "F", timeout_s=60, what="a first fill")
+    seq_before = max(int(a.get(34, 0)) for a in c.admin) if c.admin else 0
+    desk.restart_endpoint()
+    wait_for(lambda: c.logged_on.is_set(), 30, "the client logged on again")
+    final = c.wait(
+        lambda f: f.get(11) == "C1" and f.get(39) == "2", timeout_s=120, what="FILLED after the restart"
+    )
+    reps = [r for r in c.received if r.get(37) == final[37] and r.get(35) == "8"]
+    ids = [r[17] for r in reps]
+    assert len(ids) == len(set(ids)), "a report was delivered twice"
+    published = [d.message.report_id for d in bus.read_all(topics.REPORTS, __import__("models").ExecutionReport)
+                 if d.message.parent_id == final[37]]  # fmt: skip
+    from endpoint.fix_gateway import sent_exec_ids
+
+    missing = sorted(set(published) - set(ids))
+    stored = sent_exec_ids(desk.cfg.state_dir)
+    assert not missing, (
+        f"reports lost: {missing}; in the acceptor's store: {[m for m in missing if m in stored]}"
+    )
+    assert sorted(ids) == sorted(published)
+    _consistent(reps, 5_000)
+    assert sum(int(r[32]) for r in reps if r[150] == "F") == 5_000
+    assert seq_before >= 0  # the session resumed its numbering (QuickFIX would have logged a reset otherwise)
+
+
+def test_each_risk_limit_refuses_an_order(desk: Desk, bus: Bus) -> None:
+    c2 = FixClient(desk.tmp / "client2", desk.cfg.fix_port, comp_id="CLIENT2").start()
+    mid = desk.endpoint.tca.mid(desk.symbol)
+    assert mid is not None
+    end = desk.start + 3 * 60 * S
+    cases = {
+        "order_notional": dict(qty=round(700_000 / mid), price=None),
+        "price_band": dict(qty=100, price=round(mid * 1.2, 2)),
+        "position": dict(qty=5_100, price=None),
+        "participation": dict(qty=100, price=None, strategy=2, rate=0.5),
+    }
+    try:
+        for i, (code, kw) in enumerate(cases.items()):
+            cl = f"R{i}"
+            c2.new_order(cl, desk.symbol, kw["qty"], start_ns=desk.start, end_ns=end, price=kw.get("price"),
+                         strategy=kw.get("strategy"), rate=kw.get("rate"))  # fmt: skip
+            r = c2.wait(lambda f, cl=cl: f.get(11) == cl, what=f"{code} refusal")
+            assert r[150] == "8", f"{code}: not refused: {r}"
+            expected = {"order_notional": "notional", "price_band": "bps from the mid", "position": "position",
+                        "participation": "participation"}[code]  # fmt: skip
+            assert expected in r[58], r[58]
+            time.sleep(0.25)  # stay under the order rate limit
+        # Open notional: two orders that fit alone but not together.
+        qty = round(500_000 / mid)
+        c2.new_order("N1", desk.symbol, qty, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2))
+        n1 = c2.wait(lambda f: f.get(11) == "N1")
+        assert n1[150] == "0", n1.get(58)
+        time.sleep(0.25)
+        c2.new_order("N2", desk.symbol, qty, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2))
+        r = c2.wait(lambda f: f.get(11) == "N2")
+        assert r[150] == "8" and "open notional" in r[58]
+        # Order rate: a burst beyond 5 per second.
+        for i in range(8):
+            c2.new_order(
+                f"Q{i}", desk.symbol, 10, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2)
+            )
+        burst = [c2.wait(lambda f, i=i: f.get(11) == f"Q{i}") for i in range(8)]
+        assert any(r[150] == "8" and "per second" in r[58] for r in burst)
+        # The kill switch, per client and global, operated through its topic as the CLI does.
+        prod = bus.producer(topics.RISK)
+        prod.send(RiskControl(client_id="CLIENT2", state=KillState.HALTED, ts_init=now_ns()))
+        wait_for(lambda: desk.endpoint.risk.state("CLIENT2") is KillState.HALTED, 10, "the kill switch")
+        time.sleep(1.0)
+        c2.new_order("K1", desk.symbol, 10, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2))
+        r = c2.wait(lambda f: f.get(11) == "K1")
+        assert r[150] == "8" and "halted" in r[58]
+        prod.send(RiskControl(client_id="CLIENT2", state=KillState.ACTIVE, ts_init=now_ns()))
+        prod.send(RiskControl(client_id=None, state=KillState.REDUCING, ts_init=now_ns()))
+        wait_for(lambda: desk.endpoint.risk.global_state is KillState.REDUCING, 10, "global reducing")
+        time.sleep(1.0)
+        c2.new_order("K2", desk.symbol, 10, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2))
+        r = c2.wait(lambda f: f.get(11) == "K2")
+        assert r[150] == "8" and "reduce" in r[58]
+        prod.send(RiskControl(client_id=None, state=KillState.ACTIVE, ts_init=now_ns()))
+        prod.close()
+        wait_for(lambda: desk.endpoint.risk.global_state is KillState.ACTIVE, 10, "active again")
+    finally:
+        c2.stop()
+
+
+def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: Desk) -> None:
+    raw = RawFix(desk.cfg.fix_port)
+    try:
+        raw.logon()
+        end = desk.start + 3 * 60 * S
+        from endpoint.fix_gateway import utc
+
+        nos = [(11, "M1"), (55, desk.symbol), (54, "1"), (38, "100"), (40, "1"), (60, utc(desk.start)),
+               (168, utc(desk.start)), (126, utc(end))]  # fmt: skip
+        # Bad checksum: dropped as the FIX spec requires (no sequence number consumed).
+        raw.send("D", nos, bad_checksum=True, consume_seq=False)
+        # Missing tags (no Side, no OrderQty): session Reject.
+        raw.send("D", [(11, "M2"), (55, desk.symbol), (40, "1"), (60, utc(desk.start))])
+        r = raw.read(lambda f: f.get(35) == "3")
+        assert r[373] == "1" and r[371] in ("54", "38")  # required tag missing
+        # Negative quantity: session Reject, value incorrect.
+        raw.send("D", [(t, "-5" if t == 38 else v) for t, v in nos if t != 11] + [(11, "M3")])
+        r = raw.read(lambda f: f.get(35) == "3" and f.get(371) == "38")
+        assert r[373] == "5"
+        # Unknown symbol: business reject as an ExecutionReport Rejected.
+        raw.send("D", [(t, "ZZZZ" if t == 55 else v) for t, v in nos if t != 11] + [(11, "M4")])
+        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "M4")
+        assert r[150] == "8" and r[103] == "1"
+        # Absurd price: refused by value (a limit of 1e9) and, within range, by the fat-finger band.
+        raw.send(
+            "D",
+            [(40, "2") if t == 40 else (t, v) for t, v in nos if t != 11] + [(44, "1000000000"), (11, "M5")],
+        )
+        r = raw.read(lambda f: f.get(35) == "3" and f.get(371) == "44")
+        mid = desk.endpoint.tca.mid(desk.symbol) or 100.0
+        raw.send(
+            "D",
+            [(40, "2") if t == 40 else (t, v) for t, v in nos if t != 11]
+            + [(44, f"{mid * 3:.2f}"), (11, "M6")],
+        )
+        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "M6")
+        assert r[150] == "8" and "bps from the mid" in r[58]
+        # Unsupported message type: BusinessMessageReject.
+        raw.send("R", [(131, "Q1"), (146, "1"), (55, desk.symbol)])
+        r = raw.read(lambda f: f.get(35) in ("j", "3"))
+        assert r[35] == "j" and r[380] == "3"
+        # Still alive: a TestRequest is answered with its id.
+        raw.send("1", [(112, "alive?")])
+        hb = raw.read(lambda f: f.get(35) == "0" and f.get(112) == "alive?")
+        assert hb
+    finally:
+        raw.close()
+
+
+def test_unknown_comp_id_cannot_log_on(desk: Desk) -> None:
+    raw = RawFix(desk.cfg.fix_port, comp_id="STRANGER")
+    try:
+        raw.send("A", [(98, "0"), (108, "30")])
+        with pytest.raises(AssertionError):
+            raw.read(lambda f: f.get(35) == "A", timeout_s=3)
+    finally:
+        raw.close()
