@@ -16,7 +16,6 @@ from paceline import broker
 from runtime.bus import Bus
 from runtime.settings import Settings
 
-
 # As every paceline process does (runtime.settings.switch_interval_us): an I/O-woken thread should not wait
 # CPython's default 5 ms for the GIL while another thread computes. Tests run several services in one process.
 sys.setswitchinterval(Settings().switch_interval_us / 1e6)

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from endpoint.config import Client, EndpointConfig, Limits
+from endpoint.fix_gateway import sent_exec_ids, utc
 from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
-from models import KillState, RiskControl, Tick, now_ns, topics
+from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
 from runtime.bus import Bus
 from tests.broker.pipeline import Feed, session_ticks, wait_for
 from tests.fixclient import FixClient, RawFix
@@ -147,8 +148,8 @@ def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) ->
         c.cancel(f"X{i}", cl, desk.symbol, 100)
     rtts.sort()
     p50, p99 = statistics.median(rtts), rtts[int(len(rtts) * 0.99) - 1]
-    print(f"\nFIX NewOrderSingle -> ER New round trip over {len(rtts)} orders: p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
-          f"max {rtts[-1]:.2f} ms")  # fmt: skip
+    print(f"\nFIX NewOrderSingle -> ER New round trip over {len(rtts)} orders (services in one process): "
+          f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {rtts[-1]:.2f} ms")  # fmt: skip
     for i in range(40):
         c.wait(lambda f, i=i: f.get(11) == f"X{i}" and f.get(150) == "4", what="Canceled")
 
@@ -189,16 +190,15 @@ def test_endpoint_restart_mid_order_resumes_the_session_without_losing_or_repeat
     c.wait(lambda f: f.get(11) == "C1" and f.get(150) == "F", timeout_s=60, what="a first fill")
     seq_before = max(int(a.get(34, 0)) for a in c.admin) if c.admin else 0
     desk.restart_endpoint()
-    wait_for(lambda: c.logged_on.is_set(), 30, "the client logged on again")
+    wait_for(c.logged_on.is_set, 30, "the client logged on again")
     final = c.wait(
         lambda f: f.get(11) == "C1" and f.get(39) == "2", timeout_s=120, what="FILLED after the restart"
     )
     reps = [r for r in c.received if r.get(37) == final[37] and r.get(35) == "8"]
     ids = [r[17] for r in reps]
     assert len(ids) == len(set(ids)), "a report was delivered twice"
-    published = [d.message.report_id for d in bus.read_all(topics.REPORTS, __import__("models").ExecutionReport)
+    published = [d.message.report_id for d in bus.read_all(topics.REPORTS, ExecutionReport)
                  if d.message.parent_id == final[37]]  # fmt: skip
-    from endpoint.fix_gateway import sent_exec_ids
 
     missing = sorted(set(published) - set(ids))
     stored = sent_exec_ids(desk.cfg.state_dir)
@@ -229,8 +229,8 @@ def test_each_risk_limit_refuses_an_order(desk: Desk, bus: Bus) -> None:
                          strategy=kw.get("strategy"), rate=kw.get("rate"))  # fmt: skip
             r = c2.wait(lambda f, cl=cl: f.get(11) == cl, what=f"{code} refusal")
             assert r[150] == "8", f"{code}: not refused: {r}"
-            expected = {"order_notional": "notional", "price_band": "bps from the mid", "position": "position",
-                        "participation": "participation"}[code]  # fmt: skip
+            expected = {"order_notional": "notional", "price_band": "bps from the mid",
+                        "position": "position", "participation": "participation"}[code]  # fmt: skip
             assert expected in r[58], r[58]
             time.sleep(0.25)  # stay under the order rate limit
         # Open notional: two orders that fit alone but not together.
@@ -276,8 +276,6 @@ def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: 
     try:
         raw.logon()
         end = desk.start + 3 * 60 * S
-        from endpoint.fix_gateway import utc
-
         nos = [(11, "M1"), (55, desk.symbol), (54, "1"), (38, "100"), (40, "1"), (60, utc(desk.start)),
                (168, utc(desk.start)), (126, utc(end))]  # fmt: skip
         # Bad checksum: dropped as the FIX spec requires (no sequence number consumed).
