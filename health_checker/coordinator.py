@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing
+from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing, policy_of
 from health_checker.pool import Pool
 from models import (
     AmendRequest,
@@ -239,8 +239,12 @@ class Coordinator:
             with self.orch.transaction(saga.saga_id) as ctx:
                 assert ctx is not None
                 saga.on_timer(ctx, timer, self._pick, self.wall(), self.t)
-        for saga in self.orch.live():
-            if saga.phase == "waiting":
+        waiting = (
+            [s for s in self.orch.live() if s.phase == "waiting" and s.parent] if self.pool.workers else []
+        )
+        for saga in waiting:
+            # Only when a worker could take it: a transaction per waiting job per poll would hold up inputs.
+            if saga.parent and self._pick(policy_of(saga.parent)) is not None:
                 with self.orch.transaction(saga.saga_id) as ctx:
                     assert ctx is not None
                     saga.try_assign(ctx, self._pick, self.wall(), self.t)

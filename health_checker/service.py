@@ -27,6 +27,7 @@ from health_checker.parent_saga import ParentSaga
 from models import Message, WorkerHeartbeat, topics
 from runtime.bus import Bus, BusError, Consumer, Delivery
 from runtime.logs import get_logger
+from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
 
 log = get_logger("paceline.health_checker")
@@ -36,6 +37,12 @@ TAKEOVER = Histogram(
     "paceline_hc_takeover_seconds", "Lease granted until the log is replayed and inputs are open",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
+DECISION = Histogram(
+    "paceline_hc_decision_seconds",
+    "Input received until its decision is appended and published",
+    ["kind"],
+    buckets=LATENCY_BUCKETS,
+)
 SUBSCRIPTION = "health-checker"
 
 
@@ -123,11 +130,13 @@ class HealthChecker:
 
     # --- inputs (listener thread) ---------------------------------------------------------------------
     def _on_input(self, d: Delivery[Any]) -> None:
+        t0 = time.perf_counter()
         with self._lock:
             coord = self.coordinator
             if coord is None:
                 raise LeaseLostError("not leading")  # negatively acknowledged: the leader will get it
             coord.handle(d.message)
+        DECISION.labels(getattr(d.message, "kind", "?")).observe(time.perf_counter() - t0)
 
     def _follow_markets(self, coord: Coordinator, wanted: set[str]) -> None:
         """Follow the event-time clock of every symbol a live parent trades (payloads never decoded)."""

@@ -97,6 +97,10 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import market
 
         return market.run(args.symbols.split(","), depths=[0, 5])
+    if args.what == "fix":
+        from paceline.bench import fix
+
+        return fix.run(settings, orders=args.orders, worker=not args.no_worker)
     return 2
 
 
@@ -200,20 +204,19 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
     config = Config(
         heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols
     )
-    with Bus(settings.pulsar_url) as bus:
+    with Bus(settings.pulsar_url, quiet=True) as bus:
         hc = HealthChecker(bus, args.name, config)
         _serve_until_signalled(hc.start, hc.stop)
     return 0
 
 
 def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
+    from endpoint.config import load
     from endpoint.service import EndpointService
     from runtime import metrics
     from runtime.bus import Bus
 
     metrics.serve(settings.metrics_port)
-    from endpoint.config import load
-
     cfg = load(args.config)
     if args.name:
         cfg = cfg.model_copy(update={"name": args.name})
@@ -335,10 +338,18 @@ def build_parser() -> argparse.ArgumentParser:
     hc.set_defaults(func=_cmd_health_checker)
 
     ep = sub.add_parser(
-        "endpoint", help="the client edge: venue routing of child orders (simulated exchange)"
+        "endpoint",
+        help="the client edge: FIX 4.4 acceptor, pre-trade risk, TCA, venue routing (simulated exchange)",
     )
-    ep.add_argument("--name", default="endpoint", help="subscription and producer names derive from it")
+    ep.add_argument("--config", type=Path, default=None, help="TOML (default deploy/endpoint/endpoint.toml)")
+    ep.add_argument("--name", default="", help="overrides the config's name (subscriptions derive from it)")
     ep.set_defaults(func=_cmd_endpoint)
+
+    rk = sub.add_parser("risk", help="the kill switch: show it, or set it globally or for one client")
+    rk.add_argument("action", choices=["show", "set"])
+    rk.add_argument("--state", choices=["active", "reducing", "halted"], default="active")
+    rk.add_argument("--client", default=None, help="a client id (default: every client)")
+    rk.set_defaults(func=_cmd_risk)
 
     t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
     t.add_argument("--name", default="rl-exec")
@@ -372,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec", "receiver", "market", "worker"])
+    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix"])
+    be.add_argument("--orders", type=int, default=200, help="fix: orders timed (after 10 warm-up ones)")
+    be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
     be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")

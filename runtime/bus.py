@@ -309,7 +309,9 @@ class Consumer(Generic[M]):
 class Bus:
     """One Pulsar client per process, and the typed producers and consumers made from it."""
 
-    def __init__(self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1) -> None:
+    def __init__(
+        self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1, quiet: bool = False
+    ) -> None:
         self.service_url = service_url
         try:
             self._client = pulsar.Client(
@@ -320,7 +322,8 @@ class Bus:
                 connection_timeout_ms=5_000,
                 # Not a Python logger: with one the client aborts at exit now and then
                 # (apache/pulsar-client-python#256). Its own logger writes warnings to stderr.
-                logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Warn),
+                # quiet: errors only (a standby's lease polling is refused ten times a second, by design).
+                logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error if quiet else pulsar.LoggerLevel.Warn),
             )
         except Exception as exc:
             raise BusError(f"cannot create a Pulsar client for {service_url}: {exc}") from exc

@@ -20,9 +20,10 @@ from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
+from paceline.fixclient import FixClient
 from runtime.bus import Bus
 from tests.broker.pipeline import Feed, session_ticks, wait_for
-from tests.fixclient import FixClient, RawFix
+from tests.rawfix import RawFix
 from worker.service import WorkerService
 
 pytestmark = pytest.mark.broker
