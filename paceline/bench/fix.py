@@ -96,7 +96,11 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
                 return 1
             if i >= 10:  # the first ones warm up connections and code paths
                 rtts.append((client.first_reply_at[cl] - client.sent_at[cl]) * 1000)
-            client.cancel(f"X{tag}-{i}", cl, symbol, 100)
+        # Cancelled afterwards, so no order's cancellation is in the way of the next one's round trip.
+        for i in range(orders + 10):
+            client.cancel(f"X{tag}-{i}", f"B{tag}-{i}", symbol, 100)
+        for i in range(orders + 10):
+            client.wait(lambda m, i=i: m.get(11) == f"X{tag}-{i}", timeout_s=120, what="the cancel's answer")
         hop = _hop(bus, 200)
         result: dict[str, Any] = {
             "orders": len(rtts),
