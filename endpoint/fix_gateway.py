@@ -273,6 +273,9 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         if strategy is None:
             raise BadValueError(847, f"TargetStrategy {raw_strategy} is not supported")
         rate = _get(m, 849)
+        if symbol not in self.desk.symbols:  # before the window is judged on a clock we do not follow
+            self._reject_order(sid, m, Refusal("unknown_symbol", f"unknown symbol {symbol}"))
+            return
         now = self._now(symbol)
         start = _ts(m.getField(168)) if m.isSetField(168) else now
         end = (

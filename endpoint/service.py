@@ -19,6 +19,7 @@ from prometheus_client import Counter
 from endpoint.config import EndpointConfig
 from endpoint.desk import OrderDesk
 from endpoint.fix_gateway import FixGateway, sent_exec_ids
+from endpoint.native import NativeServer
 from endpoint.risk import RiskGate
 from endpoint.tca import Tca
 from endpoint.venue import Venue
@@ -61,6 +62,7 @@ class EndpointService:
         self.tca = Tca()
         self.desk = OrderDesk(self._publish_request, self.risk, self.cfg.symbols, self.tca)
         self.fix = FixGateway(self.cfg, self.desk, self._market_now) if fix and self.cfg.fix_port else None
+        self.native = NativeServer(self.cfg, self.desk, self._market_now) if self.cfg.native_port else None
         self._ticks: dict[str, Consumer[Tick]] = {}
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
         self._job_out: dict[str, Producer] = {}
@@ -81,6 +83,8 @@ class EndpointService:
         self._restore_venue()
         if self.fix is not None:  # its sinks must be attached before the first report arrives
             self.fix.start()
+        if self.native is not None:
+            self.native.start()
         self._consumers += [
             self.bus.subscribe(topics.RISK, f"{n}-risk", RiskControl, handler=self._on_risk),
             # A new endpoint starts at the reports' present (the table above has the past); a restarted
@@ -97,6 +101,8 @@ class EndpointService:
             c.close()
         if self.fix is not None:
             self.fix.stop()
+        if self.native is not None:
+            self.native.stop()
         for t in self._ticks.values():
             t.close()
         for a in self._actions.values():

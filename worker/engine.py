@@ -65,6 +65,7 @@ class Job:
     finished: bool = False
     fills_seen: set[str] = field(default_factory=set)
     children: set[str] = field(default_factory=set)  # child ids sent under this assignment
+    canceling: set[str] = field(default_factory=set)  # cancels sent at the end of the window
 
     @property
     def job_id(self) -> str:
@@ -149,10 +150,13 @@ class Engine:
         for job_id in list(self.by_symbol.get(tick.symbol, ())):
             job = self.jobs[job_id]
             job.features.on_tick(tick)
-            if job.finished or tick.ts_event < job.next_decision_ns:
+            if job.finished:
                 continue
             if tick.ts_event >= job.assignment.parent.end_ns:
                 out += self._finish(job, tick)
+                continue
+            if tick.ts_event < job.next_decision_ns:
+                continue
             else:
                 due.append(job)
         out += self._decide(due, tick)
@@ -187,10 +191,16 @@ class Engine:
         return out
 
     def _finish(self, job: Job, tick: Tick) -> list[ChildOrderAction]:
-        """End of the window: cancel what rests, send what is left at market (as the RL environment does)."""
-        out = self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
+        """End of the window: cancel what rests, and once the venue has confirmed, send what is left at
+        market (as the RL environment does). Until then each tick only waits: cancels go out once."""
+        pending = [c for c in job.open.values() if c.child_id not in job.canceling]
+        if pending:
+            job.canceling.update(c.child_id for c in pending)
+            return [self._child(job, ChildAction.CANCEL, c.child_id, 0, tick) for c in pending]
+        if job.open:
+            return []  # cancels not confirmed yet: their leaves may still fill
         job.finished = True
-        return out
+        return self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
 
     def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildOrderAction]:
         out = [self._child(job, ChildAction.CANCEL, c.child_id, 0, tick) for c in job.open.values()]

@@ -71,7 +71,8 @@ def desk(bus: Bus, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[D
                    max_child_notional=200_000, price_band_bps=300, max_participation=0.2,
                    max_orders_per_s=5)  # fmt: skip
     cfg = EndpointConfig(
-        name=f"ep-{tag}", fix_port=_port(), native_port=0, state_dir=tmp_path / "endpoint", symbols=(symbol,),
+        name=f"ep-{tag}", fix_port=_port(), native_port=_port(), state_dir=tmp_path / "endpoint",
+        symbols=(symbol,),
         clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16),
                  Client(client_id="CLIENT2", comp_id="CLIENT2", token="u" * 16, limits=tight)),
     )  # fmt: skip
@@ -327,3 +328,47 @@ def test_unknown_comp_id_cannot_log_on(desk: Desk) -> None:
             raw.read(lambda f: f.get(35) == "A", timeout_s=3)
     finally:
         raw.close()
+
+
+def test_native_websocket_protocol_same_semantics(desk: Desk) -> None:
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    url = f"ws://127.0.0.1:{desk.cfg.native_port}/"
+    with connect(url, additional_headers={"Authorization": "Bearer wrong-token-xxxxxxxx"}) as bad:
+        with pytest.raises(ConnectionClosed) as closed:
+            bad.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    with connect(url, additional_headers={"Authorization": "Bearer " + "t" * 16}) as ws:
+
+        def until(pred: object, timeout_s: float = 90) -> dict[str, object]:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                m = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+                if pred(m):  # type: ignore[operator]
+                    return m  # type: ignore[no-any-return]
+            raise AssertionError("no such message")
+
+        ws.send("{not json")
+        assert until(lambda m: m.get("type") == "error")["reason"] == "malformed"
+        ws.send(json.dumps({"op": "submit", "cl_ord_id": "W1", "symbol": desk.symbol, "side": "SELL"}))
+        err = until(lambda m: m.get("type") == "error")
+        assert err["reason"] == "invalid"
+        w2 = {"op": "submit", "cl_ord_id": "W2", "symbol": "NOPE", "side": "BUY", "quantity": 100,
+              "end_ns": desk.start + 180 * S}  # fmt: skip
+        ws.send(json.dumps(w2))
+        assert until(lambda m: m.get("cl_ord_id") == "W2")["reason"] == "unknown_symbol"
+        w3 = {"op": "submit", "cl_ord_id": "W3", "symbol": desk.symbol, "side": "BUY", "quantity": 2_000,
+              "start_ns": desk.now(), "end_ns": desk.start + 180 * S}  # fmt: skip
+        ws.send(json.dumps(w3))
+        new = until(lambda m: m.get("cl_ord_id") == "W3" and m.get("exec_type") == "NEW")
+        assert new["kind"] == "execution_report" and new["leaves_qty"] == 2_000
+        final = until(lambda m: m.get("cl_ord_id") == "W3" and m.get("ord_status") == "FILLED")
+        assert final["cum_qty"] == 2_000 and final["is_bps"] is not None
+        ws.send(json.dumps({"op": "status", "cl_ord_id": "W3"}))
+        st = until(lambda m: m.get("type") == "status")
+        assert st["ord_status"] == "FILLED" and st["cum_qty"] == 2_000
+        ws.send(json.dumps({"op": "cancel", "cl_ord_id": "W4", "orig_cl_ord_id": "W3"}))
+        assert until(lambda m: m.get("cl_ord_id") == "W4")["reason"] == "too_late"

@@ -26,7 +26,7 @@ from models import (
 )
 from tests import factories
 from worker import policy_files
-from worker.engine import Engine
+from worker.engine import Engine, OpenChild
 from worker.nets import PolicyNet
 from worker.policy_files import PolicyRegistry
 
@@ -244,3 +244,20 @@ def test_a_nan_policy_falls_back_to_twap_and_is_counted(tmp_path: Path) -> None:
     _run(eng, ticks, venue)
     assert pol.fallbacks > 0 and seen and seen[0] == "rl-exec@1"
     assert venue.filled["J1"] == 2_000
+
+
+def test_at_the_window_end_rests_are_cancelled_first_then_the_remainder_goes_at_market() -> None:
+    eng = Engine("w1")
+    t0 = factories.T0
+    eng.assign(_assignment("J1", 1_000, t0, 10))
+    job = eng.jobs["J1"]
+    job.open["J1.1.0"] = OpenChild("J1.1.0", 300)  # a resting limit order
+    job.children.add("J1.1.0")
+    end = job.assignment.parent.end_ns
+    first = eng.on_tick(factories.tick(ts_event=end, seq=2))
+    assert [a.action for a in first] == [ChildAction.CANCEL]
+    assert eng.on_tick(factories.tick(ts_event=end + S, seq=3)) == []  # waits for the confirmation
+    eng.on_ack(factories.ack(child_id="J1.1.0", job_id="J1", status=AckStatus.CANCELED, leaves_qty=0))
+    last = eng.on_tick(factories.tick(ts_event=end + 2 * S, seq=4))
+    assert len(last) == 1 and last[0].action is ChildAction.NEW and last[0].quantity == 1_000
+    assert last[0].ord_type is OrdType.MARKET and job.finished

@@ -1,0 +1,175 @@
+"""The native protocol: WebSocket with JSON messages that mirror the models, same semantics as FIX.
+
+Authenticate with ``Authorization: Bearer <token>`` (per client, from the endpoint's config); a bad or
+missing token closes the connection (1008) before anything else. Then send one JSON object per message:
+
+- ``{"op": "submit", "cl_ord_id", "symbol", "side", "quantity", "ord_type"?, "limit_px"?, "start_ns"?,
+  "end_ns", "strategy"?, "participation_rate"?, "policy"?}``
+- ``{"op": "cancel", "cl_ord_id", "orig_cl_ord_id"}``
+- ``{"op": "amend", "cl_ord_id", "orig_cl_ord_id", "quantity", "limit_px"?, "end_ns"?}``
+- ``{"op": "status", "cl_ord_id"}``
+
+and receive the client's ``execution_report`` and ``request_reject`` messages as the saga publishes them
+(the models' JSON, TCA included on the final report), plus ``{"type": "rejected" | "status" | "error"}``
+answers of the endpoint itself. Bad JSON or an invalid request gets ``{"type": "error", "reason"}`` and
+the connection stays open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from typing import Annotated, Any, Literal
+
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import Server, ServerConnection, serve
+
+from endpoint.config import EndpointConfig
+from endpoint.desk import OrderDesk, parent_id_for
+from endpoint.risk import Refusal
+from models import Message, OrdType, ParentOrder, Side, Strategy, TimeInForce, now_ns
+from runtime.logs import get_logger
+
+log = get_logger("paceline.endpoint.native")
+
+CONNECTIONS = Gauge("paceline_native_connections", "Native-protocol connections open")
+ERRORS = Counter("paceline_native_errors_total", "Native-protocol requests refused as malformed", ["reason"])
+AUTH_FAILED = Counter("paceline_native_auth_failures_total", "Connections refused for a bad token")
+
+
+class Submit(BaseModel):
+    op: Literal["submit"]
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    symbol: str
+    side: Side
+    quantity: int = Field(gt=0)
+    ord_type: OrdType = OrdType.MARKET
+    limit_px: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    time_in_force: TimeInForce = TimeInForce.DAY
+    start_ns: int | None = None
+    end_ns: int
+    strategy: Strategy = Strategy.TWAP
+    participation_rate: float | None = None
+    policy: str | None = None
+
+
+class Cancel(BaseModel):
+    op: Literal["cancel"]
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    orig_cl_ord_id: str = Field(min_length=1, max_length=64)
+
+
+class Amend(BaseModel):
+    op: Literal["amend"]
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    orig_cl_ord_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(gt=0)
+    limit_px: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    end_ns: int | None = None
+
+
+class Status(BaseModel):
+    op: Literal["status"]
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+
+
+Request = TypeAdapter[Any](Annotated[Submit | Cancel | Amend | Status, Field(discriminator="op")])
+
+
+class NativeServer:
+    def __init__(self, cfg: EndpointConfig, desk: OrderDesk, market_now: Any) -> None:
+        self.cfg = cfg
+        self.desk = desk
+        self.market_now = market_now
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._open = 0
+
+    def start(self) -> None:
+        self._server = serve(self._handle, "127.0.0.1", self.cfg.native_port)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="native-ws", daemon=True)
+        self._thread.start()
+        log.info("native protocol listening", port=self.cfg.native_port)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def _handle(self, conn: ServerConnection) -> None:
+        auth = (conn.request.headers.get("Authorization", "") if conn.request else "").removeprefix("Bearer ")
+        client = self.cfg.client_by_token(auth.strip()) if auth else None
+        if client is None:
+            AUTH_FAILED.inc()
+            conn.close(1008, "bad or missing token")
+            return
+        send_lock = threading.Lock()
+
+        def send(obj: dict[str, Any]) -> None:
+            with send_lock:
+                conn.send(json.dumps(obj))
+
+        def sink(m: Message) -> None:
+            with contextlib.suppress(ConnectionClosed):  # the client can ask for the status when back
+                send(m.model_dump(mode="json"))
+
+        detach = self.desk.attach(client.client_id, sink)
+        self._open += 1
+        CONNECTIONS.set(self._open)
+        try:
+            for raw in conn:
+                reply = self._request(client.client_id, raw)
+                if reply is not None:
+                    send(reply)
+        except ConnectionClosed:
+            pass
+        finally:
+            detach()
+            self._open -= 1
+            CONNECTIONS.set(self._open)
+
+    def _request(self, client_id: str, raw: str | bytes) -> dict[str, Any] | None:
+        try:
+            req = Request.validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            reason = "malformed" if first["type"].startswith("json") else "invalid"
+            ERRORS.labels(reason).inc()
+            where = ".".join(str(x) for x in first["loc"])
+            return {"type": "error", "reason": reason, "text": f"{where}: {first['msg']}"[:200]}
+        if isinstance(req, Submit):
+            if req.symbol not in self.desk.symbols:  # before the window is judged on a clock we do not follow
+                return _rejected(req.cl_ord_id, Refusal("unknown_symbol", f"unknown symbol {req.symbol}"))
+            now = self.market_now(req.symbol) or now_ns()
+            try:
+                p = ParentOrder(
+                    parent_id=parent_id_for(client_id, req.cl_ord_id), client_id=client_id,
+                    cl_ord_id=req.cl_ord_id, symbol=req.symbol, side=req.side, quantity=req.quantity,
+                    ord_type=req.ord_type, limit_px=req.limit_px, time_in_force=req.time_in_force,
+                    start_ns=req.start_ns or now, end_ns=req.end_ns, strategy=req.strategy,
+                    participation_rate=req.participation_rate, policy=req.policy, ts_init=now,
+                )  # fmt: skip
+            except ValueError as exc:
+                return _rejected(req.cl_ord_id, Refusal("invalid", str(exc).splitlines()[-1][:200]))
+            refusal = self.desk.submit(p)
+            return None if refusal is None else _rejected(req.cl_ord_id, refusal)
+        if isinstance(req, Cancel):
+            refusal = self.desk.cancel(client_id, req.cl_ord_id, req.orig_cl_ord_id)
+            return None if refusal is None else _rejected(req.cl_ord_id, refusal)
+        if isinstance(req, Amend):
+            refusal = self.desk.amend(client_id, req.cl_ord_id, req.orig_cl_ord_id, req.quantity,
+                                      limit_px=req.limit_px, end_ns=req.end_ns)  # fmt: skip
+            return None if refusal is None else _rejected(req.cl_ord_id, refusal)
+        o = self.desk.status(client_id, req.cl_ord_id)
+        if o is None:
+            return _rejected(req.cl_ord_id, Refusal("unknown_order", f"unknown order {req.cl_ord_id}"))
+        return {"type": "status", "cl_ord_id": o.cl_ord_id, "parent_id": o.parent.parent_id,
+                "ord_status": o.status.value, "order_qty": o.parent.quantity, "cum_qty": o.cum_qty,
+                "avg_px": o.avg_px}  # fmt: skip
+
+
+def _rejected(cl_ord_id: str, r: Refusal) -> dict[str, Any]:
+    return {"type": "rejected", "cl_ord_id": cl_ord_id, "reason": r.code, "text": r.text}
