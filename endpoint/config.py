@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +32,15 @@ class Client(BaseModel):
     limits: Limits = Field(default_factory=Limits)
 
 
+class BrokerRoute(BaseModel):
+    """An outside broker reached over FIX 4.4 (we initiate), as the venue for child orders."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    comp_id: str = "PACELINE"  # our SenderCompID towards the broker
+    target_comp_id: str = "BROKER"
+
+
 class EndpointConfig(BaseModel):
     name: str = "endpoint"
     comp_id: str = "PACELINE"  # our SenderCompID
@@ -39,6 +49,9 @@ class EndpointConfig(BaseModel):
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".paceline" / "endpoint")
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
     clients: tuple[Client, ...] = ()
+    # Where child orders go: the simulated exchange (default) or a broker over FIX.
+    route: Literal["simulated", "fix"] = "simulated"
+    broker: BrokerRoute | None = None
 
     def client_by_comp_id(self, comp_id: str) -> Client | None:
         return next((c for c in self.clients if c.comp_id == comp_id), None)

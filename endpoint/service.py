@@ -12,10 +12,12 @@ On start the desk's order table is rebuilt from the reports topic, and the repor
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from prometheus_client import Counter
 
+from endpoint.broker_venue import BrokerVenue, FixBrokerLink
 from endpoint.config import EndpointConfig
 from endpoint.desk import OrderDesk
 from endpoint.fix_gateway import FixGateway, sent_exec_ids
@@ -57,7 +59,17 @@ class EndpointService:
         self.bus = bus
         self.cfg = config or EndpointConfig()
         self.name = self.cfg.name
+        self.link: FixBrokerLink | None = None
+        if venue is None and self.cfg.route == "fix":
+            b = self.cfg.broker
+            if b is None:
+                raise ValueError("route = 'fix' needs a [broker] section")
+            self.link = FixBrokerLink(self.cfg.state_dir, host=b.host, port=b.port, sender=b.comp_id,
+                                      target=b.target_comp_id, on_report=self._on_broker)  # fmt: skip
+            venue = BrokerVenue(self.link)
         self.venue = venue or Venue()
+        # The venue is driven from Pulsar's listener thread and, when routing to a broker, from QuickFIX's.
+        self._venue_lock = threading.Lock()
         self.risk = RiskGate({c.client_id: c.limits for c in self.cfg.clients})
         self.tca = Tca()
         self.desk = OrderDesk(self._publish_request, self.risk, self.cfg.symbols, self.tca)
@@ -81,6 +93,8 @@ class EndpointService:
         for sym in self.cfg.symbols:
             self._follow(sym)
         self._restore_venue()
+        if self.link is not None:
+            self.link.start()
         if self.fix is not None:  # its sinks must be attached before the first report arrives
             self.fix.start()
         if self.native is not None:
@@ -103,6 +117,8 @@ class EndpointService:
             self.fix.stop()
         if self.native is not None:
             self.native.stop()
+        if self.link is not None:
+            self.link.stop()
         for t in self._ticks.values():
             t.close()
         for a in self._actions.values():
@@ -168,7 +184,8 @@ class EndpointService:
         COMMANDS.labels(cmd.op.value).inc()
         if cmd.op is VenueOp.OPEN:
             self._open_job(cmd.job_id, cmd.symbol)
-        self._publish(self.venue.command(cmd))
+        with self._venue_lock:
+            self._publish(self.venue.command(cmd))
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
@@ -184,13 +201,21 @@ class EndpointService:
                     ts_init=now_ns(),
                 )])  # fmt: skip
                 return
-        self._publish(self.venue.action(a))
+        with self._venue_lock:
+            self._publish(self.venue.action(a))
 
     def _on_tick(self, d: Delivery[Tick]) -> None:
         self.tca.on_tick(d.message)
-        out = self.venue.on_tick(d.message)
-        if out:
-            self._publish(out)
+        with self._venue_lock:
+            out = self.venue.on_tick(d.message)
+            if out:
+                self._publish(out)
+
+    def _on_broker(self, child_id: str, kind: str, **kw: Any) -> None:
+        """An execution report from the broker (QuickFIX's thread)."""
+        assert isinstance(self.venue, BrokerVenue)
+        with self._venue_lock:
+            self._publish(self.venue.on_broker(child_id, kind, **kw))
 
     def _publish(self, out: list[Message]) -> None:
         assert self._executions is not None

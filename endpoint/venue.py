@@ -93,7 +93,7 @@ class Venue:
             for child_id in sorted(job.open):
                 order = self.orders[child_id]
                 if job.closed or order.epoch < job.min_epoch:
-                    out.append(self._cancel(job, order, "fenced" if not job.closed else "job closed"))
+                    out += self._cancel(job, order, "fenced" if not job.closed else "job closed")
                     canceled.append(child_id)
         out.append(
             VenueCommandAck(
@@ -125,7 +125,7 @@ class Venue:
             # Already filled or cancelled: nothing to do (the ack says so; FIX would answer 35=9).
             return [self._reject(a, "not_open", f"child {a.child_id} is not open")]
         if a.action is ChildAction.CANCEL:
-            return [self._cancel(job, order, None)]
+            return self._cancel(job, order, None)
         return self._replace(job, order, a)
 
     def _new(self, job: VenueJob, a: ChildOrderAction) -> list[Message]:
@@ -173,12 +173,14 @@ class Venue:
         out = self._place(job, order, tick)
         return [self._ack(order, AckStatus.REPLACED, tick.ts_event), *out]
 
-    def _cancel(self, job: VenueJob, order: VenueOrder, reason: str | None) -> ChildOrderAck:
+    def _cancel(self, job: VenueJob, order: VenueOrder, reason: str | None) -> list[Message]:
         self._book(order.action.symbol).cancel(order.action.child_id)
         order.leaves = 0
         job.open.discard(order.action.child_id)
         tick = self.last.get(order.action.symbol)
-        return self._ack(order, AckStatus.CANCELED, tick.ts_event if tick else order.action.ts_event, reason)
+        return [
+            self._ack(order, AckStatus.CANCELED, tick.ts_event if tick else order.action.ts_event, reason)
+        ]
 
     # --- restart ---------------------------------------------------------------------------------------
     def restore(self, job_id: str, history: list[Message]) -> list[Message]:
