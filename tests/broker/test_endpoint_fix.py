@@ -372,3 +372,51 @@ def test_native_websocket_protocol_same_semantics(desk: Desk) -> None:
         assert st["ord_status"] == "FILLED" and st["cum_qty"] == 2_000
         ws.send(json.dumps({"op": "cancel", "cl_ord_id": "W4", "orig_cl_ord_id": "W3"}))
         assert until(lambda m: m.get("cl_ord_id") == "W4")["reason"] == "too_late"
+
+
+def test_child_orders_routed_to_a_broker_over_fix(bus: Bus, tmp_path: Path) -> None:
+    """The same flow with the venue being a broker reached by our QuickFIX initiator: fills come back from
+    it to the saga, the worker and the client; resting orders are cancelled at the broker at the end."""
+    from endpoint.config import BrokerRoute
+    from tests.fixbroker import FixBroker
+
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"G{tag.upper()}"
+    start, ticks = session_ticks(symbol, 3, lead_s=30, tail_s=60)
+    broker = FixBroker(tmp_path / "broker", _port()).start()
+    cfg = EndpointConfig(
+        name=f"ep-{tag}", fix_port=_port(), native_port=0, state_dir=tmp_path / "endpoint", symbols=(symbol,),
+        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16),),
+        route="fix", broker=BrokerRoute(port=broker.settings_port),
+    )  # fmt: skip
+    hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))
+    hc.start()
+    worker = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2, decision_s=20)
+    worker.start()
+    endpoint = EndpointService(bus, cfg)
+    endpoint.start()
+    client = FixClient(tmp_path / "client", cfg.fix_port).start()
+    feed = Feed(bus, f"g{tag}", ticks, speed=20).start()
+    try:
+        assert hc.is_leader.wait(60)
+        wait_for(
+            lambda: hc.coordinator is not None and worker.worker_id in hc.coordinator.pool.workers, 20, "pool"
+        )
+        wait_for(lambda: endpoint.tca.mid(symbol) is not None, 20, "the market")
+        now = endpoint.tca.markets[symbol].ts
+        client.new_order("G1", symbol, 3_000, start_ns=now, end_ns=start + 150 * S, strategy=1001)
+        final = client.wait(lambda f: f.get(11) == "G1" and f.get(39) == "2", timeout_s=120, what="FILLED")
+        reps = client.reports("G1")
+        _consistent(reps, 3_000)
+        trades = [r for r in reps if r[150] == "F"]
+        assert sum(int(r[32]) for r in trades) == 3_000 and all(r[31] == "100.0000" for r in trades)
+        assert broker.new_orders and len(broker.new_orders) == len(set(broker.new_orders))
+        assert all(c.startswith("JCLIENT1.G1.") for c in broker.new_orders)  # child ids as ClOrdIDs
+        assert sum(broker.cum.values()) == 3_000 and final[14] == "3000"
+    finally:
+        feed.stop()
+        client.stop()
+        endpoint.stop()
+        worker.stop()
+        hc.stop()
+        broker.stop()
