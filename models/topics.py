@@ -4,7 +4,7 @@ Namespaces (all under the ``paceline`` tenant; ``paceline broker start`` creates
   market   per-equity tick topics, kept for replay and seek-by-time
   exec     per-job child-order actions and executions, client execution reports
   control  job requests, assignments, heartbeats
-  saga     the persisted saga log (infinite retention: state is rebuilt from it)
+  saga     the persisted saga log and the kill switch (infinite retention: state is rebuilt from them)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ NAMESPACES: dict[str, str] = {
     "market": "ticks, one topic per equity",
     "exec": "child-order actions and executions per job, execution reports",
     "control": "job requests, assignments, heartbeats",
-    "saga": "the persisted saga log",
+    "saga": "the persisted saga log and the kill switch (kept forever)",
 }
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
@@ -64,7 +64,7 @@ PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
 HEARTBEATS = f"{_ns('control')}/heartbeats"
-RISK = f"{_ns('control')}/risk"  # kill-switch states (the last one per scope is in force)
+RISK = f"{_ns('saga')}/risk"  # kill-switch states (the last per scope rules): kept forever, like the log
 SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
 
 
