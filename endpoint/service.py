@@ -92,7 +92,13 @@ class EndpointService:
                           sent_exec_ids(self.cfg.state_dir) if self.fix else None)  # fmt: skip
         for sym in self.cfg.symbols:
             self._follow(sym)
-        self._restore_venue()
+        # A restart (this endpoint ran before with this state folder) takes its venue back up; a new one
+        # starts at the present, like its subscriptions below.
+        marker = self.cfg.state_dir / "venue.started"
+        if marker.exists():
+            self._restore_venue()
+        self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        marker.touch()
         if self.link is not None:
             self.link.start()
         if self.fix is not None:  # its sinks must be attached before the first report arrives
@@ -106,7 +112,13 @@ class EndpointService:
             self.bus.subscribe(
                 topics.REPORTS, f"{n}-reports", Message, handler=self._on_report, from_earliest=False
             ),
-            self.bus.subscribe(topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, handler=self._on_command),
+            self.bus.subscribe(
+                topics.VENUE_COMMANDS,
+                f"{n}-venue",
+                VenueCommand,
+                handler=self._on_command,
+                from_earliest=False,
+            ),
         ]
         log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
 
