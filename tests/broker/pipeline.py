@@ -133,8 +133,10 @@ class Service:
             with contextlib.suppress(ValueError):
                 self.lines.append(json.loads(line))
 
-    def saw(self, event: str) -> dict[str, object] | None:
-        return next((ln for ln in self.lines if ln.get("event") == event), None)
+    def saw(self, event: str, **fields: object) -> dict[str, object] | None:
+        """The first log line with this event (and these field values)."""
+        return next((ln for ln in self.lines if ln.get("event") == event
+                     and all(ln.get(k) == v for k, v in fields.items())), None)  # fmt: skip
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

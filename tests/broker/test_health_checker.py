@@ -125,13 +125,14 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
                  "both workers in the pool")  # fmt: skip
         p = parent_order(tag, symbol, QTY, start, 5)
         job_id = submit(bus, p)
-        wait_for(lambda: wa.saw("job assigned") is not None, 30, "worker a taking the job")
+        # (Jobs other tests left behind may be given to these workers too: look for this job.)
+        wait_for(lambda: wa.saw("job assigned", job_id=job_id) is not None, 30, "worker a taking the job")
         time.sleep(1.0)  # its subscriptions are in place
         feed = Feed(bus, f"k{tag}", ticks, speed=20).start()
         wait_for(lambda: _filled(bus, p.parent_id) >= 600, 60, "some fills")
         wa.kill()
         killed = time.monotonic()
-        wait_for(lambda: wb.saw("job assigned") is not None, 30, "worker b taking over")
+        wait_for(lambda: wb.saw("job assigned", job_id=job_id) is not None, 30, "worker b taking over")
         taken_over = time.monotonic() - killed
         # The zombie case: an action under the old epoch is refused at the venue.
         execs = bus.subscribe(topics.job_executions(job_id), f"t-{tag}", Message, from_earliest=False)
