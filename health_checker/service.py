@@ -61,6 +61,7 @@ class HealthChecker:
         self._thread: threading.Thread | None = None
         self._inputs: list[Consumer[Any]] = []
         self._tails: dict[str, Any] = {}
+        self._heartbeats: Any = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,9 +95,11 @@ class HealthChecker:
         with self._lock:
             self.recovered = coord.recover()
             self.coordinator = coord
-        for topic, model in ((topics.JOB_REQUESTS, Message), (topics.HEARTBEATS, WorkerHeartbeat),
-                             (topics.EXECUTIONS, Message)):  # fmt: skip
-            self._inputs.append(self.bus.subscribe(topic, SUBSCRIPTION, model, handler=self._on_input))
+        for topic in (topics.JOB_REQUESTS, topics.EXECUTIONS):
+            self._inputs.append(self.bus.subscribe(topic, SUBSCRIPTION, Message, handler=self._on_input))
+        # Heartbeats only matter now: a non-durable reader from the present, so no backlog of old ones
+        # (from while no health-checker ran) delays the fresh ones and makes live workers look silent.
+        self._heartbeats = self.bus.tail(topics.HEARTBEATS, WorkerHeartbeat, self._on_input)
         took = time.perf_counter() - t0
         TAKEOVER.observe(took)
         LEADER.set(1)
@@ -119,6 +122,9 @@ class HealthChecker:
         for c in self._inputs:
             c.close()
         self._inputs.clear()
+        if self._heartbeats is not None:
+            self._heartbeats.close()
+            self._heartbeats = None
         for r in self._tails.values():
             r.close()
         self._tails.clear()

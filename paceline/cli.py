@@ -77,6 +77,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         minutes=args.minutes,
         speed=args.speed,
         keep_broker=args.keep_broker,
+        out_dir=args.out,
     )
 
 
@@ -299,11 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("-v", "--verbose", action="store_true")
     b.set_defaults(func=_cmd_broker)
 
-    d = sub.add_parser("demo", help="bring up Pulsar and run the market-data path end to end")
+    d = sub.add_parser("demo", help="bring up Pulsar and every service, and work parent orders over FIX")
     d.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN")
-    d.add_argument("--minutes", type=float, default=2.0, help="minutes of the session to publish")
-    d.add_argument("--speed", type=float, default=15.0, help="clock acceleration (event time / wall time)")
+    d.add_argument("--minutes", type=float, default=390.0, help="minutes of the session to publish (min 3)")
+    d.add_argument("--speed", type=float, default=100.0, help="clock acceleration (event time / wall time)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
+    d.add_argument(
+        "--out", type=Path, default=None, help="where the TCA report goes (default: the run's folder)"
+    )
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("receiver", help="publish ticks from a source to one Pulsar topic per equity")

@@ -1,24 +1,30 @@
-"""``paceline demo``: bring up Apache Pulsar and run the market-data path end to end.
+"""``paceline demo``: bring up Apache Pulsar and the whole pipeline, and work real parent orders.
 
-A real broker (started here when none answers), the Receiver publishing the synthetic market's opening
-minutes at an accelerated clock to one persistent topic per equity, and a consumer per equity that checks
-every tick arrived in order and measures publish-to-receive latency. Later issues grow it into the full
-pipeline (health-checker, workers, endpoint, a FIX client working parent orders).
+A real broker (started here when none answers); the health-checker, the endpoint and two workers as their
+own processes; the Receiver publishing the synthetic market at an accelerated clock to one persistent topic
+per equity (a consumer per equity checks every tick arrived in order and measures publish-to-receive
+latency); a FIX client sending TWAP, VWAP, POV, implementation-shortfall and RL parents; a live view of
+each parent against its schedule; at the end a TCA table and a PNG report in the run's folder
+(``~/.paceline/demo/<run>/``, or ``--out``). Ctrl-C stops
+everything.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from market.synthetic import SESSION_OPEN_S
 from models import Tick, now_ns, topics
 from paceline import broker
-from receiver.service import Receiver
+from paceline.pipeline_demo import PipelineDemo, follow_clock
+from receiver.service import Receiver, ReceiverStats
 from receiver.sources import synthetic
 from runtime.bus import Bus, Consumer
 from runtime.logs import get_logger
@@ -60,8 +66,43 @@ def _pct(values: list[float], q: float) -> float:
     )
 
 
+def _work_parents(pipe: PipelineDemo, feed: threading.Thread, close_s: int, minutes: float) -> None:
+    """Send the parents a minute into the window, show them live, wait until they are all done."""
+    while pipe.market_ns == 0 or (pipe.market_ns / 1e9) % 86_400 < SESSION_OPEN_S + 60:
+        if not feed.is_alive():
+            return
+        time.sleep(0.05)
+    day = pipe.market_ns - pipe.market_ns % (86_400 * 1_000_000_000)
+    end = day + (close_s - 60) * 1_000_000_000
+    pipe.send_parents(pipe.market_ns, end, qty=2_000 if minutes < 30 else 20_000)
+    live = sys.stdout.isatty()
+    last_print = 0.0
+    deadline = None
+    while True:
+        pipe.poll_reports()
+        if time.monotonic() - last_print > (1.0 if live else 10.0):
+            view = pipe.view()
+            print(("\x1b[2J\x1b[H" if live else "") + view, flush=True)
+            last_print = time.monotonic()
+        if all(p.done for p in pipe.parents.values()):
+            break
+        if not feed.is_alive():
+            deadline = deadline or time.monotonic() + 30  # the market is over: the end-of-window closes them
+            if time.monotonic() > deadline:
+                break
+        time.sleep(0.25)
+    pipe.poll_reports()
+    print(pipe.view())
+
+
 def run_demo(
-    settings: Settings, *, symbols: list[str], minutes: float, speed: float, keep_broker: bool
+    settings: Settings,
+    *,
+    symbols: list[str],
+    minutes: float,
+    speed: float,
+    keep_broker: bool,
+    out_dir: Path | None = None,
 ) -> int:
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir)
     started_here = False
@@ -76,14 +117,16 @@ def run_demo(
         print(f"broker ready after {broker.wait(cfg):.1f} s")
         started_here = True
     try:
-        return _push_ticks(settings, symbols, minutes, speed)
+        return _push_ticks(settings, symbols, minutes, speed, out_dir)
     finally:
         if started_here and not keep_broker:
             broker.stop(cfg)
             print("broker stopped")
 
 
-def _push_ticks(settings: Settings, symbols: list[str], minutes: float, speed: float) -> int:
+def _push_ticks(
+    settings: Settings, symbols: list[str], minutes: float, speed: float, out_dir: Path | None
+) -> int:
     run_id = uuid.uuid4().hex[:8]
     close_s = SESSION_OPEN_S + int(minutes * 60)
     expected = Counter(t.symbol for t in synthetic(symbols, seed=7, depth=5, close_s=close_s))  # type: ignore[union-attr]
@@ -94,22 +137,46 @@ def _push_ticks(settings: Settings, symbols: list[str], minutes: float, speed: f
         consumers = {
             s: bus.subscribe(topics.ticks(s), f"demo-{run_id}", Tick, from_earliest=False) for s in symbols
         }
-        deadline = time.monotonic() + 60 + minutes * 60 / speed
-        threads = [
-            threading.Thread(
-                target=_drain, args=(consumers[s], results[s], expected[s], deadline), daemon=True
-            )
-            for s in symbols
-        ]
-        for th in threads:
-            th.start()
         rx = Receiver(bus, name=f"demo-{run_id}", speed=speed)
         for s in symbols:  # producers before the clock starts: a topic lookup is not tick latency
             rx.prepare(s)
-        t0 = time.perf_counter()
-        stats = rx.run(synthetic(symbols, seed=7, depth=5, close_s=close_s))
+        pipe = PipelineDemo(settings, symbols, out_dir)
+        threads: list[threading.Thread] = []
+        try:
+            pipe.start_services(bus)
+            deadline = time.monotonic() + 60 + minutes * 60 / speed
+            threads = [
+                threading.Thread(
+                    target=_drain, args=(consumers[s], results[s], expected[s], deadline), daemon=True
+                )
+                for s in symbols
+            ]
+            for th in threads:
+                th.start()
+            clock = follow_clock(
+                bus, symbols[0], lambda t: setattr(pipe, "market_ns", max(pipe.market_ns, t))
+            )
+            t0 = time.perf_counter()
+            out: dict[str, object] = {}
+            feed = threading.Thread(
+                target=lambda: out.setdefault(
+                    "stats", rx.run(synthetic(symbols, seed=7, depth=5, close_s=close_s))
+                ),
+                daemon=True,
+            )
+            feed.start()
+            _work_parents(pipe, feed, close_s, minutes)
+            feed.join()
+            stats = out["stats"]
+            assert isinstance(stats, ReceiverStats)
+            clock.close()
+            png = pipe.report()
+            print(f"report: {png}")
+        finally:
+            rx.stop()
+            pipe.stop_services()
         for th in threads:
-            th.join()
+            th.join(timeout=30)
         elapsed = time.perf_counter() - t0
         for s, n in rx.per_symbol.items():
             results[s].published = n
@@ -121,6 +188,10 @@ def _push_ticks(settings: Settings, symbols: list[str], minutes: float, speed: f
         f"\n{'symbol':8s} {'published':>9s} {'received':>9s} {'in order':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
     )
     ok = stats.failed == 0
+    unfinished = [p.label for p in pipe.parents.values() if not p.done]
+    if unfinished or not pipe.parents:
+        print(f"parents not finished: {unfinished or 'none sent'}")
+        ok = False
     for r in results.values():
         good = r.received == r.published == expected[r.symbol] and r.out_of_order == 0
         ok &= good

@@ -413,6 +413,32 @@ class Bus:
                 reader.close()
         return out
 
+    def tail(self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None]) -> Any:
+        """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it (for
+        liveness signals, where only the present matters). Undecodable payloads are counted and skipped;
+        ``handler`` runs on the listener thread. Close the returned handle."""
+        stream = stream_of(topic)
+
+        def _listener(_reader: Any, msg: Any) -> None:
+            try:
+                message: Any = codec.decode(msg.data(), model)
+            except codec.DecodeError as exc:
+                metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
+                return
+            metrics.BUS_CONSUMED.labels(stream).inc()
+            try:
+                handler(Delivery(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
+                                 key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
+                                 event_time_ms=msg.event_timestamp(), redelivery_count=0))  # fmt: skip
+            except Exception:
+                metrics.BUS_HANDLER_ERRORS.labels(stream).inc()
+                _log.exception("tail handler failed on %s", topic)
+
+        try:
+            return self._client.create_reader(topic, pulsar.MessageId.latest, reader_listener=_listener)
+        except Exception as exc:
+            raise BusError(f"cannot follow {topic}: {exc}") from exc
+
     def tail_event_times(self, topic: str, on_time: Callable[[int], None]) -> Any:
         """Follow ``topic`` from now on without decoding payloads: ``on_time(event time in ns)`` per message
         (a non-durable reader; close the returned handle). Used to follow a market's clock cheaply."""

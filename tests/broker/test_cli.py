@@ -34,10 +34,16 @@ def _run(args: list[str], pulsar: broker.BrokerConfig) -> subprocess.CompletedPr
     )
 
 
-def test_demo_pushes_typed_ticks_through_the_broker(pulsar: broker.BrokerConfig) -> None:
-    res = _run(["demo", "--symbols", "AAPL,MSFT", "--minutes", "0.5", "--speed", "30"], pulsar)
+def test_demo_works_parents_through_every_service(pulsar: broker.BrokerConfig) -> None:
+    res = _run(["demo", "--symbols", "AAPL,MSFT", "--minutes", "4", "--speed", "20"], pulsar)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "using the broker already answering" in res.stdout
+    # Every service came up, the FIX client's parents were worked to the end, the TCA table and the report.
+    assert "services up: health-checker, endpoint" in res.stdout
+    tca = res.stdout[res.stdout.index("policy symbol") :].splitlines()[1:6]
+    assert [line.split()[0] for line in tca] == ["TWAP", "VWAP", "POV", "IS", "RL"]
+    assert all(line.split()[-1] in ("FILLED", "DONE_FOR_DAY") for line in tca), tca
+    assert "report: " in res.stdout
     assert "every tick arrived, in order per symbol" in res.stdout
 
 
