@@ -236,7 +236,7 @@ def test_each_risk_limit_refuses_an_order(desk: Desk, bus: Bus) -> None:
             assert expected in r[58], r[58]
             time.sleep(0.25)  # stay under the order rate limit
         # Open notional: two orders that fit alone but not together.
-        qty = round(500_000 / mid)
+        qty = 4_800  # each fits the position and order limits; together they exceed the open notional
         c2.new_order("N1", desk.symbol, qty, start_ns=desk.start, end_ns=end, price=round(mid * 0.98, 2))
         n1 = c2.wait(lambda f: f.get(11) == "N1")
         assert n1[150] == "0", n1.get(58)
