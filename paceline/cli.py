@@ -102,7 +102,24 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import fix
 
         return fix.run(settings, orders=args.orders, worker=not args.no_worker)
+    if args.what == "latency":
+        from paceline.bench import latency
+
+        modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
+        return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
+                           seconds=args.seconds, modes=modes)  # fmt: skip
     return 2
+
+
+def _cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
+    from paceline.drill import FAULTS, run_drill
+
+    failed = 0
+    for fault in FAULTS if args.fault == "all" else [args.fault]:
+        res = run_drill(fault, settings, speed=args.speed, window_s=args.window, seed=args.seed)
+        print(res.table(), flush=True)
+        failed += not res.passed
+    return 1 if failed else 0
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
@@ -387,13 +404,26 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix"])
+    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix", "latency"])
     be.add_argument("--orders", type=int, default=200, help="fix: orders timed (after 10 warm-up ones)")
     be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
     be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")
+    be.add_argument("--rate", type=float, default=500.0, help="latency: ticks/s over all symbols")
+    be.add_argument("--jobs", type=int, default=20, help="latency: live jobs")
+    be.add_argument("--seconds", type=float, default=30.0, help="latency: seconds measured per mode")
+    be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
+                    help="latency: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.set_defaults(func=_cmd_bench)
+
+    dr = sub.add_parser("drill", help="inject a fault mid-execution and check every promise")
+    faults = ["worker-kill", "broker-restart", "health-checker-kill", "endpoint-restart", "network-pause"]
+    dr.add_argument("fault", choices=[*faults, "all"])
+    dr.add_argument("--speed", type=float, default=10.0, help="market clock against the wall clock")
+    dr.add_argument("--window", type=int, default=480, help="the parents' window in market seconds")
+    dr.add_argument("--seed", type=int, default=3, help="synthetic market seed")
+    dr.set_defaults(func=_cmd_drill)
     return p
 
 

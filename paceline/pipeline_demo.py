@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 
 from models import WorkerHeartbeat, topics
 from paceline.fixclient import FixClient
+from paceline.stack import free_port, write_endpoint_config
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -59,13 +59,6 @@ class Parent:
         return self.status in ("FILLED", "CANCELED", "DONE_FOR_DAY", "EXPIRED", "REJECTED")
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 STATUS = {"0": "NEW", "1": "WORKING", "2": "FILLED", "3": "DONE_FOR_DAY", "4": "CANCELED", "8": "REJECTED",
           "C": "EXPIRED"}  # fmt: skip
 
@@ -78,7 +71,7 @@ class PipelineDemo:
         self.state = settings.home / "demo" / self.run
         self.out_dir = out_dir or self.state
         self.state.mkdir(parents=True, exist_ok=True)
-        self.port = _port()
+        self.port = free_port()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.client: FixClient | None = None
         self.parents: dict[str, Parent] = {}
@@ -87,16 +80,9 @@ class PipelineDemo:
 
     # --- services --------------------------------------------------------------------------------------
     def start_services(self, bus: Bus) -> None:
-        cfg = self.state / "endpoint.toml"
-        cfg.write_text("\n".join([
-            f'name = "demo-ep-{self.run}"', f"fix_port = {self.port}", "native_port = 0",
-            f'state_dir = "{self.state / "endpoint"}"',
-            "symbols = [" + ", ".join(f'"{s}"' for s in self.symbols) + "]",
-            "", "[[clients]]", 'client_id = "CLIENT1"', 'comp_id = "CLIENT1"',
-            'token = "demo-token-0123456789"',
-            "", "[clients.limits]", "max_order_notional = 50000000.0", "max_open_notional = 200000000.0",
-            "max_position = 1000000", "max_child_notional = 5000000.0", "",
-        ]))  # fmt: skip
+        cfg = write_endpoint_config(self.state / "endpoint.toml", name=f"demo-ep-{self.run}",
+                                    fix_port=self.port, state_dir=self.state / "endpoint",
+                                    symbols=self.symbols)  # fmt: skip
         env = {**os.environ, "PACELINE_PULSAR_URL": self.settings.pulsar_url, "PACELINE_LOG_FORMAT": "json"}
         log = (self.state / "services.log").open("wb")
         heartbeats = bus.subscribe(

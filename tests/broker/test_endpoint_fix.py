@@ -21,8 +21,9 @@ from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
 from paceline.fixclient import FixClient
+from paceline.stack import Feed
 from runtime.bus import Bus
-from tests.broker.pipeline import Feed, session_ticks, wait_for
+from tests.broker.pipeline import session_ticks, wait_for
 from tests.rawfix import RawFix
 from worker.service import WorkerService
 

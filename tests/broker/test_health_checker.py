@@ -30,9 +30,9 @@ from models import (
     topics,
 )
 from paceline import broker
+from paceline.stack import Feed
 from runtime.bus import Bus
 from tests.broker.pipeline import (
-    Feed,
     Service,
     parent_order,
     reports_of,

@@ -1,0 +1,292 @@
+"""``paceline bench latency``: tick published -> child order at the endpoint, beside a bare Pulsar ping-pong.
+
+Per broker mode (durable, low-latency) a fresh standalone in a temporary folder, and on it the real
+services as processes: a health-checker, the endpoint, two workers (deciding every second of event time).
+This process is the Receiver: it publishes the synthetic market at ``--rate`` ticks/s over ``--symbols``
+and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker; a
+subscription on every job's actions topic (the topic the endpoint consumes, alongside it) takes the time
+each child order arrives and looks up the tick that triggered it (``tick_seq``). That path crosses the
+broker twice: ticks topic -> worker, actions topic -> endpoint.
+
+The reference runs at the same time on the same broker: this process sends a ping on one topic, a bare
+``pulsar-client`` echo process (no Paceline code) sends it back on another. Its round trip is two broker
+hops between two processes with nothing done in between: the pipeline's floor.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulsar
+
+from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
+from paceline import broker
+from paceline.stack import Feed, Proc, free_port, until, wait_for_workers, write_endpoint_config
+from runtime.bus import Bus
+from runtime.settings import Settings
+
+S = 1_000_000_000
+PING_PER_S = 100
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    rate: float = 0.0  # ticks/s achieved
+    ticks: int = 0
+    pipeline_ms: list[float] = field(default_factory=list)
+    floor_ms: list[float] = field(default_factory=list)  # bare round trip = two hops
+
+    def stats(self, xs: list[float]) -> dict[str, float]:
+        s = sorted(xs)
+        if not s:
+            return {}
+
+        def q(p: float) -> float:
+            return s[min(len(s) - 1, int(p * len(s)))]
+
+        return {"n": len(s), "p50": q(0.5), "p99": q(0.99), "p99.9": q(0.999), "max": s[-1]}
+
+
+def _ticks(symbols: list[str], seconds_wall: float, rate: float, seed: int) -> tuple[list[Tick], float]:
+    """Ticks for ``seconds_wall`` at ``rate`` ticks/s; returns them and the speed-up that gives that rate."""
+    start_s = SESSION_OPEN_S + 3600
+
+    def market(span_s: int) -> list[Tick]:
+        sims = [
+            SymbolSim(SymbolSpec(s), seed, depth=5, start_s=start_s, close_s=start_s + span_s)
+            for s in symbols
+        ]
+        return list(heapq.merge(*sims, key=lambda t: t.ts_event))
+
+    sample = market(300)
+    natural = len(sample) / 300  # ticks per market second
+    speed = rate / natural
+    return market(round(seconds_wall * speed) + 5), speed
+
+
+class Echo:
+    """A bare pulsar-client process that sends every message it receives on ``src`` back on ``dst``."""
+
+    CODE = (
+        "import sys, pulsar, threading\n"
+        "c = pulsar.Client(sys.argv[1], logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))\n"
+        "p = c.create_producer(sys.argv[3], batching_enabled=False)\n"
+        "def on(cons, m):\n"
+        "    p.send_async(m.data(), None)\n"
+        "    cons.acknowledge(m)\n"
+        "c.subscribe(sys.argv[2], 'echo', message_listener=on)\n"
+        "print('ready', flush=True)\n"
+        "threading.Event().wait()\n"
+    )
+
+    def __init__(self, url: str, src: str, dst: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, url, src, dst], stdout=subprocess.PIPE,
+                                     text=True)  # fmt: skip
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the echo process did not start")
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class PingPong:
+    """Pings at a steady rate through an :class:`Echo`; keeps the round trips (ms) once ``measuring``."""
+
+    def __init__(self, url: str, run: str) -> None:
+        self.ping, self.pong = (
+            f"persistent://paceline/exec/ping-{run}",
+            f"persistent://paceline/exec/pong-{run}",
+        )
+        self.client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
+        self.rtts: list[float] = []
+        self.measuring = False
+        self._stop = threading.Event()
+        self.consumer = self.client.subscribe(self.pong, "bench", message_listener=self._on)
+        self.echo = Echo(url, self.ping, self.pong)
+        self.producer = self.client.create_producer(self.ping, batching_enabled=False)
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    def _on(self, consumer: Any, m: Any) -> None:
+        if self.measuring:
+            self.rtts.append((time.perf_counter_ns() - int(m.data())) / 1e6)
+        consumer.acknowledge(m)
+
+    def _run(self) -> None:
+        gap = 1 / PING_PER_S
+        nxt = time.perf_counter()
+        while not self._stop.is_set():
+            self.producer.send_async(str(time.perf_counter_ns()).encode(), None)
+            nxt += gap
+            self._stop.wait(max(0.0, nxt - time.perf_counter()))
+
+    def start(self) -> PingPong:
+        self._th.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._th.join(timeout=5)
+        self.echo.stop()
+        self.client.close()
+
+
+def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
+              seconds: float, warmup_s: float, out: Path) -> ModeResult:  # fmt: skip
+    res = ModeResult(mode)
+    run = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="paceline-bench-latency-") as tmp:
+        cfg = broker.BrokerConfig(run_dir=Path(tmp), cache_dir=settings.cache_dir, port=free_port(),
+                                  web_port=free_port(), bookie_port=free_port(),
+                                  low_latency=mode == "low-latency")  # fmt: skip
+        broker.provision(settings.cache_dir)
+        broker.start(cfg)
+        print(f"[{mode}] broker ready after {broker.wait(cfg):.1f} s", flush=True)
+        log = (out / f"services-{mode}.log").open("w")
+        procs: list[Proc] = []
+        feed: Feed | None = None
+        pp: PingPong | None = None
+        try:
+            with Bus(cfg.service_url, quiet=True) as bus:
+
+                def spawn(*args: str) -> Proc:
+                    procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log,
+                                      env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
+                    return procs[-1]
+
+                ep_cfg = write_endpoint_config(Path(tmp) / "endpoint.toml", name=f"bench-ep-{run}",
+                                               fix_port=0, state_dir=Path(tmp) / "endpoint",
+                                               symbols=symbols)  # fmt: skip
+                spawn("health-checker", "--name", f"bench-hc-{run}")
+                spawn("endpoint", "--config", str(ep_cfg))
+                workers = {f"bench-w{i}-{run}" for i in (1, 2)}
+                for w in sorted(workers):
+                    spawn("worker", "--id", w, "--decision", "1")
+                wait_for_workers(bus, workers)
+                ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
+                published: dict[tuple[str, int], int] = {}
+
+                def note(t: Tick) -> None:
+                    published[(t.symbol, t.seq)] = time.perf_counter_ns()
+
+                feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
+                measuring = threading.Event()
+
+                def on_action(d: Any) -> None:
+                    a: ChildOrderAction = d.message
+                    sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
+                    if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
+                        res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
+
+                consumers = []
+                req = bus.producer(topics.JOB_REQUESTS)
+                feed.start()
+                until(lambda: feed is not None and feed.market_ns > 0, 30, "the first tick")
+                t0 = feed.market_ns
+                for i in range(jobs):
+                    sym = symbols[i % len(symbols)]
+                    job = f"JB{run}-{i}"
+                    consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
+                                                   handler=on_action))  # fmt: skip
+                    p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
+                                    symbol=sym, side=Side.BUY if i % 2 == 0 else Side.SELL,
+                                    quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S,
+                                    strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
+                    req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
+                pp = PingPong(cfg.service_url, run).start()
+                time.sleep(warmup_s)
+                n0 = len(published)
+                measuring.set()
+                pp.measuring = True
+                t_meas = time.perf_counter()
+                time.sleep(seconds)
+                measuring.clear()
+                pp.measuring = False
+                res.ticks = len(published) - n0
+                res.rate = res.ticks / (time.perf_counter() - t_meas)
+                res.floor_ms = list(pp.rtts)
+                for c in consumers:
+                    c.close()
+                req.close()
+        finally:
+            if pp is not None:
+                pp.stop()
+            if feed is not None:
+                feed.stop()
+            for p_ in procs:
+                p_.stop()
+            log.close()
+            broker.stop(cfg)
+    return res
+
+
+def _plot(results: list[ModeResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in results:
+        for xs, label, style in (
+            (r.pipeline_ms, "tick → child order", "-"),
+            (r.floor_ms, "bare ping-pong", "--"),
+        ):
+            s = sorted(xs)
+            if s:
+                ax.plot(s, [(i + 1) / len(s) for i in range(len(s))], style, label=f"{r.mode}: {label}")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, ms (log)")
+    ax.set_ylabel("fraction of messages")
+    ax.set_title("Paceline: tick → child order against the two-hop Pulsar floor")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
+        out_dir: Path | None = None, warmup_s: float = 8.0) -> int:  # fmt: skip
+    out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
+                         warmup_s=warmup_s, out=out) for m in modes]  # fmt: skip
+    print(f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs, {seconds:g} s measured\n")
+    print(
+        f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
+    )
+    doc: dict[str, Any] = {
+        "rate_asked": rate,
+        "symbols": symbols,
+        "jobs": jobs,
+        "seconds": seconds,
+        "modes": {},
+    }
+    for r in results:
+        pipe, floor = r.stats(r.pipeline_ms), r.stats(r.floor_ms)
+        for name, st in (("tick -> child order", pipe), ("floor (bare 2 hops)", floor)):
+            if st:
+                print(f"{r.mode:12s} {name:22s} {st['n']:6.0f} {st['p50']:8.2f} {st['p99']:8.2f} "
+                      f"{st['p99.9']:9.2f} {st['max']:8.2f}")  # fmt: skip
+        ratio = {k: pipe[k] / floor[k] for k in ("p50", "p99", "p99.9") if pipe and floor and floor[k] > 0}
+        if ratio:
+            print(f"{r.mode:12s} {'ratio to the floor':22s} {'':6s} {ratio['p50']:7.2f}x "
+                  f"{ratio['p99']:7.2f}x {ratio['p99.9']:8.2f}x  ({r.rate:,.0f} ticks/s)")  # fmt: skip
+        doc["modes"][r.mode] = {"ticks_per_s": r.rate, "pipeline_ms": pipe, "floor_ms": floor, "ratio": ratio}
+    (out / "latency.json").write_text(json.dumps(doc, indent=1))
+    _plot(results, out / "latency_cdf.png")
+    print(f"\nwritten: {out / 'latency.json'}, {out / 'latency_cdf.png'}")
+    return 0 if all(r.pipeline_ms and r.floor_ms for r in results) else 1

@@ -1,0 +1,579 @@
+"""``paceline drill <fault>``: work parent orders through every service, inject one fault mid-execution,
+then check every promise of the brief against what the broker holds.
+
+The drill runs on a broker of its own (a fresh standalone in a temporary folder, durable mode), so the
+broker-restart drill can restart it and the checks read a history that holds this drill only. The
+services are processes (``paceline health-checker``, ``endpoint``, two ``worker``; a standby
+health-checker for ``health-checker-kill``); this process publishes the synthetic market and is the FIX
+client. The checks read the topics themselves, not the services' own accounts:
+
+- every parent ends (a terminal execution report on the topic, and at the FIX client);
+- no over-execution: the distinct fills of a parent never exceed its quantity, nor a child's its size;
+- no duplicate child order: no child id accepted twice by the venue, no fill id with two contents;
+- no lost fill: the final CumQty and AvgPx equal the sum and VWAP of the parent's distinct fills;
+- consistent execution reports: CumQty never decreases, one terminal report and it is the last, one
+  TRADE report per fill;
+- fencing: once the venue confirmed a FENCE at epoch e, nothing of an epoch below e is accepted or filled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import signal
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from models import (
+    AckStatus,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    ExecType,
+    ExecutionReport,
+    Fill,
+    JobAssignment,
+    Message,
+    VenueCommand,
+    VenueCommandAck,
+    VenueOp,
+    topics,
+)
+from paceline import broker
+from paceline.fixclient import FixClient
+from paceline.stack import Feed, Proc, free_port, until, wait_for_workers, write_endpoint_config
+from runtime.bus import Bus
+from runtime.settings import Settings
+
+FAULTS = ("worker-kill", "broker-restart", "health-checker-kill", "endpoint-restart", "network-pause")
+S = 1_000_000_000
+HEARTBEAT_TIMEOUT_S = 2.0
+SYMBOLS = ["AAPL", "MSFT"]
+# (label, symbol, FIX TargetStrategy, participation rate): four parents, two per worker
+PARENTS = (
+    ("TWAP", "AAPL", 1001, None),
+    ("VWAP", "MSFT", 1, None),
+    ("POV", "AAPL", 2, 0.1),
+    ("IS", "MSFT", 1002, None),
+)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DrillResult:
+    fault: str
+    checks: list[Check] = field(default_factory=list)
+    detected_s: float | None = None
+    detected_what: str = ""
+    recovered_s: float | None = None
+    recovered_what: str = ""
+    parents: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def table(self) -> str:
+        lines = [f"drill {self.fault}: {'PASS' if self.passed else 'FAIL'} ({self.wall_s:.0f} s)"]
+        for c in self.checks:
+            lines.append(f"  [{'ok' if c.ok else 'FAIL':4s}] {c.name:28s} {c.detail}")
+        if self.detected_s is not None:
+            lines.append(f"  detection {self.detected_s * 1000:8.0f} ms  {self.detected_what}")
+        if self.recovered_s is not None:
+            lines.append(f"  recovery  {self.recovered_s * 1000:8.0f} ms  {self.recovered_what}")
+        for n in self.notes:
+            lines.append(f"  note: {n}")
+        for p in self.parents:
+            lines.append(f"  {p['label']:5s} {p['symbol']:5s} {p['cum_qty']:5d}/{p['qty']:<5d} {p['status']}")
+        return "\n".join(lines)
+
+
+def _ticks(start_s: int, window_s: int, seed: int) -> list[Any]:
+    sims = [
+        SymbolSim(SymbolSpec(s), seed, depth=5, start_s=start_s - 15, close_s=start_s + window_s + 90)
+        for s in SYMBOLS
+    ]
+    return list(heapq.merge(*sims, key=lambda t: t.ts_event))
+
+
+class Drill:
+    def __init__(
+        self,
+        fault: str,
+        settings: Settings,
+        cfg: broker.BrokerConfig,
+        out_dir: Path,
+        *,
+        speed: float,
+        window_s: int,
+        seed: int,
+    ) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        self.fault, self.settings, self.cfg, self.speed, self.window_s = fault, settings, cfg, speed, window_s
+        self.run = uuid.uuid4().hex[:6]
+        self.out = out_dir
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = (self.out / "services.log").open("w")
+        self.seed = seed
+        self.procs: dict[str, Proc] = {}
+        self.fix_port = free_port()
+        self.ep_cfg = write_endpoint_config(
+            self.out / "endpoint.toml",
+            name=f"drill-ep-{self.run}",
+            fix_port=self.fix_port,
+            state_dir=self.out / "endpoint",
+            symbols=SYMBOLS,
+        )
+        self.client: FixClient | None = None
+        self.res = DrillResult(fault)
+        self.cl: dict[str, tuple[str, str, int]] = {}  # ClOrdID -> (label, symbol, qty)
+
+    # --- services --------------------------------------------------------------------------------------
+    def _spawn(self, key: str, *args: str) -> Proc:
+        p = Proc(*args, service_url=self.cfg.service_url, admin_url=self.cfg.admin_url, log=self.log)
+        self.procs[key] = p
+        return p
+
+    def _hc(self, key: str) -> Proc:
+        return self._spawn(
+            key,
+            "health-checker",
+            "--name",
+            f"{key}-{self.run}",
+            "--heartbeat-timeout",
+            str(HEARTBEAT_TIMEOUT_S),
+        )
+
+    def _endpoint(self) -> Proc:
+        return self._spawn("endpoint", "endpoint", "--config", str(self.ep_cfg))
+
+    def start(self, bus: Bus) -> None:
+        self._hc("hc-a").wait_for_line("leading", 120)
+        if self.fault == "health-checker-kill":
+            self._hc("hc-b").wait_for_line("standing by for the lease", 60)
+        self._endpoint().wait_for_line("endpoint started", 120)
+        for w in ("w1", "w2"):
+            self._spawn(w, "worker", "--id", f"{w}-{self.run}")
+        wait_for_workers(bus, {f"w1-{self.run}", f"w2-{self.run}"})
+        self.client = FixClient(self.out / "client", self.fix_port).start(timeout_s=90)
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.stop()
+        for p in self.procs.values():
+            p.stop()
+        self.log.close()
+
+    # --- the run ---------------------------------------------------------------------------------------
+    def execute(self) -> DrillResult:
+        t_start = time.monotonic()
+        start_s = SESSION_OPEN_S + 3600
+        ticks = _ticks(start_s, self.window_s, self.seed)
+        day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
+        start_ns, end_ns = day + start_s * S, day + (start_s + self.window_s) * S
+        with Bus(self.cfg.service_url, quiet=True) as bus:
+            feed: Feed | None = None
+            try:
+                self.start(bus)
+                feed = Feed(bus, f"drill-{self.run}", ticks, self.speed).start()
+                until(lambda: feed is not None and feed.market_ns >= start_ns, 60, "the market to open")
+                assert self.client is not None
+                for label, sym, strategy, rate in PARENTS:
+                    cl = f"R{self.run}-{label}"
+                    self.cl[cl] = (label, sym, 2_000)
+                    self.client.new_order(
+                        cl, sym, 2_000, start_ns=start_ns, end_ns=end_ns, strategy=strategy, rate=rate
+                    )
+                fault_ns = start_ns + round(0.35 * self.window_s * S)
+                until(
+                    lambda: feed is not None and feed.market_ns >= fault_ns, self.window_s, "the fault time"
+                )
+                t_fault = time.time()
+                after = self._inject(bus)
+                self._wait_done(feed, timeout_s=self.window_s / self.speed + 120)
+                after(bus, t_fault)
+            finally:
+                if feed is not None:
+                    feed.stop()
+                self.stop()
+            self._check(bus)
+        self.res.wall_s = time.monotonic() - t_start
+        (self.out / "result.json").write_text(json.dumps(asdict(self.res), indent=1, default=str))
+        return self.res
+
+    def _wait_done(self, feed: Feed, timeout_s: float) -> None:
+        assert self.client is not None
+        client = self.client
+
+        def done() -> bool:
+            final = {f[11] for f in client.reports() if f.get(39) in ("2", "3", "4", "8", "C")}
+            return set(self.cl) <= final
+
+        with contextlib.suppress(RuntimeError):
+            until(done, timeout_s, "every parent to end")
+        # The last reports from the saga can trail the client's; give the topic a moment to settle.
+        time.sleep(1.0)
+
+    def _victim_worker(self, bus: Bus) -> str:
+        jobs: dict[str, str] = {}
+        for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment):
+            a = d.message
+            if a.parent.cl_ord_id in self.cl and not a.revoked:
+                jobs[a.job_id] = a.worker_id
+        counts: dict[str, int] = defaultdict(int)
+        for w in jobs.values():
+            counts[w] += 1
+        return max(counts, key=lambda w: counts[w])
+
+    def _inject(self, bus: Bus) -> Callable[[Bus, float], None]:
+        """Inject the fault; returns what measures detection and recovery once the parents are done."""
+        if self.fault in ("worker-kill", "network-pause"):
+            victim = self._victim_worker(bus)
+            proc = self.procs["w1" if victim.startswith("w1-") else "w2"]
+            if self.fault == "worker-kill":
+                proc.kill()
+                self.res.notes.append(f"SIGKILL {victim}")
+            else:
+                proc.signal(signal.SIGSTOP)
+                time.sleep(HEARTBEAT_TIMEOUT_S + 3)
+                proc.signal(signal.SIGCONT)
+                self.res.notes.append(f"SIGSTOP {victim} for {HEARTBEAT_TIMEOUT_S + 3:g} s, then SIGCONT")
+            return lambda b, t0: self._times_worker(b, t0, victim)
+        if self.fault == "health-checker-kill":
+            self.procs["hc-a"].kill()
+            took = self.procs["hc-b"].wait_for_line("leading", 60)
+            self.res.notes.append("SIGKILL the leading health-checker; the standby takes the lease")
+            return lambda b, t0: self._times_hc(b, t0, float(str(took["_read_at"])))
+        if self.fault == "endpoint-restart":
+            assert self.client is not None
+            self.procs["endpoint"].kill()
+            t_kill = time.time()
+            until(
+                lambda: self.client is not None and not self.client.logged_on.is_set(),
+                30,
+                "the client to see the session drop",
+            )
+            t_drop = time.time()
+            self._endpoint().wait_for_line("endpoint started", 120)
+            until(lambda: self.client is not None and self.client.logged_on.is_set(), 60, "the FIX logon")
+            self.res.notes.append(
+                f"SIGKILL the endpoint; restarted on its state folder; FIX session back "
+                f"after {time.time() - t_kill:.1f} s"
+            )
+            return lambda b, t0: self._times_endpoint(b, t0, t_drop)
+        # broker-restart: a graceful stop and a start of the same standalone (same data)
+        t0 = time.monotonic()
+        broker.stop(self.cfg)
+        down = time.monotonic() - t0
+        broker.start(self.cfg)
+        broker.wait(self.cfg, timeout_s=180)
+        t_ready = time.time()
+        self.res.notes.append(
+            f"broker stopped in {down:.1f} s, ready again {time.monotonic() - t0:.1f} s after the fault"
+        )
+        return lambda b, t0_: self._times_broker(b, t0_, t_ready)
+
+    # --- detection and recovery ------------------------------------------------------------------------
+    def _jobs(self, bus: Bus) -> dict[str, str]:
+        """job id -> ClOrdID of this drill's parents."""
+        return {
+            d.message.job_id: d.message.parent.cl_ord_id
+            for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+            if d.message.parent.cl_ord_id in self.cl
+        }
+
+    def _first_after(
+        self, items: list[tuple[float, Any]], t0: float, pred: Callable[[Any], bool]
+    ) -> float | None:
+        return next((t - t0 for t, m in sorted(items, key=lambda x: x[0]) if t >= t0 and pred(m)), None)
+
+    def _times_worker(self, bus: Bus, t0: float, victim: str) -> None:
+        victim_jobs = {
+            d.message.job_id
+            for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+            if d.message.worker_id == victim and d.message.parent.cl_ord_id in self.cl
+        }
+        cmds = [
+            (d.publish_time_ms / 1e3, d.message) for d in bus.read_all(topics.VENUE_COMMANDS, VenueCommand)
+        ]
+        self.res.detected_s = self._first_after(
+            cmds, t0, lambda c: c.op is VenueOp.FENCE and c.job_id in victim_jobs
+        )
+        self.res.detected_what = "fault → the health-checker fences the lost worker's job at the venue"
+        acks = [
+            (d.publish_time_ms / 1e3, d.message)
+            for j in victim_jobs
+            for d in bus.read_all(topics.job_executions(j), Message)
+            if isinstance(d.message, ChildOrderAck)
+        ]
+        self.res.recovered_s = self._first_after(
+            acks, t0, lambda a: a.epoch >= 2 and a.status is not AckStatus.REJECTED
+        )
+        self.res.recovered_what = "fault → a child order of the next epoch accepted at the venue"
+
+    def _times_hc(self, bus: Bus, t0: float, leading_at: float) -> None:
+        self.res.detected_s = leading_at - t0
+        self.res.detected_what = "SIGKILL → the standby holds the lease, has replayed the log and leads"
+        reports = [
+            (d.publish_time_ms / 1e3, d.message) for d in bus.read_all(topics.REPORTS, ExecutionReport)
+        ]
+        self.res.recovered_s = self._first_after(
+            reports, t0, lambda r: r.cl_ord_id in self.cl and r.exec_type is ExecType.TRADE
+        )
+        self.res.recovered_what = "SIGKILL → the first fill reported by the new leader"
+
+    def _fills_after(self, bus: Bus, t0: float) -> float | None:
+        fills = [(d.publish_time_ms / 1e3, d.message) for d in bus.read_all(topics.EXECUTIONS, Fill)]
+        jobs = self._jobs(bus)
+        return self._first_after(fills, t0, lambda f: f.job_id in jobs)
+
+    def _times_endpoint(self, bus: Bus, t0: float, t_drop: float) -> None:
+        self.res.detected_s = t_drop - t0
+        self.res.detected_what = "SIGKILL → the FIX client sees its session drop"
+        self.res.recovered_s = self._fills_after(bus, t0)
+        self.res.recovered_what = "SIGKILL → the first fill from the restarted endpoint's venue"
+
+    def _times_broker(self, bus: Bus, t0: float, t_ready: float) -> None:
+        self.res.detected_s = t_ready - t0
+        self.res.detected_what = "stop → the restarted broker answers (services reconnect on their own)"
+        self.res.recovered_s = self._fills_after(bus, t_ready)
+        if self.res.recovered_s is not None:
+            self.res.recovered_s += t_ready - t0
+        self.res.recovered_what = "stop → the first fill after the broker is back"
+
+    # --- the promises ----------------------------------------------------------------------------------
+    def _check(self, bus: Bus) -> None:
+        jobs = self._jobs(bus)
+        parents = {
+            d.message.parent.cl_ord_id: d.message.parent
+            for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+            if d.message.parent.cl_ord_id in self.cl
+        }
+        pid_cl = {p.parent_id: cl for cl, p in parents.items()}
+        reports: dict[str, list[ExecutionReport]] = defaultdict(list)
+        for d in bus.read_all(topics.REPORTS, ExecutionReport):
+            if d.message.parent_id in pid_cl:
+                reports[pid_cl[d.message.parent_id]].append(d.message)
+        fills: dict[str, Fill] = {}
+        fill_conflicts = 0
+        accepted: dict[tuple[str, AckStatus], set[int]] = defaultdict(set)  # venue answers
+        fence_at: dict[tuple[str, int], float] = {}
+        late: list[str] = []
+        child_epoch: dict[str, int] = {}
+        child_qty: dict[str, int] = defaultdict(int)
+        new_actions: dict[str, ChildOrderAction] = {}
+        reused: set[str] = set()  # a child id sent for two different orders
+        for job in jobs:
+            for da in bus.read_all(topics.job_actions(job), ChildOrderAction):
+                a = da.message
+                child_epoch[a.child_id] = a.epoch
+                if a.action in (ChildAction.NEW, ChildAction.REPLACE):
+                    child_qty[a.child_id] = max(child_qty[a.child_id], a.quantity)
+                if a.action is ChildAction.NEW:
+                    first = new_actions.setdefault(a.child_id, a)
+                    if first.model_dump(exclude={"ts_init"}) != a.model_dump(exclude={"ts_init"}):
+                        reused.add(a.child_id)
+        execs = bus.read_all(topics.EXECUTIONS, Message)
+        for de in execs:
+            m = de.message
+            if isinstance(m, VenueCommandAck) and m.op is VenueOp.FENCE and m.job_id in jobs:
+                fence_at.setdefault((m.job_id, m.epoch), de.publish_time_ms)
+
+        def fenced(job_id: str, epoch: int, at_ms: int) -> bool:
+            return any(j == job_id and e > epoch and at_ms > t for (j, e), t in fence_at.items())
+
+        for de in execs:
+            m = de.message
+            if isinstance(m, Fill) and m.job_id in jobs:
+                if m.fill_id in fills and fills[m.fill_id] != m:
+                    fill_conflicts += 1
+                fills.setdefault(m.fill_id, m)
+        job_fill_ids: set[str] = set()
+        for job in jobs:  # what the worker was told: acks and fills on the job's own topic
+            for de in bus.read_all(topics.job_executions(job), Message):
+                m = de.message
+                if isinstance(m, Fill):
+                    job_fill_ids.add(m.fill_id)
+                    ep = child_epoch.get(m.child_id, 0)
+                    if fenced(job, ep, de.publish_time_ms):
+                        late.append(f"fill {m.fill_id} of epoch {ep}")
+                elif isinstance(m, ChildOrderAck) and m.status in (AckStatus.ACCEPTED, AckStatus.DONE):
+                    accepted[(m.child_id, m.status)].add(m.ts_init)
+                    if fenced(job, m.epoch, de.publish_time_ms):
+                        late.append(f"child {m.child_id} of epoch {m.epoch} accepted after its fence")
+        by_parent: dict[str, list[Fill]] = defaultdict(list)
+        by_child: dict[str, int] = defaultdict(int)
+        for f in fills.values():
+            by_parent[f.parent_id].append(f)
+            by_child[f.child_id] += f.qty
+        c = self.res.checks
+
+        unfinished, finished_fix = [], []
+        assert self.client is not None
+        fix_final = {f[11]: f for f in self.client.reports() if f.get(39) in ("2", "3", "4", "8", "C")}
+        for cl in self.cl:
+            last = reports[cl][-1] if reports.get(cl) else None
+            if last is None or not last.ord_status.terminal:
+                unfinished.append(cl)
+            if cl in fix_final:
+                finished_fix.append(cl)
+        c.append(
+            Check(
+                "every parent finished",
+                not unfinished and len(finished_fix) == len(self.cl),
+                f"{len(self.cl) - len(unfinished)}/{len(self.cl)} terminal on the topic, "
+                f"{len(finished_fix)} at the FIX client",
+            )
+        )
+
+        over = [
+            f"{cl}: {sum(f.qty for f in by_parent[p.parent_id])} > {p.quantity}"
+            for cl, p in parents.items()
+            if sum(f.qty for f in by_parent[p.parent_id]) > p.quantity
+        ]
+        over += [
+            f"child {ch}: {q} > {child_qty.get(ch, 0)}"
+            for ch, q in by_child.items()
+            if q > child_qty.get(ch, 0)
+        ]
+        c.append(
+            Check(
+                "no over-execution",
+                not over,
+                "; ".join(over) or f"{len(fills)} fills, none past a parent's or a child's quantity",
+            )
+        )
+
+        dup = [ch for (ch, _), ts in accepted.items() if len(ts) > 1] + sorted(reused)
+        c.append(
+            Check(
+                "no duplicate child order",
+                not dup and not fill_conflicts,
+                f"{len({ch for ch, _ in accepted})} child orders taken once each, "
+                f"{fill_conflicts} conflicting fill ids"
+                if not dup
+                else f"accepted twice: {dup[:5]}",
+            )
+        )
+
+        lost, incons = [], []
+        for cl, p in parents.items():
+            fs = by_parent[p.parent_id]
+            rs = reports.get(cl, [])
+            qty = sum(f.qty for f in fs)
+            last = rs[-1] if rs else None
+            if last is None:
+                continue
+            vwap = sum(f.qty * f.px for f in fs) / qty if qty else 0.0
+            if last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap):
+                lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {vwap:.4f}")
+            cums = [r.cum_qty for r in rs]
+            if any(b < a for a, b in itertools.pairwise(cums)):
+                incons.append(f"{cl}: CumQty went down")
+            terminal = [i for i, r in enumerate(rs) if r.ord_status.terminal]
+            if len(terminal) != 1 or terminal[0] != len(rs) - 1:
+                incons.append(f"{cl}: {len(terminal)} terminal reports, last at {terminal[-1:]} of {len(rs)}")
+            trades = [r for r in rs if r.exec_type is ExecType.TRADE]
+            if len(trades) != len(fs) or sum(r.last_qty for r in trades) != qty:
+                incons.append(f"{cl}: {len(trades)} TRADE reports for {len(fs)} fills")
+            fix = fix_final.get(cl)
+            if fix is not None and int(fix[14]) != last.cum_qty:
+                incons.append(f"{cl}: FIX CumQty {fix[14]} != {last.cum_qty}")
+            label, sym, q = self.cl[cl]
+            self.res.parents.append(
+                {
+                    "label": label,
+                    "symbol": sym,
+                    "qty": q,
+                    "cum_qty": last.cum_qty,
+                    "status": last.ord_status.value,
+                    "fills": len(fs),
+                }
+            )
+        if job_fill_ids != set(fills):
+            lost.append(f"{len(job_fill_ids ^ set(fills))} fills on one of the job and saga topics only")
+        c.append(Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills"))
+        c.append(
+            Check(
+                "consistent execution reports",
+                not incons,
+                "; ".join(incons[:4])
+                or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees",
+            )
+        )
+        c.append(
+            Check(
+                "fenced epochs stay fenced",
+                not late,
+                "; ".join(late[:4])
+                or f"{len(fence_at)} fences, nothing of a fenced epoch after its confirmation",
+            )
+        )
+        if self.fault in ("worker-kill", "network-pause"):
+            epochs = [
+                d.message.epoch
+                for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+                if d.message.parent.cl_ord_id in self.cl
+            ]
+            c.append(
+                Check(
+                    "lost worker's jobs reassigned",
+                    max(epochs, default=1) >= 2,
+                    f"highest epoch {max(epochs, default=1)}",
+                )
+            )
+        if self.res.recovered_s is None:
+            c.append(Check("work resumed after the fault", False, "no fill or child order after the fault"))
+
+
+def run_drill(
+    fault: str,
+    settings: Settings,
+    *,
+    speed: float = 10.0,
+    window_s: int = 480,
+    seed: int = 3,
+    out_dir: Path | None = None,
+    cfg: broker.BrokerConfig | None = None,
+) -> DrillResult:
+    """Run one drill; on a fresh broker of its own unless ``cfg`` names one it may restart."""
+    out = out_dir or settings.home / "drills" / f"{fault}-{time.strftime('%Y%m%d-%H%M%S')}"
+    own = cfg is None
+    tmp = tempfile.TemporaryDirectory(prefix="paceline-drill-") if own else None
+    if cfg is None:
+        assert tmp is not None
+        cfg = broker.BrokerConfig(
+            run_dir=Path(tmp.name),
+            cache_dir=settings.cache_dir,
+            port=free_port(),
+            web_port=free_port(),
+            bookie_port=free_port(),
+        )
+        broker.provision(settings.cache_dir)
+        broker.start(cfg)
+        broker.wait(cfg, timeout_s=300)
+    try:
+        return Drill(fault, settings, cfg, out, speed=speed, window_s=window_s, seed=seed).execute()
+    finally:
+        if own:
+            broker.stop(cfg)
+            if tmp is not None:
+                tmp.cleanup()

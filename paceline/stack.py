@@ -1,0 +1,187 @@
+"""Running Paceline's services as processes: used by the demo, the drills, the benchmarks and the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from models import Tick, WorkerHeartbeat, topics
+from receiver.service import Receiver
+from runtime.bus import Bus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_endpoint_config(
+    path: Path, *, name: str, fix_port: int, state_dir: Path, symbols: list[str], native_port: int = 0
+) -> Path:
+    """An endpoint configuration with one client, CLIENT1, whose limits never get in a demo's, a drill's or
+    a benchmark's way."""
+    path.write_text("\n".join([
+        f'name = "{name}"', f"fix_port = {fix_port}", f"native_port = {native_port}",
+        f'state_dir = "{state_dir}"', "symbols = [" + ", ".join(f'"{s}"' for s in symbols) + "]",
+        "", "[[clients]]", 'client_id = "CLIENT1"', 'comp_id = "CLIENT1"', 'token = "demo-token-0123456789"',
+        "", "[clients.limits]", "max_order_notional = 50000000.0", "max_open_notional = 1e12",
+        "max_position = 100000000", "max_child_notional = 5000000.0", "max_orders_per_s = 1000.0",
+        "max_children_per_s = 100000.0", "",
+    ]))  # fmt: skip
+    return path
+
+
+class Proc:
+    """A ``paceline <args>`` subprocess. Its JSON log lines are parsed and kept with the wall time each was
+    read (``lines``), and copied to ``log`` when given."""
+
+    def __init__(
+        self, *args: str, service_url: str, admin_url: str | None = None, log: IO[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        full_env = {**os.environ, "PACELINE_PULSAR_URL": service_url, "PACELINE_LOG_FORMAT": "json"}
+        if admin_url:
+            full_env["PACELINE_PULSAR_ADMIN_URL"] = admin_url
+        full_env.update(env or {})
+        self.args = args
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "paceline", *args], env=full_env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        )  # fmt: skip
+        self.lines: list[dict[str, object]] = []
+        self.raw: list[str] = []
+        self._log = log
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.raw.append(line)
+            if self._log is not None:
+                with contextlib.suppress(ValueError):
+                    self._log.write(line)
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict):
+                    entry["_read_at"] = time.time()
+                    self.lines.append(entry)
+
+    def saw(self, event: str, **fields: object) -> dict[str, object] | None:
+        """The first log line with this event (and these field values)."""
+        return next((ln for ln in self.lines if ln.get("event") == event
+                     and all(ln.get(k) == v for k, v in fields.items())), None)  # fmt: skip
+
+    def wait_for_line(self, event: str, timeout_s: float, **fields: object) -> dict[str, object]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if (ln := self.saw(event, **fields)) is not None:
+                return ln
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = "".join(self.raw[-20:])
+        raise RuntimeError(f"paceline {' '.join(self.args)}: no {event!r} log line\n{tail}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 15) -> None:
+        if self.proc.poll() is None:
+            self.signal(signal.SIGCONT)  # a paused process cannot act on SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def wait_for_workers(bus: Bus, worker_ids: set[str], timeout_s: float = 120) -> None:
+    """Until every one of ``worker_ids`` has sent a heartbeat (a worker imports torch before its first)."""
+    seen: set[str] = set()
+    heartbeats = bus.tail(topics.HEARTBEATS, WorkerHeartbeat, lambda d: seen.add(d.message.worker_id))
+    try:
+        until(lambda: worker_ids <= seen, timeout_s, f"workers {sorted(worker_ids - seen)}")
+    finally:
+        heartbeats.close()
+
+
+def until(
+    cond: Callable[[], bool], timeout_s: float, what: str, *, error: type[Exception] = RuntimeError
+) -> float:
+    """Seconds until ``cond()`` held; raises ``error`` after ``timeout_s``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if cond():
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise error(f"timed out after {timeout_s:g} s waiting for {what}")
+
+
+class Feed:
+    """Publishes ticks paced at ``speed`` times event time on a thread; ``on_tick`` runs before each.
+    ``market_ns`` is the event time of the last tick published."""
+
+    def __init__(self, bus: Bus, name: str, ticks: list[Tick], speed: float,
+                 on_tick: Callable[[Tick], None] | None = None) -> None:  # fmt: skip
+        self.rx = Receiver(bus, name=name)
+        self.ticks = ticks
+        self.speed = speed
+        self.on_tick = on_tick
+        self.done = threading.Event()
+        self.last: Tick | None = None
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def market_ns(self) -> int:
+        return self.last.ts_event if self.last is not None else 0
+
+    def start(self) -> Feed:
+        for sym in {t.symbol for t in self.ticks}:  # producers before the clock starts
+            self.rx.prepare(sym)
+        self._th.start()
+        return self
+
+    def _run(self) -> None:
+        wall0, ev0 = time.perf_counter(), self.ticks[0].ts_event
+        for t in self.ticks:
+            if self._stop.is_set():
+                break
+            delay = wall0 + (t.ts_event - ev0) / 1e9 / self.speed - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            if self.on_tick:
+                self.on_tick(t)
+            self.last = t
+            self.rx.publish(t)
+        self.rx.flush()
+        self.done.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._th.join(timeout=10)
+        self.rx.close()
