@@ -111,6 +111,22 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
+def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from paceline.dashboard import Dashboard
+    from runtime import metrics
+    from runtime.bus import Bus
+
+    metrics.serve(settings.metrics_port)
+    with Bus(settings.pulsar_url, quiet=True) as bus:
+        dash = Dashboard(bus, settings.pulsar_admin_url, host=args.host, port=args.port, rate_hz=args.rate)
+
+        def start() -> None:
+            print(f"dashboard on http://{args.host}:{dash.start().port}/", flush=True)
+
+        _serve_until_signalled(start, dash.stop)
+    return 0
+
+
 def _cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     from paceline.drill import FAULTS, run_drill
 
@@ -416,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.set_defaults(func=_cmd_bench)
+
+    da = sub.add_parser("dashboard", help="the live web page: parents, fills, workers, risk, broker")
+    da.add_argument("--host", default="127.0.0.1")
+    da.add_argument("--port", type=int, default=8765)
+    da.add_argument("--rate", type=float, default=4.0, help="most pushes per second to each browser")
+    da.set_defaults(func=_cmd_dashboard)
 
     dr = sub.add_parser("drill", help="inject a fault mid-execution and check every promise")
     faults = ["worker-kill", "broker-restart", "health-checker-kill", "endpoint-restart", "network-pause"]

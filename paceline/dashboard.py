@@ -1,0 +1,298 @@
+"""``paceline dashboard``: a live web page for traders and SREs.
+
+One process follows the topics with non-durable readers (it never holds up a subscription): parent orders
+(``job-requests``), their execution reports, fills, worker heartbeats, the kill switch, and the ticks of
+every symbol a live parent trades. It folds them into one snapshot: each parent's progress against its
+window, fills, running implementation shortfall against the arrival mid, the worker pool, the risk state
+and the broker's health. The page (``GET /``) gets the snapshot over a WebSocket (``/ws``), pushed at most
+``rate_hz`` times a second and only when something changed, whatever the input rate: a burst of ten thousand
+fills costs the browser one message. ``GET /snapshot.json`` serves the same for scripts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib import resources
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
+
+from models import (
+    ExecutionReport,
+    Fill,
+    JobRequest,
+    KillState,
+    Message,
+    RiskControl,
+    Side,
+    Tick,
+    WorkerHeartbeat,
+    topics,
+)
+from runtime.bus import Bus
+from runtime.logs import get_logger
+
+log = get_logger("paceline.dashboard")
+PUSHES = Counter("paceline_dashboard_pushes_total", "Snapshots pushed to browsers (one per client per push)")
+CLIENTS = Gauge("paceline_dashboard_clients", "Browsers connected")
+INPUTS = Counter("paceline_dashboard_inputs_total", "Messages folded into the snapshot", ["kind"])
+LOST_AFTER_S = 3.0  # a worker silent this long is shown as lost (the health-checker's default timeout)
+
+
+@dataclass
+class ParentView:
+    parent_id: str
+    cl_ord_id: str
+    client_id: str
+    symbol: str
+    side: str
+    qty: int
+    strategy: str
+    start_ns: int
+    end_ns: int
+    status: str = "PENDING_NEW"
+    cum_qty: int = 0
+    avg_px: float = 0.0
+    arrival_mid: float | None = None
+    is_bps: float | None = None  # the final report's figure once it is closed
+    fills: int = 0
+    updated: float = field(default_factory=time.time)
+
+    @property
+    def live(self) -> bool:
+        return self.status not in ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "DONE_FOR_DAY")
+
+
+class State:
+    """Everything the page shows, folded from the topics. Guarded by one lock: readers' threads write,
+    the pusher reads."""
+
+    def __init__(self, max_parents: int = 200) -> None:
+        self.lock = threading.Lock()
+        self.parents: dict[str, ParentView] = {}
+        self.max_parents = max_parents
+        self.market: dict[str, dict[str, float]] = {}  # symbol -> mid, event time (ns)
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.risk: dict[str, str] = {"ALL": KillState.ACTIVE.value}
+        self.fills_total = 0
+        self.shares_total = 0
+        self.recent_fills: deque[dict[str, Any]] = deque(maxlen=15)
+        self.broker: dict[str, Any] = {"ok": None, "rtt_ms": None}
+        self.version = 0  # bumped on every change: the pusher sends only when it moved
+
+    def on_message(self, m: Message) -> None:
+        with self.lock:
+            self.version += 1
+            if isinstance(m, Tick):
+                self.market[m.symbol] = {"mid": (m.bid_px + m.ask_px) / 2, "t": m.ts_event}
+            elif isinstance(m, JobRequest):
+                p = m.parent
+                if p.parent_id not in self.parents:
+                    self.parents[p.parent_id] = ParentView(
+                        p.parent_id, p.cl_ord_id, p.client_id, p.symbol, p.side.value, p.quantity,
+                        p.strategy.value, p.start_ns, p.end_ns,
+                    )  # fmt: skip
+                    self._trim()
+            elif isinstance(m, ExecutionReport):
+                self._report(m)
+            elif isinstance(m, Fill):
+                self.fills_total += 1
+                self.shares_total += m.qty
+                self.recent_fills.appendleft({"t": m.ts_event, "symbol": m.symbol, "side": m.side.value,
+                                              "qty": m.qty, "px": m.px, "parent": m.parent_id})  # fmt: skip
+                if (pv := self.parents.get(m.parent_id)) is not None:
+                    pv.fills += 1
+            elif isinstance(m, WorkerHeartbeat):
+                self.workers[m.worker_id] = {"seen": time.time(), "jobs": len(m.jobs), "capacity": m.capacity,
+                                             "policies": len(m.policies)}  # fmt: skip
+            elif isinstance(m, RiskControl):
+                self.risk[m.client_id or "ALL"] = m.state.value
+            INPUTS.labels(getattr(m, "kind", "?")).inc()
+
+    def _report(self, r: ExecutionReport) -> None:
+        pv = self.parents.get(r.parent_id)
+        if pv is None:  # a report of a parent this page did not see arrive: shown from here on
+            pv = self.parents[r.parent_id] = ParentView(r.parent_id, r.cl_ord_id, r.client_id, r.symbol,
+                                                        r.side.value, r.order_qty, "?", 0, 0)  # fmt: skip
+            self._trim()
+        if pv.arrival_mid is None and (mk := self.market.get(r.symbol)) is not None:
+            pv.arrival_mid = mk["mid"]
+        pv.status = r.ord_status.value
+        pv.cum_qty = max(pv.cum_qty, r.cum_qty)
+        pv.qty = r.order_qty
+        if r.avg_px:
+            pv.avg_px = r.avg_px
+        if r.is_bps is not None:
+            pv.is_bps = r.is_bps
+        pv.updated = time.time()
+
+    def _trim(self) -> None:
+        if len(self.parents) > self.max_parents:
+            done = sorted((p for p in self.parents.values() if not p.live), key=lambda p: p.updated)
+            for p in done[: len(self.parents) - self.max_parents]:
+                del self.parents[p.parent_id]
+
+    def symbols(self) -> set[str]:
+        with self.lock:
+            return {p.symbol for p in self.parents.values() if p.live}
+
+    def snapshot(self) -> dict[str, Any]:
+        now = time.time()
+        with self.lock:
+            parents = []
+            for p in sorted(self.parents.values(), key=lambda p: (not p.live, -p.updated))[:60]:
+                mk = self.market.get(p.symbol)
+                t = mk["t"] if mk else 0
+                span = p.end_ns - p.start_ns
+                sched = min(1.0, max(0.0, (t - p.start_ns) / span)) if span > 0 and t else None
+                running = p.is_bps
+                if running is None and p.avg_px and p.arrival_mid:
+                    sign = 1 if p.side == Side.BUY.value else -1
+                    running = sign * (p.avg_px - p.arrival_mid) / p.arrival_mid * 1e4
+                parents.append({
+                    "parent_id": p.parent_id, "cl_ord_id": p.cl_ord_id, "client_id": p.client_id,
+                    "symbol": p.symbol, "side": p.side, "qty": p.qty, "strategy": p.strategy,
+                    "status": p.status, "cum_qty": p.cum_qty, "avg_px": p.avg_px, "fills": p.fills,
+                    "filled": p.cum_qty / p.qty if p.qty else 0.0, "schedule": sched,
+                    "is_bps": None if running is None else round(running, 2), "live": p.live,
+                })  # fmt: skip
+            workers = [{"worker_id": w, "age_s": round(now - v["seen"], 1), "jobs": v["jobs"],
+                        "capacity": v["capacity"],
+                        "state": "ok" if now - v["seen"] < LOST_AFTER_S else "lost"}
+                       for w, v in sorted(self.workers.items())]  # fmt: skip
+            return {
+                "ts": now, "version": self.version, "parents": parents, "workers": workers,
+                "market": {s: {"mid": round(v["mid"], 4), "t": v["t"]} for s, v in self.market.items()},
+                "risk": dict(self.risk), "broker": dict(self.broker),
+                "fills": {"count": self.fills_total, "shares": self.shares_total,
+                          "recent": list(self.recent_fills)},
+            }  # fmt: skip
+
+
+class Dashboard:
+    def __init__(self, bus: Bus, admin_url: str, *, host: str = "127.0.0.1", port: int = 8765,
+                 rate_hz: float = 4.0) -> None:  # fmt: skip
+        self.bus, self.admin_url, self.host, self.rate_hz = bus, admin_url, host, rate_hz
+        self.state = State()
+        self._port = port
+        self._server: Server | None = None
+        self._clients: set[ServerConnection] = set()
+        self._clients_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._readers: list[Any] = []
+        self._ticks: dict[str, Any] = {}
+        self._threads: list[threading.Thread] = []
+        self.pushes = 0
+        self._page = resources.files("paceline").joinpath("dashboard.html").read_text()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.socket.getsockname()[1]
+        return port
+
+    def start(self) -> Dashboard:
+        # Recent history first (parents already running, the kill switch), then everything from now on.
+        for d in self.bus.read_all(topics.RISK, RiskControl):
+            self.state.on_message(d.message)
+        for topic in (topics.JOB_REQUESTS, topics.REPORTS, topics.EXECUTIONS, topics.HEARTBEATS, topics.RISK):
+            self._readers.append(self.bus.tail(topic, Message, lambda d: self.state.on_message(d.message)))
+        self._server = serve(self._handle, self.host, self._port, process_request=self._http)
+        for target in (self._server.serve_forever, self._push_loop, self._watch_loop):
+            th = threading.Thread(target=target, daemon=True, name=f"dashboard-{target.__name__}")
+            th.start()
+            self._threads.append(th)
+        log.info("dashboard started", url=f"http://{self.host}:{self.port}/")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+        for r in [*self._readers, *self._ticks.values()]:
+            with contextlib.suppress(Exception):
+                r.close()
+        for th in self._threads[1:]:
+            th.join(timeout=5)
+
+    # --- HTTP and WebSocket ----------------------------------------------------------------------------
+    def _http(self, conn: ServerConnection, req: Request) -> Response | None:
+        path = req.path.split("?", 1)[0]
+        if path == "/ws":
+            return None  # the WebSocket handshake goes on
+        if path in ("/", "/index.html"):
+            return _respond(conn, HTTPStatus.OK, self._page, "text/html; charset=utf-8")
+        if path == "/snapshot.json":
+            return _respond(conn, HTTPStatus.OK, json.dumps(self.state.snapshot()), "application/json")
+        if path == "/healthz":
+            return _respond(conn, HTTPStatus.OK, "ok\n", "text/plain")
+        return _respond(conn, HTTPStatus.NOT_FOUND, "not found\n", "text/plain")
+
+    def _handle(self, conn: ServerConnection) -> None:
+        with self._clients_lock:
+            self._clients.add(conn)
+            CLIENTS.set(len(self._clients))
+        try:
+            conn.send(json.dumps(self.state.snapshot()))
+            for _ in conn:  # the page sends nothing we need; this waits for it to go
+                pass
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._clients_lock:
+                self._clients.discard(conn)
+                CLIENTS.set(len(self._clients))
+
+    def _push_loop(self) -> None:
+        sent_version = -1
+        gap = 1.0 / self.rate_hz
+        while not self._stop.wait(gap):
+            if self.state.version == sent_version:
+                continue
+            sent_version = self.state.version
+            payload = json.dumps(self.state.snapshot())
+            with self._clients_lock:
+                clients = list(self._clients)
+            for c in clients:
+                with contextlib.suppress(Exception):  # a slow or gone browser never holds up the others
+                    c.send(payload)
+                    PUSHES.inc()
+            self.pushes += 1
+
+    def _watch_loop(self) -> None:
+        """Follow the ticks of the symbols live parents trade; check the broker's health every 2 s."""
+        while not self._stop.is_set():
+            wanted = self.state.symbols()
+            for sym in wanted - self._ticks.keys():
+                self._ticks[sym] = self.bus.tail(
+                    topics.ticks(sym), Tick, lambda d: self.state.on_message(d.message)
+                )
+            t0 = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"{self.admin_url}/admin/v2/brokers/health", timeout=2) as r:
+                    ok = r.status == 200
+            except Exception:
+                ok = False
+            with self.state.lock:
+                self.state.broker = {"ok": ok, "rtt_ms": round((time.perf_counter() - t0) * 1e3, 1),
+                                     "url": self.bus.service_url}  # fmt: skip
+                self.state.version += 1
+            self._stop.wait(2.0)
+
+
+def _respond(conn: ServerConnection, status: HTTPStatus, body: str, ctype: str) -> Response:
+    resp = conn.respond(status, body)
+    del resp.headers["Content-Type"]  # respond() set text/plain; Headers would keep both
+    resp.headers["Content-Type"] = ctype
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
