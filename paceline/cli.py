@@ -107,7 +107,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
-                           seconds=args.seconds, modes=modes)  # fmt: skip
+                           seconds=args.seconds, modes=modes, decision_s=args.decision)  # fmt: skip
     return 2
 
 
@@ -429,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--rate", type=float, default=500.0, help="latency: ticks/s over all symbols")
     be.add_argument("--jobs", type=int, default=20, help="latency: live jobs")
     be.add_argument("--seconds", type=float, default=30.0, help="latency: seconds measured per mode")
+    be.add_argument(
+        "--decision", type=int, default=10, help="latency: market seconds between a job's decisions"
+    )
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.set_defaults(func=_cmd_bench)

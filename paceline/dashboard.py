@@ -287,7 +287,6 @@ class Dashboard:
                 self.state.broker = {"ok": ok, "rtt_ms": round((time.perf_counter() - t0) * 1e3, 1),
                                      "url": self.bus.service_url}  # fmt: skip
                 self.state.version += 1
-            self._stop.wait(2.0)
 
 
 def _respond(conn: ServerConnection, status: HTTPStatus, body: str, ctype: str) -> Response:

@@ -1,7 +1,8 @@
 """``paceline bench latency``: tick published -> child order at the endpoint, beside a bare Pulsar ping-pong.
 
 Per broker mode (durable, low-latency) a fresh standalone in a temporary folder, and on it the real
-services as processes: a health-checker, the endpoint, two workers (deciding every second of event time).
+services as processes: a health-checker, the endpoint, two workers (each job decides every ``--decision``
+seconds of market time).
 This process is the Receiver: it publishes the synthetic market at ``--rate`` ticks/s over ``--symbols``
 and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker; a
 subscription on every job's actions topic (the topic the endpoint consumes, alongside it) takes the time
@@ -145,7 +146,7 @@ class PingPong:
 
 
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
-              seconds: float, warmup_s: float, out: Path) -> ModeResult:  # fmt: skip
+              seconds: float, warmup_s: float, decision_s: int, out: Path) -> ModeResult:  # fmt: skip
     res = ModeResult(mode)
     run = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="paceline-bench-latency-") as tmp:
@@ -161,71 +162,74 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         pp: PingPong | None = None
         try:
             with Bus(cfg.service_url, quiet=True) as bus:
+                try:
 
-                def spawn(*args: str) -> Proc:
-                    procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log,
-                                      env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
-                    return procs[-1]
+                    def spawn(*args: str) -> Proc:
+                        procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url,
+                                          log=log, env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
+                        return procs[-1]
 
-                ep_cfg = write_endpoint_config(Path(tmp) / "endpoint.toml", name=f"bench-ep-{run}",
-                                               fix_port=0, state_dir=Path(tmp) / "endpoint",
-                                               symbols=symbols)  # fmt: skip
-                spawn("health-checker", "--name", f"bench-hc-{run}")
-                spawn("endpoint", "--config", str(ep_cfg))
-                workers = {f"bench-w{i}-{run}" for i in (1, 2)}
-                for w in sorted(workers):
-                    spawn("worker", "--id", w, "--decision", "1")
-                wait_for_workers(bus, workers)
-                ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
-                published: dict[tuple[str, int], int] = {}
+                    ep_cfg = write_endpoint_config(Path(tmp) / "endpoint.toml", name=f"bench-ep-{run}",
+                                                   fix_port=0, state_dir=Path(tmp) / "endpoint",
+                                                   symbols=symbols)  # fmt: skip
+                    spawn("health-checker", "--name", f"bench-hc-{run}")
+                    spawn("endpoint", "--config", str(ep_cfg))
+                    workers = {f"bench-w{i}-{run}" for i in (1, 2)}
+                    for w in sorted(workers):
+                        spawn("worker", "--id", w, "--decision", str(decision_s))
+                    wait_for_workers(bus, workers)
+                    ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
+                    published: dict[tuple[str, int], int] = {}
 
-                def note(t: Tick) -> None:
-                    published[(t.symbol, t.seq)] = time.perf_counter_ns()
+                    def note(t: Tick) -> None:
+                        published[(t.symbol, t.seq)] = time.perf_counter_ns()
 
-                feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
-                measuring = threading.Event()
+                    feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
+                    measuring = threading.Event()
 
-                def on_action(d: Any) -> None:
-                    a: ChildOrderAction = d.message
-                    sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
-                    if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
-                        res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
+                    def on_action(d: Any) -> None:
+                        a: ChildOrderAction = d.message
+                        sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
+                        if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
+                            res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
 
-                consumers = []
-                req = bus.producer(topics.JOB_REQUESTS)
-                feed.start()
-                until(lambda: feed is not None and feed.market_ns > 0, 30, "the first tick")
-                t0 = feed.market_ns
-                for i in range(jobs):
-                    sym = symbols[i % len(symbols)]
-                    job = f"JB{run}-{i}"
-                    consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
-                                                   handler=on_action))  # fmt: skip
-                    p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
-                                    symbol=sym, side=Side.BUY if i % 2 == 0 else Side.SELL,
-                                    quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S,
-                                    strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
-                    req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
-                pp = PingPong(cfg.service_url, run).start()
-                time.sleep(warmup_s)
-                n0 = len(published)
-                measuring.set()
-                pp.measuring = True
-                t_meas = time.perf_counter()
-                time.sleep(seconds)
-                measuring.clear()
-                pp.measuring = False
-                res.ticks = len(published) - n0
-                res.rate = res.ticks / (time.perf_counter() - t_meas)
-                res.floor_ms = list(pp.rtts)
-                for c in consumers:
-                    c.close()
-                req.close()
+                    consumers = []
+                    req = bus.producer(topics.JOB_REQUESTS)
+                    feed.start()
+                    until(lambda: feed is not None and feed.market_ns > 0, 30, "the first tick")
+                    t0 = feed.market_ns
+                    for i in range(jobs):
+                        sym = symbols[i % len(symbols)]
+                        job = f"JB{run}-{i}"
+                        consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}",
+                                                       ChildOrderAction, handler=on_action))  # fmt: skip
+                        p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1",
+                                        cl_ord_id=f"b{run}-{i}",
+                                        symbol=sym, side=Side.BUY if i % 2 == 0 else Side.SELL,
+                                        quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S,
+                                        strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
+                        req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
+                    pp = PingPong(cfg.service_url, run).start()
+                    time.sleep(warmup_s)
+                    n0 = len(published)
+                    measuring.set()
+                    pp.measuring = True
+                    t_meas = time.perf_counter()
+                    time.sleep(seconds)
+                    measuring.clear()
+                    pp.measuring = False
+                    res.ticks = len(published) - n0
+                    res.rate = res.ticks / (time.perf_counter() - t_meas)
+                    res.floor_ms = list(pp.rtts)
+                    for c in consumers:
+                        c.close()
+                    req.close()
+                finally:
+                    if pp is not None:
+                        pp.stop()
+                    if feed is not None:
+                        feed.stop()
         finally:
-            if pp is not None:
-                pp.stop()
-            if feed is not None:
-                feed.stop()
             for p_ in procs:
                 p_.stop()
             log.close()
@@ -259,12 +263,15 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
-        out_dir: Path | None = None, warmup_s: float = 8.0) -> int:  # fmt: skip
+        decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0) -> int:  # fmt: skip
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
-                         warmup_s=warmup_s, out=out) for m in modes]  # fmt: skip
-    print(f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs, {seconds:g} s measured\n")
+                         warmup_s=warmup_s, decision_s=decision_s, out=out) for m in modes]  # fmt: skip
+    print(
+        f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
+        f"{decision_s} s of market time, {seconds:g} s measured\n"
+    )
     print(
         f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
     )

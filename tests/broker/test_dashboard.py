@@ -1,0 +1,114 @@
+"""``paceline dashboard`` in a real browser: Debian's chromium driven headless by Playwright, fed from the
+real broker. Checks what the page shows, that pushes stay throttled under a burst of fills, and saves a
+screenshot (``PACELINE_SCREENSHOT`` or the test's temporary folder)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat, topics
+from paceline import broker
+from paceline.dashboard import Dashboard
+from runtime.bus import Bus, Profile
+from tests.broker.pipeline import wait_for
+from tests.factories import T0, fill, parent, report, tick
+
+pytestmark = pytest.mark.broker
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+H = 3600 * 10**9
+
+
+@pytest.fixture
+def dashboard(bus: Bus, pulsar: broker.BrokerConfig) -> Iterator[Dashboard]:
+    dash = Dashboard(bus, pulsar.admin_url, port=0, rate_hz=4).start()
+    yield dash
+    dash.stop()
+
+
+def _snapshot(dash: Dashboard) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{dash.port}/snapshot.json", timeout=5) as r:
+        doc: dict[str, object] = json.loads(r.read())
+        return doc
+
+
+def test_the_page_shows_parents_workers_risk_and_broker_live(
+    bus: Bus, dashboard: Dashboard, tmp_path: Path
+) -> None:
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: scripts/bootstrap.sh installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    tag = uuid.uuid4().hex[:6]
+    pid, sym, client = f"P-{tag}", "DSH" + tag[:3].upper(), f"C{tag}"
+    ticks = bus.producer(topics.ticks(sym))
+    ticks.send(tick(symbol=sym, bid_px=50.00, ask_px=50.02, ts_event=T0))
+    bus.producer(topics.HEARTBEATS).send(
+        WorkerHeartbeat(worker_id=f"w-{tag}", incarnation="i", seq=1, capacity=50, ts_init=time.time_ns())
+    )
+    bus.producer(topics.RISK).send(RiskControl(client_id=client, state=KillState.HALTED, ts_init=T0))
+    p = parent(parent_id=pid, cl_ord_id=f"cl-{tag}", symbol=sym, quantity=2000, end_ns=T0 + H)
+    bus.producer(topics.JOB_REQUESTS).send(JobRequest(job_id=f"J{pid}", parent=p, ts_init=T0))
+    wait_for(lambda: sym in dashboard.following(), 10, "the dashboard to follow the parent's symbol")
+    ticks.send(tick(symbol=sym, bid_px=50.00, ask_px=50.02, ts_event=T0 + H // 2, seq=2))
+    bus.producer(topics.REPORTS).send(
+        report(parent_id=pid, cl_ord_id=f"cl-{tag}", symbol=sym, order_qty=2000, cum_qty=500, leaves_qty=1500,
+               last_qty=500, last_px=50.03, avg_px=50.03)
+    )  # fmt: skip
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 700})
+        page.goto(f"http://127.0.0.1:{dashboard.port}/")
+        row = page.locator(f'tr[data-parent="{pid}"]')
+        row.wait_for(timeout=15_000)
+        page.wait_for_function(
+            f'document.querySelector(\'tr[data-parent="{pid}"] .filled\').textContent.includes("500")',
+            timeout=15_000,
+        )
+        assert "500 / 2,000" in row.locator(".filled").inner_text()
+        assert row.locator(".status").inner_text() == OrdStatus.PARTIALLY_FILLED.value
+        assert float(row.locator(".is").inner_text()) == pytest.approx(
+            (50.03 - 50.01) / 50.01 * 1e4, abs=0.01
+        )
+        bar = row.locator(".bar .s").get_attribute("style") or ""
+        assert "left:50%" in bar.replace(" ", "")  # half the window elapsed on the market clock
+        assert f"w-{tag}" in page.locator("#workers").inner_text()
+        assert "HALTED" in page.locator("#risk").inner_text()
+        page.wait_for_function(
+            'document.getElementById("broker").textContent.startsWith("up")', timeout=10_000
+        )
+        assert page.locator("#conn").inner_text() == "live"
+
+        # A burst: 3,000 fills in about a second. The page is pushed at most 4 times a second and keeps up.
+        execs = bus.producer(topics.EXECUTIONS, profile=Profile.BULK)
+        pushes0, t0 = dashboard.pushes, time.monotonic()
+        for i in range(3000):
+            execs.send_async(fill(fill_id=f"F{tag}{i}", parent_id=pid, symbol=sym, qty=1, px=50.03), key=pid)
+        execs.flush()
+        wait_for(lambda: _snapshot(dashboard)["fills"]["count"] >= 3000, 20, "the burst folded in")  # type: ignore[index]
+        time.sleep(1.0)
+        elapsed, pushes = time.monotonic() - t0, dashboard.pushes - pushes0
+        assert pushes <= 4 * elapsed + 2, (pushes, elapsed)
+        page.wait_for_function(
+            f'document.querySelector(\'tr[data-parent="{pid}"] td:nth-child(9)\').textContent === "3000"',
+            timeout=10_000,
+        )
+        t_eval = time.perf_counter()
+        page.evaluate("1 + 1")  # the page's main thread answers at once: it never froze
+        assert time.perf_counter() - t_eval < 2.0
+        rate = float(page.locator("#rate").inner_text())
+        assert 0 < rate <= 4.5
+        shot = Path(os.environ.get("PACELINE_SCREENSHOT") or tmp_path / "dashboard.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
