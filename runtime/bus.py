@@ -421,7 +421,9 @@ class Bus:
 
         def _listener(_reader: Any, msg: Any) -> None:
             try:
-                message: Any = codec.decode(msg.data(), model)
+                message: Any = (
+                    codec.decode_any(msg.data()) if model is Message else codec.decode(msg.data(), model)
+                )
             except codec.DecodeError as exc:
                 metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
                 return
