@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from endpoint.broker_venue import BrokerVenue, FixBrokerLink
 from endpoint.config import EndpointConfig
@@ -41,7 +41,8 @@ from models import (
     topics,
 )
 from runtime.bus import Bus, Consumer, Delivery, Producer
-from runtime.logs import get_logger
+from runtime.logs import bind_order, get_logger
+from runtime.metrics import LATENCY_BUCKETS
 
 log = get_logger("paceline.endpoint")
 
@@ -50,6 +51,12 @@ CHILD_ORDERS = Counter("paceline_venue_child_actions_total", "Child-order action
 REFUSED = Counter("paceline_venue_refused_total", "Child-order actions refused, by reason", ["reason"])
 FILLS = Counter("paceline_venue_fills_total", "Fills executed", ["liquidity"])
 SHARES = Counter("paceline_venue_filled_shares_total", "Shares executed")
+ACKS = Counter("paceline_venue_acks_total", "Child-order answers by status", ["status"])
+# The pipeline's latency as the venue sees it: the triggering tick's publish until its child order is here.
+TICK_TO_CHILD = Histogram(
+    "paceline_endpoint_tick_to_child_seconds", "Tick published -> child order received at the endpoint",
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
 
 
 class EndpointService:
@@ -192,7 +199,10 @@ class EndpointService:
         )
 
     def _on_command(self, d: Delivery[VenueCommand]) -> None:
-        cmd = d.message
+        with bind_order(d.message):
+            self._command(d.message)
+
+    def _command(self, cmd: VenueCommand) -> None:
         COMMANDS.labels(cmd.op.value).inc()
         if cmd.op is VenueOp.OPEN:
             self._open_job(cmd.job_id, cmd.symbol)
@@ -202,7 +212,13 @@ class EndpointService:
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
         a = d.message
+        with bind_order(a):
+            self._action(a)
+
+    def _action(self, a: ChildOrderAction) -> None:
         CHILD_ORDERS.labels(a.action.value).inc()
+        if a.tick_ts_init is not None and a.action is ChildAction.NEW:
+            TICK_TO_CHILD.observe(max(0, now_ns() - a.tick_ts_init) / 1e9)
         job = self.venue.jobs.get(a.job_id)
         if a.action is not ChildAction.CANCEL and job is not None and job.client_id is not None:
             refusal = self.risk.check_child(job.client_id, a, self.tca.mid(a.symbol))
@@ -241,6 +257,7 @@ class EndpointService:
                 self._to_job(m.job_id, m)
                 self._executions.send_async(m, key=m.parent_id)
             elif isinstance(m, ChildOrderAck):
+                ACKS.labels(m.status.value).inc()
                 if m.status is AckStatus.REJECTED and m.reason:
                     REFUSED.labels(m.reason.split(":", 1)[0]).inc()
                     log.warning("child order refused", child_id=m.child_id, job_id=m.job_id, epoch=m.epoch,

@@ -38,6 +38,9 @@ log = get_logger("paceline.health_checker")
 JOBS = Counter("paceline_hc_jobs_total", "Job requests by outcome", ["outcome"])
 REJECTED = Counter("paceline_hc_jobs_rejected_total", "Job requests refused, by reason", ["reason"])
 WORKERS = Gauge("paceline_hc_workers", "Live workers in the pool")
+# The oldest heartbeat among live workers: near the heartbeat interval when healthy, climbing to the timeout
+# just before a worker is declared lost.
+HEARTBEAT_AGE = Gauge("paceline_hc_heartbeat_age_max_seconds", "Age of the stalest live worker's heartbeat")
 LOST = Counter("paceline_hc_workers_lost_total", "Workers declared lost", ["cause"])
 DETECTION = Histogram(
     "paceline_hc_detection_seconds", "Worker silence when declared lost",
@@ -235,6 +238,9 @@ class Coordinator:
             log.warning("worker silent; declared lost", worker_id=worker_id, silent_ms=silent_ns // 1_000_000)
             self._worker_lost(worker_id, silent_ns)
         WORKERS.set(len(self.pool.workers))
+        HEARTBEAT_AGE.set(
+            max(((now - w.last_seen_ns) / 1e9 for w in self.pool.workers.values()), default=0.0)
+        )
         for saga, timer in self.orch.due(self._clock):
             with self.orch.transaction(saga.saga_id) as ctx:
                 assert ctx is not None

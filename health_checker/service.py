@@ -26,7 +26,7 @@ from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import Message, WorkerHeartbeat, topics
 from runtime.bus import Bus, BusError, Consumer, Delivery
-from runtime.logs import get_logger
+from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
 
@@ -141,7 +141,8 @@ class HealthChecker:
             coord = self.coordinator
             if coord is None:
                 raise LeaseLostError("not leading")  # negatively acknowledged: the leader will get it
-            coord.handle(d.message)
+            with bind_order(d.message):
+                coord.handle(d.message)
         DECISION.labels(getattr(d.message, "kind", "?")).observe(time.perf_counter() - t0)
 
     def _follow_markets(self, coord: Coordinator, wanted: set[str]) -> None:

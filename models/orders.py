@@ -89,6 +89,7 @@ class ChildOrderAction(Message):
     ts_event: TimestampNs  # event time of the tick that triggered the decision
     ts_init: TimestampNs
     tick_seq: int | None = Field(default=None, ge=0)  # that tick's venue sequence, for latency tracing
+    tick_ts_init: TimestampNs | None = None  # when that tick was published: tick-to-order latency downstream
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

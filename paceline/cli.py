@@ -116,7 +116,7 @@ def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from runtime import metrics
     from runtime.bus import Bus
 
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     with Bus(settings.pulsar_url, quiet=True) as bus:
         dash = Dashboard(bus, settings.pulsar_admin_url, host=args.host, port=args.port, rate_hz=args.rate)
 
@@ -205,7 +205,7 @@ def _cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.service import WorkerService
 
     torch.set_num_threads(1)  # inference at batch sizes this small is fastest on one thread
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Bus(settings.pulsar_url) as bus:
@@ -233,7 +233,7 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
     from runtime import metrics
     from runtime.bus import Bus
 
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or None
     config = Config(
         heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols
@@ -250,7 +250,7 @@ def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     from runtime import metrics
     from runtime.bus import Bus
 
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     cfg = load(args.config)
     if args.name:
         cfg = cfg.model_copy(update={"name": args.name})
@@ -297,7 +297,7 @@ def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
         feeds.append(lobster(args.symbol, Path(args.messages), orderbook, depth=args.depth))
     else:
         feeds += [tick_file(Path(p)) for p in args.files]
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_addr)
     speed = None if args.speed == "max" else float(args.speed)
     with Bus(settings.pulsar_url) as bus:
         rx = Receiver(bus, name=args.name, speed=speed, batching=args.batching)

@@ -189,6 +189,7 @@ class Consumer(Generic[M]):
         self.model = model
         self._stream = stream_of(topic)
         self._consumed = metrics.BUS_CONSUMED.labels(self._stream)
+        self._lag = metrics.BUS_CONSUME_LAG.labels(self._stream)
         self._dlq: Producer | None = None
         self._dlq_lock = threading.Lock()
         self._skip_before_ns: int | None = None
@@ -203,6 +204,7 @@ class Consumer(Generic[M]):
             self._reject(msg, exc)
             return None
         self._consumed.inc()
+        self._lag.observe(max(0.0, time.time() - msg.publish_timestamp() / 1e3))
         key = msg.partition_key() or None
         return Delivery(
             message=message,

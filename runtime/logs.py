@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -37,3 +38,23 @@ def configure(service: str, *, fmt: str = "console", level: str = "INFO") -> Non
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
     return logger
+
+
+_ORDER_KEYS = ("parent_id", "job_id", "symbol", "epoch")
+
+
+def order_fields(msg: object) -> dict[str, object]:
+    """The order identity a message carries (parent order id, job id, symbol, epoch), looked up on the
+    message and on its ``parent`` (assignments and job requests nest the parent order)."""
+    out: dict[str, object] = {}
+    for src in (getattr(msg, "parent", None), msg):
+        for k in _ORDER_KEYS:
+            v = getattr(src, k, None)
+            if v is not None and not isinstance(v, BaseException):
+                out[k] = v
+    return out
+
+
+def bind_order(msg: object) -> contextlib.AbstractContextManager[None]:
+    """Bind the message's order identity to every log line inside the block (this thread only)."""
+    return structlog.contextvars.bound_contextvars(**order_fields(msg))

@@ -23,9 +23,16 @@ BUS_HANDLER_ERRORS = Counter(
 BUS_PUBLISH_LATENCY = Histogram(
     "paceline_bus_publish_latency_seconds", "Send until broker ack", ["stream"], buckets=LATENCY_BUCKETS
 )
+# How far behind its producers a consumer runs (publish -> decoded here): the backlog, in time. A growing
+# lag is a consumer that cannot keep up; the broker's own pulsar_msg_backlog counts it in messages.
+BUS_CONSUME_LAG = Histogram(
+    "paceline_bus_consume_lag_seconds", "Publish until decoded by this consumer", ["stream"],
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
 
 
-def serve(port: int) -> None:
-    """Expose /metrics on ``port`` (0: don't)."""
+def serve(port: int, addr: str = "127.0.0.1") -> None:
+    """Expose /metrics on ``port`` (0: don't). ``addr`` 0.0.0.0 in containers, where Prometheus scrapes
+    from another host."""
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=addr)

@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     # default is 5000 us, which shows up directly as tick-to-order latency).
     switch_interval_us: int = Field(default=200, ge=50, le=5000)
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the /metrics endpoint")
+    metrics_addr: str = Field(
+        default="127.0.0.1", description="0.0.0.0 where Prometheus scrapes from elsewhere"
+    )

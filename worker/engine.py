@@ -256,6 +256,7 @@ class Engine:
             ts_event=tick.ts_event,
             ts_init=now_ns(),
             tick_seq=tick.seq,
+            tick_ts_init=tick.ts_init,
         )
 
     # --- executions -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from models import ChildOrderAck, Fill, JobAssignment, JobRef, Message, Tick, WorkerHeartbeat, now_ns, topics
 from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, SubscriptionKind
-from runtime.logs import get_logger
+from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from worker.engine import Engine
 from worker.policy_files import PolicyError, PolicyRegistry
@@ -103,13 +103,12 @@ class WorkerService:
             d = self._assignments.receive(timeout_ms=200)
             if d is None:
                 continue
-            try:
-                self._on_assignment(d.message)
-            except (PolicyError, BusError, ValueError) as exc:
-                REFUSED.labels(type(exc).__name__).inc()
-                log.error(
-                    "assignment refused", job_id=d.message.job_id, epoch=d.message.epoch, error=str(exc)
-                )
+            with bind_order(d.message):
+                try:
+                    self._on_assignment(d.message)
+                except (PolicyError, BusError, ValueError) as exc:
+                    REFUSED.labels(type(exc).__name__).inc()
+                    log.error("assignment refused", error=str(exc))
             self._assignments.ack(d)
 
     def _on_assignment(self, a: JobAssignment) -> None:
@@ -178,7 +177,7 @@ class WorkerService:
 
     def _on_execution(self, d: Delivery[Message]) -> None:
         msg = d.message
-        with self._lock:
+        with self._lock, bind_order(msg):
             if isinstance(msg, Fill):
                 self.engine.on_fill(msg)
             elif isinstance(msg, ChildOrderAck):
