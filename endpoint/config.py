@@ -46,6 +46,7 @@ class EndpointConfig(BaseModel):
     comp_id: str = "PACELINE"  # our SenderCompID
     fix_port: int = Field(default=9878, ge=0, le=65535)  # 0: no FIX acceptor
     native_port: int = Field(default=9879, ge=0, le=65535)  # 0: no WebSocket server
+    native_host: str = "127.0.0.1"  # the FIX acceptor listens on every interface
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".paceline" / "endpoint")
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
     clients: tuple[Client, ...] = ()

@@ -89,7 +89,7 @@ class NativeServer:
         self._open = 0
 
     def start(self) -> None:
-        self._server = serve(self._handle, "127.0.0.1", self.cfg.native_port)
+        self._server = serve(self._handle, self.cfg.native_host, self.cfg.native_port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="native-ws", daemon=True)
         self._thread.start()
         log.info("native protocol listening", port=self.cfg.native_port)

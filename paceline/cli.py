@@ -254,6 +254,8 @@ def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     cfg = load(args.config)
     if args.name:
         cfg = cfg.model_copy(update={"name": args.name})
+    if args.host:
+        cfg = cfg.model_copy(update={"native_host": args.host})
     with Bus(settings.pulsar_url) as bus:
         svc = EndpointService(bus, cfg)
         _serve_until_signalled(svc.start, svc.stop)
@@ -380,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ep.add_argument("--config", type=Path, default=None, help="TOML (default deploy/endpoint/endpoint.toml)")
     ep.add_argument("--name", default="", help="overrides the config's name (subscriptions derive from it)")
+    ep.add_argument("--host", default="", help="the native protocol's listen address (0.0.0.0 in containers)")
     ep.set_defaults(func=_cmd_endpoint)
 
     rk = sub.add_parser("risk", help="the kill switch: show it, or set it globally or for one client")

@@ -112,3 +112,32 @@ def test_the_page_shows_parents_workers_risk_and_broker_live(
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_pulsar_grafana_dashboard_queries_what_the_broker_exports(
+    bus: Bus, pulsar: broker.BrokerConfig
+) -> None:
+    import re
+
+    board = json.loads(
+        (Path(__file__).resolve().parents[2] / "deploy/grafana/dashboards/pulsar.json").read_text()
+    )
+    used = {m for p in board["panels"] for t in p.get("targets", [])
+            for m in re.findall(r"\b(?:pulsar|jvm)_[a-z_]+", t["expr"])}  # fmt: skip
+    assert len(used) >= 10
+    # Topic-level series exist once a topic has a producer and a subscription.
+    topic = f"persistent://paceline/exec/dash-metrics-{uuid.uuid4().hex[:6]}"
+    sub = bus.subscribe(topic, "dash", WorkerHeartbeat)
+    bus.producer(topic).send(WorkerHeartbeat(worker_id="w", incarnation="i", seq=1, capacity=1, ts_init=T0))
+    exported: set[str] = set()
+
+    def scrape() -> bool:
+        with urllib.request.urlopen(f"{pulsar.admin_url}/metrics/", timeout=30) as r:
+            exported.update(line.split("{")[0].split(" ")[0] for line in r.read().decode().splitlines()
+                            if line and not line.startswith("#"))  # fmt: skip
+        return used <= exported
+
+    try:
+        wait_for(scrape, 90, f"the broker to export {sorted(used - exported)}")
+    finally:
+        sub.close()

@@ -36,10 +36,17 @@ def test_compose_overrides_only_keys_our_config_has() -> None:
 
 def test_every_paceline_service_waits_for_a_healthy_broker() -> None:
     services = _compose()["services"]
-    for name, svc in services.items():
-        if name == "pulsar":
-            continue
+    ours = {n: s for n, s in services.items() if s.get("image") == "paceline:dev"}
+    assert {"receiver", "health-checker", "worker-1", "worker-2", "endpoint", "dashboard", "demo"} <= set(
+        ours
+    )
+    for name, svc in ours.items():
         assert svc["environment"]["PACELINE_PULSAR_URL"] == "pulsar://pulsar:6650", name
+        needs = svc["depends_on"]
+        assert needs.get("pulsar-setup", needs.get("pulsar", {})).get("condition") in (
+            "service_completed_successfully",
+            "service_healthy",
+        ), name
 
 
 def test_dockerfile_copies_every_package() -> None:
@@ -47,3 +54,19 @@ def test_dockerfile_copies_every_package() -> None:
     for pkg in ("paceline", "runtime", "models", "market", "saga", "receiver", "worker", "health_checker",
                 "endpoint", "deploy"):  # fmt: skip
         assert f"COPY {pkg} {pkg}" in docker
+
+
+def test_every_scraped_service_serves_metrics_where_prometheus_looks() -> None:
+    services = _compose()["services"]
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = [t for job in prom["scrape_configs"] if job["job_name"] == "paceline"
+               for group in job["static_configs"] for t in group["targets"]]  # fmt: skip
+    assert targets
+    for target in targets:
+        host, port = target.split(":")
+        env = services[host]["environment"]
+        assert env["PACELINE_METRICS_PORT"] == port, host
+        assert env["PACELINE_METRICS_ADDR"] == "0.0.0.0", host
+    mounts = services["grafana"]["volumes"]
+    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
