@@ -171,6 +171,7 @@ def _push_ticks(
             assert isinstance(stats, ReceiverStats)
             clock.close()
             png = pipe.report()
+            pipe.observed()
             print(f"report: {png}")
         finally:
             rx.stop()

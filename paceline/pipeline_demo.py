@@ -9,23 +9,21 @@ minute before its close, on the market's clock.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
+import socket
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models import WorkerHeartbeat, topics
+from models import topics
 from paceline.fixclient import FixClient
-from paceline.stack import free_port, write_endpoint_config
+from paceline.stack import Proc, free_port, wait_for_workers, write_endpoint_config
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -72,7 +70,9 @@ class PipelineDemo:
         self.out_dir = out_dir or self.state
         self.state.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[Proc] = []
+        self.metrics_ports: dict[str, int] = {}
+        self.dashboard_port = 8765 if _free(8765) else free_port()
         self.client: FixClient | None = None
         self.parents: dict[str, Parent] = {}
         self.market_ns = 0
@@ -83,40 +83,55 @@ class PipelineDemo:
         cfg = write_endpoint_config(self.state / "endpoint.toml", name=f"demo-ep-{self.run}",
                                     fix_port=self.port, state_dir=self.state / "endpoint",
                                     symbols=self.symbols)  # fmt: skip
-        env = {**os.environ, "PACELINE_PULSAR_URL": self.settings.pulsar_url, "PACELINE_LOG_FORMAT": "json"}
-        log = (self.state / "services.log").open("wb")
-        heartbeats = bus.subscribe(
-            topics.HEARTBEATS, f"demo-{self.run}", WorkerHeartbeat, from_earliest=False
-        )
-        services = (["health-checker", "--name", f"demo-hc-{self.run}"], ["endpoint", "--config", str(cfg)],
-                    ["worker", "--id", f"demo-w1-{self.run}"],
-                    ["worker", "--id", f"demo-w2-{self.run}"])  # fmt: skip
-        for args in services:
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "paceline", *args], env=env, stdout=log,
-                                               stderr=subprocess.STDOUT))  # fmt: skip
-        seen: set[str] = set()
-        deadline = time.monotonic() + 120
-        while len(seen) < 2 and time.monotonic() < deadline:  # both workers are up (torch imported)
-            d = heartbeats.receive(timeout_ms=1000)
-            if d is not None and d.message.worker_id.endswith(self.run):
-                seen.add(d.message.worker_id)
-        heartbeats.unsubscribe()
-        if len(seen) < 2:
-            raise RuntimeError(f"the workers did not start; see {self.state / 'services.log'}")
+        self._log = (self.state / "services.log").open("w")
+        workers = {f"demo-w1-{self.run}", f"demo-w2-{self.run}"}
+        services = {"health-checker": ["health-checker", "--name", f"demo-hc-{self.run}"],
+                    "endpoint": ["endpoint", "--config", str(cfg)],
+                    **{w: ["worker", "--id", w] for w in sorted(workers)},
+                    "dashboard": ["dashboard", "--port", str(self.dashboard_port)]}  # fmt: skip
+        for name, args in services.items():
+            self.metrics_ports[name] = free_port()
+            self.procs.append(Proc(*args, service_url=self.settings.pulsar_url,
+                                   admin_url=self.settings.pulsar_admin_url, log=self._log,
+                                   env={"PACELINE_METRICS_PORT": str(self.metrics_ports[name])}))  # fmt: skip
+        try:
+            wait_for_workers(bus, workers)  # both workers are up (torch imported)
+        except RuntimeError as exc:
+            raise RuntimeError(f"the workers did not start; see {self.state / 'services.log'}") from exc
         self.client = FixClient(self.state / "client", self.port).start(timeout_s=90)
         print(f"services up: health-checker, endpoint (FIX on {self.port}), 2 workers; logs in {self.state}")
+        print(f"live page: http://127.0.0.1:{self.dashboard_port}/   Prometheus metrics: "
+              + ", ".join(f"{n} :{p}" for n, p in self.metrics_ports.items()))  # fmt: skip
+
+    def observed(self) -> None:
+        """What the live page and the endpoint's metrics saw, printed and kept in the run folder."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.dashboard_port}/snapshot.json", timeout=5
+            ) as r:
+                snap = json.loads(r.read())
+            (self.state / "dashboard.json").write_text(json.dumps(snap, indent=1))
+            mine = [p for p in snap["parents"] if p["cl_ord_id"].startswith(f"D{self.run}-")]
+            print(f"live page: {len(mine)} of the demo's parents shown, {snap['fills']['count']} fills seen")
+            url = f"http://127.0.0.1:{self.metrics_ports['endpoint']}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                text = r.read().decode()
+            q = histogram_quantiles(text, "paceline_endpoint_tick_to_child_seconds", (0.5, 0.99))
+            if q:
+                print(f"endpoint metrics: tick -> child order p50 <= {q[0.5] * 1e3:.1f} ms, "
+                      f"p99 <= {q[0.99] * 1e3:.1f} ms (histogram bucket bounds)")  # fmt: skip
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"live page or metrics not readable: {exc}")
 
     def stop_services(self) -> None:
         if self.client is not None:
             self.client.stop()
         for p in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGTERM)
+            p.signal(signal.SIGTERM)
         for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            p.stop(timeout_s=20)
+        if hasattr(self, "_log"):
+            self._log.close()
 
     # --- orders ----------------------------------------------------------------------------------------
     def send_parents(self, start_ns: int, end_ns: int, qty: int) -> None:
@@ -199,3 +214,29 @@ def _bps(v: float | None) -> str:
 
 def follow_clock(bus: Bus, symbol: str, on_time: Callable[[int], None]) -> Any:
     return bus.tail_event_times(topics.ticks(symbol), on_time)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def histogram_quantiles(text: str, name: str, qs: tuple[float, ...]) -> dict[float, float]:
+    """Upper bucket bounds holding each quantile of a histogram in Prometheus text (summed over labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[float, float] = {}
+    for fam in text_string_to_metric_families(text):
+        if fam.name == name:
+            for smp in fam.samples:
+                if smp.name == f"{name}_bucket":
+                    le = float(smp.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + smp.value
+    if not buckets or max(buckets.values()) == 0:
+        return {}
+    total = buckets[max(buckets)]
+    return {q: next(le for le in sorted(buckets) if buckets[le] >= q * total) for q in qs}

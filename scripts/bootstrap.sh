@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything Paceline needs on a bare Debian machine, installed idempotently:
-#   a Java 17-23 runtime and Maven (to assemble and run Apache Pulsar), Python >= 3.11 with venv,
+#   a Java 17-23 runtime and Maven (to assemble and run Apache Pulsar), chromium (the browser test),
+#   Python >= 3.11 with venv,
 #   then the project's virtual environment (.venv) with its dev tools.
 # Re-running it is cheap: each step checks first. pip's cache serves quickfix (compiled once, ~7 min) and torch.
 set -euo pipefail
@@ -16,6 +17,8 @@ java_ok() {
 java_ok || ls /usr/lib/jvm/*/bin/java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v make >/dev/null || need_apt+=(make)
+# Debian's chromium: the live page's browser test drives it headless through Playwright.
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
 "$PY" -c 'import sys, venv; assert sys.version_info >= (3, 11)' 2>/dev/null || need_apt+=(python3 python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

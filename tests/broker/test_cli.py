@@ -45,6 +45,10 @@ def test_demo_works_parents_through_every_service(pulsar: broker.BrokerConfig) -
     assert all(line.split()[-1] in ("FILLED", "DONE_FOR_DAY") for line in tca), tca
     assert "report: " in res.stdout
     assert "every tick arrived, in order per symbol" in res.stdout
+    # The live page and the services' metrics were up: the page showed all five parents, and the
+    # endpoint's tick -> child histogram had samples.
+    assert "live page: 5 of the demo's parents shown" in res.stdout, res.stdout[-3000:]
+    assert "endpoint metrics: tick -> child order p50 <=" in res.stdout
 
 
 def test_broker_status_command(pulsar: broker.BrokerConfig) -> None:

@@ -261,3 +261,23 @@ def test_at_the_window_end_rests_are_cancelled_first_then_the_remainder_goes_at_
     last = eng.on_tick(factories.tick(ts_event=end + 2 * S, seq=4))
     assert len(last) == 1 and last[0].action is ChildAction.NEW and last[0].quantity == 1_000
     assert last[0].ord_type is OrdType.MARKET and job.finished
+
+
+@pytest.mark.parametrize("strategy", [Strategy.TWAP, Strategy.VWAP, Strategy.POV, Strategy.IS])
+def test_decisions_depend_on_event_time_only(strategy: Strategy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay at any speed is the live path: the same ticks give the same child orders whatever the wall
+    clock does (here: frozen in one run, leaping hours per call in the other). Only ts_init differs."""
+    import worker.engine as engine_mod
+
+    def run(clock: Iterator[int]) -> list[dict[str, object]]:
+        monkeypatch.setattr(engine_mod, "now_ns", lambda: next(clock))
+        t0, ticks = _first_tick(12)
+        eng = Engine("w1")
+        rate = {"participation_rate": 0.1} if strategy is Strategy.POV else {}
+        eng.assign(_assignment("J1", 4_000, t0, 10, strategy, **rate))
+        return [a.model_dump(exclude={"ts_init", "tick_ts_init"}) for a in _run(eng, ticks)]
+
+    frozen = iter(lambda: 1, None)
+    leaping = (i * 3_600 * S for i in range(1, 10**9))
+    live, replay = run(frozen), run(leaping)
+    assert live and live == replay
