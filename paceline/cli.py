@@ -429,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
     be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")
-    be.add_argument("--rate", type=float, default=500.0, help="latency: ticks/s over all symbols")
+    be.add_argument("--rate", type=float, default=300.0, help="latency: ticks/s over all symbols")
     be.add_argument("--jobs", type=int, default=20, help="latency: live jobs")
     be.add_argument("--seconds", type=float, default=30.0, help="latency: seconds measured per mode")
     be.add_argument(

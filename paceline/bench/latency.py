@@ -1,8 +1,8 @@
 """``paceline bench latency``: tick published -> child order at the endpoint, beside a bare Pulsar ping-pong.
 
 Per broker mode (durable, low-latency) a fresh standalone in a temporary folder, and on it the real
-services as processes: a health-checker, the endpoint, two workers (each job decides every ``--decision``
-seconds of market time).
+services as processes: a health-checker, the endpoint, the live page, two workers (each job decides every
+``--decision`` seconds of market time). A WebSocket client of the live page counts the pushes it gets.
 This process is the Receiver: it publishes the synthetic market at ``--rate`` ticks/s over ``--symbols``
 and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker; a
 subscription on every job's actions topic (the topic the endpoint consumes, alongside it) takes the time
@@ -16,6 +16,7 @@ hops between two processes with nothing done in between: the pipeline's floor.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import subprocess
@@ -48,6 +49,8 @@ class ModeResult:
     ticks: int = 0
     pipeline_ms: list[float] = field(default_factory=list)
     floor_ms: list[float] = field(default_factory=list)  # bare round trip = two hops
+    page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it
+    page_kb: float = 0.0
 
     def stats(self, xs: list[float]) -> dict[str, float]:
         s = sorted(xs)
@@ -145,6 +148,29 @@ class PingPong:
         self.client.close()
 
 
+class PageWatcher:
+    """A WebSocket client of the live page counting the pushes it receives (what a browser gets)."""
+
+    def __init__(self, port: int) -> None:
+        from websockets.sync.client import connect
+
+        self.ws = connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
+        self.count, self.bytes, self.measuring = 0, 0, False
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            for msg in self.ws:
+                if self.measuring:
+                    self.count += 1
+                    self.bytes += len(msg)
+
+    def stop(self) -> None:
+        self.measuring = False
+        self.ws.close()
+
+
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path) -> ModeResult:  # fmt: skip
     res = ModeResult(mode)
@@ -174,6 +200,9 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                                                    symbols=symbols)  # fmt: skip
                     spawn("health-checker", "--name", f"bench-hc-{run}")
                     spawn("endpoint", "--config", str(ep_cfg))
+                    page_port = free_port()
+                    spawn("dashboard", "--port", str(page_port)).wait_for_line("dashboard started", 60)
+                    page = PageWatcher(page_port)
                     workers = {f"bench-w{i}-{run}" for i in (1, 2)}
                     for w in sorted(workers):
                         spawn("worker", "--id", w, "--decision", str(decision_s))
@@ -214,6 +243,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                     n0 = len(published)
                     measuring.set()
                     pp.measuring = True
+                    page.measuring = True
                     t_meas = time.perf_counter()
                     time.sleep(seconds)
                     measuring.clear()
@@ -221,6 +251,9 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                     res.ticks = len(published) - n0
                     res.rate = res.ticks / (time.perf_counter() - t_meas)
                     res.floor_ms = list(pp.rtts)
+                    page.stop()
+                    res.page_updates_per_s = page.count / seconds
+                    res.page_kb = page.bytes / max(1, page.count) / 1e3
                     for c in consumers:
                         c.close()
                     req.close()
@@ -292,7 +325,16 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         if ratio:
             print(f"{r.mode:12s} {'ratio to the floor':22s} {'':6s} {ratio['p50']:7.2f}x "
                   f"{ratio['p99']:7.2f}x {ratio['p99.9']:8.2f}x  ({r.rate:,.0f} ticks/s)")  # fmt: skip
-        doc["modes"][r.mode] = {"ticks_per_s": r.rate, "pipeline_ms": pipe, "floor_ms": floor, "ratio": ratio}
+        print(f"{r.mode:12s} {'live page':22s} {r.page_updates_per_s:.1f} updates/s to a connected client, "
+              f"{r.page_kb:.1f} kB each")  # fmt: skip
+        doc["modes"][r.mode] = {
+            "page_updates_per_s": r.page_updates_per_s,
+            "page_kb": r.page_kb,
+            "ticks_per_s": r.rate,
+            "pipeline_ms": pipe,
+            "floor_ms": floor,
+            "ratio": ratio,
+        }
     (out / "latency.json").write_text(json.dumps(doc, indent=1))
     _plot(results, out / "latency_cdf.png")
     print(f"\nwritten: {out / 'latency.json'}, {out / 'latency_cdf.png'}")
