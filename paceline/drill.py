@@ -43,6 +43,7 @@ from models import (
     Fill,
     JobAssignment,
     Message,
+    ParentOrder,
     VenueCommand,
     VenueCommandAck,
     VenueOp,
@@ -365,181 +366,33 @@ class Drill:
 
     # --- the promises ----------------------------------------------------------------------------------
     def _check(self, bus: Bus) -> None:
-        jobs = self._jobs(bus)
-        parents = {
-            d.message.parent.cl_ord_id: d.message.parent
-            for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
-            if d.message.parent.cl_ord_id in self.cl
-        }
-        pid_cl = {p.parent_id: cl for cl, p in parents.items()}
-        reports: dict[str, list[ExecutionReport]] = defaultdict(list)
-        for d in bus.read_all(topics.REPORTS, Message):
-            if isinstance(d.message, ExecutionReport) and d.message.parent_id in pid_cl:
-                reports[pid_cl[d.message.parent_id]].append(d.message)
-        fills: dict[str, Fill] = {}
-        fill_conflicts = 0
-        accepted: dict[tuple[str, AckStatus], set[int]] = defaultdict(set)  # venue answers
-        fence_at: dict[tuple[str, int], float] = {}
-        late: list[str] = []
-        child_epoch: dict[str, int] = {}
-        child_qty: dict[str, int] = defaultdict(int)
-        new_actions: dict[str, ChildOrderAction] = {}
-        reused: set[str] = set()  # a child id sent for two different orders
-        taken: set[str] = set()  # child orders the venue acted on (a fill or an ack)
-        for job in jobs:
-            for da in bus.read_all(topics.job_actions(job), ChildOrderAction):
-                a = da.message
-                child_epoch[a.child_id] = a.epoch
-                if a.action in (ChildAction.NEW, ChildAction.REPLACE):
-                    child_qty[a.child_id] = max(child_qty[a.child_id], a.quantity)
-                if a.action is ChildAction.NEW:
-                    first = new_actions.setdefault(a.child_id, a)
-                    if first.model_dump(exclude={"ts_init"}) != a.model_dump(exclude={"ts_init"}):
-                        reused.add(a.child_id)
-        execs = bus.read_all(topics.EXECUTIONS, Message)
-        for de in execs:
-            m = de.message
-            if isinstance(m, VenueCommandAck) and m.op is VenueOp.FENCE and m.job_id in jobs:
-                fence_at.setdefault((m.job_id, m.epoch), de.publish_time_ms)
-
-        def fenced(job_id: str, epoch: int, at_ms: int) -> bool:
-            return any(j == job_id and e > epoch and at_ms > t for (j, e), t in fence_at.items())
-
-        for de in execs:
-            m = de.message
-            if isinstance(m, Fill) and m.job_id in jobs:
-                if m.fill_id in fills and fills[m.fill_id] != m:
-                    fill_conflicts += 1
-                fills.setdefault(m.fill_id, m)
-        job_fill_ids: set[str] = set()
-        for job in jobs:  # what the worker was told: acks and fills on the job's own topic
-            for de in bus.read_all(topics.job_executions(job), Message):
-                m = de.message
-                if isinstance(m, Fill):
-                    job_fill_ids.add(m.fill_id)
-                    taken.add(m.child_id)
-                    ep = child_epoch.get(m.child_id, 0)
-                    if fenced(job, ep, de.publish_time_ms):
-                        late.append(f"fill {m.fill_id} of epoch {ep}")
-                elif isinstance(m, ChildOrderAck) and m.status in (AckStatus.ACCEPTED, AckStatus.DONE):
-                    accepted[(m.child_id, m.status)].add(m.ts_init)
-                    taken.add(m.child_id)
-                    if fenced(job, m.epoch, de.publish_time_ms):
-                        late.append(f"child {m.child_id} of epoch {m.epoch} accepted after its fence")
-        by_parent: dict[str, list[Fill]] = defaultdict(list)
-        by_child: dict[str, int] = defaultdict(int)
-        for f in fills.values():
-            by_parent[f.parent_id].append(f)
-            by_child[f.child_id] += f.qty
-        c = self.res.checks
-
-        unfinished, finished_fix = [], []
+        assignments = [d.message for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+                       if d.message.parent.cl_ord_id in self.cl]  # fmt: skip
+        jobs = {a.job_id for a in assignments}
         assert self.client is not None
-        fix_final = {f[11]: f for f in self.client.reports() if f.get(39) in ("2", "3", "4", "8", "C")}
-        for cl in self.cl:
-            last = reports[cl][-1] if reports.get(cl) else None
-            if last is None or not last.ord_status.terminal:
-                unfinished.append(cl)
-            if cl in fix_final:
-                finished_fix.append(cl)
-        c.append(
-            Check(
-                "every parent finished",
-                not unfinished and len(finished_fix) == len(self.cl),
-                f"{len(self.cl) - len(unfinished)}/{len(self.cl)} terminal on the topic, "
-                f"{len(finished_fix)} at the FIX client",
-            )
-        )
-
-        over = [
-            f"{cl}: {sum(f.qty for f in by_parent[p.parent_id])} > {p.quantity}"
-            for cl, p in parents.items()
-            if sum(f.qty for f in by_parent[p.parent_id]) > p.quantity
-        ]
-        over += [
-            f"child {ch}: {q} > {child_qty.get(ch, 0)}"
-            for ch, q in by_child.items()
-            if q > child_qty.get(ch, 0)
-        ]
-        c.append(
-            Check(
-                "no over-execution",
-                not over,
-                "; ".join(over) or f"{len(fills)} fills, none past a parent's or a child's quantity",
-            )
-        )
-
-        dup = [ch for (ch, _), ts in accepted.items() if len(ts) > 1] + sorted(reused)
-        c.append(
-            Check(
-                "no duplicate child order",
-                not dup and not fill_conflicts,
-                f"{len(taken)} child orders taken once each, {fill_conflicts} conflicting fill ids"
-                if not dup
-                else f"accepted twice: {dup[:5]}",
-            )
-        )
-
-        lost, incons = [], []
-        for cl, p in parents.items():
-            fs = by_parent[p.parent_id]
-            rs = reports.get(cl, [])
-            qty = sum(f.qty for f in fs)
-            last = rs[-1] if rs else None
-            if last is None:
-                continue
-            vwap = sum(f.qty * f.px for f in fs) / qty if qty else 0.0
-            if last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap):
-                lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {vwap:.4f}")
-            cums = [r.cum_qty for r in rs]
-            if any(b < a for a, b in itertools.pairwise(cums)):
-                incons.append(f"{cl}: CumQty went down")
-            terminal = [i for i, r in enumerate(rs) if r.ord_status.terminal]
-            if len(terminal) != 1 or terminal[0] != len(rs) - 1:
-                incons.append(f"{cl}: {len(terminal)} terminal reports, last at {terminal[-1:]} of {len(rs)}")
-            trades = [r for r in rs if r.exec_type is ExecType.TRADE]
-            if len(trades) != len(fs) or sum(r.last_qty for r in trades) != qty:
-                incons.append(f"{cl}: {len(trades)} TRADE reports for {len(fs)} fills")
-            fix = fix_final.get(cl)
-            if fix is not None and int(fix[14]) != last.cum_qty:
-                incons.append(f"{cl}: FIX CumQty {fix[14]} != {last.cum_qty}")
-            label, sym, q = self.cl[cl]
-            self.res.parents.append(
-                {
-                    "label": label,
-                    "symbol": sym,
-                    "qty": q,
-                    "cum_qty": last.cum_qty,
-                    "status": last.ord_status.value,
-                    "fills": len(fs),
-                }
-            )
-        if job_fill_ids != set(fills):
-            lost.append(f"{len(job_fill_ids ^ set(fills))} fills on one of the job and saga topics only")
-        c.append(Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills"))
-        c.append(
-            Check(
-                "consistent execution reports",
-                not incons,
-                "; ".join(incons[:4])
-                or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees",
-            )
-        )
-        c.append(
-            Check(
-                "fenced epochs stay fenced",
-                not late,
-                "; ".join(late[:4])
-                or f"{len(fence_at)} fences, nothing of a fenced epoch after its confirmation",
-            )
-        )
+        h = History(
+            parents={a.parent.cl_ord_id: a.parent for a in assignments},
+            reports=[d.message for d in bus.read_all(topics.REPORTS, Message)
+                     if isinstance(d.message, ExecutionReport)],
+            actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
+            executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
+            job_executions=[(j, d.publish_time_ms, d.message) for j in jobs
+                            for d in bus.read_all(topics.job_executions(j), Message)],
+            fix_final={f[11]: int(f[14]) for f in self.client.reports()
+                       if f.get(39) in ("2", "3", "4", "8", "C")},
+        )  # fmt: skip
+        checks, rows = evaluate(h)
+        self.res.checks += checks
+        for row in rows:
+            label, sym, q = self.cl[row.pop("cl_ord_id")]
+            self.res.parents.append({"label": label, "symbol": sym, "qty": q, **row})
         if self.fault in ("worker-kill", "network-pause"):
             epochs = [
                 d.message.epoch
                 for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
                 if d.message.parent.cl_ord_id in self.cl
             ]
-            c.append(
+            self.res.checks.append(
                 Check(
                     "lost worker's jobs reassigned",
                     max(epochs, default=1) >= 2,
@@ -547,7 +400,178 @@ class Drill:
                 )
             )
         if self.res.recovered_s is None:
-            c.append(Check("work resumed after the fault", False, "no fill or child order after the fault"))
+            self.res.checks.append(
+                Check("work resumed after the fault", False, "no fill or child order after the fault")
+            )
+
+
+@dataclass
+class History:
+    """What the broker (and the FIX client) hold of one drill's parents, read back after the run."""
+
+    parents: dict[str, ParentOrder]  # ClOrdID -> the parent order
+    reports: list[ExecutionReport]  # the reports topic, in order
+    actions: list[ChildOrderAction]  # every job's actions topic
+    executions: list[tuple[int, Message]]  # the saga's executions topic: (publish ms, message)
+    job_executions: list[tuple[str, int, Message]]  # each job's executions topic: (job, publish ms, message)
+    fix_final: dict[str, int]  # ClOrdID -> CumQty of the terminal report the FIX client received
+
+
+def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
+    """The brief's promises checked on a history; also a row per parent for the table."""
+    parents = h.parents
+    jobs = {j for j, _, _ in h.job_executions} | {a.job_id for a in h.actions}
+    pid_cl = {p.parent_id: cl for cl, p in parents.items()}
+    reports: dict[str, list[ExecutionReport]] = defaultdict(list)
+    for r in h.reports:
+        if r.parent_id in pid_cl:
+            reports[pid_cl[r.parent_id]].append(r)
+    fills: dict[str, Fill] = {}
+    fill_conflicts = 0
+    accepted: dict[tuple[str, AckStatus], set[int]] = defaultdict(set)  # venue answers
+    fence_at: dict[tuple[str, int], float] = {}
+    late: list[str] = []
+    child_epoch: dict[str, int] = {}
+    child_qty: dict[str, int] = defaultdict(int)
+    new_actions: dict[str, ChildOrderAction] = {}
+    reused: set[str] = set()  # a child id sent for two different orders
+    taken: set[str] = set()  # child orders the venue acted on (a fill or an ack)
+    for a in h.actions:
+        child_epoch[a.child_id] = a.epoch
+        if a.action in (ChildAction.NEW, ChildAction.REPLACE):
+            child_qty[a.child_id] = max(child_qty[a.child_id], a.quantity)
+        if a.action is ChildAction.NEW:
+            first = new_actions.setdefault(a.child_id, a)
+            if first.model_dump(exclude={"ts_init"}) != a.model_dump(exclude={"ts_init"}):
+                reused.add(a.child_id)
+    for at_ms, m in h.executions:
+        if isinstance(m, VenueCommandAck) and m.op is VenueOp.FENCE and m.job_id in jobs:
+            fence_at.setdefault((m.job_id, m.epoch), at_ms)
+
+    def fenced(job_id: str, epoch: int, at_ms: int) -> bool:
+        return any(j == job_id and e > epoch and at_ms > t for (j, e), t in fence_at.items())
+
+    for _, m in h.executions:
+        if isinstance(m, Fill) and m.job_id in jobs:
+            if m.fill_id in fills and fills[m.fill_id] != m:
+                fill_conflicts += 1
+            fills.setdefault(m.fill_id, m)
+    job_fill_ids: set[str] = set()
+    for job, at_ms, m in h.job_executions:  # what the worker was told: acks and fills on the job's topic
+        if isinstance(m, Fill):
+            job_fill_ids.add(m.fill_id)
+            taken.add(m.child_id)
+            ep = child_epoch.get(m.child_id, 0)
+            if fenced(job, ep, at_ms):
+                late.append(f"fill {m.fill_id} of epoch {ep}")
+        elif isinstance(m, ChildOrderAck) and m.status in (AckStatus.ACCEPTED, AckStatus.DONE):
+            accepted[(m.child_id, m.status)].add(m.ts_init)
+            taken.add(m.child_id)
+            if fenced(job, m.epoch, at_ms):
+                late.append(f"child {m.child_id} of epoch {m.epoch} accepted after its fence")
+    by_parent: dict[str, list[Fill]] = defaultdict(list)
+    by_child: dict[str, int] = defaultdict(int)
+    for f in fills.values():
+        by_parent[f.parent_id].append(f)
+        by_child[f.child_id] += f.qty
+    c: list[Check] = []
+    rows: list[dict[str, Any]] = []
+
+    unfinished, finished_fix = [], []
+    fix_final = h.fix_final
+    for cl in parents:
+        last = reports[cl][-1] if reports.get(cl) else None
+        if last is None or not last.ord_status.terminal:
+            unfinished.append(cl)
+        if cl in fix_final:
+            finished_fix.append(cl)
+    c.append(
+        Check(
+            "every parent finished",
+            not unfinished and len(finished_fix) == len(parents),
+            f"{len(parents) - len(unfinished)}/{len(parents)} terminal on the topic, "
+            f"{len(finished_fix)} at the FIX client",
+        )
+    )
+
+    over = [
+        f"{cl}: {sum(f.qty for f in by_parent[p.parent_id])} > {p.quantity}"
+        for cl, p in parents.items()
+        if sum(f.qty for f in by_parent[p.parent_id]) > p.quantity
+    ]
+    over += [
+        f"child {ch}: {q} > {child_qty.get(ch, 0)}" for ch, q in by_child.items() if q > child_qty.get(ch, 0)
+    ]
+    c.append(
+        Check(
+            "no over-execution",
+            not over,
+            "; ".join(over) or f"{len(fills)} fills, none past a parent's or a child's quantity",
+        )
+    )
+
+    dup = [ch for (ch, _), ts in accepted.items() if len(ts) > 1] + sorted(reused)
+    c.append(
+        Check(
+            "no duplicate child order",
+            not dup and not fill_conflicts,
+            f"{len(taken)} child orders taken once each, {fill_conflicts} conflicting fill ids"
+            if not dup
+            else f"accepted twice: {dup[:5]}",
+        )
+    )
+
+    lost, incons = [], []
+    for cl, p in parents.items():
+        fs = by_parent[p.parent_id]
+        rs = reports.get(cl, [])
+        qty = sum(f.qty for f in fs)
+        last = rs[-1] if rs else None
+        if last is None:
+            continue
+        vwap = sum(f.qty * f.px for f in fs) / qty if qty else 0.0
+        if last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap):
+            lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {vwap:.4f}")
+        cums = [r.cum_qty for r in rs]
+        if any(b < a for a, b in itertools.pairwise(cums)):
+            incons.append(f"{cl}: CumQty went down")
+        terminal = [i for i, r in enumerate(rs) if r.ord_status.terminal]
+        if len(terminal) != 1 or terminal[0] != len(rs) - 1:
+            incons.append(f"{cl}: {len(terminal)} terminal reports, last at {terminal[-1:]} of {len(rs)}")
+        trades = [r for r in rs if r.exec_type is ExecType.TRADE]
+        if len(trades) != len(fs) or sum(r.last_qty for r in trades) != qty:
+            incons.append(f"{cl}: {len(trades)} TRADE reports for {len(fs)} fills")
+        fix = fix_final.get(cl)
+        if fix is not None and fix != last.cum_qty:
+            incons.append(f"{cl}: FIX CumQty {fix} != {last.cum_qty}")
+        rows.append(
+            {
+                "cl_ord_id": cl,
+                "cum_qty": last.cum_qty,
+                "status": last.ord_status.value,
+                "fills": len(fs),
+            }
+        )
+    if job_fill_ids != set(fills):
+        lost.append(f"{len(job_fill_ids ^ set(fills))} fills on one of the job and saga topics only")
+    c.append(Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills"))
+    c.append(
+        Check(
+            "consistent execution reports",
+            not incons,
+            "; ".join(incons[:4])
+            or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees",
+        )
+    )
+    c.append(
+        Check(
+            "fenced epochs stay fenced",
+            not late,
+            "; ".join(late[:4])
+            or f"{len(fence_at)} fences, nothing of a fenced epoch after its confirmation",
+        )
+    )
+    return c, rows
 
 
 def run_drill(

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,14 @@ class PingPong:
         self.client.close()
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 class PageWatcher:
     """A WebSocket client of the live page counting the pushes it receives (what a browser gets)."""
 
@@ -201,7 +210,8 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                     spawn("health-checker", "--name", f"bench-hc-{run}")
                     spawn("endpoint", "--config", str(ep_cfg))
                     page_port = free_port()
-                    spawn("dashboard", "--port", str(page_port)).wait_for_line("dashboard started", 60)
+                    spawn("dashboard", "--port", str(page_port))
+                    until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
                     page = PageWatcher(page_port)
                     workers = {f"bench-w{i}-{run}" for i in (1, 2)}
                     for w in sorted(workers):
