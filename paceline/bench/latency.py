@@ -75,9 +75,10 @@ def _ticks(symbols: list[str], seconds_wall: float, rate: float, seed: int) -> t
         ]
         return list(heapq.merge(*sims, key=lambda t: t.ts_event))
 
-    sample = market(300)
-    natural = len(sample) / 300  # ticks per market second
-    speed = rate / natural
+    speed = rate / (len(market(300)) / 300)  # a first guess from five minutes of the market
+    for _ in range(2):  # then from the span actually published: intraday activity is not flat
+        span = round(seconds_wall * speed) + 5
+        speed = rate / (len(market(span)) / span)
     return market(round(seconds_wall * speed) + 5), speed
 
 
