@@ -51,7 +51,15 @@ from models import (
 )
 from paceline import broker
 from paceline.fixclient import FixClient
-from paceline.stack import Feed, Proc, free_port, until, wait_for_workers, write_endpoint_config
+from paceline.stack import (
+    Feed,
+    Proc,
+    free_port,
+    start_scratch_broker,
+    until,
+    wait_for_workers,
+    write_endpoint_config,
+)
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -590,16 +598,7 @@ def run_drill(
     tmp = tempfile.TemporaryDirectory(prefix="paceline-drill-") if own else None
     if cfg is None:
         assert tmp is not None
-        cfg = broker.BrokerConfig(
-            run_dir=Path(tmp.name),
-            cache_dir=settings.cache_dir,
-            port=free_port(),
-            web_port=free_port(),
-            bookie_port=free_port(),
-        )
-        broker.provision(settings.cache_dir)
-        broker.start(cfg)
-        broker.wait(cfg, timeout_s=300)
+        cfg = start_scratch_broker(Path(tmp.name), settings.cache_dir)
     try:
         return Drill(fault, settings, cfg, out, speed=speed, window_s=window_s, seed=seed).execute()
     finally:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from models import Tick, WorkerHeartbeat, topics
+from paceline import broker
 from receiver.service import Receiver
 from runtime.bus import Bus
 
@@ -27,6 +28,21 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def start_scratch_broker(run_dir: Path, cache_dir: Path, *, low_latency: bool = False) -> broker.BrokerConfig:
+    """A standalone of one's own in ``run_dir`` on free ports, started and ready (stop it with
+    ``broker.stop``): drills and benchmarks measure and restart it without touching anyone else's."""
+    cfg = broker.BrokerConfig(run_dir=run_dir, cache_dir=cache_dir, port=free_port(), web_port=free_port(),
+                              bookie_port=free_port(), low_latency=low_latency)  # fmt: skip
+    broker.provision(cache_dir)
+    broker.start(cfg)
+    try:
+        broker.wait(cfg, timeout_s=300)
+    except broker.BrokerError:
+        broker.stop(cfg)
+        raise
+    return cfg
 
 
 def write_endpoint_config(

@@ -35,7 +35,15 @@ import pulsar
 from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
 from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
 from paceline import broker
-from paceline.stack import Feed, Proc, free_port, until, wait_for_workers, write_endpoint_config
+from paceline.stack import (
+    Feed,
+    Proc,
+    free_port,
+    start_scratch_broker,
+    until,
+    wait_for_workers,
+    write_endpoint_config,
+)
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -186,12 +194,9 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
     res = ModeResult(mode)
     run = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory(prefix="paceline-bench-latency-") as tmp:
-        cfg = broker.BrokerConfig(run_dir=Path(tmp), cache_dir=settings.cache_dir, port=free_port(),
-                                  web_port=free_port(), bookie_port=free_port(),
-                                  low_latency=mode == "low-latency")  # fmt: skip
-        broker.provision(settings.cache_dir)
-        broker.start(cfg)
-        print(f"[{mode}] broker ready after {broker.wait(cfg):.1f} s", flush=True)
+        t0 = time.monotonic()
+        cfg = start_scratch_broker(Path(tmp), settings.cache_dir, low_latency=mode == "low-latency")
+        print(f"[{mode}] broker ready after {time.monotonic() - t0:.1f} s", flush=True)
         log = (out / f"services-{mode}.log").open("w")
         procs: list[Proc] = []
         feed: Feed | None = None
