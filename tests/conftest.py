@@ -4,7 +4,6 @@ session in a temporary run folder and stopped at the end, so they never touch a 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from paceline import broker
+from paceline.stack import start_scratch_broker
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -21,32 +21,12 @@ from runtime.settings import Settings
 sys.setswitchinterval(Settings().switch_interval_us / 1e6)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def pulsar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[broker.BrokerConfig]:
     """A running standalone this session owns (tests may stop and restart it)."""
     settings = Settings()
     run_dir = Path(os.environ.get("PACELINE_TEST_BROKER_DIR") or tmp_path_factory.mktemp("pulsar"))
-    cfg = broker.BrokerConfig(
-        run_dir=run_dir,
-        cache_dir=settings.cache_dir,
-        port=_free_port(),
-        web_port=_free_port(),
-        bookie_port=_free_port(),
-    )
-    broker.provision(settings.cache_dir)
-    broker.start(cfg)
-    try:
-        broker.wait(cfg, timeout_s=300)
-    except broker.BrokerError:
-        broker.stop(cfg)
-        raise
+    cfg = start_scratch_broker(run_dir, settings.cache_dir)
     yield cfg
     broker.stop(cfg)
 
