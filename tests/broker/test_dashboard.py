@@ -1,6 +1,6 @@
 """``paceline dashboard`` in a real browser: Debian's chromium driven headless by Playwright, fed from the
 real broker. Checks what the page shows, that pushes stay throttled under a burst of fills, and saves a
-screenshot (``PACELINE_SCREENSHOT`` or the test's temporary folder)."""
+screenshot (``PACELINE_SCREENSHOT``, default ``~/.paceline/screenshots/dashboard.png``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbea
 from paceline import broker
 from paceline.dashboard import Dashboard
 from runtime.bus import Bus, Profile
+from runtime.settings import Settings
 from tests.broker.pipeline import wait_for
 from tests.factories import T0, fill, parent, report, tick
 
@@ -40,9 +41,7 @@ def _snapshot(dash: Dashboard) -> dict[str, object]:
         return doc
 
 
-def test_the_page_shows_parents_workers_risk_and_broker_live(
-    bus: Bus, dashboard: Dashboard, tmp_path: Path
-) -> None:
+def test_the_page_shows_parents_workers_risk_and_broker_live(bus: Bus, dashboard: Dashboard) -> None:
     if CHROMIUM is None:
         pytest.fail("chromium is not installed: scripts/bootstrap.sh installs Debian's chromium package")
     from playwright.sync_api import sync_playwright
@@ -107,7 +106,9 @@ def test_the_page_shows_parents_workers_risk_and_broker_live(
         assert time.perf_counter() - t_eval < 2.0
         rate = float(page.locator("#rate").inner_text())
         assert 0 < rate <= 4.5
-        shot = Path(os.environ.get("PACELINE_SCREENSHOT") or tmp_path / "dashboard.png")
+        shot = Path(
+            os.environ.get("PACELINE_SCREENSHOT") or Settings().home / "screenshots" / "dashboard.png"
+        )
         shot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
         browser.close()
