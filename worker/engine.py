@@ -99,6 +99,11 @@ class Engine:
         self.by_symbol: dict[str, set[str]] = defaultdict(set)
 
     # --- assignments ----------------------------------------------------------------------------------
+    def resolve_policy(self, a: JobAssignment) -> Policy | LoadedPolicy:
+        """The job's policy; a policy file is loaded (and cached) on first use, which takes seconds: the
+        service calls this before taking its lock, so heartbeats and ticks never wait for a load."""
+        return self._policy_for(a)
+
     def _policy_for(self, a: JobAssignment) -> Policy | LoadedPolicy:
         p = a.parent
         if p.strategy is Strategy.RL or p.policy:

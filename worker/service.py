@@ -9,6 +9,7 @@ engine between them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ class WorkerService:
         self._heartbeats = self.bus.producer(
             topics.HEARTBEATS, name=f"hb-{self.worker_id}-{self.incarnation}"
         )
+        if self.registry is not None and self.engine.default_rl in self.registry.names():
+            with contextlib.suppress(PolicyError):  # warm: the first RL job then starts at once
+                self.registry.load(self.engine.default_rl)
         for target in (self._assignment_loop, self._heartbeat_loop):
             th = threading.Thread(target=target, name=f"{self.worker_id}-{target.__name__}", daemon=True)
             th.start()
@@ -114,6 +118,10 @@ class WorkerService:
     def _on_assignment(self, a: JobAssignment) -> None:
         if a.worker_id != self.worker_id:
             return
+        if not a.revoked:
+            # Loading a policy file takes seconds on first use: outside the lock, or the heartbeat waits
+            # behind it and the health-checker declares a busy worker lost (seen in the demo at start).
+            self.engine.resolve_policy(a)
         with self._lock:
             if not a.revoked and a.job_id not in self.engine.jobs and len(self.engine.jobs) >= self.capacity:
                 REFUSED.labels("capacity").inc()
