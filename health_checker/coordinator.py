@@ -84,6 +84,10 @@ class Coordinator:
         self.pool = Pool()
         self.market: dict[str, int] = {}
         self.lost_at: dict[str, int] = {}  # saga id -> wall time its worker was declared lost
+        # When anything (a heartbeat, a tick) last arrived. Silence from *everything* at once says more
+        # about our own link (a broker restart) than about the workers: while it lasts, nobody is judged.
+        self.heard_ns: int | None = None
+        self.deaf = False
         orch.on_commit = self._committed
 
     # --- recovery -------------------------------------------------------------------------------------
@@ -103,6 +107,7 @@ class Coordinator:
     def on_market_time(self, symbol: str, ts_ns: int) -> None:
         if ts_ns > self.market.get(symbol, 0):
             self.market[symbol] = ts_ns
+        self.heard_ns = self.wall()
 
     # --- inputs ---------------------------------------------------------------------------------------
     def handle(self, msg: Message) -> None:
@@ -216,6 +221,7 @@ class Coordinator:
         now = self.wall()
         if now - hb.ts_init > self.config.heartbeat_timeout_s * 1e9:
             return  # stale (a backlog replayed after a takeover): says nothing about now
+        self.heard_ns = now
         if self.pool.heartbeat(hb):
             LOST.labels("restarted").inc()
             log.warning(
@@ -230,9 +236,26 @@ class Coordinator:
             return self.wall()
         return self.market.get(name.removeprefix("market:"))
 
+    def _hearing(self, now: int, timeout_ns: int) -> bool:
+        """False while nothing at all has arrived for a timeout; on hearing again every worker gets a full
+        timeout from now to show up (their heartbeats were queued behind the same outage)."""
+        if self.heard_ns is not None and now - self.heard_ns > timeout_ns:
+            if not self.deaf:
+                log.warning("nothing heard from workers or markets; judging no worker until inputs resume",
+                            silent_ms=(now - self.heard_ns) // 1_000_000)  # fmt: skip
+            self.deaf = True
+            return False
+        if self.deaf:
+            self.deaf = False
+            self.pool.grace(now)
+            log.info("inputs resumed; every worker has a full timeout to be heard")
+        return True
+
     def poll(self) -> None:
         now = self.wall()
-        for worker_id, silent_ns in self.pool.expired(now, round(self.config.heartbeat_timeout_s * 1e9)):
+        timeout_ns = round(self.config.heartbeat_timeout_s * 1e9)
+        hearing = self._hearing(now, timeout_ns)
+        for worker_id, silent_ns in self.pool.expired(now, timeout_ns) if hearing else ():
             LOST.labels("silent").inc()
             DETECTION.observe(silent_ns / 1e9)
             log.warning("worker silent; declared lost", worker_id=worker_id, silent_ms=silent_ns // 1_000_000)

@@ -42,6 +42,11 @@ class Pool:
         w.policies = frozenset(hb.policies)
         return restarted
 
+    def grace(self, now_ns: int) -> None:
+        """Count every worker as heard at ``now_ns``."""
+        for w in self.workers.values():
+            w.last_seen_ns = max(w.last_seen_ns, now_ns)
+
     def expired(self, now_ns: int, timeout_ns: int) -> list[tuple[str, int]]:
         """Remove and return the workers silent for longer than ``timeout_ns``, with their silence."""
         out = [(w.worker_id, now_ns - w.last_seen_ns) for w in self.workers.values()

@@ -67,6 +67,7 @@ class Desk:
         self.to_hc: deque[Message] = deque()
         self.all_fills: list[Fill] = []
         self.delivered = 0
+        self.cut_off = False  # True: nothing reaches the health-checker (a broker outage)
         self.coord = self._coordinator()
         self.market(0)
 
@@ -114,8 +115,9 @@ class Desk:
     def advance(self, seconds: float) -> None:
         """Wall time passes (market time with it); live workers heartbeat; the coordinator polls."""
         self.now += round(seconds * S)
-        self.market(seconds)
-        self.heartbeats()
+        if not self.cut_off:
+            self.market(seconds)
+            self.heartbeats()
         self.coord.poll()
         self.pump()
 
