@@ -88,6 +88,7 @@ class Coordinator:
         # about our own link (a broker restart) than about the workers: while it lasts, nobody is judged.
         self.heard_ns: int | None = None
         self.deaf = False
+        self._deaf_from = 0
         orch.on_commit = self._committed
 
     # --- recovery -------------------------------------------------------------------------------------
@@ -237,18 +238,23 @@ class Coordinator:
         return self.market.get(name.removeprefix("market:"))
 
     def _hearing(self, now: int, timeout_ns: int) -> bool:
-        """False while nothing at all has arrived for a timeout; on hearing again every worker gets a full
-        timeout from now to show up (their heartbeats were queued behind the same outage)."""
+        """False while nothing at all has arrived for a timeout. On hearing again every worker is given as
+        long as the silence lasted (up to a minute) plus a timeout to be heard: clients reconnect with a
+        back-off that grows with the outage, so heartbeats come back later than the first input."""
         if self.heard_ns is not None and now - self.heard_ns > timeout_ns:
             if not self.deaf:
                 log.warning("nothing heard from workers or markets; judging no worker until inputs resume",
                             silent_ms=(now - self.heard_ns) // 1_000_000)  # fmt: skip
+                self._deaf_from = self.heard_ns
             self.deaf = True
             return False
         if self.deaf:
             self.deaf = False
-            self.pool.grace(now)
-            log.info("inputs resumed; every worker has a full timeout to be heard")
+            extra = min(now - self._deaf_from, 60 * 1_000_000_000)
+            self.pool.grace(now + extra)
+            log.info(
+                "inputs resumed; workers get the outage's length to be heard", grace_ms=extra // 1_000_000
+            )
         return True
 
     def poll(self) -> None:

@@ -227,22 +227,24 @@ def test_cancel_of_a_closed_order_is_refused_too_late() -> None:
     assert rej and rej[-1]["too_late"] is True and rej[-1]["ord_status"] == "FILLED"
 
 
-def test_silence_from_everything_at_once_judges_no_worker_then_grants_a_full_timeout() -> None:
-    """A broker restart: no heartbeat and no tick reaches the health-checker. It cannot tell that from its
-    own isolation, so it declares nobody lost while it hears nothing; once inputs resume, every worker has a
-    full timeout to be heard before it is judged."""
+def test_silence_from_everything_at_once_judges_no_worker_then_grants_the_outage_to_reconnect() -> None:
+    """A broker outage: no heartbeat and no tick reaches the health-checker. It cannot tell that from its
+    own isolation, so it declares nobody lost while it hears nothing. Clients reconnect with a back-off that
+    grows with the outage, so once inputs resume each worker gets the outage's length plus a timeout to be
+    heard; after that, one silent worker among heard inputs is lost as usual."""
     d = Desk()
     d.heartbeats()
     d.submit(qty=1_000)
     s = d.saga()
-    w1 = s.worker_id
+    w1 = str(s.worker_id)
     d.cut_off = True  # nothing gets through: heartbeats and ticks wait with the broker
     d.advance(10)
     assert d.coord.deaf and s.worker_id == w1 and s.epoch == 1  # nobody judged while deaf
     d.cut_off = False
-    d.advance(0.5)  # heartbeats and ticks arrive again
+    d.workers[w1].alive = False  # its producer is still backing off; the market and the others are back
+    d.advance(0.5)
     assert not d.coord.deaf and s.worker_id == w1 and s.epoch == 1
-    # And silence from one worker while the others are heard is still a lost worker.
-    d.workers[str(w1)].alive = False
-    d.advance(5)
+    d.advance(8)  # 8.5 s after: within the 10 s outage + 3 s timeout
+    assert s.worker_id == w1 and s.epoch == 1
+    d.advance(6)  # past it: lost, fenced, reassigned
     assert s.worker_id not in (None, w1) and s.epoch == 2
