@@ -23,7 +23,7 @@ from pathlib import Path
 from market.synthetic import SESSION_OPEN_S
 from models import Tick, now_ns, topics
 from paceline import broker
-from paceline.pipeline_demo import PipelineDemo, follow_clock
+from paceline.pipeline_demo import STRATEGIES, PipelineDemo, follow_clock
 from receiver.service import Receiver, ReceiverStats
 from receiver.sources import synthetic
 from runtime.bus import Bus, Consumer
@@ -66,7 +66,9 @@ def _pct(values: list[float], q: float) -> float:
     )
 
 
-def _work_parents(pipe: PipelineDemo, feed: threading.Thread, close_s: int, minutes: float) -> None:
+def _work_parents(
+    pipe: PipelineDemo, feed: threading.Thread, close_s: int, minutes: float, speed: float
+) -> None:
     """Send the parents a minute into the window, show them live, wait until they are all done."""
     while pipe.market_ns == 0 or (pipe.market_ns / 1e9) % 86_400 < SESSION_OPEN_S + 60:
         if not feed.is_alive():
@@ -74,7 +76,10 @@ def _work_parents(pipe: PipelineDemo, feed: threading.Thread, close_s: int, minu
         time.sleep(0.05)
     day = pipe.market_ns - pipe.market_ns % (86_400 * 1_000_000_000)
     end = day + (close_s - 60) * 1_000_000_000
-    pipe.send_parents(pipe.market_ns, end, qty=2_000 if minutes < 30 else 20_000)
+    # They start a little ahead of the market clock as this process last saw it: at 100x a second of wall
+    # time is 100 s of market time, and the health-checker refuses a start more than 60 s in the past.
+    lead_ns = round(max(30.0, 5.0 * speed) * 1e9)
+    pipe.send_parents(pipe.market_ns + lead_ns, end, qty=2_000 if minutes < 30 else 20_000)
     live = sys.stdout.isatty()
     last_print = 0.0
     deadline = None
@@ -165,7 +170,7 @@ def _push_ticks(
                 daemon=True,
             )
             feed.start()
-            _work_parents(pipe, feed, close_s, minutes)
+            _work_parents(pipe, feed, close_s, minutes, speed)
             feed.join()
             stats = out["stats"]
             assert isinstance(stats, ReceiverStats)
@@ -188,20 +193,20 @@ def _push_ticks(
     print(
         f"\n{'symbol':8s} {'published':>9s} {'received':>9s} {'in order':>8s} {'p50 ms':>7s} {'p99 ms':>7s}"
     )
-    ok = stats.failed == 0
-    unfinished = [p.label for p in pipe.parents.values() if not p.done]
-    if unfinished or not pipe.parents:
-        print(f"parents not finished: {unfinished or 'none sent'}")
-        ok = False
+    ticks_ok = stats.failed == 0
+    worked = [p.label for p in pipe.parents.values() if p.status in ("FILLED", "DONE_FOR_DAY")]
+    if len(worked) < len(STRATEGIES):
+        left = [p.label for p in pipe.parents.values() if p.label not in worked]
+        print(f"parents not worked to the end: {left}")
     for r in results.values():
-        good = r.received == r.published == expected[r.symbol] and r.out_of_order == 0
-        ok &= good
+        ticks_ok &= r.received == r.published == expected[r.symbol] and r.out_of_order == 0
         print(
             f"{r.symbol:8s} {r.published:9d} {r.received:9d} {'yes' if r.out_of_order == 0 else 'NO':>8s} "
             f"{_pct(r.latencies_ms, 0.5):7.2f} {_pct(r.latencies_ms, 0.99):7.2f}"
         )
     print(
         f"\n{total} ticks through Apache Pulsar in {elapsed:.2f} s ({total / elapsed:,.0f} ticks/s): "
-        + ("every tick arrived, in order per symbol" if ok else "TICKS MISSING OR OUT OF ORDER")
+        + ("every tick arrived, in order per symbol" if ticks_ok else "TICKS MISSING OR OUT OF ORDER")
     )
+    ok = ticks_ok and len(worked) == len(STRATEGIES)
     return 0 if ok else 1
