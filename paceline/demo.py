@@ -78,7 +78,7 @@ def _work_parents(
     end = day + (close_s - 60) * 1_000_000_000
     # They start a little ahead of the market clock as this process last saw it: at 100x a second of wall
     # time is 100 s of market time, and the health-checker refuses a start more than 60 s in the past.
-    lead_ns = round(max(30.0, 5.0 * speed) * 1e9)
+    lead_ns = round(min(max(30.0, 5.0 * speed), 0.1 * (end - pipe.market_ns) / 1e9) * 1e9)
     pipe.send_parents(pipe.market_ns + lead_ns, end, qty=2_000 if minutes < 30 else 20_000)
     live = sys.stdout.isatty()
     last_print = 0.0
