@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import quickfix as fix
 
 from endpoint.fix_gateway import utc
-from endpoint.venue import Venue, VenueJob, VenueOrder
+from market.venue import Venue, VenueJob, VenueOrder
 from market.fills import Execution
 from market.prices import to_units
 from models import (

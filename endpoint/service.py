@@ -24,7 +24,7 @@ from endpoint.fix_gateway import FixGateway, sent_exec_ids
 from endpoint.native import NativeServer
 from endpoint.risk import RiskGate
 from endpoint.tca import Tca
-from endpoint.venue import Venue
+from market.venue import Venue
 from models import (
     AckStatus,
     ChildAction,

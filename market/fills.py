@@ -3,9 +3,10 @@ One implementation, used by the simulated venue (endpoint) and the RL environmen
 
 - The book we trade against is the tick's depth, shifted by the impact of our own earlier aggressive fills
   (``market.impact``; the replayed or simulated data cannot know about us, so our impact is an overlay).
-- A market order walks the levels. Beyond the levels the tick shows, each further tick of price is assumed
-  to hold as much as the deepest shown level, up to ``max_levels`` ticks; what is left after that is not
-  filled (the venue reports it as expired, like an IOC remainder).
+- A market order walks the levels. Beyond the levels the tick shows, the book is extended from what the
+  data itself has shown so far (``DepthProfile``: the average spacing between shown levels and the average
+  size of a shown level), level after level until the order is filled: every market order completes, at a
+  price that grows with its size as it would in the real book.
 - A limit order that crosses fills like a market order capped at its price; the rest rests. A resting order
   gets a queue position: the size displayed at its price when it arrived (zero when it improves the
   touch). Trades at or through its price by the other side consume the queue ahead, then fill it; a
@@ -16,6 +17,7 @@ One implementation, used by the simulated venue (endpoint) and the RL environmen
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from market.impact import Impact, ImpactParams
@@ -43,7 +45,32 @@ class Resting:
 @dataclass(frozen=True)
 class FillParams:
     impact: ImpactParams = field(default_factory=ImpactParams)
-    max_levels: int = 20  # how many ticks a market order may walk before the rest goes unfilled
+    depth_memory: int = 2_000  # ticks: the horizon of the depth profile's moving averages
+
+
+class DepthProfile:
+    """What the hidden part of the book looks like, learned from the levels the data shows: exponential
+    moving averages of the spacing between adjacent shown levels and of a shown level's size."""
+
+    __slots__ = ("_alpha", "size", "spacing")
+
+    def __init__(self, memory: int) -> None:
+        self._alpha = 1.0 / max(1, memory)
+        self.spacing: float = CENT
+        self.size: float = 0.0
+
+    def observe(self, tick: Tick) -> None:
+        levels = tick.asks or tick.bids
+        if len(levels) >= 2:
+            gap = abs(to_units(levels[-1].px) - to_units(levels[0].px)) / (len(levels) - 1)
+            self.spacing += self._alpha * (max(float(CENT), gap) - self.spacing)
+        sizes = [lv.sz for lv in tick.asks] + [lv.sz for lv in tick.bids] or [tick.bid_sz, tick.ask_sz]
+        mean = sum(sizes) / len(sizes)
+        self.size = mean if self.size == 0.0 else self.size + self._alpha * (mean - self.size)
+
+    def step(self) -> int:
+        """Price distance between two hidden levels: whole ticks, at least one."""
+        return max(CENT, round(self.spacing / CENT) * CENT)
 
 
 class FillModel:
@@ -53,27 +80,32 @@ class FillModel:
         self.params = params or FillParams()
         self.impact = Impact(self.params.impact)
         self.resting: dict[str, Resting] = {}
+        self.profile = DepthProfile(self.params.depth_memory)
 
     # --- the book as we see it -------------------------------------------------------------------------
     def _shift(self, t_ns: int) -> int:
         """Our impact, rounded to whole ticks of price."""
         return round(self.impact.offset(t_ns) / CENT) * CENT
 
-    def levels(self, tick: Tick, side: Side) -> list[tuple[int, int]]:
-        """The opposite side's levels (price units, size) a ``side`` order would take, best first."""
+    def levels(self, tick: Tick, side: Side) -> Iterator[tuple[int, int]]:
+        """The opposite side's levels (price units, size) a ``side`` order would take, best first: the
+        shown ones, then hidden ones from the depth profile without end (the caller stops)."""
         shift = self._shift(tick.ts_event)
         if side is Side.BUY:
             shown = [(to_units(lv.px), lv.sz) for lv in tick.asks] or [(to_units(tick.ask_px), tick.ask_sz)]
-            step = CENT
+            step = self.profile.step()
         else:
             shown = [(to_units(lv.px), lv.sz) for lv in tick.bids] or [(to_units(tick.bid_px), tick.bid_sz)]
-            step = -CENT
-        out = [(p + shift, s) for p, s in shown]
-        last_px, last_sz = out[-1]
-        while len(out) < self.params.max_levels:
+            step = -self.profile.step()
+        for p, s in shown:
+            yield p + shift, s
+        last_px = shown[-1][0] + shift
+        size = max(1, round(self.profile.size or shown[-1][1]))
+        while True:
             last_px += step
-            out.append((last_px, last_sz))
-        return out
+            if last_px <= 0:  # a sell walking to zero: nothing below
+                return
+            yield last_px, size
 
     def touch(self, tick: Tick) -> tuple[int, int]:
         """Best bid and ask in price units, as we see them."""
@@ -96,7 +128,7 @@ class FillModel:
         return out
 
     def market(self, order_id: str, side: Side, qty: int, tick: Tick) -> list[Execution]:
-        """Execute at once against the book; the unfilled remainder (if the book ran out) is dropped."""
+        """Execute at once against the book (shown, then profiled depth)."""
         return self._take(order_id, side, qty, tick, None)
 
     def limit(self, order_id: str, side: Side, qty: int, price: int, tick: Tick) -> list[Execution]:
@@ -126,6 +158,10 @@ class FillModel:
         if side is Side.SELL and price == ask:
             return tick.ask_sz
         return 0
+
+    def observe(self, tick: Tick) -> None:
+        """Every market update, resting orders or not: the depth profile learns from it."""
+        self.profile.observe(tick)
 
     def on_tick(self, tick: Tick) -> list[Execution]:
         """Advance every resting order by one market update; returns the passive fills."""

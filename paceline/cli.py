@@ -152,16 +152,83 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _figures(evaluation: dict[str, object]) -> str:
+    """A policy file's headline figures from its manifest: the backtest's paired differences when it has
+    them (per horizon), else the older quick check against TWAP."""
+    backtest = evaluation.get("backtest")
+    if isinstance(backtest, dict):
+        parts = []
+        for h, e in backtest.get("horizons", {}).items():
+            tw, ac = e.get("minus_twap_bps"), e.get("minus_ac_bps")
+            if tw and ac:
+                parts.append(f"{h}: vs TWAP {tw[0]:+.2f} [{tw[1]:+.2f}, {tw[2]:+.2f}], vs AC {ac[0]:+.2f}")
+        return ("  " + "; ".join(parts)) if parts else ""
+    figures = evaluation.get("minus_twap_bps")
+    if isinstance(figures, dict):
+        return f"  vs TWAP {figures['mean']:+.2f} ± {figures['ci95']:.2f} bps (quick check)"
+    return ""
+
+
+def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from market.recorded import RecordedDataError
+    from worker import backtest, policy_files
+
+    reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
+    names = args.policies.split(",") if args.policies else [*backtest.BASELINES, *reg.names()]
+    try:
+        policies = backtest.resolve(names, reg)
+    except (ValueError, policy_files.PolicyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    horizons = args.horizons.split(",")
+    if bad := [h for h in horizons if h not in backtest.HORIZONS]:
+        print(f"error: unknown horizon(s) {bad}; choose from {list(backtest.HORIZONS)}", file=sys.stderr)
+        return 2
+    sizes = [float(x) for x in args.sizes.split(",")]
+    days: Iterator[backtest.Day]
+    if args.lobster:
+        data = f"LOBSTER-format files in {args.lobster}"
+        try:
+            backtest.find_days(Path(args.lobster))
+        except RecordedDataError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        days = backtest.lobster_days(Path(args.lobster))
+    else:
+        symbols = args.symbols.split(",")
+        data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
+        days = backtest.synthetic_days(args.days, symbols, args.seed)
+    meta = {"data": data, "decision_s": args.decision, "horizons": horizons, "sizes": sizes,
+            "policies": [p.label for p in policies], "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
+    try:
+        rows = backtest.run(days, policies, horizons=horizons, sizes=sizes, decision_s=args.decision,
+                            progress=not args.no_progress)  # fmt: skip
+    except RecordedDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not rows:
+        print("error: no episode fits the data (is the session covered?)", file=sys.stderr)
+        return 2
+    md, pngs = backtest.report(rows, Path(args.out), meta)
+    print(md)
+    print("written: " + ", ".join(str(p) for p in [Path(args.out) / "report.md", *pngs]))
+    return 0
+
+
 def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     from worker import policy_files
 
     reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
     if args.action == "list":
+        from worker.backtest import BASELINES
+
+        print("baselines (TargetStrategy 847, or a backtest's --policies):")
+        for name, (strategy, text) in BASELINES.items():
+            print(f"  {name:18s} {strategy.value:6s} {text}")
+        print(f"policy files in {reg.folder} (TargetStrategy 1003 with PolicyName 20001, or name@version):")
         for row in reg.describe():
             status = "valid" if row["valid"] else f"INVALID: {row['reason']}"
-            figures = row.get("evaluation", {}).get("minus_twap_bps")
-            extra = f"  vs TWAP {figures['mean']:+.2f} ± {figures['ci95']:.2f} bps" if figures else ""
-            print(f"{row['name']:20s} v{row['version']:<3d} {status}{extra}")
+            print(f"  {row['name'] + '@' + str(row['version']):18s} {status}{_figures(row.get('evaluation', {}))}")
         return 0
     if args.action == "validate":
         target = Path(args.target) if args.target and Path(args.target).is_dir() else None
@@ -409,6 +476,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eval-episodes", type=int, default=40)
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
+
+    bt = sub.add_parser("backtest", help="policies over an episode grid on recorded (LOBSTER) or synthetic days")
+    bt.add_argument("--policies", help="comma-separated: twap,vwap,pov,ac and policy files (name, name@v); "
+                    "default: every baseline and every policy file")  # fmt: skip
+    bt.add_argument("--lobster", help="a folder of LOBSTER message/orderbook pairs (several symbols, days)")
+    bt.add_argument("--days", type=int, default=3, help="synthetic: days per symbol")
+    bt.add_argument("--symbols", default="AAPL,MSFT", help="synthetic: equities")
+    bt.add_argument("--seed", type=int, default=1_000_000, help="synthetic: first day's seed (held out)")
+    bt.add_argument("--horizons", default="30m,2h,day", help="comma-separated: 30m, 2h, day")
+    bt.add_argument("--sizes", default="0.005,0.02,0.05", help="order sizes as shares of the day's volume")
+    bt.add_argument("--decision", type=int, default=30, help="seconds of market time between decisions")
+    bt.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
+    bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
+    bt.add_argument("--no-progress", action="store_true")
+    bt.set_defaults(func=_cmd_backtest)
 
     pol = sub.add_parser("policy", help="list, validate and evaluate policy files")
     pol.add_argument("action", choices=["list", "validate", "evaluate"])

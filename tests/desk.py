@@ -8,7 +8,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from endpoint.venue import Venue
+from market.venue import Venue
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import (

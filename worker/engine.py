@@ -6,6 +6,8 @@
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
+- This is the one decision path: the RL environment and the backtest (``worker.sim``) run this engine
+  against the shared venue, so what a policy is trained and measured on is what the live worker sends.
 """
 
 from __future__ import annotations
@@ -31,18 +33,24 @@ from models import (
     now_ns,
 )
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
-from worker.env import scale
 from worker.features import Features
-from worker.policy import Action, JobContext, Policy, PriceKind
+from worker.policy import Action, Agent, JobContext, Observation, Policy, PriceKind, scale
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
 TICK = 0.01
 _DAY_NS = 86_400 * 1_000_000_000
 
 
-def _day_frac(ts_ns: int) -> float:
+def day_frac(ts_ns: int) -> float:
+    """Fraction of the trading session gone at ``ts_ns`` (event time, ns since the epoch)."""
     sec = (ts_ns % _DAY_NS) / 1e9
     return min(1.0, max(0.0, (sec - SESSION_OPEN_S) / (SESSION_CLOSE_S - SESSION_OPEN_S)))
+
+
+def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
+    """The TWAP slice: the job's quantity over its decisions, in whole lots (at least one)."""
+    n_decisions = max(1, window_ns // decision_ns)
+    return max(100, round(quantity / n_decisions / 100) * 100)
 
 
 @dataclass
@@ -55,7 +63,7 @@ class OpenChild:
 class Job:
     assignment: JobAssignment
     features: Features
-    policy: Policy | LoadedPolicy
+    policy: Policy | LoadedPolicy | Agent
     context: JobContext
     slice_qty: int
     next_decision_ns: int
@@ -97,6 +105,7 @@ class Engine:
         self.on_fallback = on_fallback
         self.jobs: dict[str, Job] = {}
         self.by_symbol: dict[str, set[str]] = defaultdict(set)
+        self.awaiting: dict[str, Tick] = {}  # agent jobs due, by job id, with the tick they are due on
 
     # --- assignments ----------------------------------------------------------------------------------
     def resolve_policy(self, a: JobAssignment) -> Policy | LoadedPolicy:
@@ -110,7 +119,7 @@ class Engine:
             if self.registry is None:
                 raise ValueError("no policy folder configured for an RL job")
             return self.registry.load(p.policy or self.default_rl)
-        start, end = _day_frac(p.start_ns), _day_frac(p.end_ns)
+        start, end = day_frac(p.start_ns), day_frac(p.end_ns)
         if p.strategy is Strategy.VWAP:
             return VWAP(curve=volume_curve(start, end))
         if p.strategy is Strategy.POV:
@@ -119,8 +128,10 @@ class Engine:
             return AlmgrenChriss(kappa_t=2.0)
         return TWAP()
 
-    def assign(self, a: JobAssignment) -> bool:
-        """Take (or re-take under a newer epoch) a job; False if the assignment is stale or not ours."""
+    def assign(self, a: JobAssignment, policy: Policy | LoadedPolicy | Agent | None = None) -> bool:
+        """Take (or re-take under a newer epoch) a job; False if the assignment is stale or not ours.
+        ``policy`` overrides the one the parent names (the backtest pins versions; the RL environment
+        passes an ``Agent``)."""
         current = self.jobs.get(a.job_id)
         if a.worker_id != self.worker_id or (current is not None and a.epoch <= current.assignment.epoch):
             return False
@@ -129,13 +140,14 @@ class Engine:
             return True
         p = a.parent
         start = max(p.start_ns, current.features.last.ts_event if current and current.features.last else 0)
-        n_decisions = max(1, (p.end_ns - start) // self.decision_ns)
         job = Job(
             assignment=a,
-            features=Features(p.side, a.quantity, start, p.end_ns),
-            policy=self._policy_for(a),
+            features=Features(
+                p.side, a.quantity, start, p.end_ns, curve=volume_curve(day_frac(start), day_frac(p.end_ns))
+            ),
+            policy=policy if policy is not None else self._policy_for(a),
             context=JobContext(quantity=a.quantity, participation_rate=p.participation_rate),
-            slice_qty=max(100, round(a.quantity / n_decisions / 100) * 100),
+            slice_qty=slice_qty(a.quantity, p.end_ns - start, self.decision_ns),
             next_decision_ns=start,
         )
         self.drop(a.job_id)
@@ -145,6 +157,7 @@ class Engine:
 
     def drop(self, job_id: str) -> None:
         job = self.jobs.pop(job_id, None)
+        self.awaiting.pop(job_id, None)
         if job is not None:
             self.by_symbol[job.assignment.parent.symbol].discard(job_id)
 
@@ -158,6 +171,7 @@ class Engine:
             if job.finished:
                 continue
             if tick.ts_event >= job.assignment.parent.end_ns:
+                self.awaiting.pop(job_id, None)
                 out += self._finish(job, tick)
                 continue
             if tick.ts_event < job.next_decision_ns:
@@ -174,7 +188,9 @@ class Engine:
             # The next decision time on the grid after this tick (gaps in the data skip slots).
             behind = (tick.ts_event - job.next_decision_ns) // self.decision_ns + 1
             job.next_decision_ns += self.decision_ns * max(1, behind)
-            if isinstance(job.policy, LoadedPolicy):
+            if isinstance(job.policy, Agent):
+                self.awaiting[job.job_id] = tick
+            elif isinstance(job.policy, LoadedPolicy):
                 by_file[id(job.policy)].append(job)
             else:
                 obs = job.features.observe(tick.ts_event, job.filled, job.open_qty)
@@ -194,6 +210,21 @@ class Engine:
                     action = pol.fallback.decide(o, job.context)
                 out += self._act(job, action, tick)
         return out
+
+    def observe(self, job_id: str) -> Observation:
+        """The observation a job's policy sees now (at its latest tick)."""
+        job = self.jobs[job_id]
+        if job.features.last is None:
+            raise ValueError(f"job {job_id} has no market data yet")
+        return job.features.observe(job.features.last.ts_event, job.filled, job.open_qty)
+
+    def act(self, job_id: str, action: Action) -> list[ChildOrderAction]:
+        """The decision of an agent's job that is due (``awaiting``), turned into child orders exactly as
+        the engine turns its own policies' decisions."""
+        tick = self.awaiting.pop(job_id, None)
+        if tick is None:
+            raise ValueError(f"job {job_id} is not waiting for a decision")
+        return self._act(self.jobs[job_id], action, tick)
 
     def _finish(self, job: Job, tick: Tick) -> list[ChildOrderAction]:
         """End of the window: cancel what rests, and once the venue has confirmed, send what is left at

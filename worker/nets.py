@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from worker.env import ACTIONS
-from worker.policy import OBS_DIM
+from worker.policy import ACTIONS, OBS_DIM
 
 
 class PolicyNet(nn.Module):

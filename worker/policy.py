@@ -72,6 +72,30 @@ class Action:
 
 HOLD = Action(PriceKind.HOLD)
 
+# The discrete action set of trained policies (a policy file's manifest records its own copy): price kind
+# and multiple of the job's TWAP slice. The RL environment, the live engine and the policy files all map an
+# action index to child orders through ``action_of``.
+ACTIONS: tuple[tuple[PriceKind, float], ...] = (
+    (PriceKind.HOLD, 0.0),
+    (PriceKind.MARKET, 1.0),
+    (PriceKind.MARKET, 2.0),
+    (PriceKind.LIMIT_TOUCH, 1.0),
+    (PriceKind.LIMIT_TOUCH, 2.0),
+    (PriceKind.LIMIT_INSIDE, 1.0),
+)
+OBS_SCALE = np.array([1, 1, 1, 1, 0.1, 1, 1, 0.02, 0.05, 0.1, 0.5, 1], dtype=np.float32)
+OBS_LIMIT = 10.0
+
+
+def scale(obs: Observation) -> np.ndarray:
+    """The network's input: the observation vector scaled to order 1 and clipped."""
+    return np.clip(obs.vector() * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
+
+
+def action_of(kind: PriceKind, multiple: float, slice_qty: int) -> Action:
+    """One action of a discrete spec for a job whose TWAP slice is ``slice_qty`` shares."""
+    return Action(kind) if kind is PriceKind.HOLD else Action(kind, int(slice_qty * multiple))
+
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
@@ -86,3 +110,13 @@ class Policy(Protocol):
     name: str
 
     def decide(self, obs: Observation, job: JobContext) -> Action: ...
+
+
+class Agent:
+    """A job whose decisions come from outside the engine (the RL environment's learner): when it is due
+    the engine waits for ``Engine.act`` instead of deciding."""
+
+    name = "agent"
+
+    def decide(self, obs: Observation, job: JobContext) -> Action:
+        raise RuntimeError("an agent's job is decided by Engine.act, not by the engine")

@@ -1,7 +1,7 @@
 """Policy files: a trained policy is one ``torch.export`` artefact plus a manifest, in
 ``<policy folder>/<name>/<version>/{policy.pt2, manifest.json}`` (TorchScript is deprecated in torch 2.x).
 
-The artefact maps a batch of scaled observations (float32, [batch, OBS_DIM], see ``worker.env.scale``) to
+The artefact maps a batch of scaled observations (float32, [batch, OBS_DIM], see ``worker.policy.scale``) to
 one score per action of the manifest's action spec ([batch, actions]); the policy takes the best-scoring
 action. Workers load policies by name; ``PolicyRegistry.load(name)`` looks for the newest version each time it
 is asked, so new jobs pick up a new version without a restart while running jobs keep the one they started
@@ -22,9 +22,18 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from worker.baselines import TWAP
-from worker.env import ACTIONS, OBS_LIMIT
 from worker.nets import PolicyNet
-from worker.policy import OBS_DIM, OBS_SCHEMA_VERSION, Action, JobContext, Observation, PriceKind
+from worker.policy import (
+    ACTIONS,
+    OBS_DIM,
+    OBS_LIMIT,
+    OBS_SCHEMA_VERSION,
+    Action,
+    JobContext,
+    Observation,
+    PriceKind,
+    action_of,
+)
 
 ARTEFACT = "policy.pt2"
 MANIFEST = "manifest.json"
@@ -174,8 +183,7 @@ class LoadedPolicy:
 
     def action_of(self, index: int, slice_qty: int) -> Action:
         spec = self.manifest.actions[index]
-        kind = PriceKind[spec.price]
-        return Action(kind) if kind is PriceKind.HOLD else Action(kind, int(slice_qty * spec.slice_multiple))
+        return action_of(PriceKind[spec.price], spec.slice_multiple, slice_qty)
 
     def decide_scaled(
         self, scaled: np.ndarray, obs: Observation, job: JobContext, slice_qty: int

@@ -48,15 +48,35 @@ class TestMarketOrders:
         fills = fm.market("c1", Side.BUY, 500, _book_tick())
         assert [(f.price, f.qty) for f in fills] == [(1_000_100, 200), (1_000_200, 300)]
 
-    def test_beyond_shown_depth_assumes_the_last_level_repeats_then_stops(self) -> None:
-        fm = FillModel(FillParams(impact=ImpactParams(0, 0), max_levels=4))
-        fills = fm.market("c1", Side.SELL, 5_000, _book_tick())
-        assert [(f.price, f.qty) for f in fills] == [
+    def test_beyond_shown_depth_the_profile_of_the_shown_book_continues_until_filled(self) -> None:
+        fm = _no_impact()
+        t = _book_tick()
+        fm.observe(t)  # shown levels: one cent apart, 350 shares on average
+        fills = fm.market("c1", Side.SELL, 5_000, t)
+        assert sum(f.qty for f in fills) == 5_000  # a market order always completes
+        assert [(f.price, f.qty) for f in fills[:4]] == [
             (1_000_000, 300),
             (999_900, 500),
-            (999_800, 500),
-            (999_700, 500),
+            (999_800, 350),
+            (999_700, 350),
         ]
+        prices = [f.price for f in fills]
+        assert prices == sorted(prices, reverse=True) and len(set(prices)) == len(prices)
+
+    def test_the_depth_profile_learns_spacing_and_size_from_the_data(self) -> None:
+        fm = _no_impact()
+        wide = _book_tick(
+            bids=(BookLevel(px=100.00, sz=1000), BookLevel(px=99.95, sz=1000)),
+            asks=(BookLevel(px=100.01, sz=1000), BookLevel(px=100.06, sz=1000)),
+            bid_sz=1000, ask_sz=1000,
+        )  # fmt: skip
+        for _ in range(5000):
+            fm.observe(wide)
+        assert fm.profile.step() == 500  # five cents between hidden levels
+        fills = fm.market("c1", Side.BUY, 4_000, wide)
+        assert [(f.price, f.qty) for f in fills] == [
+            (1_000_100, 1000), (1_000_600, 1000), (1_001_100, 1000), (1_001_600, 1000),
+        ]  # fmt: skip
 
     def test_our_fills_move_the_price_we_see_next(self) -> None:
         fm = FillModel(FillParams(impact=ImpactParams(permanent=100.0, transient=300.0, half_life_s=60.0)))

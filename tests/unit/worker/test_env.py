@@ -50,10 +50,13 @@ def test_every_action_ends_with_the_job_complete(index: int) -> None:
 def test_reward_is_implementation_shortfall_against_arrival() -> None:
     env = ExecutionEnv(SMALL)
     env.reset(seed=11, options={"side": "BUY", "quantity": 1000})
-    arrival = env.features.arrival_mid
-    _, r, _, _, _ = env.step_action(Action(PriceKind.MARKET, 1000))
-    assert env.filled == 1000
-    assert r == pytest.approx(-1e4 * (env.notional / 1000 - arrival) / arrival)
+    arrival = env.arrival_mid
+    assert arrival is not None
+    _, r, done, _, info = env.step_action(Action(PriceKind.MARKET, 1000))
+    assert env.filled == 1000 and done
+    notional = sum(f.qty * f.px for f in env.sim.fills)
+    assert r == pytest.approx(-1e4 * (notional / 1000 - arrival) / arrival)
+    assert r == pytest.approx(-info["is_bps"])
     assert r < 0  # buying at the ask costs at least half the spread
 
 

@@ -1,7 +1,8 @@
 """The simulated exchange: child orders matched against the live book with the shared fill model.
 
 Pure logic, no I/O: the endpoint service feeds it ticks, child-order actions and the saga's commands, and
-publishes what it returns. Guarantees the brief's promises at the last point before a trade:
+publishes what it returns; the RL environment and the backtest (``worker.sim``) drive the same class, so
+a policy is trained and measured against the venue it trades on. Guarantees the brief's promises at the last point before a trade:
 
 - idempotent per child order id: a NEW seen before is ignored, so a re-sent order never trades twice;
 - epoch fencing: after FENCE(e) an action of an epoch below ``e`` is refused, and every open order of an
@@ -61,11 +62,12 @@ class VenueOrder:
 
 
 class Venue:
-    def __init__(self, params: FillParams | None = None) -> None:
+    def __init__(self, params: FillParams | None = None, books: dict[str, FillModel] | None = None) -> None:
+        """``books`` overrides the fill model per symbol (a recorded book's queue-aware one)."""
         self.params = params
         self.jobs: dict[str, VenueJob] = {}
         self.orders: dict[str, VenueOrder] = {}
-        self.books: dict[str, FillModel] = {}
+        self.books: dict[str, FillModel] = dict(books or {})
         self.last: dict[str, Tick] = {}
         self.refused: Counter[str] = Counter()
         self.duplicates = 0
@@ -222,8 +224,9 @@ class Venue:
     # --- market data ------------------------------------------------------------------------------------
     def on_tick(self, tick: Tick) -> list[Message]:
         self.last[tick.symbol] = tick
-        fm = self.books.get(tick.symbol)
-        if fm is None or not fm.resting:
+        fm = self._book(tick.symbol)
+        fm.observe(tick)
+        if not fm.resting:
             return []
         out: list[Message] = []
         for e in fm.on_tick(tick):
