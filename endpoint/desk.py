@@ -222,8 +222,8 @@ class OrderDesk:
             o.cl_ord_ids.add(m.cl_ord_id)
             self.by_cl[(m.client_id, m.cl_ord_id)] = m.parent_id
             o.status, o.cum_qty, o.avg_px = m.ord_status, m.cum_qty, m.avg_px
-            if m.ord_status.terminal and m.is_bps is None and m.cum_qty:
-                shortfall, slip = self.tca.finish(m.parent_id, m.avg_px)
+            if m.ord_status.terminal and m.is_bps is None:
+                shortfall, slip = self.tca.finish(m.parent_id, m.avg_px, m.cum_qty, m.order_qty)
                 m = m.model_copy(update={"is_bps": shortfall, "vwap_slippage_bps": slip})
             o.last = m
         return m

@@ -2,14 +2,15 @@
 
 Per symbol: the mid and the running sums of the market's trade prints. Per parent: the arrival mid (the
 mid at the first tick at or after its start) and the market's notional and volume at that point; when the
-parent ends, implementation shortfall = side * (avg fill - arrival mid) / arrival mid and VWAP slippage =
-side * (avg fill - interval VWAP) / interval VWAP, both in basis points (positive = cost).
+parent ends, implementation shortfall (with the unfilled remainder costed at the mid then) and VWAP
+slippage by the one definition in ``market.costs``, in basis points (positive = cost).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from market.costs import shortfall_bps, vwap_slippage_bps
 from models import Side, Tick
 
 
@@ -61,18 +62,15 @@ class Tca:
         if m is not None and m.ts >= start_ns:  # already started: the mid now is its arrival
             p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
 
-    def finish(self, parent_id: str, avg_px: float) -> tuple[float | None, float | None]:
+    def finish(
+        self, parent_id: str, avg_px: float, filled: int, quantity: int
+    ) -> tuple[float | None, float | None]:
         """(shortfall bps, VWAP slippage bps) for a finished parent; None where unknown."""
         p = self.parents.pop(parent_id, None)
-        if p is None or p.arrival is None or avg_px <= 0:
+        if p is None or p.arrival is None or quantity <= 0:
             return None, None
-        sign = p.side.sign
-        shortfall = sign * (avg_px - p.arrival) / p.arrival * 1e4
         m = self.markets[p.symbol]
+        shortfall = shortfall_bps(p.side, p.arrival, quantity, filled, avg_px * filled, m.mid)
         vol = m.volume - p.volume0
-        slip = (
-            sign * (avg_px - (m.notional - p.notional0) / vol) / ((m.notional - p.notional0) / vol) * 1e4
-            if vol
-            else None
-        )
+        slip = vwap_slippage_bps(p.side, avg_px, (m.notional - p.notional0) / vol if vol else None)
         return round(shortfall, 3), None if slip is None else round(slip, 3)

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from market.costs import shortfall_bps
 from models import (
     ExecutionReport,
     Fill,
@@ -156,9 +157,10 @@ class State:
                 span = p.end_ns - p.start_ns
                 sched = min(1.0, max(0.0, (t - p.start_ns) / span)) if span > 0 and t else None
                 running = p.is_bps
-                if running is None and p.avg_px and p.arrival_mid:
-                    sign = 1 if p.side == Side.BUY.value else -1
-                    running = sign * (p.avg_px - p.arrival_mid) / p.arrival_mid * 1e4
+                if running is None and p.arrival_mid and p.qty:
+                    # While it works: the shortfall so far with the rest marked at the mid now.
+                    running = shortfall_bps(Side(p.side), p.arrival_mid, p.qty, p.cum_qty,
+                                            p.avg_px * p.cum_qty, mk["mid"] if mk else None)  # fmt: skip
                 parents.append({
                     "parent_id": p.parent_id, "cl_ord_id": p.cl_ord_id, "client_id": p.client_id,
                     "symbol": p.symbol, "side": p.side, "qty": p.qty, "strategy": p.strategy,

@@ -24,11 +24,11 @@ from market.recorded import QueueFillModel, RecordedDay, find_days
 from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolSpec
 from market.venue import Venue
 from models import Strategy, Tick
+from worker.env import HELD_OUT_SEED
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 from worker.sim import Simulation, assignment, parent_order
 
 S = 1_000_000_000
-HELD_OUT_SEED = 1_000_000  # synthetic days the backtest uses: seeds at and above; training stays below
 HORIZONS: dict[str, int | None] = {"30m": 1800, "2h": 7200, "day": None}
 # Start times (seconds after midnight) per horizon; the full day runs from 09:35 to 15:58, so the features
 # have five minutes of market and the end-of-window sweep still meets a book.

@@ -30,6 +30,7 @@ from worker.sim import Simulation, assignment, parent_order
 __all__ = ["ACTIONS", "EnvConfig", "ExecutionEnv", "scale"]
 
 S = 1_000_000_000
+HELD_OUT_SEED = 1_000_000  # market seeds at and above are the backtest's held-out days
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,12 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         latest = SESSION_CLOSE_S - cfg.window_s - 60
         start_s = int(opts.get("start_s") or rng.integers(SESSION_OPEN_S + cfg.warmup_s, latest))
         price = float(opts.get("price") or round(float(rng.uniform(20, 400)), 2))
-        sim = SymbolSim(
-            SymbolSpec(symbol, price=price), int(rng.integers(2**31)), depth=cfg.depth,
-            start_s=start_s - cfg.warmup_s, close_s=start_s + cfg.window_s + 120,
-        )  # fmt: skip
+        # The market's seed stays below the backtest's held-out seeds: training never sees those days.
+        self.market_args: dict[str, Any] = {
+            "spec": SymbolSpec(symbol, price=price), "seed": int(rng.integers(HELD_OUT_SEED)),
+            "depth": cfg.depth, "start_s": start_s - cfg.warmup_s, "close_s": start_s + cfg.window_s + 120,
+        }  # fmt: skip
+        sim = SymbolSim(**self.market_args)
         day = sim.open_ns - SESSION_OPEN_S * S
         self.start_ns = day + start_s * S
         self.end_ns = self.start_ns + cfg.window_s * S
