@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import quickfix as fix
 
 from endpoint.fix_gateway import utc
-from market.venue import Venue, VenueJob, VenueOrder
 from market.fills import Execution
 from market.prices import to_units
+from market.venue import Venue, VenueJob, VenueOrder
 from models import (
     AckStatus,
     ChildOrderAction,

@@ -70,7 +70,9 @@ class Tca:
         if p is None or p.arrival is None or quantity <= 0:
             return None, None
         m = self.markets[p.symbol]
-        shortfall = shortfall_bps(p.side, p.arrival, quantity, filled, avg_px * filled, m.mid)
+        shortfall = shortfall_bps(
+            p.side, p.arrival, quantity=quantity, filled=filled, notional=avg_px * filled, end_mid=m.mid
+        )
         vol = m.volume - p.volume0
         slip = vwap_slippage_bps(p.side, avg_px, (m.notional - p.notional0) / vol if vol else None)
         return round(shortfall, 3), None if slip is None else round(slip, 3)

@@ -20,12 +20,14 @@ BPS = 1e4
 
 
 def shortfall_bps(
-    side: Side, arrival_mid: float, quantity: int, filled: int, notional: float, end_mid: float | None
+    side: Side, arrival_mid: float, *, quantity: int, filled: int, notional: float, end_mid: float | None
 ) -> float:
     """Implementation shortfall in bps with the unfilled remainder costed at ``end_mid`` (the arrival mid
     when unknown, i.e. no opportunity cost can be measured)."""
     if arrival_mid <= 0 or quantity <= 0:
-        raise ValueError(f"shortfall needs a positive arrival mid and quantity, got {arrival_mid}, {quantity}")
+        raise ValueError(
+            f"shortfall needs a positive arrival mid and quantity, got {arrival_mid}, {quantity}"
+        )
     left = max(0, quantity - filled)
     mark = arrival_mid if end_mid is None or end_mid <= 0 else end_mid
     cost = (notional - filled * arrival_mid) + left * (mark - arrival_mid)

@@ -40,8 +40,10 @@ from market.prices import CENT, to_float, to_units
 from models import BookLevel, Side, Tick
 
 S = 1_000_000_000
-_NAME = re.compile(r"^(?P<sym>[A-Za-z][A-Za-z0-9.\-]*)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)"
-                   r"_message_(?P<levels>\d+)\.csv$")  # fmt: skip
+_NAME = re.compile(
+    r"^(?P<sym>[A-Za-z][A-Za-z0-9.\-]*)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)"
+    r"_message_(?P<levels>\d+)\.csv$"
+)
 
 
 class RecordedDataError(ValueError):
@@ -274,7 +276,9 @@ class RecordedDay:
             tradable.append(not ev.halted and bid is not None and ask is not None and bid.price < ask.price)
         st = replay.stats
         if st.malformed:
-            raise RecordedDataError(f"{messages}: {st.malformed} malformed line(s): " + "; ".join(st.problems[:3]))
+            raise RecordedDataError(
+                f"{messages}: {st.malformed} malformed line(s): " + "; ".join(st.problems[:3])
+            )
         if not msgs:
             raise RecordedDataError(f"{messages}: no messages")
         return cls(
@@ -284,7 +288,9 @@ class RecordedDay:
             problems=st.problems,
         )  # fmt: skip
 
-    def ticks(self, fills: QueueFillModel, start_ns: int, end_ns: int, depth: int | None = None) -> Iterator[Tick]:
+    def ticks(
+        self, fills: QueueFillModel, start_ns: int, end_ns: int, depth: int | None = None
+    ) -> Iterator[Tick]:
         """The ticks from ``start_ns`` to ``end_ns``, each after the message that led to it, which
         ``fills`` receives first. ``seq`` is the message's index in the file."""
         depth = self.levels if depth is None else min(depth, self.levels)
@@ -292,7 +298,9 @@ class RecordedDay:
         i0, i1 = (int(x) for x in np.searchsorted(t, [start_ns, end_ns], side="right"))
         for i in range(i0, i1):
             row = self.messages[i]
-            msg = Message(int(row[0]), EventType(int(row[1])), int(row[2]), int(row[3]), int(row[4]), int(row[5]))
+            msg = Message(
+                int(row[0]), EventType(int(row[1])), int(row[2]), int(row[3]), int(row[4]), int(row[5])
+            )
             fills.feed(msg)
             if not self.tradable[i]:
                 continue
@@ -324,15 +332,14 @@ class RecordedDay:
         r = self.rows[i]
         asks = self._side(r, depth, 0, lobster.EMPTY_ASK)
         bids = self._side(r, depth, 2, lobster.EMPTY_BID)
-        trade: dict[str, object] = {}
-        if msg.type in (EventType.EXECUTE, EventType.HIDDEN_EXECUTE):
-            trade = {"trade_px": to_float(msg.price), "trade_sz": msg.size,
-                     "trade_side": Side.SELL if msg.direction == 1 else Side.BUY}  # fmt: skip
+        traded = msg.type in (EventType.EXECUTE, EventType.HIDDEN_EXECUTE)
         # Validated once by the replay (two-sided, uncrossed): built without re-validation for speed.
         return Tick.model_construct(
             symbol=self.symbol, venue="LOBSTER", seq=i, ts_event=ts, ts_init=ts,
             bid_px=bids[0].px, bid_sz=bids[0].sz, ask_px=asks[0].px, ask_sz=asks[0].sz,
-            bids=bids, asks=asks, volume=int(self.volume[i]), **trade,
+            bids=bids, asks=asks, volume=int(self.volume[i]),
+            trade_px=to_float(msg.price) if traded else None, trade_sz=msg.size if traded else 0,
+            trade_side=(Side.SELL if msg.direction == 1 else Side.BUY) if traded else None,
         )  # fmt: skip
 
 
@@ -372,7 +379,7 @@ def generate_day(
     out: list[Message] = []
     next_id = [1]
     t = start_s * S
-    fair = round(price * 10_000 / CENT) * CENT
+    fair: float = round(price * 10_000 / CENT) * CENT
     session = (end_s - start_s) * S
     step_sd = daily_vol * fair / math.sqrt(events_per_s * (end_s - start_s))
     sign = 1
@@ -381,7 +388,7 @@ def generate_day(
         b = books[d]
         if not b:
             return None
-        return b.peekitem(-1)[0] if d == 1 else b.peekitem(0)[0]
+        return int(b.peekitem(-1)[0] if d == 1 else b.peekitem(0)[0])
 
     def add(d: int, px: int, size: int) -> None:
         oid = next_id[0]
@@ -406,7 +413,11 @@ def generate_day(
         """A price on side ``d`` near the fair price, never crossing the other side."""
         half = CENT * (1 + (rng.random() < 0.3))
         k = min(int(rng.expovariate(0.6)), 9)
-        px = (math.floor((fair - half) / CENT) - k) * CENT if d == 1 else (math.ceil((fair + half) / CENT) + k) * CENT
+        px = (
+            (math.floor((fair - half) / CENT) - k) * CENT
+            if d == 1
+            else (math.ceil((fair + half) / CENT) + k) * CENT
+        )
         other = best(-d)
         if other is not None:
             px = min(px, other - CENT) if d == 1 else max(px, other + CENT)
@@ -436,7 +447,9 @@ def generate_day(
             oid = rng.choice(list(levels[px]))
             size = levels[px][oid]
             if rng.random() < 0.3 and size > 100:
-                remove(oid, rng.randint(1, size // 100 - 1 or 1) * 100 if size > 200 else 100, EventType.CANCEL)
+                remove(
+                    oid, rng.randint(1, size // 100 - 1 or 1) * 100 if size > 200 else 100, EventType.CANCEL
+                )
             else:
                 remove(oid, size, EventType.DELETE)
         elif r < 0.97:
@@ -461,7 +474,9 @@ def generate_day(
     return out
 
 
-def write_day(out_dir: Path, seed: int, symbol: str, date: str, levels: int = 10, **kw: object) -> tuple[Path, Path]:
+def write_day(
+    out_dir: Path, seed: int, symbol: str, date: str, levels: int = 10, **kw: object
+) -> tuple[Path, Path]:
     """Generate a day and write it as a LOBSTER message/orderbook pair."""
     start_s, end_s = int(kw.get("start_s", 34_200)), int(kw.get("end_s", 57_600))  # type: ignore[call-overload]
     msgs = generate_day(seed, symbol, **kw)  # type: ignore[arg-type]

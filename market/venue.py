@@ -2,7 +2,8 @@
 
 Pure logic, no I/O: the endpoint service feeds it ticks, child-order actions and the saga's commands, and
 publishes what it returns; the RL environment and the backtest (``worker.sim``) drive the same class, so
-a policy is trained and measured against the venue it trades on. Guarantees the brief's promises at the last point before a trade:
+a policy is trained and measured against the venue it trades on. Guarantees the brief's promises at
+the last point before a trade:
 
 - idempotent per child order id: a NEW seen before is ignored, so a re-sent order never trades twice;
 - epoch fencing: after FENCE(e) an action of an epoch below ``e`` is refused, and every open order of an

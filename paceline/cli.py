@@ -170,7 +170,7 @@ def _figures(evaluation: dict[str, object]) -> str:
 
 
 def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from market.recorded import RecordedDataError
+    from market.recorded import RecordedDataError, find_days
     from worker import backtest, policy_files
 
     reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
@@ -189,7 +189,7 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     if args.lobster:
         data = f"LOBSTER-format files in {args.lobster}"
         try:
-            backtest.find_days(Path(args.lobster))
+            find_days(Path(args.lobster))
         except RecordedDataError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -199,7 +199,8 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
         days = backtest.synthetic_days(args.days, symbols, args.seed)
     meta = {"data": data, "decision_s": args.decision, "horizons": horizons, "sizes": sizes,
-            "policies": [p.label for p in policies], "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
+            "policies": [p.label for p in policies],
+            "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
     try:
         rows = backtest.run(days, policies, horizons=horizons, sizes=sizes, decision_s=args.decision,
                             progress=not args.no_progress)  # fmt: skip
@@ -228,7 +229,8 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
         print(f"policy files in {reg.folder} (TargetStrategy 1003 with PolicyName 20001, or name@version):")
         for row in reg.describe():
             status = "valid" if row["valid"] else f"INVALID: {row['reason']}"
-            print(f"  {row['name'] + '@' + str(row['version']):18s} {status}{_figures(row.get('evaluation', {}))}")
+            label = f"{row['name']}@{row['version']}"
+            print(f"  {label:18s} {status}{_figures(row.get('evaluation', {}))}")
         return 0
     if args.action == "validate":
         target = Path(args.target) if args.target and Path(args.target).is_dir() else None
@@ -477,7 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_cmd_train)
 
-    bt = sub.add_parser("backtest", help="policies over an episode grid on recorded (LOBSTER) or synthetic days")
+    bt = sub.add_parser(
+        "backtest", help="policies over an episode grid on recorded (LOBSTER) or synthetic days"
+    )
     bt.add_argument("--policies", help="comma-separated: twap,vwap,pov,ac and policy files (name, name@v); "
                     "default: every baseline and every policy file")  # fmt: skip
     bt.add_argument("--lobster", help="a folder of LOBSTER message/orderbook pairs (several symbols, days)")

@@ -159,8 +159,10 @@ class State:
                 running = p.is_bps
                 if running is None and p.arrival_mid and p.qty:
                     # While it works: the shortfall so far with the rest marked at the mid now.
-                    running = shortfall_bps(Side(p.side), p.arrival_mid, p.qty, p.cum_qty,
-                                            p.avg_px * p.cum_qty, mk["mid"] if mk else None)  # fmt: skip
+                    running = shortfall_bps(
+                        Side(p.side), p.arrival_mid, quantity=p.qty, filled=p.cum_qty,
+                        notional=p.avg_px * p.cum_qty, end_mid=mk["mid"] if mk else None,
+                    )  # fmt: skip
                 parents.append({
                     "parent_id": p.parent_id, "cl_ord_id": p.cl_ord_id, "client_id": p.client_id,
                     "symbol": p.symbol, "side": p.side, "qty": p.qty, "strategy": p.strategy,

@@ -8,9 +8,9 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from market.venue import Venue
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
+from market.venue import Venue
 from models import (
     ChildAction,
     ChildOrderAck,

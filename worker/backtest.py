@@ -271,9 +271,9 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [
         "# Backtest",
         "",
-        f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), decisions every "
-        f"{meta['decision_s']} s of market time, through the live engine and venue. Figures in basis points, "
-        "mean [95 % bootstrap CI]; lower is better. IS = implementation shortfall against the arrival mid, "
+        f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), "
+        f"decisions every {meta['decision_s']} s of market time, through the live engine and venue. "
+        "Figures in basis points, mean [95 % bootstrap CI]; lower is better. IS = implementation shortfall against the arrival mid, "
         "the unfilled remainder costed at the end mid; paired = the policy minus the reference on the same "
         "episode. A paired CI entirely below zero means the policy is cheaper.",
         "",
@@ -304,7 +304,9 @@ def plot(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> list
     paths = []
     policies = summary["policies"]
     horizons = [h for h in HORIZONS if f"horizon {h}" in summary["groups"]]
-    fig, axes = plt.subplots(1, max(1, len(horizons)), figsize=(5 * max(1, len(horizons)), 4.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(horizons)), figsize=(5 * max(1, len(horizons)), 4.5), squeeze=False
+    )
     twap = _by(rows, "twap")
     for ax, h in zip(axes[0], horizons, strict=False):
         data, labels = [], []

@@ -58,7 +58,7 @@ def parent_order(
         client_id="backtest",
         cl_ord_id=name,
         symbol=symbol,
-        side=side,  # type: ignore[arg-type]
+        side=side,
         quantity=quantity,
         start_ns=start_ns,
         end_ns=end_ns,
@@ -169,7 +169,11 @@ class Simulation:
             "avg_px": avg,
             "arrival_mid": arrival or 0.0,
             "end_mid": end_mid or 0.0,
-            "is_bps": shortfall_bps(p.side, arrival, job.quantity, filled, notional, end_mid) if arrival else 0.0,
+            "is_bps": shortfall_bps(
+                p.side, arrival, quantity=job.quantity, filled=filled, notional=notional, end_mid=end_mid
+            )
+            if arrival
+            else 0.0,
             "vwap_slippage_bps": vwap_slippage_bps(p.side, avg, job.features.interval_vwap) or 0.0,
             "participation": filled / market_volume if market_volume else 0.0,
             "children": sum(a.action is ChildAction.NEW for a in self.sent),

@@ -19,6 +19,9 @@ def test_a_parent_that_ends_part_filled_pays_the_opportunity_cost() -> None:
     shortfall, slip = tca.finish("P1", avg_px=100.05, filled=400, quantity=1000)
     expected = (400 * (100.05 - 100.01) + 600 * (100.21 - 100.01)) / (1000 * 100.01) * 1e4
     assert shortfall == pytest.approx(expected, abs=1e-3)
-    assert shortfall == pytest.approx(shortfall_bps(Side.BUY, 100.01, 1000, 400, 400 * 100.05, 100.21), abs=1e-3)
+    assert shortfall == pytest.approx(
+        shortfall_bps(Side.BUY, 100.01, quantity=1000, filled=400, notional=400 * 100.05, end_mid=100.21),
+        abs=1e-3,
+    )
     assert slip is not None and slip < 0  # bought below the interval's VWAP (100.12)
     assert tca.finish("P1", 100.05, 400, 1000) == (None, None)  # once

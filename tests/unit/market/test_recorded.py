@@ -16,8 +16,8 @@ from tests.factories import tick
 
 BID, ASK = 1, -1
 P100, P9999, P10001, P10003 = 1_000_000, 999_900, 1_000_100, 1_000_300
-NEW, CANCEL, DELETE, EXEC, HIDDEN, HALT = (EventType.NEW, EventType.CANCEL, EventType.DELETE, EventType.EXECUTE,
-                                           EventType.HIDDEN_EXECUTE, EventType.HALT)  # fmt: skip
+NEW, CANCEL, DELETE, EXEC = EventType.NEW, EventType.CANCEL, EventType.DELETE, EventType.EXECUTE
+HIDDEN, HALT = EventType.HIDDEN_EXECUTE, EventType.HALT
 
 
 def msg(typ: EventType, oid: int, size: int, price: int, direction: int) -> Message:
@@ -186,14 +186,16 @@ def test_day_files_with_problems_get_a_clear_error(tmp_path: Path) -> None:
         find_days(tmp_path)
     m, o = _hand_day(tmp_path)
     o.unlink()
-    with pytest.raises(RecordedDataError, match="orderbook file .* is missing"):
+    with pytest.raises(RecordedDataError, match=r"orderbook file .* is missing"):
         find_days(tmp_path)
-    with pytest.raises(RecordedDataError, match="orderbook file .* is missing"):
+    with pytest.raises(RecordedDataError, match=r"orderbook file .* is missing"):
         RecordedDay.read(m)
     m, o = _hand_day(tmp_path)
     m.write_text(m.read_text() + "36000.1,1,9,100\n")
     o.write_text(o.read_text() + o.read_text().splitlines()[-1] + "\n")
-    with pytest.raises(RecordedDataError, match=r"1 malformed line\(s\): line 8: malformed: expected 6 fields"):
+    with pytest.raises(
+        RecordedDataError, match=r"1 malformed line\(s\): line 8: malformed: expected 6 fields"
+    ):
         RecordedDay.read(m)
     with pytest.raises(RecordedDataError, match="not a LOBSTER message file name"):
         RecordedDay.read(tmp_path / "prices.csv")
@@ -209,4 +211,3 @@ def test_a_generated_day_is_consistent_and_shaped_like_a_session(tmp_path: Path)
     assert {1, 2, 3, 4, 5} <= types
     t = (day.messages[:, 0] - 34_200 * 10**9) / 1e9
     assert (t[t < 300].size / 300) > (t[(t > 900) & (t < 1200)].size / 300)  # busier at the open
-

@@ -25,7 +25,9 @@ def test_progress_schedule_and_running_shortfall() -> None:
     assert p["filled"] == 0.4
     assert p["schedule"] == 0.25  # a quarter of the window elapsed on the market's clock
     # A buy above arrival is a cost; the 600 still to buy are marked at the mid now (100.11).
-    assert p["is_bps"] == round((400 * (100.06 - 100.01) + 600 * (100.11 - 100.01)) / (1000 * 100.01) * 1e4, 2)
+    assert p["is_bps"] == round(
+        (400 * (100.06 - 100.01) + 600 * (100.11 - 100.01)) / (1000 * 100.01) * 1e4, 2
+    )
     assert p["live"] and p["fills"] == 1
     assert s.snapshot()["fills"]["shares"] == 400
 

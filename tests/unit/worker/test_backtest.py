@@ -30,7 +30,9 @@ def _report(out: Path) -> dict[str, object]:
     return data
 
 
-def test_backtest_on_recorded_days(lobster_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_backtest_on_recorded_days(
+    lobster_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "bt"
     rc = main(["backtest", "--lobster", str(lobster_dir), "--horizons", "30m", "--sizes", "0.01,0.03",
                "--out", str(out), "--no-progress"])  # fmt: skip
@@ -72,7 +74,9 @@ def test_backtest_on_a_synthetic_day_with_the_full_day_horizon(tmp_path: Path) -
     assert 0.005 < day["twap"]["participation"] < 0.02
 
 
-def test_bad_inputs_get_a_clear_message(lobster_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_get_a_clear_message(
+    lobster_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["backtest", "--lobster", str(tmp_path / "missing"), "--no-progress"]) == 2
     assert "no such folder" in capsys.readouterr().err
     lonely = tmp_path / "lonely"
@@ -94,8 +98,22 @@ def test_paired_intervals_separate_a_real_difference_and_not_noise() -> None:
     assert hi < 0 and lo < m < hi
     m, lo, hi = bootstrap_ci(rng.normal(0, 5, 200))
     assert lo < 0 < hi
-    rows = [{"episode": f"e{i}", "policy": p, "horizon": "30m", "size": 0.01, "is_bps": v,
-             "vwap_slippage_bps": 0.0, "completed": True, "participation": 0.1, "passive_share": 0.0}
-            for i in range(50) for p, v in (("twap", 5.0 + i % 7), ("ac", 4.0 + i % 7), ("x", 6.0 + i % 7))]
+    rows = [
+        {
+            "episode": f"e{i}",
+            "policy": p,
+            "horizon": "30m",
+            "size": 0.01,
+            "is_bps": v,
+            "vwap_slippage_bps": 0.0,
+            "completed": True,
+            "participation": 0.1,
+            "passive_share": 0.0,
+        }
+        for i in range(50)
+        for p, v in (("twap", 5.0 + i % 7), ("ac", 4.0 + i % 7), ("x", 6.0 + i % 7))
+    ]
     s = summarize(rows)["groups"]["all"]
-    assert s["x"]["minus_twap_bps"][0] == pytest.approx(1.0) and s["x"]["minus_ac_bps"][0] == pytest.approx(2.0)
+    assert s["x"]["minus_twap_bps"][0] == pytest.approx(1.0) and s["x"]["minus_ac_bps"][0] == pytest.approx(
+        2.0
+    )
