@@ -274,7 +274,7 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), "
         f"decisions every {meta['decision_s']} s of market time, through the live engine and venue. "
         "Figures in basis points, mean [95 % bootstrap CI]; lower is better. "
-        "IS = implementation shortfall against the arrival mid, the unfilled remainder costed at the end mid; "
+        "IS = implementation shortfall against the arrival mid, the unfilled rest costed at the end mid; "
         "paired = the policy minus the reference on the same "
         "episode. A paired CI entirely below zero means the policy is cheaper.",
         "",
