@@ -216,6 +216,26 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_lobster_days(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from market.recorded import write_day
+
+    out = Path(args.out)
+    first = dt.date.fromisoformat(args.start_date)
+    n = 0
+    for d in range(args.days):
+        date = (first + dt.timedelta(days=d)).isoformat()
+        for k, sym in enumerate(args.symbols.split(",")):
+            seed = args.seed + 1000 * d + k
+            m, o = write_day(out, seed, sym, date, levels=args.levels, price=50.0 + 40.0 * k,
+                             events_per_s=args.rate)  # fmt: skip
+            print(f"{m.name}, {o.name} (seed {seed})")
+            n += 1
+    print(f"{n} generated LOBSTER-format day(s) in {out}")
+    return 0
+
+
 def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     from worker import policy_files
 
@@ -495,6 +515,18 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
     bt.add_argument("--no-progress", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
+
+    lb = sub.add_parser(
+        "lobster-days", help="generate LOBSTER-format days (order-level, with orderbook files)"
+    )
+    lb.add_argument("--out", required=True, help="folder for the message/orderbook pairs")
+    lb.add_argument("--symbols", default="AAA,BBB")
+    lb.add_argument("--days", type=int, default=2)
+    lb.add_argument("--start-date", default="2026-01-05")
+    lb.add_argument("--seed", type=int, default=1_000_000, help="first seed (>= 1,000,000: held-out days)")
+    lb.add_argument("--levels", type=int, default=10)
+    lb.add_argument("--rate", type=float, default=4.0, help="mean messages per second")
+    lb.set_defaults(func=_cmd_lobster_days)
 
     pol = sub.add_parser("policy", help="list, validate and evaluate policy files")
     pol.add_argument("action", choices=["list", "validate", "evaluate"])
