@@ -202,7 +202,7 @@ class Engine:
             scores = pol.scores(np.stack([scale(o) for o in batch]))
             for job, o, row in zip(jobs, batch, scores, strict=True):
                 if np.isfinite(row).all():
-                    action = pol.action_of(int(row.argmax()), job.slice_qty)
+                    action = pol.action_of(int(row.argmax()), job.slice_qty, o, job.context)
                 else:
                     pol.fallbacks += 1
                     if self.on_fallback:

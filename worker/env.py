@@ -24,7 +24,19 @@ import numpy as np
 from market.costs import fill_cost_bps
 from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolSpec
 from models import ChildAction, OrdType, Side, Strategy
-from worker.policy import ACTIONS, OBS_DIM, OBS_LIMIT, Action, Agent, Observation, Policy, action_of, scale
+from worker.policy import (
+    ACTION_SETS,
+    ACTIONS,
+    OBS_DIM,
+    OBS_LIMIT,
+    Action,
+    ActionDef,
+    Agent,
+    Observation,
+    Policy,
+    action_of,
+    scale,
+)
 from worker.sim import Simulation, assignment, parent_order
 
 __all__ = ["ACTIONS", "EnvConfig", "ExecutionEnv", "scale"]
@@ -48,6 +60,12 @@ class EnvConfig:
     # dominates the variance of the arrival reward, is left out. A training signal only: evaluation and
     # the episode summary always use implementation shortfall against the arrival mid.
     reward: str = "arrival"
+    actions: str = "slice"  # worker.policy.ACTION_SETS: "slice" or "schedule" (anchored on TWAP)
+    band: float | None = None  # most a policy may fall behind the TWAP schedule (a fraction of the job)
+
+    @property
+    def action_defs(self) -> tuple[ActionDef, ...]:
+        return ACTION_SETS[self.actions]
 
 
 class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
@@ -55,7 +73,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
 
     def __init__(self, config: EnvConfig | None = None) -> None:
         self.config = config or EnvConfig()
-        self.action_space = gym.spaces.Discrete(len(ACTIONS))
+        self.action_space = gym.spaces.Discrete(len(self.config.action_defs))
         self.observation_space = gym.spaces.Box(-OBS_LIMIT, OBS_LIMIT, (OBS_DIM,), np.float32)
 
     # --- episode set-up -----------------------------------------------------------------------------
@@ -113,8 +131,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         return self.sim.job.slice_qty
 
     def action_of(self, index: int) -> Action:
-        kind, mult = ACTIONS[int(index)]
-        return action_of(kind, mult, self.slice_qty())
+        job = self.sim.job
+        return action_of(self.config.action_defs[int(index)], job.slice_qty, self._observe(), job.context,
+                         self.config.band)  # fmt: skip
 
     def step(self, action: np.int64 | int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(np.int64(action)):

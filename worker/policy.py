@@ -72,17 +72,40 @@ class Action:
 
 HOLD = Action(PriceKind.HOLD)
 
-# The discrete action set of trained policies (a policy file's manifest records its own copy): price kind
-# and multiple of the job's TWAP slice. The RL environment, the live engine and the policy files all map an
-# action index to child orders through ``action_of``.
-ACTIONS: tuple[tuple[PriceKind, float], ...] = (
-    (PriceKind.HOLD, 0.0),
-    (PriceKind.MARKET, 1.0),
-    (PriceKind.MARKET, 2.0),
-    (PriceKind.LIMIT_TOUCH, 1.0),
-    (PriceKind.LIMIT_TOUCH, 2.0),
-    (PriceKind.LIMIT_INSIDE, 1.0),
+
+@dataclass(frozen=True, slots=True)
+class ActionDef:
+    """One discrete action of a trained policy (a policy file's manifest records its own list).
+
+    Sized in multiples of the job's TWAP slice (``lead`` None), or anchored on the TWAP schedule: send what
+    brings the filled fraction to the schedule's target ``lead`` (a fraction of the window) ahead of now,
+    so that ``ActionDef(MARKET, lead=0)`` is TWAP itself and a policy can only deviate from it by choice.
+    """
+
+    price: PriceKind
+    slice_multiple: float = 0.0
+    lead: float | None = None
+
+
+# The discrete action sets. "slice": hold, market or limit at / inside the touch, in TWAP slices.
+# "schedule": the same placements, sized to the TWAP schedule (and a little ahead of it).
+ACTIONS: tuple[ActionDef, ...] = (
+    ActionDef(PriceKind.HOLD),
+    ActionDef(PriceKind.MARKET, 1.0),
+    ActionDef(PriceKind.MARKET, 2.0),
+    ActionDef(PriceKind.LIMIT_TOUCH, 1.0),
+    ActionDef(PriceKind.LIMIT_TOUCH, 2.0),
+    ActionDef(PriceKind.LIMIT_INSIDE, 1.0),
 )
+SCHEDULE_ACTIONS: tuple[ActionDef, ...] = (
+    ActionDef(PriceKind.HOLD),
+    ActionDef(PriceKind.MARKET, lead=0.0),  # = TWAP
+    ActionDef(PriceKind.LIMIT_TOUCH, lead=0.0),
+    ActionDef(PriceKind.LIMIT_TOUCH, lead=0.02),
+    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.02),
+    ActionDef(PriceKind.MARKET, lead=0.02),
+)
+ACTION_SETS: dict[str, tuple[ActionDef, ...]] = {"slice": ACTIONS, "schedule": SCHEDULE_ACTIONS}
 OBS_SCALE = np.array([1, 1, 1, 1, 0.1, 1, 1, 0.02, 0.05, 0.1, 0.5, 1], dtype=np.float32)
 OBS_LIMIT = 10.0
 
@@ -92,9 +115,28 @@ def scale(obs: Observation) -> np.ndarray:
     return np.clip(obs.vector() * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
 
 
-def action_of(kind: PriceKind, multiple: float, slice_qty: int) -> Action:
-    """One action of a discrete spec for a job whose TWAP slice is ``slice_qty`` shares."""
-    return Action(kind) if kind is PriceKind.HOLD else Action(kind, int(slice_qty * multiple))
+def action_of(
+    d: ActionDef, slice_qty: int, obs: Observation, job: JobContext, band: float | None = None
+) -> Action:
+    """A discrete action as child-order intent for one job. ``band`` (a fraction of the quantity) bounds how
+    far behind the TWAP schedule a policy may fall: beyond it, the gap is crossed at market whatever the
+    policy chose, so a learned policy stays within its band around the schedule."""
+    if band is not None:
+        behind = obs.time_elapsed - (1.0 - obs.inventory_left)
+        if behind > band:
+            return Action(PriceKind.MARKET, _lots(behind * job.quantity, job.lot))
+    if d.price is PriceKind.HOLD:
+        return HOLD
+    if d.lead is None:
+        return Action(d.price, int(slice_qty * d.slice_multiple))
+    # Resting orders are cancelled before the new one goes out: aim from what is filled.
+    target = min(1.0, obs.time_elapsed + d.lead)
+    qty = _lots((target - (1.0 - obs.inventory_left)) * job.quantity, job.lot)
+    return Action(d.price, qty) if qty > 0 else HOLD
+
+
+def _lots(shares: float, lot: int) -> int:
+    return max(0, round(shares / lot)) * lot
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from worker.policy import (
     OBS_LIMIT,
     OBS_SCHEMA_VERSION,
     Action,
+    ActionDef,
     JobContext,
     Observation,
     PriceKind,
@@ -46,7 +47,11 @@ class PolicyError(ValueError):
 class ActionSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     price: str
-    slice_multiple: float = Field(ge=0)
+    slice_multiple: float = Field(default=0.0, ge=0)
+    lead: float | None = Field(default=None, ge=-1.0, le=1.0)  # anchored on the TWAP schedule (ActionDef)
+
+    def definition(self) -> ActionDef:
+        return ActionDef(PriceKind[self.price], self.slice_multiple, self.lead)
 
 
 class PolicyManifest(BaseModel):
@@ -56,20 +61,30 @@ class PolicyManifest(BaseModel):
     obs_schema_version: int
     observation: list[str]
     actions: list[ActionSpec]
+    band: float | None = Field(default=None, gt=0.0, le=1.0)  # most it may fall behind TWAP (see action_of)
     training: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-def default_action_spec() -> list[ActionSpec]:
-    return [ActionSpec(price=kind.name, slice_multiple=mult) for kind, mult in ACTIONS]
+def action_spec(actions: tuple[ActionDef, ...] = ACTIONS) -> list[ActionSpec]:
+    return [ActionSpec(price=d.price.name, slice_multiple=d.slice_multiple, lead=d.lead) for d in actions]
 
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save(module: torch.nn.Module, folder: Path, name: str, version: int, **meta: Any) -> Path:
+def save(
+    module: torch.nn.Module,
+    folder: Path,
+    name: str,
+    version: int,
+    *,
+    actions: tuple[ActionDef, ...] = ACTIONS,
+    band: float | None = None,
+    **meta: Any,
+) -> Path:
     """Export ``module`` (any batch size) and write it with its manifest; returns the version folder."""
     out = folder / name / str(version)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +98,8 @@ def save(module: torch.nn.Module, folder: Path, name: str, version: int, **meta:
         version=version,
         obs_schema_version=OBS_SCHEMA_VERSION,
         observation=list(Observation.names()),
-        actions=default_action_spec(),
+        actions=action_spec(actions),
+        band=band,
         sha256=sha256(out / ARTEFACT),
         **meta,
     )
@@ -181,9 +197,8 @@ class LoadedPolicy:
             ).numpy()
         return out
 
-    def action_of(self, index: int, slice_qty: int) -> Action:
-        spec = self.manifest.actions[index]
-        return action_of(PriceKind[spec.price], spec.slice_multiple, slice_qty)
+    def action_of(self, index: int, slice_qty: int, obs: Observation, job: JobContext) -> Action:
+        return action_of(self.manifest.actions[index].definition(), slice_qty, obs, job, self.manifest.band)
 
     def decide_scaled(
         self, scaled: np.ndarray, obs: Observation, job: JobContext, slice_qty: int
@@ -193,7 +208,7 @@ class LoadedPolicy:
         if not np.isfinite(row).all():
             self.fallbacks += 1
             return self.fallback.decide(obs, job), True
-        return self.action_of(int(row.argmax()), slice_qty), False
+        return self.action_of(int(row.argmax()), slice_qty, obs, job), False
 
 
 class PolicyRegistry:

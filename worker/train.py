@@ -22,8 +22,8 @@ from worker.env import EnvConfig, ExecutionEnv
 from worker.nets import PolicyNet
 
 
-def export_actor(model: PPO) -> PolicyNet:
-    net = PolicyNet(hidden=64)
+def export_actor(model: PPO, actions: int) -> PolicyNet:
+    net = PolicyNet(hidden=64, actions=actions)
     pol = model.policy
     net.body.load_state_dict(pol.mlp_extractor.policy_net.state_dict())
     net.head.load_state_dict(pol.action_net.state_dict())
@@ -64,7 +64,7 @@ def train(
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps, progress_bar=progress, callback=callbacks or None)
     seconds = time.perf_counter() - t0
-    net = export_actor(model)
+    net = export_actor(model, len(cfg.action_defs))
     from worker.evaluate import quick_check
 
     evaluation = quick_check(net, cfg, episodes=eval_episodes)
@@ -75,4 +75,5 @@ def train(
         "seconds": round(seconds, 1), "env": "paceline/Execution-v0", "env_config": asdict(cfg),
         "data": "synthetic market (market.synthetic), training seeds from the env's RNG",
     }  # fmt: skip
-    return policy_files.save(net, out_dir, name, version, training=training, evaluation=evaluation)
+    return policy_files.save(net, out_dir, name, version, actions=cfg.action_defs, band=cfg.band,
+                             training=training, evaluation=evaluation)  # fmt: skip
