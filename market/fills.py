@@ -10,8 +10,10 @@ One implementation, used by the simulated venue (endpoint) and the RL environmen
 - A limit order that crosses fills like a market order capped at its price; the rest rests. A resting order
   gets a queue position: the size displayed at its price when it arrived (zero when it improves the
   touch). Trades at or through its price by the other side consume the queue ahead, then fill it; a
-  displayed size that drops below the queue ahead (cancellations) shortens the queue; when the opposite
-  side's quote reaches its price, the order is filled at its price.
+  displayed size that drops below the queue ahead (cancellations) shortens the queue. When the opposite
+  side's quote reaches its price, the size quoted at or through it is an incoming order: it consumes the
+  queue ahead, then fills us, once per crossing (a quote that stays there is the same liquidity, not new).
+  Filling the whole order the moment the price touches it would overstate passive strategies.
 - Only aggressive fills cause impact: a passive fill is someone else's market order.
 """
 
@@ -40,6 +42,7 @@ class Resting:
     price: int
     qty: int
     queue_ahead: int
+    crossed: bool = False  # the opposite quote is at or through our price (counted once per crossing)
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,25 @@ class FillModel:
     def levels(self, tick: Tick, side: Side) -> Iterator[tuple[int, int]]:
         """The opposite side's levels (price units, size) a ``side`` order would take, best first: the
         shown ones, then hidden ones from the depth profile without end (the caller stops)."""
-        shift = self._shift(tick.ts_event)
-        if side is Side.BUY:
-            shown = [(to_units(lv.px), lv.sz) for lv in tick.asks] or [(to_units(tick.ask_px), tick.ask_sz)]
-            step = self.profile.step()
-        else:
-            shown = [(to_units(lv.px), lv.sz) for lv in tick.bids] or [(to_units(tick.bid_px), tick.bid_sz)]
-            step = -self.profile.step()
-        for p, s in shown:
-            yield p + shift, s
-        last_px = shown[-1][0] + shift
+        shown = self._shown(tick, side)
+        step = self.profile.step() if side is Side.BUY else -self.profile.step()
+        yield from shown
+        last_px = shown[-1][0]
         size = max(1, round(self.profile.size or shown[-1][1]))
         while True:
             last_px += step
             if last_px <= 0:  # a sell walking to zero: nothing below
                 return
             yield last_px, size
+
+    def _shown(self, tick: Tick, side: Side) -> list[tuple[int, int]]:
+        """The displayed levels a ``side`` order would meet (the opposite side), as we see them."""
+        shift = self._shift(tick.ts_event)
+        if side is Side.BUY:
+            shown = [(to_units(lv.px), lv.sz) for lv in tick.asks] or [(to_units(tick.ask_px), tick.ask_sz)]
+        else:
+            shown = [(to_units(lv.px), lv.sz) for lv in tick.bids] or [(to_units(tick.bid_px), tick.bid_sz)]
+        return [(p + shift, s) for p, s in shown]
 
     def touch(self, tick: Tick) -> tuple[int, int]:
         """Best bid and ask in price units, as we see them."""
@@ -170,10 +176,23 @@ class FillModel:
         shift = self._shift(tick.ts_event)
         for order in list(self.resting.values()):
             buy = order.side is Side.BUY
-            if (buy and ask <= order.price) or (not buy and bid >= order.price):
-                out.append(Execution(order.order_id, order.price, order.qty, aggressive=False))
-                del self.resting[order.order_id]
-                continue
+            crossing = (buy and ask <= order.price) or (not buy and bid >= order.price)
+            if crossing and not order.crossed:
+                offered = sum(
+                    s
+                    for p, s in self._shown(tick, order.side)
+                    if (p <= order.price if buy else p >= order.price)
+                )
+                ahead = min(order.queue_ahead, offered)
+                order.queue_ahead -= ahead
+                fill = min(order.qty, offered - ahead)
+                if fill:
+                    out.append(Execution(order.order_id, order.price, fill, aggressive=False))
+                    order.qty -= fill
+                    if order.qty == 0:
+                        del self.resting[order.order_id]
+                        continue
+            order.crossed = crossing
             traded = 0
             if tick.trade_sz and tick.trade_px is not None and tick.trade_side is not None:
                 trade_px = to_units(tick.trade_px) + shift

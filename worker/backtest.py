@@ -25,6 +25,7 @@ from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolS
 from market.venue import Venue
 from models import Strategy, Tick
 from worker.env import HELD_OUT_SEED
+from worker.policy import Policy
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 from worker.sim import Simulation, assignment, parent_order
 
@@ -158,7 +159,7 @@ def episodes(day: Day, horizons: Sequence[str], sizes: Sequence[float]) -> list[
 class PolicySpec:
     label: str
     strategy: Strategy
-    loaded: LoadedPolicy | None = None
+    policy: LoadedPolicy | Policy | None = None  # None: the engine's own for the strategy
 
 
 def resolve(names: Sequence[str], registry: PolicyRegistry | None) -> list[PolicySpec]:
@@ -181,7 +182,7 @@ def run_episode(day: Day, ep: Episode, spec: PolicySpec, decision_s: int = 30) -
     ticks, venue = day.market(ep.start_ns - WARMUP_S * S, ep.end_ns + TAIL_S * S)
     parent = parent_order(ep.symbol, ep.side, ep.quantity, ep.start_ns, ep.end_ns, name="bt",
                           strategy=spec.strategy)  # fmt: skip
-    sim = Simulation.start(assignment(parent), ticks, spec.loaded, decision_s=decision_s, venue=venue)
+    sim = Simulation.start(assignment(parent), ticks, spec.policy, decision_s=decision_s, venue=venue)
     sim.run()
     return {"episode": ep.key, "policy": spec.label, **asdict(ep), **sim.summary()}
 

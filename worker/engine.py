@@ -26,6 +26,7 @@ from models import (
     ChildOrderAction,
     Fill,
     JobAssignment,
+    Liquidity,
     OrdType,
     Side,
     Strategy,
@@ -304,7 +305,9 @@ class Engine:
             return
         job.fills_seen.add(fill.fill_id)
         job.filled += fill.qty
-        job.features.add_own_fill(fill.qty, fill.px)
+        if fill.liquidity is Liquidity.TAKER:
+            # A passive fill is in a trade the data prints anyway; an aggressive one the data cannot know.
+            job.features.add_own_fill(fill.qty, fill.px)
         child = job.open.get(fill.child_id)
         if child is not None:
             child.leaves -= fill.qty

@@ -126,10 +126,22 @@ class TestLimitOrders:
                                       trade_sz=40, trade_side=Side.SELL))  # fmt: skip
         assert [f.qty for f in fills] == [40] and fm.resting["c1"].qty == 60
 
-    def test_quote_moving_through_our_price_fills_us(self) -> None:
+    def test_a_quote_crossing_our_price_meets_the_queue_ahead_first_once_per_crossing(self) -> None:
         fm = _no_impact()
-        fm.limit("c1", Side.SELL, 100, 1_000_200, _book_tick())
-        fills = fm.on_tick(_book_tick(bid_px=100.02, ask_px=100.03, bids=(), asks=()))
+        fm.limit("c1", Side.SELL, 100, 1_000_200, _book_tick())  # behind the 400 shown at 100.02
+        crossing = {"bid_px": 100.02, "ask_px": 100.03, "bids": (), "asks": ()}
+        assert fm.on_tick(_book_tick(bid_sz=300, **crossing)) == []  # 300 bid there: the queue ahead takes it
+        # Nothing is shown at our price any more (the asks start at 100.03): nobody is left ahead of us.
+        assert fm.resting["c1"].queue_ahead == 0
+        assert fm.on_tick(_book_tick(bid_sz=300, **crossing)) == []  # the same quote again: not new liquidity
+        assert fm.on_tick(_book_tick(ask_px=100.03, asks=())) == []  # the quote leaves our price
+        fills = fm.on_tick(_book_tick(bid_sz=60, **crossing))  # a new crossing: 60 for us
+        assert [(f.price, f.qty) for f in fills] == [(1_000_200, 60)] and fm.resting["c1"].qty == 40
+
+    def test_a_crossing_larger_than_the_queue_ahead_fills_us(self) -> None:
+        fm = _no_impact()
+        fm.limit("c1", Side.SELL, 300, 1_000_200, _book_tick())  # behind the 400 shown at 100.02
+        fills = fm.on_tick(_book_tick(bid_px=100.02, bid_sz=500, ask_px=100.03, bids=(), asks=()))
         assert [(f.price, f.qty) for f in fills] == [(1_000_200, 100)]
 
     def test_cancel_returns_open_quantity(self) -> None:
