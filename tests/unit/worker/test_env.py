@@ -82,3 +82,16 @@ def test_mid_reward_leaves_out_the_drift_but_the_summary_stays_arrival_shortfall
     assert ra != pytest.approx(rm)
     with pytest.raises(ValueError, match="unknown reward"):
         ExecutionEnv(EnvConfig(reward="bogus")).reset(seed=1)
+
+
+def test_the_schedule_action_set_and_band_keep_an_episode_near_twap() -> None:
+    env = ExecutionEnv(EnvConfig(window_s=600, depth=3, actions="schedule", band=0.05))
+    assert env.action_space.n == 6
+    env.reset(seed=3, options={"quantity": 8_000})
+    done, worst = False, 0.0
+    while not done:
+        o = env.sim.engine.observe(env.job_id)
+        worst = max(worst, o.time_elapsed - (1 - o.inventory_left))
+        _, _, done, _, info = env.step(0)  # always HOLD: only the band makes it trade
+    assert info["filled"] == 8_000
+    assert worst < 0.05 + 0.06  # one decision of drift past the band, at most (20 decisions: 5 % each)
