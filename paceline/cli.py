@@ -143,10 +143,23 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from worker.train import train
 
     out = Path(args.out) if args.out else settings.policy_dir
-    cfg = EnvConfig(window_s=args.window, decision_s=args.decision, reward=args.reward)
+
+    def pair(text: str | None) -> tuple[float, float] | None:
+        if not text:
+            return None
+        lo, hi = (float(x) for x in text.split(","))
+        return lo, hi
+
+    cfg = EnvConfig(
+        window_s=args.window, decision_s=args.decision, reward=args.reward, actions=args.actions,
+        band=args.band, windows=tuple(int(w) for w in args.windows.split(",")) if args.windows else (),
+        sizes=pair(args.sizes), vols=pair(args.vols), lobster_dir=args.lobster,
+        lobster_share=args.lobster_share,
+    )  # fmt: skip
     vdir = train(out, args.name, steps=args.steps, seed=args.seed, n_envs=args.envs, config=cfg,
                  checkpoint_dir=Path(args.checkpoints) if args.checkpoints else None,
-                 progress=not args.no_progress, eval_episodes=args.eval_episodes)  # fmt: skip
+                 progress=not args.no_progress, eval_episodes=args.eval_episodes, processes=args.processes,
+                 command="paceline " + " ".join(sys.argv[1:]), verbose=args.verbose)  # fmt: skip
     print(f"policy written to {vdir}")
     print((vdir / "manifest.json").read_text())
     return 0
@@ -489,10 +502,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--decision", type=int, default=30, help="seconds between decisions")
     t.add_argument(
         "--reward",
-        choices=["arrival", "mid"],
+        choices=["arrival", "mid", "twap"],
         default="arrival",
-        help="training reward: shortfall vs the arrival mid, or vs the mid at each fill (less noise)",
+        help="training reward: shortfall vs the arrival mid, vs the mid at each fill (less noise), or "
+        "the shortfall less TWAP's over the same ticks (the paired difference)",
     )
+    t.add_argument("--actions", choices=["slice", "schedule"], default="slice",
+                   help="action set: TWAP slices, or anchored on the TWAP schedule")  # fmt: skip
+    t.add_argument("--band", type=float, default=None, help="most a policy may fall behind the schedule")
+    t.add_argument("--windows", help="seconds per episode drawn from this list (0 = the full day)")
+    t.add_argument("--sizes", help="lo,hi: order size as a share of the day's volume (log-uniform)")
+    t.add_argument("--vols", help="lo,hi: the synthetic day's volatility")
+    t.add_argument("--lobster", help="a folder of generated LOBSTER-format days to train on too")
+    t.add_argument("--lobster-share", type=float, default=0.0, help="share of episodes on those days")
+    t.add_argument("--processes", action="store_true", help="one process per environment")
+    t.add_argument("--verbose", type=int, default=0, help="PPO's own progress lines (1)")
     t.add_argument("--out", help="policy folder (default: PACELINE_POLICY_DIR, the repo's policies/)")
     t.add_argument("--checkpoints", help="save training checkpoints here")
     t.add_argument("--eval-episodes", type=int, default=40)

@@ -80,6 +80,7 @@ class Simulation:
     fill_mids: list[float] = field(default_factory=list)  # the mid when each fill happened
     last: Tick | None = None
     exhausted: bool = False
+    _pending: Tick | None = None
 
     @classmethod
     def start(
@@ -119,12 +120,30 @@ class Simulation:
         while not self.done:
             if job_id in self.engine.awaiting:
                 return True
-            tick = next(self.ticks, None)
+            tick = self._next()
             if tick is None:
-                self.exhausted = True
                 break
             self.on_tick(tick)
         return False
+
+    def run_to(self, ts_ns: int) -> None:
+        """Run ticks up to and including event time ``ts_ns`` (a job that decides by itself)."""
+        while not self.done:
+            tick = self._next()
+            if tick is None:
+                return
+            if tick.ts_event > ts_ns:
+                self._pending = tick
+                return
+            self.on_tick(tick)
+
+    def _next(self) -> Tick | None:
+        tick, self._pending = self._pending, None
+        if tick is None:
+            tick = next(self.ticks, None)
+        if tick is None:
+            self.exhausted = True
+        return tick
 
     def run(self) -> None:
         """Run a job whose policy decides by itself to its end."""

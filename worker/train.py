@@ -12,10 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 from worker import policy_files
 from worker.env import EnvConfig, ExecutionEnv
@@ -41,11 +43,20 @@ def train(
     checkpoint_dir: Path | None = None,
     progress: bool = True,
     eval_episodes: int = 40,
+    processes: bool = False,
+    command: str = "",
+    verbose: int = 0,
 ) -> Path:
+    """``processes``: one process per environment (both cores of this machine), else all in this one."""
     cfg = config or EnvConfig()
     torch.set_num_threads(1)
+
+    def make() -> gym.Env[Any, Any]:
+        return Monitor(ExecutionEnv(cfg))
+
+    factories = [make for _ in range(n_envs)]
     venv = VecNormalize(
-        DummyVecEnv([lambda: ExecutionEnv(cfg) for _ in range(n_envs)]),
+        SubprocVecEnv(factories) if processes else DummyVecEnv(factories),
         norm_obs=False,
         norm_reward=True,
         gamma=1.0,
@@ -53,7 +64,7 @@ def train(
     venv.seed(seed)
     model = PPO(
         "MlpPolicy", venv, seed=seed, n_steps=max(64, min(512, steps // n_envs)), batch_size=256,
-        gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=3e-4, verbose=0,
+        gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=3e-4, verbose=verbose,
         policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
     )  # fmt: skip
     callbacks: list[BaseCallback] = []
@@ -73,7 +84,10 @@ def train(
     training: dict[str, Any] = {
         "algorithm": "PPO (stable-baselines3)", "timesteps": steps, "seed": seed, "n_envs": n_envs,
         "seconds": round(seconds, 1), "env": "paceline/Execution-v0", "env_config": asdict(cfg),
-        "data": "synthetic market (market.synthetic), training seeds from the env's RNG",
+        "command": command,
+        "data": "synthetic market (market.synthetic), market seeds below 1,000,000 from the env's RNG"
+        + (f"; {cfg.lobster_share:.0%} of episodes on the generated LOBSTER-format days in {cfg.lobster_dir}"
+           if cfg.lobster_dir else ""),
     }  # fmt: skip
     return policy_files.save(net, out_dir, name, version, actions=cfg.action_defs, band=cfg.band,
                              training=training, evaluation=evaluation)  # fmt: skip

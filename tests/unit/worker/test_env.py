@@ -95,3 +95,19 @@ def test_the_schedule_action_set_and_band_keep_an_episode_near_twap() -> None:
         _, _, done, _, info = env.step(0)  # always HOLD: only the band makes it trade
     assert info["filled"] == 8_000
     assert worst < 0.05 + 0.06  # one decision of drift past the band, at most (20 decisions: 5 % each)
+
+
+def test_the_twap_reward_is_the_paired_difference_and_zero_for_twap_itself() -> None:
+    cfg = EnvConfig(window_s=600, depth=3, actions="schedule", reward="twap", leftover_penalty_bps=0.0)
+    env = ExecutionEnv(cfg)
+    for index, seed in ((1, 4), (3, 5)):  # 1: the schedule at market (TWAP itself); 3: passive, ahead
+        env.reset(seed=seed, options={"quantity": 6_000, "side": "SELL"})
+        total, done = 0.0, False
+        while not done:
+            _, r, done, _, info = env.step(index)
+            total += r
+        assert env.shadow is not None
+        twap = env.shadow.summary()
+        assert total == pytest.approx(-(info["is_bps"] - twap["is_bps"]), abs=1e-6)
+        if index == 1:
+            assert total == pytest.approx(0.0, abs=1e-9)
