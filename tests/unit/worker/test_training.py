@@ -39,7 +39,9 @@ def _cli(*args: str, policy_dir: Path) -> subprocess.CompletedProcess[str]:
 
 def test_policy_list_and_validate_commands(trained: Path) -> None:
     res = _cli("policy", "list", policy_dir=trained)
-    assert res.returncode == 0 and "rl-tiny" in res.stdout and "valid" in res.stdout
+    assert res.returncode == 0 and "rl-tiny@1" in res.stdout and "valid" in res.stdout
+    for baseline in ("twap", "vwap", "pov", "ac"):  # every policy a job can run, baselines too
+        assert f"  {baseline} " in res.stdout
     assert _cli("policy", "validate", "rl-tiny", policy_dir=trained).returncode == 0
     bad = trained / "broken" / "1"
     bad.mkdir(parents=True)
@@ -66,3 +68,14 @@ def test_evaluation_report_compares_every_policy_on_the_same_episodes(trained: P
 def test_confidence_interval() -> None:
     s = Stats.of([1.0, 2.0, 3.0, 4.0])
     assert s.mean == 2.5 and s.ci95 == pytest.approx(1.96 * s.std / 2)
+
+
+def test_training_on_the_schedule_anchored_actions_records_them(tmp_path: Path) -> None:
+    cfg = EnvConfig(window_s=300, depth=2, actions="schedule", band=0.05, reward="twap", windows=(300, 600),
+                    sizes=(0.001, 0.004))  # fmt: skip
+    vdir = train(tmp_path, "anchored", steps=256, seed=4, n_envs=2, config=cfg, progress=False,
+                 eval_episodes=2, command="paceline train ...")  # fmt: skip
+    manifest, _ = policy_files.validate(vdir)
+    assert manifest.band == 0.05 and [a.lead for a in manifest.actions][:3] == [None, 0.0, 0.0]
+    assert manifest.training["command"] == "paceline train ..."
+    assert manifest.training["env_config"]["reward"] == "twap"
