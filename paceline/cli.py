@@ -183,40 +183,37 @@ def _figures(evaluation: dict[str, object]) -> str:
 
 
 def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from market.recorded import RecordedDataError, find_days
+    from market.recorded import RecordedDataError
     from worker import backtest, policy_files
 
-    reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
+    folder = Path(args.dir) if args.dir else settings.policy_dir
+    reg = policy_files.PolicyRegistry(folder)
     names = args.policies.split(",") if args.policies else [*backtest.BASELINES, *reg.names()]
     try:
         policies = backtest.resolve(names, reg)
     except (ValueError, policy_files.PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # Pin every file to the version resolved now, so all processes and days run the same one.
+    names = [p.label for p in policies]
     horizons = args.horizons.split(",")
     if bad := [h for h in horizons if h not in backtest.HORIZONS]:
         print(f"error: unknown horizon(s) {bad}; choose from {list(backtest.HORIZONS)}", file=sys.stderr)
         return 2
     sizes = [float(x) for x in args.sizes.split(",")]
-    days: Iterator[backtest.Day]
-    if args.lobster:
-        data = f"LOBSTER-format files in {args.lobster}"
-        try:
-            find_days(Path(args.lobster))
-        except RecordedDataError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        days = backtest.lobster_days(Path(args.lobster))
-    else:
-        symbols = args.symbols.split(",")
-        data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
-        days = backtest.synthetic_days(args.days, symbols, args.seed)
-    meta = {"data": data, "decision_s": args.decision, "horizons": horizons, "sizes": sizes,
-            "policies": [p.label for p in policies],
-            "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
+    days: list[backtest.DayMaker]
     try:
-        rows = backtest.run(days, policies, horizons=horizons, sizes=sizes, decision_s=args.decision,
-                            progress=not args.no_progress)  # fmt: skip
+        if args.lobster:
+            data = f"LOBSTER-format files in {args.lobster}"
+            days = backtest.lobster_days(Path(args.lobster))
+        else:
+            symbols = args.symbols.split(",")
+            data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
+            days = backtest.synthetic_days(args.days, symbols, args.seed)
+        meta = {"data": data, "decision_s": args.decision, "horizons": horizons, "sizes": sizes,
+                "policies": names, "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
+        rows = backtest.run(days, names, folder, horizons=horizons, sizes=sizes, decision_s=args.decision,
+                            progress=not args.no_progress, jobs=args.jobs)  # fmt: skip
     except RecordedDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -537,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--decision", type=int, default=30, help="seconds of market time between decisions")
     bt.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
     bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
+    bt.add_argument("--jobs", type=int, default=1, help="processes (days are shared out)")
     bt.add_argument("--no-progress", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
 

@@ -13,8 +13,11 @@ episodes, completion and participation.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,16 +112,24 @@ class LobsterDay:
         return self.day.ticks(fm, start_ns, end_ns), Venue(books={self.symbol: fm})
 
 
-def synthetic_days(n: int, symbols: Sequence[str], seed: int = HELD_OUT_SEED) -> Iterator[SyntheticDay]:
+DayMaker = Callable[[], Day]  # builds a day where it runs (a worker process), so only recipes travel
+
+
+def synthetic_days(n: int, symbols: Sequence[str], seed: int = HELD_OUT_SEED) -> list[DayMaker]:
     rng = np.random.default_rng(seed)
-    for i in range(n):
-        for sym in symbols:
-            yield SyntheticDay(seed + i, sym, round(float(rng.uniform(20, 400)), 2))
+    return [
+        partial(SyntheticDay, seed + i, sym, round(float(rng.uniform(20, 400)), 2))
+        for i in range(n)
+        for sym in symbols
+    ]
 
 
-def lobster_days(folder: Path) -> Iterator[LobsterDay]:
-    for path in find_days(folder):
-        yield LobsterDay(RecordedDay.read(path))
+def _lobster_day(path: Path) -> LobsterDay:
+    return LobsterDay(RecordedDay.read(path))
+
+
+def lobster_days(folder: Path) -> list[DayMaker]:
+    return [partial(_lobster_day, path) for path in find_days(folder)]
 
 
 # --- episodes ---------------------------------------------------------------------------------------------
@@ -187,29 +198,65 @@ def run_episode(day: Day, ep: Episode, spec: PolicySpec, decision_s: int = 30) -
     return {"episode": ep.key, "policy": spec.label, **asdict(ep), **sim.summary()}
 
 
+@dataclass(frozen=True)
+class Grid:
+    horizons: tuple[str, ...] = tuple(HORIZONS)
+    sizes: tuple[float, ...] = SIZES
+    decision_s: int = 30
+
+
+def run_day(
+    day: Day, policies: Sequence[PolicySpec], grid: Grid, tick: Callable[[], object] | None = None
+) -> list[dict[str, Any]]:
+    """Every policy on every episode of one day (``tick`` is called after each run: progress)."""
+    rows = []
+    for ep in episodes(day, grid.horizons, grid.sizes):
+        for spec in policies:
+            rows.append(run_episode(day, ep, spec, grid.decision_s))
+            if tick is not None:
+                tick()
+    return rows
+
+
+def _run_recipe(
+    maker: DayMaker, names: Sequence[str], folder: Path | None, grid: Grid
+) -> list[dict[str, Any]]:
+    return run_day(maker(), resolve(names, PolicyRegistry(folder) if folder else None), grid)
+
+
 def run(
-    days: Iterator[Day],
-    policies: Sequence[PolicySpec],
+    days: Sequence[DayMaker],
+    names: Sequence[str],
+    folder: Path | None,
     *,
     horizons: Sequence[str] = tuple(HORIZONS),
     sizes: Sequence[float] = SIZES,
     decision_s: int = 30,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
+    """The grid over ``days`` for the policies ``names`` (baselines, files in ``folder``): one day in memory
+    at a time per process; with ``jobs`` > 1 the days are shared out over that many processes (the rows come
+    back in the days' order either way, so a report does not depend on it)."""
     from tqdm import tqdm
 
-    rows: list[dict[str, Any]] = []
-    bar = tqdm(desc="backtest", unit="run", disable=not progress)
-    for day in days:  # one day in memory at a time
-        eps = episodes(day, horizons, sizes)
-        bar.total = (bar.total or 0) + len(eps) * len(policies)
-        bar.set_postfix_str(day.name)
-        for ep in eps:
-            for spec in policies:
-                rows.append(run_episode(day, ep, spec, decision_s))
-                bar.update()
-    bar.close()
-    return rows
+    grid = Grid(tuple(horizons), tuple(sizes), decision_s)
+    if jobs <= 1:
+        policies = resolve(names, PolicyRegistry(folder) if folder else None)
+        bar = tqdm(desc="backtest", unit="run", disable=not progress)
+        rows = []
+        for maker in days:
+            rows += run_day(maker(), policies, grid, tick=bar.update)
+        bar.close()
+        return rows
+    bar = tqdm(desc="backtest", unit="day", total=len(days), disable=not progress)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_recipe, m, names, folder, grid) for m in days]
+        for f in as_completed(futures):
+            f.result()
+            bar.update()
+        bar.close()
+        return [row for f in futures for row in f.result()]
 
 
 # --- statistics and the report ----------------------------------------------------------------------------

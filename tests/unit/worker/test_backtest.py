@@ -117,3 +117,16 @@ def test_paired_intervals_separate_a_real_difference_and_not_noise() -> None:
     assert s["x"]["minus_twap_bps"][0] == pytest.approx(1.0) and s["x"]["minus_ac_bps"][0] == pytest.approx(
         2.0
     )
+
+
+def test_days_shared_out_over_processes_give_the_same_rows(tmp_path: Path) -> None:
+    common = ["backtest", "--days", "1", "--symbols", "AAPL,MSFT", "--horizons", "30m", "--sizes", "0.01",
+              "--policies", "twap,ac", "--no-progress"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    one = [json.loads(x) for x in (tmp_path / "one" / "episodes.jsonl").read_text().splitlines()]
+    two = [json.loads(x) for x in (tmp_path / "two" / "episodes.jsonl").read_text().splitlines()]
+    assert len(one) == 2 * 4 * 2 * 2
+    assert [(r["episode"], r["policy"], r["is_bps"]) for r in one] == [
+        (r["episode"], r["policy"], r["is_bps"]) for r in two
+    ]
