@@ -56,6 +56,20 @@ class Parent:
     def done(self) -> bool:
         return self.status in ("FILLED", "CANCELED", "DONE_FOR_DAY", "EXPIRED", "REJECTED")
 
+    def off_schedule(self) -> tuple[float, float]:
+        """Most ahead of and most behind the linear schedule, as fractions of the parent, seen at its fills
+        (just before and after each); the RL policy's band bounds the second."""
+        ahead = behind = 0.0
+        prev = 0
+        for t, cum in self.fills:
+            frac = min(1.0, max(0.0, (t - self.start_ns) / (self.end_ns - self.start_ns)))
+            if t >= self.end_ns:
+                break  # the end-of-window sweep
+            ahead = max(ahead, cum / self.qty - frac)
+            behind = max(behind, frac - prev / self.qty)
+            prev = cum
+        return ahead, behind
+
 
 STATUS = {"0": "NEW", "1": "WORKING", "2": "FILLED", "3": "DONE_FOR_DAY", "4": "CANCELED", "8": "REJECTED",
           "C": "EXPIRED"}  # fmt: skip
@@ -181,10 +195,12 @@ class PipelineDemo:
         import matplotlib.pyplot as plt
 
         print(f"\n{'policy':6s} {'symbol':6s} {'filled':>13s} {'avg px':>9s} {'IS bps':>8s} "
-              f"{'vs VWAP bps':>11s} status")  # fmt: skip
+              f"{'vs VWAP bps':>11s} {'ahead/behind schedule':>21s} status")  # fmt: skip
         for p in self.parents.values():
+            ahead, behind = p.off_schedule()
             print(f"{p.label:6s} {p.symbol:6s} {p.filled:6d}/{p.qty:<6d} {p.avg_px:9.4f} "
-                  f"{_bps(p.shortfall):>8s} {_bps(p.vwap_slip):>11s} {p.status}")  # fmt: skip
+                  f"{_bps(p.shortfall):>8s} {_bps(p.vwap_slip):>11s} {f'+{ahead:.1%} / -{behind:.1%}':>21s} "
+                  f"{p.status}")  # fmt: skip
         self.out_dir.mkdir(parents=True, exist_ok=True)
         fig, ax = plt.subplots(figsize=(9, 5))
         for p in self.parents.values():
