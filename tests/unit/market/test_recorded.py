@@ -11,7 +11,19 @@ from market.fills import FillParams
 from market.impact import ImpactParams
 from market.lobster import EventType, Message, file_names, write
 from market.recorded import QueueFillModel, RecordedDataError, RecordedDay, find_days, write_day
-from models import BookLevel, Side
+from market.venue import Venue
+from models import (
+    AckStatus,
+    BookLevel,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    Fill,
+    OrdType,
+    Side,
+    VenueCommand,
+    VenueOp,
+)
 from tests.factories import tick
 
 BID, ASK = 1, -1
@@ -211,3 +223,24 @@ def test_a_generated_day_is_consistent_and_shaped_like_a_session(tmp_path: Path)
     assert {1, 2, 3, 4, 5} <= types
     t = (day.messages[:, 0] - 34_200 * 10**9) / 1e9
     assert (t[t < 300].size / 300) > (t[(t > 900) & (t < 1200)].size / 300)  # busier at the open
+
+
+def test_a_passive_order_filled_whole_by_the_file_reaches_the_venue_and_its_client() -> None:
+    fm = opening_book()
+    venue = Venue(books={"AAPL": fm})
+    venue.command(VenueCommand(command_id="o", op=VenueOp.OPEN, job_id="J", parent_id="P", symbol="AAPL",
+                               side=Side.BUY, quantity=1000, epoch=1, ts_init=1))  # fmt: skip
+    venue.on_tick(book_tick())  # type: ignore[arg-type]
+    out = venue.action(ChildOrderAction(
+        action=ChildAction.NEW, child_id="J.1.0", job_id="J", parent_id="P", worker_id="w", epoch=1, symbol="AAPL",
+        side=Side.BUY, quantity=100, ord_type=OrdType.LIMIT, limit_px=100.00, ts_event=1, ts_init=1,
+    ))  # fmt: skip
+    assert [type(m) for m in out] == [ChildOrderAck]
+    for m in (msg(DELETE, 1, 300, P100, BID), msg(DELETE, 2, 200, P100, BID), msg(NEW, 9, 400, P100, BID),
+              msg(EXEC, 9, 400, P100, BID)):  # fmt: skip
+        fm.feed(m)
+    out = venue.on_tick(book_tick())  # type: ignore[arg-type]
+    fills = [m for m in out if isinstance(m, Fill)]
+    assert [(f.qty, f.px, f.liquidity.value) for f in fills] == [(100, 100.00, "MAKER")]
+    assert any(isinstance(m, ChildOrderAck) and m.status is AckStatus.DONE for m in out)
+    assert not venue.jobs["J"].open and venue.jobs["J"].filled == 100
