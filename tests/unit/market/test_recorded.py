@@ -231,10 +231,12 @@ def test_a_passive_order_filled_whole_by_the_file_reaches_the_venue_and_its_clie
     venue.command(VenueCommand(command_id="o", op=VenueOp.OPEN, job_id="J", parent_id="P", symbol="AAPL",
                                side=Side.BUY, quantity=1000, epoch=1, ts_init=1))  # fmt: skip
     venue.on_tick(book_tick())  # type: ignore[arg-type]
-    out = venue.action(ChildOrderAction(
+    child = ChildOrderAction(
         action=ChildAction.NEW, child_id="J.1.0", job_id="J", parent_id="P", worker_id="w", epoch=1,
-        symbol="AAPL", side=Side.BUY, quantity=100, ord_type=OrdType.LIMIT, limit_px=100.00, ts_event=1, ts_init=1,
-    ))  # fmt: skip
+        symbol="AAPL", side=Side.BUY, quantity=100, ord_type=OrdType.LIMIT, limit_px=100.00, ts_event=1,
+        ts_init=1,
+    )  # fmt: skip
+    out = venue.action(child)
     assert [type(m) for m in out] == [ChildOrderAck]
     for m in (msg(DELETE, 1, 300, P100, BID), msg(DELETE, 2, 200, P100, BID), msg(NEW, 9, 400, P100, BID),
               msg(EXEC, 9, 400, P100, BID)):  # fmt: skip
