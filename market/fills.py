@@ -169,6 +169,20 @@ class FillModel:
         """Every market update, resting orders or not: the depth profile learns from it."""
         self.profile.observe(tick)
 
+    def _meet(self, order: Resting, incoming: int, out: list[Execution]) -> bool:
+        """``incoming`` shares reach our price: the queue ahead takes its part first, then us. True when
+        that fills the order (it is gone)."""
+        ahead = min(order.queue_ahead, incoming)
+        order.queue_ahead -= ahead
+        fill = min(order.qty, incoming - ahead)
+        if fill:
+            out.append(Execution(order.order_id, order.price, fill, aggressive=False))
+            order.qty -= fill
+            if order.qty == 0:
+                del self.resting[order.order_id]
+                return True
+        return False
+
     def on_tick(self, tick: Tick) -> list[Execution]:
         """Advance every resting order by one market update; returns the passive fills."""
         out: list[Execution] = []
@@ -183,15 +197,8 @@ class FillModel:
                     for p, s in self._shown(tick, order.side)
                     if (p <= order.price if buy else p >= order.price)
                 )
-                ahead = min(order.queue_ahead, offered)
-                order.queue_ahead -= ahead
-                fill = min(order.qty, offered - ahead)
-                if fill:
-                    out.append(Execution(order.order_id, order.price, fill, aggressive=False))
-                    order.qty -= fill
-                    if order.qty == 0:
-                        del self.resting[order.order_id]
-                        continue
+                if self._meet(order, offered, out):
+                    continue
             order.crossed = crossing
             traded = 0
             if tick.trade_sz and tick.trade_px is not None and tick.trade_side is not None:
@@ -200,15 +207,7 @@ class FillModel:
                     not buy and tick.trade_side is Side.BUY and trade_px >= order.price
                 )
                 traded = tick.trade_sz if hits_us else 0
-            if traded:
-                ahead = min(order.queue_ahead, traded)
-                order.queue_ahead -= ahead
-                fill = min(order.qty, traded - ahead)
-                if fill:
-                    out.append(Execution(order.order_id, order.price, fill, aggressive=False))
-                    order.qty -= fill
-                    if order.qty == 0:
-                        del self.resting[order.order_id]
-                        continue
+            if traded and self._meet(order, traded, out):
+                continue
             order.queue_ahead = min(order.queue_ahead, self._displayed(tick, order.side, order.price))
         return out
