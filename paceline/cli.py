@@ -169,13 +169,17 @@ def _figures(evaluation: dict[str, object]) -> str:
     """A policy file's headline figures from its manifest: the backtest's paired differences when it has
     them (per horizon), else the older quick check against TWAP."""
     backtest = evaluation.get("backtest")
-    if isinstance(backtest, dict):
-        parts = []
-        for h, e in backtest.get("horizons", {}).items():
-            tw, ac = e.get("minus_twap_bps"), e.get("minus_ac_bps")
-            if tw and ac:
-                parts.append(f"{h}: vs TWAP {tw[0]:+.2f} [{tw[1]:+.2f}, {tw[2]:+.2f}], vs AC {ac[0]:+.2f}")
-        return ("  " + "; ".join(parts)) if parts else ""
+    if isinstance(backtest, dict) and backtest:
+        lines = []
+        for kind, run in backtest.items():
+            parts = []
+            for h, e in run.get("horizons", {}).items():
+                tw, ac = e.get("minus_twap_bps"), e.get("minus_ac_bps")
+                if tw and ac:
+                    parts.append(f"{h} vs TWAP {tw[0]:+.1f} [{tw[1]:+.1f}, {tw[2]:+.1f}], "
+                                 f"vs AC {ac[0]:+.1f} [{ac[1]:+.1f}, {ac[2]:+.1f}]")  # fmt: skip
+            lines.append(f"\n      backtest ({kind}, n={run.get('episodes')}): " + "; ".join(parts))
+        return "".join(lines)
     figures = evaluation.get("minus_twap_bps")
     if isinstance(figures, dict):
         return f"  vs TWAP {figures['mean']:+.2f} ± {figures['ci95']:.2f} bps (quick check)"
@@ -222,6 +226,9 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     md, pngs = backtest.report(rows, Path(args.out), meta)
     print(md)
+    if args.record:
+        for name in backtest.record(rows, meta, reg, "lobster" if args.lobster else "synthetic"):
+            print(f"figures recorded in the manifest of {name}")
     print("written: " + ", ".join(str(p) for p in [Path(args.out) / "report.md", *pngs]))
     return 0
 
@@ -535,6 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
     bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
     bt.add_argument("--jobs", type=int, default=1, help="processes (days are shared out)")
+    bt.add_argument("--record", action="store_true",
+                    help="write each policy file's paired figures per horizon into its manifest")  # fmt: skip
     bt.add_argument("--no-progress", action="store_true")
     bt.set_defaults(func=_cmd_backtest)
 

@@ -394,6 +394,32 @@ def plot(rows: list[dict[str, Any]], summary: dict[str, Any], out: Path) -> list
     return paths
 
 
+def record(
+    rows: list[dict[str, Any]], meta: dict[str, Any], registry: PolicyRegistry, kind: str
+) -> list[str]:
+    """Write each policy file's figures per horizon (IS, paired against TWAP and Almgren-Chriss, completion)
+    into its manifest's ``evaluation.backtest[kind]``; returns the files written. The artefact, and so its
+    hash, is untouched."""
+    summary = summarize(rows)
+    written = []
+    for label in summary["policies"]:
+        name, _, version = label.partition("@")
+        if not version:
+            continue
+        horizons = {
+            g.removeprefix("horizon "): {
+                k: e[k] for k in ("n", "is_bps", "minus_twap_bps", "minus_ac_bps", "completion") if k in e
+            }
+            for g, group in summary["groups"].items()
+            if g.startswith("horizon ") and (e := group.get(label))
+        }
+        figures = {"data": meta["data"], "command": meta["command"], "episodes": summary["episodes"],
+                   "horizons": horizons}  # fmt: skip
+        registry.record_evaluation(name, int(version), "backtest", kind, figures)
+        written.append(label)
+    return written
+
+
 def report(rows: list[dict[str, Any]], out: Path, meta: dict[str, Any]) -> tuple[str, list[Path]]:
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(rows)

@@ -244,6 +244,17 @@ class PolicyRegistry:
                 self._cache[key] = LoadedPolicy(manifest, fast_module(module), fallback=TWAP())
             return self._cache[key]
 
+    def record_evaluation(self, name: str, version: int, section: str, key: str, figures: Any) -> None:
+        """Add figures to a version's manifest (``evaluation[section][key]``); the artefact is untouched."""
+        path = self.folder / name / str(version) / MANIFEST
+        manifest = PolicyManifest.model_validate_json(path.read_bytes())
+        evaluation = dict(manifest.evaluation)
+        evaluation[section] = {**evaluation.get(section, {}), key: figures}
+        updated = manifest.model_copy(update={"evaluation": evaluation})
+        path.write_text(updated.model_dump_json(indent=2) + "\n")
+        with self._lock:  # a cached copy would carry the old manifest
+            self._cache = {k: v for k, v in self._cache.items() if k[:2] != (name, version)}
+
     def describe(self) -> list[dict[str, Any]]:
         rows = []
         for name in self.names():

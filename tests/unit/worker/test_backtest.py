@@ -130,3 +130,23 @@ def test_days_shared_out_over_processes_give_the_same_rows(tmp_path: Path) -> No
     assert [(r["episode"], r["policy"], r["is_bps"]) for r in one] == [
         (r["episode"], r["policy"], r["is_bps"]) for r in two
     ]
+
+
+def test_record_writes_the_paired_figures_into_the_policy_files_manifest(tmp_path: Path) -> None:
+    import shutil
+
+    from worker.policy_files import PolicyRegistry, sha256, validate
+
+    folder = tmp_path / "policies"
+    shutil.copytree(Path("policies") / "rl-exec-mid", folder / "rl-exec-mid")
+    before = sha256(folder / "rl-exec-mid" / "1" / "policy.pt2")
+    rc = main(["backtest", "--days", "1", "--symbols", "AAPL", "--horizons", "30m", "--sizes", "0.01",
+               "--policies", "twap,ac,rl-exec-mid@1", "--dir", str(folder), "--out", str(tmp_path / "bt"),
+               "--record", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    manifest, _ = validate(folder / "rl-exec-mid" / "1")  # still valid: the artefact did not change
+    assert sha256(folder / "rl-exec-mid" / "1" / "policy.pt2") == before
+    run = manifest.evaluation["backtest"]["synthetic"]
+    assert run["episodes"] == 8 and set(run["horizons"]) == {"30m"}
+    assert len(run["horizons"]["30m"]["minus_twap_bps"]) == 3
+    assert PolicyRegistry(folder).load("rl-exec-mid").manifest.evaluation == manifest.evaluation
