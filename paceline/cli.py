@@ -290,7 +290,7 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     for name in args.target.split(",") if args.target else reg.names():
         base, _, version = name.partition("@")  # "rl-exec@2" pins a version; "rl-exec" is the newest
         try:
-            policies[name] = reg.load(base, int(version) if version else None).module
+            policies[name] = reg.load(base, int(version) if version else None)
         except policy_files.PolicyError as exc:
             print(f"skipping {name}: {exc}", file=sys.stderr)
     results = evaluate.run(policies, args.episodes, EnvConfig())

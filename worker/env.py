@@ -40,6 +40,7 @@ from worker.policy import (
     action_of,
     scale,
 )
+from worker.policy_files import LoadedPolicy
 from worker.sim import Simulation, assignment, parent_order
 
 __all__ = ["ACTIONS", "EnvConfig", "ExecutionEnv", "scale"]
@@ -93,7 +94,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         self.shadow: Simulation | None = None
 
     # --- episode set-up -----------------------------------------------------------------------------
-    def _start(self, seed: int | None, options: dict[str, Any] | None, policy: Policy | Agent) -> None:
+    def _start(
+        self, seed: int | None, options: dict[str, Any] | None, policy: Policy | LoadedPolicy | Agent
+    ) -> None:
         super().reset(seed=seed)
         cfg, rng = self.config, self.np_random
         if cfg.reward not in ("arrival", "mid", "twap"):
@@ -142,7 +145,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         self._shadow_seen = 0
         self._seen = 0  # fills already rewarded
 
-    def _start_recorded(self, window: int, share: float | None, policy: Policy | Agent) -> None:
+    def _start_recorded(
+        self, window: int, share: float | None, policy: Policy | LoadedPolicy | Agent
+    ) -> None:
         """An episode on a recorded day of ``lobster_dir`` (read once per environment)."""
         cfg, rng = self.config, self.np_random
         if self._days is None:
@@ -158,7 +163,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         parent = parent_order(day.symbol, self.side.value, self.quantity, self.start_ns, self.end_ns,
                               name="env", strategy=Strategy.RL)  # fmt: skip
 
-        def run(p: ParentOrder, pol: Policy | Agent | None) -> Simulation:
+        def run(p: ParentOrder, pol: Policy | LoadedPolicy | Agent | None) -> Simulation:
             fills = QueueFillModel()  # each job its own queue positions in the same file
             ticks = day.ticks(fills, self.start_ns - cfg.warmup_s * S, self.end_ns + 120 * S)
             return Simulation.start(assignment(p), ticks, pol, decision_s=cfg.decision_s,
@@ -256,7 +261,9 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
     def summary(self) -> dict[str, Any]:
         return self.sim.summary()
 
-    def run_policy(self, policy: Policy, seed: int, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    def run_policy(
+        self, policy: Policy | LoadedPolicy, seed: int, options: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """One episode driven by a baseline (or any Policy) inside the engine; returns the summary."""
         self._start(seed, options, policy)
         self.sim.run()

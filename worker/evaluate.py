@@ -17,6 +17,7 @@ import torch
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss
 from worker.env import EnvConfig, ExecutionEnv, scale
 from worker.policy import Action, JobContext, Observation, Policy
+from worker.policy_files import LoadedPolicy
 
 HELD_OUT_SEED = 1_000_000  # training never draws seeds this high: episode i uses HELD_OUT_SEED + i
 T95 = 1.96
@@ -63,19 +64,20 @@ def episodes(n: int, cfg: EnvConfig) -> list[dict[str, Any]]:
 
 
 def run(
-    policies: dict[str, Policy | torch.nn.Module], n: int, cfg: EnvConfig
+    policies: dict[str, Policy | LoadedPolicy | torch.nn.Module], n: int, cfg: EnvConfig
 ) -> dict[str, list[dict[str, Any]]]:
+    """A bare network is decided with ``cfg``'s action set; a policy file with its manifest's own."""
     env = ExecutionEnv(cfg)
     results: dict[str, list[dict[str, Any]]] = {}
     for name, pol in policies.items():
-        policy: Policy = NetPolicy(pol, env, name) if isinstance(pol, torch.nn.Module) else pol
+        policy = NetPolicy(pol, env, name) if isinstance(pol, torch.nn.Module) else pol
         results[name] = [
             env.run_policy(policy, HELD_OUT_SEED + i, opts) for i, opts in enumerate(episodes(n, cfg))
         ]
     return results
 
 
-def baselines() -> dict[str, Policy | torch.nn.Module]:
+def baselines() -> dict[str, Policy | LoadedPolicy | torch.nn.Module]:
     return {
         "TWAP": TWAP(),
         "VWAP": VWAP(),
