@@ -6,7 +6,12 @@ on any source, replay included).
 Parameters (price units per square-root of lots; a lot is 100 shares):
   permanent   impact that stays: information the trade revealed
   transient   impact that decays with half-life ``half_life_s``: liquidity consumed, then replenished
-Square-root scaling in size is the empirical law of market impact.
+Square-root scaling in size is the empirical law of market impact, for a whole metaorder. Applied to each
+child order on its own, a square-root *permanent* part rewards trading in lumps (ten children of one lot
+move the price for good sqrt(10) times more than one child of ten): a price-manipulation opportunity that
+no real market offers (Huberman and Stanzl 2004: permanent impact must be linear in quantity). With
+``permanent_linear`` the permanent part is ``permanent`` units per lot, linear, as in Almgren-Chriss; the
+fill model's overlay of our own trades uses it, so a policy cannot learn to game the simulator that way.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ class ImpactParams:
     permanent: float = 5.0  # price units (1/10,000) per sqrt(lot): 0.05 cent
     transient: float = 30.0  # 0.3 cent per sqrt(lot)
     half_life_s: float = 30.0
+    permanent_linear: bool = False  # permanent part in units per lot (linear) instead of per sqrt(lot)
 
     @property
     def decay_per_ns(self) -> float:
@@ -53,8 +59,10 @@ class Impact:
 
     def trade(self, side: Side, qty: int, t_ns: int) -> float:
         """Record an aggressive trade (BUY lifts the price); returns the immediate displacement it caused."""
-        root = math.sqrt(qty / LOT) * side.sign
+        lots = qty / LOT
+        root = math.sqrt(lots) * side.sign
+        lasting = self.params.permanent * (lots * side.sign if self.params.permanent_linear else root)
         self._transient = self.transient(t_ns) + self.params.transient * root
         self._last_ns = t_ns if self._last_ns is None else max(self._last_ns, t_ns)
-        self.permanent += self.params.permanent * root
-        return (self.params.permanent + self.params.transient) * root
+        self.permanent += lasting
+        return lasting + self.params.transient * root

@@ -41,6 +41,19 @@ class TestImpact:
         b.trade(Side.SELL, 400, T0)
         assert a.offset(T0) < 0 and b.offset(T0) == pytest.approx(2 * a.offset(T0))
 
+    def test_our_permanent_impact_is_linear_so_lumping_or_splitting_moves_the_price_alike(self) -> None:
+        params = FillParams().impact
+        assert params.permanent_linear
+        one, many = Impact(params), Impact(params)
+        one.trade(Side.BUY, 1000, T0)
+        for k in range(10):
+            many.trade(Side.BUY, 100, T0 + k)
+        assert many.permanent == pytest.approx(one.permanent) == pytest.approx(10 * params.permanent)
+        # The crowd's impact in the synthetic market keeps the square-root law per trade.
+        crowd = Impact(ImpactParams(permanent=3.0, transient=8.0))
+        crowd.trade(Side.BUY, 400, T0)
+        assert crowd.permanent == pytest.approx(6.0)
+
 
 class TestMarketOrders:
     def test_walks_the_book(self) -> None:
