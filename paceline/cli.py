@@ -159,7 +159,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     vdir = train(out, args.name, steps=args.steps, seed=args.seed, n_envs=args.envs, config=cfg,
                  checkpoint_dir=Path(args.checkpoints) if args.checkpoints else None,
                  progress=not args.no_progress, eval_episodes=args.eval_episodes, processes=args.processes,
-                 command="paceline " + " ".join(sys.argv[1:]), verbose=args.verbose)  # fmt: skip
+                 command="paceline " + " ".join(sys.argv[1:]), verbose=args.verbose,
+                 init=Path(args.init) if args.init else None)  # fmt: skip
     print(f"policy written to {vdir}")
     print((vdir / "manifest.json").read_text())
     return 0
@@ -521,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lobster-share", type=float, default=0.0, help="share of episodes on those days")
     t.add_argument("--processes", action="store_true", help="one process per environment")
     t.add_argument("--verbose", type=int, default=0, help="PPO's own progress lines (1)")
+    t.add_argument("--init", help="go on training from this checkpoint (a --checkpoints zip)")
     t.add_argument("--out", help="policy folder (default: PACELINE_POLICY_DIR, the repo's policies/)")
     t.add_argument("--checkpoints", help="save training checkpoints here")
     t.add_argument("--eval-episodes", type=int, default=40)

@@ -46,6 +46,7 @@ def train(
     processes: bool = False,
     command: str = "",
     verbose: int = 0,
+    init: Path | None = None,
 ) -> Path:
     """``processes``: one process per environment (both cores of this machine), else all in this one."""
     cfg = config or EnvConfig()
@@ -62,11 +63,14 @@ def train(
         gamma=1.0,
     )
     venv.seed(seed)
-    model = PPO(
-        "MlpPolicy", venv, seed=seed, n_steps=max(64, min(512, steps // n_envs)), batch_size=256,
-        gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=3e-4, verbose=verbose,
-        policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
-    )  # fmt: skip
+    if init is not None:  # go on from a checkpoint (same action set and network) in this environment
+        model = PPO.load(init, env=venv, device="cpu", seed=seed, verbose=verbose)
+    else:
+        model = PPO(
+            "MlpPolicy", venv, seed=seed, n_steps=max(64, min(512, steps // n_envs)), batch_size=256,
+            gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=3e-4, verbose=verbose,
+            policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
+        )  # fmt: skip
     callbacks: list[BaseCallback] = []
     if checkpoint_dir is not None:
         callbacks.append(
@@ -85,6 +89,7 @@ def train(
         "algorithm": "PPO (stable-baselines3)", "timesteps": steps, "seed": seed, "n_envs": n_envs,
         "seconds": round(seconds, 1), "env": "paceline/Execution-v0", "env_config": asdict(cfg),
         "command": command,
+        "initialised_from": str(init) if init is not None else None,
         "data": "synthetic market (market.synthetic), market seeds below 1,000,000 from the env's RNG"
         + (f"; {cfg.lobster_share:.0%} of episodes on the generated LOBSTER-format days in {cfg.lobster_dir}"
            if cfg.lobster_dir else ""),
