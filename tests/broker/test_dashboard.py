@@ -75,8 +75,10 @@ def test_the_page_shows_parents_workers_risk_and_broker_live(bus: Bus, dashboard
         )
         assert "500 / 2,000" in row.locator(".filled").inner_text()
         assert row.locator(".status").inner_text() == OrdStatus.PARTIALLY_FILLED.value
+        # The running shortfall: 500 bought 2 cents above arrival, the 1,500 still to buy marked at the mid
+        # now (the arrival mid again): market.costs, one definition.
         assert float(row.locator(".is").inner_text()) == pytest.approx(
-            (50.03 - 50.01) / 50.01 * 1e4, abs=0.01
+            500 * (50.03 - 50.01) / (2000 * 50.01) * 1e4, abs=0.01
         )
         bar = row.locator(".bar .s").get_attribute("style") or ""
         assert "left:50%" in bar.replace(" ", "")  # half the window elapsed on the market clock
