@@ -27,6 +27,7 @@ from models import BookLevel, Side, Tick
 
 SESSION_OPEN_S = 9 * 3600 + 30 * 60
 SESSION_CLOSE_S = 16 * 3600
+SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
 # 2026-01-02 00:00 UTC: the synthetic trading day's midnight, in ns since the epoch.
 DEFAULT_DAY_NS = 1_767_312_000 * 1_000_000_000
 _BLOCK = 4096
@@ -40,6 +41,11 @@ class SymbolSpec:
     events_per_s: float = 4.0  # mean over the session
     trade_prob: float = 0.3
     mean_trade_lots: float = 2.0
+
+    @property
+    def day_volume(self) -> float:
+        """Expected shares traded over the session (orders are sized as a share of it)."""
+        return self.events_per_s * self.trade_prob * self.mean_trade_lots * LOT * SESSION_S
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S
+from market.synthetic import SESSION_OPEN_S, SESSION_S
 from models import (
     AckStatus,
     ChildAction,
@@ -45,7 +45,7 @@ _DAY_NS = 86_400 * 1_000_000_000
 def day_frac(ts_ns: int) -> float:
     """Fraction of the trading session gone at ``ts_ns`` (event time, ns since the epoch)."""
     sec = (ts_ns % _DAY_NS) / 1e9
-    return min(1.0, max(0.0, (sec - SESSION_OPEN_S) / (SESSION_CLOSE_S - SESSION_OPEN_S)))
+    return min(1.0, max(0.0, (sec - SESSION_OPEN_S) / SESSION_S))
 
 
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:

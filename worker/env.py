@@ -46,7 +46,6 @@ from worker.sim import Simulation, assignment, parent_order
 __all__ = ["ACTIONS", "EnvConfig", "ExecutionEnv", "scale"]
 
 S = 1_000_000_000
-SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
 HELD_OUT_SEED = 1_000_000  # market seeds at and above are the backtest's held-out days
 
 
@@ -121,8 +120,7 @@ class ExecutionEnv(gym.Env[np.ndarray, np.int64]):
         if opts.get("quantity"):
             self.quantity = int(opts["quantity"])
         elif share is not None:
-            day_volume = spec.events_per_s * spec.trade_prob * spec.mean_trade_lots * 100 * SESSION_S
-            self.quantity = max(100, round(share * day_volume / 100) * 100)
+            self.quantity = max(100, round(share * spec.day_volume / 100) * 100)
         else:
             self.quantity = int(rng.integers(cfg.min_qty // 100, cfg.max_qty // 100 + 1)) * 100
         # The market's seed stays below the backtest's held-out seeds: training never sees those days.
