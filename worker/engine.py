@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from market.prices import to_units
 from market.synthetic import SESSION_OPEN_S, SESSION_S
 from models import (
     AckStatus,
@@ -58,6 +59,8 @@ def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
 class OpenChild:
     child_id: str
     leaves: int
+    px: float | None = None  # a limit order's price (None: market)
+    cancel_sent: bool = False
 
 
 @dataclass
@@ -240,12 +243,9 @@ class Engine:
         return self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
 
     def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildOrderAction]:
-        out = [self._child(job, ChildAction.CANCEL, c.child_id, 0, tick) for c in job.open.values()]
-        # Cancels are requests: until confirmed, their leaves still count against what we may send.
-        room = job.quantity - job.filled - job.open_qty
-        qty = min(action.quantity, room)
-        if action.price is PriceKind.HOLD or qty <= 0:
-            return out
+        """Open orders are cancelled first, except a limit order already resting at the price this action
+        asks for: it keeps its place in the queue (a cancel and re-post would join the back every decision)
+        and counts toward the action's quantity."""
         p = job.assignment.parent
         buy = p.side is Side.BUY
         ord_type, px = OrdType.LIMIT, None
@@ -254,15 +254,30 @@ class Engine:
             px = p.limit_px
         elif action.price is PriceKind.LIMIT_TOUCH:
             px = tick.bid_px if buy else tick.ask_px
-        else:
+        elif action.price is PriceKind.LIMIT_INSIDE:
             inside = round((tick.bid_px + TICK) if buy else (tick.ask_px - TICK), 2)
             px = inside if tick.bid_px < inside < tick.ask_px else (tick.bid_px if buy else tick.ask_px)
         if px is not None and p.limit_px is not None:
             px = min(px, p.limit_px) if buy else max(px, p.limit_px)
+        resting = action.price in (PriceKind.LIMIT_TOUCH, PriceKind.LIMIT_INSIDE)
+        budget = action.quantity if resting else 0
+        out = []
+        for c in job.open.values():
+            same_price = c.px is not None and px is not None and to_units(c.px) == to_units(px)
+            if same_price and not c.cancel_sent and c.leaves <= budget:
+                budget -= c.leaves
+                continue
+            c.cancel_sent = True
+            out.append(self._child(job, ChildAction.CANCEL, c.child_id, 0, tick))
+        # Cancels are requests: until confirmed, their leaves still count against what we may send.
+        room = job.quantity - job.filled - job.open_qty
+        qty = min(budget if resting else action.quantity, room)
+        if action.price is PriceKind.HOLD or qty <= 0:
+            return out
         child_id = f"{job.job_id}.{job.assignment.epoch}.{job.decisions}"
         job.decisions += 1
         out.append(self._child(job, ChildAction.NEW, child_id, qty, tick, ord_type=ord_type, px=px))
-        job.open[child_id] = OpenChild(child_id, qty)
+        job.open[child_id] = OpenChild(child_id, qty, px if ord_type is OrdType.LIMIT else None)
         job.children.add(child_id)
         return out
 

@@ -1,12 +1,14 @@
 """``paceline/Execution-v0``: work one parent order against the synthetic market through the live decision
-path: the worker's ``Engine`` (sizing, pricing at or inside the touch, cancel-first, the end-of-window
-sweep) against the shared ``Venue`` (fill and impact model), one decision every ``decision_s`` seconds of
-event time (``worker.sim``). What the agent learns is what the live worker sends.
+path: the worker's ``Engine`` (sizing, pricing at or inside the touch, cancel-first but for an order resting
+at the price asked for again, the end-of-window sweep) against the shared ``Venue`` (fill and impact model),
+one decision every ``decision_s`` seconds of event time (``worker.sim``). What the agent learns is what the
+live worker sends.
 
 Anchored on ABIDES-gym's execution environment: the observation is schema v1 of ``worker.policy``
 (time and inventory left, spread, imbalance, drift and returns, volatility, volume against the curve); the
-discrete actions (``worker.policy.ACTIONS``) are hold, market, or a limit at / inside the touch, sized in
-multiples of the TWAP slice; resting orders are cancelled at the next decision. The reward is
+discrete actions (``worker.policy.ACTION_SETS``) are hold, market, or a limit at / inside the touch, sized
+in multiples of the TWAP slice or to the TWAP schedule; a resting order is cancelled at the next decision
+unless that decision asks for its price again (it keeps its place in the queue). The reward is
 implementation shortfall against the arrival mid (``market.costs``), in basis points of the job's
 notional, step by step (fills as they happen); at the end the engine sweeps what is left at market, any
 remainder the data could not fill is costed at the last mid, and a penalty per unit of quantity left at

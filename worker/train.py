@@ -47,8 +47,13 @@ def train(
     command: str = "",
     verbose: int = 0,
     init: Path | None = None,
+    prefer: int | None = None,
+    prefer_logit: float = 2.0,
+    learning_rate: float = 3e-4,
 ) -> Path:
-    """``processes``: one process per environment (both cores of this machine), else all in this one."""
+    """``processes``: one process per environment (both cores of this machine), else all in this one.
+    ``prefer``: start the actor preferring that action (``prefer_logit`` added to its score), so that
+    exploration begins around a known placement (the schedule anchored one) instead of uniform."""
     cfg = config or EnvConfig()
     torch.set_num_threads(1)
 
@@ -68,9 +73,14 @@ def train(
     else:
         model = PPO(
             "MlpPolicy", venv, seed=seed, n_steps=max(64, min(512, steps // n_envs)), batch_size=256,
-            gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=3e-4, verbose=verbose,
+            gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=learning_rate, verbose=verbose,
             policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
         )  # fmt: skip
+        if prefer is not None:
+            head = model.policy.action_net
+            assert isinstance(head, torch.nn.Linear)
+            with torch.no_grad():
+                head.bias[prefer] += prefer_logit
     callbacks: list[BaseCallback] = []
     if checkpoint_dir is not None:
         callbacks.append(
@@ -90,6 +100,8 @@ def train(
         "seconds": round(seconds, 1), "env": "paceline/Execution-v0", "env_config": asdict(cfg),
         "command": command,
         "initialised_from": str(init) if init is not None else None,
+        "prior": {"action": prefer, "logit": prefer_logit} if prefer is not None else None,
+        "learning_rate": learning_rate,
         "data": "synthetic market (market.synthetic), market seeds below 1,000,000 from the env's RNG"
         + (f"; {cfg.lobster_share:.0%} of episodes on the generated LOBSTER-format days in {cfg.lobster_dir}"
            if cfg.lobster_dir else ""),

@@ -281,3 +281,37 @@ def test_decisions_depend_on_event_time_only(strategy: Strategy, monkeypatch: py
     leaping = (i * 3_600 * S for i in range(1, 10**9))
     live, replay = run(frozen), run(leaping)
     assert live and live == replay
+
+
+def test_a_limit_order_resting_at_the_price_asked_for_again_keeps_its_place_in_the_queue() -> None:
+    """Cancel-and-repost would join the back of the queue every decision; an order already resting where
+    the new decision wants it stays, counts toward the quantity asked for, and only the rest goes out."""
+    from worker.policy import Action, Agent, PriceKind
+
+    eng = Engine("w1")
+    t0 = factories.T0
+    eng.assign(_assignment("J1", 2_000, t0, 10, Strategy.RL), policy=Agent())
+    assert eng.on_tick(factories.tick(ts_event=t0, seq=1)) == [] and "J1" in eng.awaiting
+    first = eng.act("J1", Action(PriceKind.LIMIT_TOUCH, 300))
+    assert [(a.action, a.quantity, a.limit_px) for a in first] == [(ChildAction.NEW, 300, 100.00)]
+    # Next decision, same bid: the order stays and 200 more join it.
+    eng.on_tick(factories.tick(ts_event=t0 + 30 * S, seq=2))
+    second = eng.act("J1", Action(PriceKind.LIMIT_TOUCH, 500))
+    assert [(a.action, a.quantity) for a in second] == [(ChildAction.NEW, 200)]
+    # Asked for less than rests: the newer order (it no longer fits) is cancelled, the older one stays.
+    eng.on_tick(factories.tick(ts_event=t0 + 60 * S, seq=3))
+    third = eng.act("J1", Action(PriceKind.LIMIT_TOUCH, 300))
+    assert [(a.action, a.child_id) for a in third] == [(ChildAction.CANCEL, "J1.1.1")]
+    # The bid moves: what rests at the old price is cancelled and the order goes out at the new touch.
+    eng.on_ack(factories.ack(child_id="J1.1.1", job_id="J1", status=AckStatus.CANCELED, leaves_qty=0))
+    eng.on_tick(factories.tick(ts_event=t0 + 90 * S, seq=4, bid_px=100.01, ask_px=100.02))
+    fourth = eng.act("J1", Action(PriceKind.LIMIT_TOUCH, 300))
+    assert [(a.action, a.child_id, a.quantity, a.limit_px) for a in fourth] == [
+        (ChildAction.CANCEL, "J1.1.0", 0, None),
+        (ChildAction.NEW, "J1.1.2", 300, 100.01),
+    ]
+    # A market decision cancels whatever rests.
+    eng.on_tick(factories.tick(ts_event=t0 + 120 * S, seq=5, bid_px=100.01, ask_px=100.02))
+    fifth = eng.act("J1", Action(PriceKind.MARKET, 100))
+    assert [a.action for a in fifth[:-1]] == [ChildAction.CANCEL] * (len(fifth) - 1)
+    assert fifth[-1].ord_type is OrdType.MARKET
