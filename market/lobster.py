@@ -71,11 +71,16 @@ class Malformed:
 
 
 def parse_time_ns(text: str) -> int:
-    """'34200.004241176' -> ns after midnight, exactly (no float rounding)."""
+    """'34200.004241176' -> ns after midnight, exactly (no float rounding). Recorded files also print
+    times with more than nine decimals ('43002.632812672004', a float's digits): rounded to the ns."""
     secs, _, frac = text.strip().partition(".")
-    if not secs.isdigit() or (frac and not frac.isdigit()) or len(frac) > 9:
+    if not secs.isdigit() or (frac and not frac.isdigit()):
         raise ValueError(f"bad time {text!r}")
-    return int(secs) * 1_000_000_000 + int(frac.ljust(9, "0") or 0)
+    ns = int(frac[:9].ljust(9, "0") or 0)
+    if len(frac) > 9:  # round half up on the digits beyond the ns
+        rest = frac[9:]
+        ns += int(rest) * 2 >= 10 ** len(rest)
+    return int(secs) * 1_000_000_000 + ns
 
 
 def parse_message(text: str, line: int) -> Message | Malformed:
@@ -121,6 +126,12 @@ def row_of(book: Book, levels: int) -> list[int]:
     return out
 
 
+def _row_side(row: list[int], side: Side) -> list[tuple[int, int]]:
+    """One side's shown levels of an orderbook row, best first, sentinels left out."""
+    px, empty = (0, EMPTY_ASK) if side is Side.SELL else (2, EMPTY_BID)
+    return [(row[i + px], row[i + px + 1]) for i in range(0, len(row), 4) if row[i + px] != empty]
+
+
 def load_row(book: Book, row: list[int]) -> None:
     """Resynchronise the book's top levels from an orderbook row (sentinel levels are skipped)."""
     book.clear()
@@ -137,7 +148,11 @@ class ReplayStats:
     messages: int = 0
     malformed: int = 0
     inconsistent: int = 0  # events the book could not apply (BookError)
-    mismatches: int = 0  # rows where the rebuilt book differed from the orderbook file
+    mismatches: int = 0  # rows where the rebuilt book differed from the orderbook file where it could know
+    # Rows that brought a level from beyond the file's depth (a level emptied and the next one appeared),
+    # and events on such a level for more than the book knows is there: the book cannot know those
+    # levels, so it takes them from the rows and counts neither as a mismatch nor as inconsistent.
+    beyond_depth: int = 0
     halts: int = 0
     trades: int = 0
     problems: list[str] = field(default_factory=list)  # the first few, with line numbers
@@ -169,15 +184,57 @@ class Replay:
         self.book = Book(symbol)
         self.stats = ReplayStats()
         self.halted = False
+        # Per side, the deepest price up to which the book is complete (None: all of it). A book loaded
+        # from a full orderbook row knows nothing beyond that row's last level.
+        self._known: dict[Side, int | None] = {Side.BUY: None, Side.SELL: None}
+
+    def _load(self, row: list[int]) -> None:
+        load_row(self.book, row)
+        levels = len(row) // 4
+        for side in (Side.SELL, Side.BUY):
+            shown = _row_side(row, side)
+            self._known[side] = shown[-1][0] if len(shown) == levels else None
+
+    def _beyond(self, side: Side, price: int) -> bool:
+        """A price deeper than the part of ``side`` the book is complete for."""
+        bound = self._known[side]
+        return bound is not None and (price > bound if side is Side.SELL else price < bound)
+
+    def _reduce(self, m: Message) -> None:
+        """Beyond the known part of the book a level may hold orders placed before the file started: a
+        cancel or execution of more than the book knows there empties the level, without an error."""
+        if self._beyond(m.side, m.price) and self.book.size_at(m.side, m.price) <= m.size:
+            self.book.set_level(m.side, m.price, 0)
+            self.stats.beyond_depth += 1
+        else:
+            self.book.reduce(m.side, m.price, m.size)
+
+    def _disagrees(self, row: list[int]) -> bool:
+        """Whether the book differs from the row on a level it could know: within the part of each side
+        it is complete for, and no deeper than the row shows."""
+        levels = len(row) // 4
+        for side in (Side.SELL, Side.BUY):
+            shown = _row_side(row, side)
+            bounds = [p for p in (self._known[side], shown[-1][0] if len(shown) == levels else None) if p]
+            # The shallower of the two bounds: the lower ask, the higher bid.
+            bound = (min if side is Side.SELL else max)(bounds, default=None)
+
+            def known(p: int, bound: int | None = bound, sell: bool = side is Side.SELL) -> bool:
+                return bound is None or (p <= bound if sell else p >= bound)
+
+            mine = [(lv.price, lv.size) for lv in self.book.depth(side, levels) if known(lv.price)]
+            if mine != [(p, q) for p, q in shown if known(p)]:
+                return True
+        return False
 
     def _apply(self, m: Message) -> Event:
         trade_px, trade_size, aggressor = None, 0, None
         if m.type is EventType.NEW:
             self.book.add(m.side, m.price, m.size)
         elif m.type in (EventType.CANCEL, EventType.DELETE):
-            self.book.reduce(m.side, m.price, m.size)
+            self._reduce(m)
         elif m.type is EventType.EXECUTE:
-            self.book.reduce(m.side, m.price, m.size)
+            self._reduce(m)
             trade_px, trade_size, aggressor = m.price, m.size, Side.SELL if m.direction == 1 else Side.BUY
         elif m.type is EventType.HIDDEN_EXECUTE:
             trade_px, trade_size, aggressor = m.price, m.size, Side.SELL if m.direction == 1 else Side.BUY
@@ -205,7 +262,7 @@ class Replay:
                 if first and row is not None:
                     # The first row is the state after the first message, including orders placed before
                     # the file starts: take it as the initial book.
-                    load_row(self.book, row)
+                    self._load(row)
                     first = False
                     yield Event(rec, None, 0, None, self.halted)
                     continue
@@ -217,9 +274,12 @@ class Replay:
                     self.stats.note(f"line {rec.line}: {exc}")
                     event = Event(rec, None, 0, None, self.halted)
                 if row is not None and row_of(self.book, len(row) // 4) != row:
-                    self.stats.mismatches += 1
-                    self.stats.note(f"line {rec.line}: book differs from the orderbook file; resynchronised")
-                    load_row(self.book, row)
+                    if self._disagrees(row):
+                        self.stats.mismatches += 1
+                        self.stats.note(f"line {rec.line}: book differs from the orderbook file (resynced)")
+                    else:
+                        self.stats.beyond_depth += 1
+                    self._load(row)
                 yield event
         finally:
             if rows:

@@ -120,3 +120,76 @@ def test_time_parse_is_exact() -> None:
     assert lobster.parse_time_ns("34200.5") == 34_200_500_000_000
     with pytest.raises(ValueError):
         lobster.parse_time_ns("-1.5")
+
+
+@pytest.mark.parametrize(
+    ("text", "ns"),
+    [
+        ("34200.004241176", 34_200_004_241_176),
+        ("43002.632812672004", 43_002_632_812_672),  # a float's digits, as recorded files print them
+        ("43002.6328126725", 43_002_632_812_673),  # half up
+        ("1.9999999996", 2_000_000_000),  # the rounding carries into the seconds
+        ("34200", 34_200_000_000_000),
+    ],
+)
+def test_times_with_more_than_nine_decimals_are_rounded_to_the_nanosecond(text: str, ns: int) -> None:
+    assert lobster.parse_time_ns(text) == ns
+    m = lobster.parse_message(f"{text},1,7,100,1000000,1", 1)
+    assert not isinstance(m, Malformed) and m.time_ns == ns
+
+
+def _cut(tmp_path: Path, msgs: list[lobster.Message], levels: int, cut: int) -> tuple[Path, Path]:
+    """A level-``levels`` file pair that starts after ``cut`` messages: orders placed before it are known
+    only through the rows, as in a recorded file."""
+    m_full, o_full = lobster.write(msgs, tmp_path / "full", "TEST", "2026-11-23", levels=levels)
+    for name, path in (("m.csv", m_full), ("o.csv", o_full)):
+        (tmp_path / name).write_text("".join(path.read_text().splitlines(keepends=True)[cut:]))
+    return tmp_path / "m.csv", tmp_path / "o.csv"
+
+
+def test_a_level_from_beyond_the_files_depth_is_not_a_mismatch(tmp_path: Path) -> None:
+    """When a shown level empties, the next one appears from beyond the file's depth: the rebuilt book
+    cannot know it, takes it from the row, and a consistent file reports no mismatch; a cancel of orders
+    the book never saw (beyond the depth) is not an inconsistency either."""
+    new, delete = EventType.NEW, EventType.DELETE
+    ask, bid = -1, 1
+    before = [  # the book before the file starts: four ask levels and two bid levels
+        lobster.Message(1, new, 1, 100, 1_000_100, ask),
+        lobster.Message(2, new, 2, 200, 1_000_200, ask),
+        lobster.Message(3, new, 3, 300, 1_000_300, ask),
+        lobster.Message(4, new, 4, 100, 999_900, bid),
+        lobster.Message(5, new, 5, 200, 999_800, bid),
+        lobster.Message(6, new, 6, 500, 1_000_500, ask),
+    ]
+    during = [
+        lobster.Message(7, new, 7, 100, 999_900, bid),  # the file starts here: its first row is the book
+        lobster.Message(8, delete, 1, 100, 1_000_100, ask),  # 100.01 empties: 100.03 appears from beyond
+        lobster.Message(9, new, 8, 100, 1_000_500, ask),  # joins 500 the book never saw
+        lobster.Message(10, delete, 6, 500, 1_000_500, ask),  # more than the book knows at 100.05
+        lobster.Message(11, delete, 2, 200, 1_000_200, ask),  # 100.05 appears (100 left there)
+    ]
+    m, o = _cut(tmp_path, before + during, levels=2, cut=len(before))
+    rp = Replay("TEST", m, o)
+    list(rp)
+    assert rp.stats.mismatches == 0 and rp.stats.inconsistent == 0, rp.stats.problems
+    assert rp.stats.beyond_depth >= 2
+    assert [(lv.price, lv.size) for lv in rp.book.depth(lobster.Side.SELL, 2)] == [
+        (1_000_300, 300),
+        (1_000_500, 100),
+    ]
+
+    # A generated day cut in the middle: consistent, so no mismatch and nothing inconsistent.
+    m, o = _cut(tmp_path / "gen", lobster.generate_messages(seed=21, n=4000), levels=2, cut=1500)
+    rp = Replay("TEST", m, o)
+    list(rp)
+    assert rp.stats.mismatches == 0 and rp.stats.inconsistent == 0 and rp.stats.beyond_depth > 0
+
+    # A real disagreement on a level the book knows still counts.
+    rows = o.read_text().splitlines()
+    vals = rows[600].split(",")
+    vals[1] = str(int(vals[1]) + 100)  # best ask size wrong on one row
+    rows[600] = ",".join(vals)
+    o.write_text("\n".join(rows) + "\n")
+    rp = Replay("TEST", m, o)
+    list(rp)
+    assert 1 <= rp.stats.mismatches <= 2 and "line 601" in rp.stats.problems[0]
