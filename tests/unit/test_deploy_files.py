@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from itertools import pairwise
 from pathlib import Path
 
 import yaml
@@ -19,8 +21,57 @@ def test_compose_runs_the_same_pulsar_version_and_config() -> None:
     pulsar = _compose()["services"]["pulsar"]
     assert pulsar["image"] == f"apachepulsar/pulsar:{broker.pulsar_version()}"
     assert "standalone -nfw -nss" in pulsar["command"]
-    assert "./deploy/pulsar/standalone.conf:/pulsar/conf/standalone.conf:ro" in pulsar["volumes"]
+    assert "./deploy/pulsar/standalone.conf:/paceline/standalone.conf:ro" in pulsar["volumes"]
+    assert "cp /paceline/standalone.conf conf/standalone.conf" in pulsar["command"]
     assert "healthcheck" in pulsar
+
+
+def _rewritten(command: str, workdir: str) -> set[str]:
+    """Container paths a service's shell command writes: apply-config-from-env.py's and ``sed -i``'s
+    arguments, ``cp``'s and ``mv``'s destination, and redirect targets, made absolute against ``workdir``."""
+    import shlex
+
+    out: set[str] = set()
+    for part in re.split(r"&&|;|\|\|", command):
+        words = shlex.split(part)
+        if words[:1] == ["exec"]:
+            words = words[1:]
+        if not words:
+            continue
+        tool = words[0].rsplit("/", 1)[-1]
+        if tool == "apply-config-from-env.py":
+            out.update(w for w in words[1:] if not w.startswith("-"))
+        elif (tool == "sed" and "-i" in words) or tool in ("cp", "mv"):
+            out.add(words[-1])
+        out.update(w.lstrip(">") for w in words if w.startswith(">") and w not in (">", ">>"))
+        out.update(nxt for w, nxt in pairwise(words) if w in (">", ">>"))
+    return {p if p.startswith("/") else f"{workdir.rstrip('/')}/{p}" for p in out}
+
+
+def test_no_file_a_container_command_rewrites_is_mounted_read_only() -> None:
+    """The broker's start-up rewrote its config in place through a read-only mount, and so never started."""
+    workdirs = {"pulsar": "/pulsar"}  # the official image's working directory
+    checked = 0
+    for name, svc in _compose()["services"].items():
+        command = svc.get("command")
+        if not isinstance(command, str):
+            continue
+        inner = re.search(r'sh -c "(.*)"', command, re.S)
+        written = _rewritten(inner.group(1) if inner else command, workdirs.get(name, "/"))
+        read_only = {v.split(":")[1] for v in svc.get("volumes", []) if v.endswith(":ro")}
+        for path in written:
+            assert not any(path == ro or path.startswith(ro.rstrip("/") + "/") for ro in read_only), (
+                name,
+                path,
+            )
+        checked += bool(written)
+    assert checked  # the broker's command was parsed
+
+
+def test_the_rewrite_check_catches_the_old_mount() -> None:
+    assert "/pulsar/conf/standalone.conf" in _rewritten(
+        "bin/apply-config-from-env.py conf/standalone.conf && exec bin/pulsar standalone", "/pulsar"
+    )
 
 
 def test_compose_overrides_only_keys_our_config_has() -> None:
