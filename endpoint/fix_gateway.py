@@ -11,11 +11,16 @@ validated against FIX 4.4's data dictionary, extended with our values and tags:
 - ShortfallBps (20002) and VwapSlippageBps (20003) on a final ExecutionReport: TCA, positive = cost.
 
 Malformed messages are answered by QuickFIX itself with a session Reject (35=3): missing or unknown tags,
-wrong types, values outside the dictionary. Values the dictionary cannot judge (a negative quantity, a
-limit order without a price) get a session Reject from us; unsupported message types a
-BusinessMessageReject (35=j); business refusals (unknown symbol, duplicate ClOrdID, risk) an
-ExecutionReport Rejected with OrdRejReason and Text. A garbled message (bad checksum or length) is
-dropped, as the FIX specification asks; the sequence gap it leaves is filled by a resend.
+wrong types, values outside the dictionary (what breaks the FIX grammar). An order the desk will not take
+gets an ExecutionReport Rejected (39=8, 150=8) with its ClOrdID, OrdRejReason and Text, which an OMS can tie
+to the order: values the dictionary cannot judge (a quantity that is not a positive whole number, an
+unsupported Side, OrdType or TargetStrategy, a price out of range, a limit order without a price) and
+business refusals (unknown symbol, duplicate ClOrdID, risk); a bad value on a cancel/replace gets an
+OrderCancelReject. A NewOrderSingle for a known ClOrdID flagged as a possible resend (PossDupFlag 43 or
+PossResend 97 = Y) is answered with the order's current state (an order-status ExecutionReport), never a
+second parent or a reject of the live order. Unsupported message types get a BusinessMessageReject
+(35=j). A garbled message (bad checksum or length) is dropped, as the FIX specification asks; the
+sequence gap it leaves is filled by a resend.
 """
 
 from __future__ import annotations
@@ -58,6 +63,9 @@ log = get_logger("paceline.endpoint.fix")
 SESSIONS = Gauge("paceline_fix_sessions_logged_on", "FIX sessions logged on")
 MESSAGES = Counter("paceline_fix_messages_in_total", "Application messages received", ["msg_type"])
 REJECTS = Counter("paceline_fix_rejects_total", "Rejects sent, by kind and reason", ["kind", "reason"])
+RESENDS = Counter(
+    "paceline_fix_possible_resends_total", "NewOrderSingles flagged as possible resends of a known order"
+)
 
 STRATEGY_IN = {1: Strategy.VWAP, 2: Strategy.POV, 1001: Strategy.TWAP, 1002: Strategy.IS, 1003: Strategy.RL}
 STRATEGY_OUT = {v: k for k, v in STRATEGY_IN.items()}
@@ -69,7 +77,8 @@ ORD_STATUS = {
     OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2", OrdStatus.DONE_FOR_DAY: "3",
     OrdStatus.CANCELED: "4", OrdStatus.REJECTED: "8", OrdStatus.EXPIRED: "C",
 }  # fmt: skip
-ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reducing_only": "0"}
+ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reducing_only": "0",
+                  "quantity": "13", "unsupported": "11"}  # fmt: skip
 TIF_IN = {"0": TimeInForce.DAY, "3": TimeInForce.IOC, "6": TimeInForce.GTD}
 POLICY_NAME, SHORTFALL_BPS, VWAP_SLIPPAGE_BPS = 20001, 20002, 20003
 _EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
@@ -77,9 +86,12 @@ _SESSION_CLOSE_S = 16 * 3600
 
 
 class BadValueError(Exception):
-    def __init__(self, tag: int, text: str) -> None:
+    """A value the dictionary accepts but the desk does not: ``code`` is the refusal's (OrdRejReason)."""
+
+    def __init__(self, tag: int, text: str, code: str = "invalid") -> None:
         super().__init__(text)
         self.tag = tag
+        self.code = code
 
 
 def dictionary(state_dir: Path) -> Path:
@@ -153,9 +165,9 @@ def _qty(msg: fix.Message, tag: int) -> int:
     try:
         q = float(raw)
     except ValueError:
-        raise BadValueError(tag, f"quantity {raw!r} is not a number") from None
+        raise BadValueError(tag, f"quantity {raw!r} is not a number", "quantity") from None
     if q <= 0 or q != int(q):
-        raise BadValueError(tag, f"quantity must be a positive whole number, got {raw}")
+        raise BadValueError(tag, f"quantity must be a positive whole number, got {raw}", "quantity")
     return int(q)
 
 
@@ -165,7 +177,7 @@ def _price(msg: fix.Message, tag: int) -> float | None:
         return None
     px = float(raw)
     if not 0 < px <= 1e7:  # also refuses NaN
-        raise BadValueError(tag, f"price {raw} is not a valid positive price")
+        raise BadValueError(tag, f"price {raw} is not a valid positive price", "price")
     return px
 
 
@@ -257,21 +269,20 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     def _new_order(self, client_id: str, m: Any, sid: Any) -> None:
         cl = m.getField(11)
-        symbol = m.getField(55)
-        side = {"1": Side.BUY, "2": Side.SELL}.get(m.getField(54))
-        if side is None:
-            raise BadValueError(54, "side must be 1 (buy) or 2 (sell)")
-        qty = _qty(m, 38)
-        ord_type = {"1": OrdType.MARKET, "2": OrdType.LIMIT}.get(m.getField(40))
-        if ord_type is None:
-            raise BadValueError(40, "OrdType must be 1 (market) or 2 (limit)")
-        px = _price(m, 44)
-        if ord_type is OrdType.LIMIT and px is None:
-            raise BadValueError(44, "a limit order needs Price (44)")
-        raw_strategy = _get(m, 847)
-        strategy = STRATEGY_IN.get(int(raw_strategy)) if raw_strategy else Strategy.TWAP
-        if strategy is None:
-            raise BadValueError(847, f"TargetStrategy {raw_strategy} is not supported")
+        header = m.getHeader()
+        if any(header.isSetField(t) and header.getField(t) == "Y" for t in (43, 97)):
+            known = self.desk.status(client_id, cl)
+            if known is not None:  # a resend of a live (or finished) order: its state, not a reject
+                RESENDS.inc()
+                log.info("FIX possible resend of a known order answered with its status", cl_ord_id=cl)
+                self._send_status(known, sid, "possible resend of a known order: its current state")
+                return
+        try:
+            symbol, side, qty, ord_type, px, strategy = self._order_fields(m)
+        except BadValueError as exc:
+            log.warning("FIX order refused by value", tag=exc.tag, reason=str(exc))
+            self._reject_order(sid, m, Refusal(exc.code, f"{exc} (tag {exc.tag})"))
+            return
         rate = _get(m, 849)
         if symbol not in self.desk.symbols:  # before the window is judged on a clock we do not follow
             self._reject_order(sid, m, Refusal("unknown_symbol", f"unknown symbol {symbol}"))
@@ -299,6 +310,25 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         if refusal is not None:
             self._reject_order(sid, m, refusal)
 
+    @staticmethod
+    def _order_fields(m: Any) -> tuple[str, Side, int, OrdType, float | None, Strategy]:
+        symbol = m.getField(55)
+        side = {"1": Side.BUY, "2": Side.SELL}.get(m.getField(54))
+        if side is None:
+            raise BadValueError(54, "side must be 1 (buy) or 2 (sell)", "unsupported")
+        qty = _qty(m, 38)
+        ord_type = {"1": OrdType.MARKET, "2": OrdType.LIMIT}.get(m.getField(40))
+        if ord_type is None:
+            raise BadValueError(40, "OrdType must be 1 (market) or 2 (limit)", "unsupported")
+        px = _price(m, 44)
+        if ord_type is OrdType.LIMIT and px is None:
+            raise BadValueError(44, "a limit order needs Price (44)", "price")
+        raw_strategy = _get(m, 847)
+        strategy = STRATEGY_IN.get(int(raw_strategy)) if raw_strategy else Strategy.TWAP
+        if strategy is None:
+            raise BadValueError(847, f"TargetStrategy {raw_strategy} is not supported", "unsupported")
+        return symbol, side, qty, ord_type, px, strategy
+
     def _reject_order(self, sid: Any, m: Any, r: Refusal) -> None:
         REJECTS.labels("order", r.code).inc()
         out = self._er_header("NONE", m.getField(11), f"rej-{uuid.uuid4().hex[:16]}", "8", "8")
@@ -320,9 +350,12 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     def _replace(self, client_id: str, m: Any, sid: Any) -> None:
         end = _ts(m.getField(126)) if m.isSetField(126) else None
-        refusal = self.desk.amend(
-            client_id, m.getField(11), m.getField(41), _qty(m, 38), limit_px=_price(m, 44), end_ns=end
-        )
+        try:
+            qty, px = _qty(m, 38), _price(m, 44)
+        except BadValueError as exc:
+            self._cancel_reject(sid, m.getField(11), m.getField(41), "2", Refusal(exc.code, str(exc)))
+            return
+        refusal = self.desk.amend(client_id, m.getField(11), m.getField(41), qty, limit_px=px, end_ns=end)
         if refusal is not None:
             self._cancel_reject(sid, m.getField(11), m.getField(41), "2", refusal)
 
@@ -338,6 +371,10 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             rej.setField(58, f"unknown order {m.getField(11)}")
             fix.Session.sendToTarget(rej, sid)
             return
+        self._send_status(o, sid)
+
+    def _send_status(self, o: Any, sid: Any, text: str | None = None) -> None:
+        """An order-status ExecutionReport (150=I): the order as the desk holds it now."""
         out = self._er_header(o.parent.parent_id, o.cl_ord_id, f"st-{uuid.uuid4().hex[:16]}", "I",
                               ORD_STATUS[o.status])  # fmt: skip
         out.setField(55, o.parent.symbol)
@@ -346,6 +383,8 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         out.setField(14, str(o.cum_qty))
         out.setField(151, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
         out.setField(6, f"{o.avg_px:.6f}")
+        if text:
+            out.setField(58, text)
         fix.Session.sendToTarget(out, sid)
 
     def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:

@@ -287,10 +287,15 @@ def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: 
         raw.send("D", [(11, "M2"), (55, desk.symbol), (40, "1"), (60, utc(desk.start))])
         r = raw.read(lambda f: f.get(35) == "3")
         assert r[373] == "1" and r[371] in ("54", "38")  # required tag missing
-        # Negative quantity: session Reject, value incorrect.
-        raw.send("D", [(t, "-5" if t == 38 else v) for t, v in nos if t != 11] + [(11, "M3")])
-        r = raw.read(lambda f: f.get(35) == "3" and f.get(371) == "38")
-        assert r[373] == "5"
+        # A quantity or side the dictionary accepts but the desk does not: an ExecutionReport Rejected
+        # with the ClOrdID, OrdRejReason and Text (a session Reject could not be tied to the order).
+        cases = (("M3", 38, "-5", "13"), ("M3b", 38, "0", "13"), ("M3c", 38, "2.5", "13"),
+                 ("M3d", 54, "5", "11"), ("M3e", 847, "3", "11"))  # fmt: skip
+        for cl, tag, value, reason in cases:
+            raw.send("D", [(t, v) for t, v in nos if t not in (11, tag)] + [(tag, value), (11, cl)])
+            r = raw.read(lambda f, cl=cl: f.get(35) == "3" or (f.get(35) == "8" and f.get(11) == cl))
+            assert r[35] == "8" and r[39] == "8" and r[150] == "8" and r[103] == reason, (cl, r)
+            assert f"tag {tag}" in r[58]
         # Unknown symbol: business reject as an ExecutionReport Rejected.
         raw.send("D", [(t, "ZZZZ" if t == 55 else v) for t, v in nos if t != 11] + [(11, "M4")])
         r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "M4")
@@ -300,7 +305,8 @@ def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: 
             "D",
             [(40, "2") if t == 40 else (t, v) for t, v in nos if t != 11] + [(44, "1000000000"), (11, "M5")],
         )
-        r = raw.read(lambda f: f.get(35) == "3" and f.get(371) == "44")
+        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "M5")
+        assert r[39] == "8" and "not a valid positive price" in r[58]
         mid = desk.endpoint.tca.mid(desk.symbol) or 100.0
         raw.send(
             "D",
@@ -317,6 +323,33 @@ def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: 
         raw.send("1", [(112, "alive?")])
         hb = raw.read(lambda f: f.get(35) == "0" and f.get(112) == "alive?")
         assert hb
+    finally:
+        raw.close()
+
+
+def test_a_possible_resend_of_a_live_order_gets_its_status_not_a_reject(desk: Desk) -> None:
+    """PossDupFlag (43) or PossResend (97) on a NewOrderSingle for a known ClOrdID: the order's current
+    state (150=I), no second parent, the live order untouched; a plain duplicate keeps its reject."""
+    raw = RawFix(desk.cfg.fix_port)
+    try:
+        raw.logon()
+        end = desk.now() + 3 * 60 * S
+        nos = [(55, desk.symbol), (54, "1"), (38, "300"), (40, "1"), (60, utc(desk.now())),
+               (168, utc(desk.now())), (126, utc(end)), (11, "R1")]  # fmt: skip
+        raw.send("D", nos)
+        new = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) == "0")
+        orders = len(desk.endpoint.desk.orders)
+        for flag in (43, 97):
+            raw.send("D", [(flag, "Y"), (122, utc(desk.now())), *nos])
+            r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) in ("I", "8"))
+            assert r[150] == "I" and r[39] != "8" and r[37] == new[37], r
+            assert "possible resend" in r[58]
+        assert len(desk.endpoint.desk.orders) == orders
+        raw.send("D", nos)  # the same ClOrdID without a resend flag: a duplicate
+        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) in ("I", "8"))
+        assert r[150] == "8" and r[103] == "6"
+        o = desk.endpoint.desk.find("CLIENT2", "R1")
+        assert o is not None and o.status.value != "REJECTED"
     finally:
         raw.close()
 
