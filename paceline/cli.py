@@ -295,7 +295,7 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
             policies[name] = reg.load(base, int(version) if version else None)
         except policy_files.PolicyError as exc:
             print(f"skipping {name}: {exc}", file=sys.stderr)
-    results = evaluate.run(policies, args.episodes, EnvConfig())
+    results = evaluate.run(policies, args.episodes, EnvConfig(), progress=True)
     md, png = evaluate.report(results, Path(args.out))
     print(md)
     print(f"plot: {png}")
@@ -610,12 +610,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that talk to a broker someone else started (the demo, drills and `bench latency` start their own).
+NEEDS_BROKER = {"receiver", "worker", "health-checker", "endpoint", "risk", "dashboard"}
+NEEDS_BROKER_BENCH = {"receiver", "fix"}
+
+
+def broker_answers(url: str, timeout_s: float = 5.0) -> bool:
+    """Whether anything accepts a connection at the Pulsar service URL's host and port within
+    ``timeout_s`` (retried: a broker that is starting gets those seconds)."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port = parts.hostname or "localhost", parts.port or (6651 if parts.scheme == "pulsar+ssl" else 6650)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from runtime import logs
 
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `paceline ... | head` ends quietly
     args = build_parser().parse_args(argv)
     settings = Settings()
+    needs = args.command in NEEDS_BROKER or (args.command == "bench" and args.what in NEEDS_BROKER_BENCH)
+    if needs and not broker_answers(settings.pulsar_url):
+        print(f"paceline {args.command}: no Pulsar broker answers at {settings.pulsar_url} "
+              "(PACELINE_PULSAR_URL). Start one with `paceline broker start` (after `paceline broker "
+              "provision` on a fresh machine), or point PACELINE_PULSAR_URL at a running one.",
+              file=sys.stderr)  # fmt: skip
+        return 2
     sys.setswitchinterval(settings.switch_interval_us / 1e6)
     logs.configure(f"paceline-{args.command}", fmt=settings.log_format, level=settings.log_level)
     result: int = args.func(args, settings)

@@ -64,16 +64,25 @@ def episodes(n: int, cfg: EnvConfig) -> list[dict[str, Any]]:
 
 
 def run(
-    policies: dict[str, Policy | LoadedPolicy | torch.nn.Module], n: int, cfg: EnvConfig
+    policies: dict[str, Policy | LoadedPolicy | torch.nn.Module],
+    n: int,
+    cfg: EnvConfig,
+    progress: bool = False,
 ) -> dict[str, list[dict[str, Any]]]:
-    """A bare network is decided with ``cfg``'s action set; a policy file with its manifest's own."""
+    """A bare network is decided with ``cfg``'s action set; a policy file with its manifest's own.
+    ``progress``: a bar over every (policy, episode) run on stderr (a long evaluation takes minutes)."""
+    from tqdm import tqdm
+
     env = ExecutionEnv(cfg)
     results: dict[str, list[dict[str, Any]]] = {}
+    bar = tqdm(total=n * len(policies), desc="evaluate", unit="episode", disable=not progress)
     for name, pol in policies.items():
         policy = NetPolicy(pol, env, name) if isinstance(pol, torch.nn.Module) else pol
-        results[name] = [
-            env.run_policy(policy, HELD_OUT_SEED + i, opts) for i, opts in enumerate(episodes(n, cfg))
-        ]
+        results[name] = []
+        for i, opts in enumerate(episodes(n, cfg)):
+            results[name].append(env.run_policy(policy, HELD_OUT_SEED + i, opts))
+            bar.update()
+    bar.close()
     return results
 
 

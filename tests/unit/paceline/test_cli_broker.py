@@ -1,0 +1,38 @@
+"""A command that needs a broker says so within seconds when none answers (no traceback after 30 s)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from paceline import cli
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port  # nothing listens there once the socket is closed
+
+
+@pytest.mark.parametrize("argv", [["bench", "receiver"], ["risk", "show"], ["worker"]])
+def test_no_broker_is_reported_at_once_with_how_to_start_one(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"pulsar://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("PACELINE_PULSAR_URL", url)
+    t0 = time.monotonic()
+    assert cli.main(argv) == 2
+    assert time.monotonic() - t0 < 15
+    err = capsys.readouterr().err
+    assert f"no Pulsar broker answers at {url}" in err and "paceline broker start" in err
+
+
+def test_a_listening_port_counts_as_a_broker_answering() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert cli.broker_answers(f"pulsar://127.0.0.1:{s.getsockname()[1]}", timeout_s=1)
+    assert not cli.broker_answers(f"pulsar://127.0.0.1:{_closed_port()}", timeout_s=0.5)
