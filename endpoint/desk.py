@@ -1,7 +1,8 @@
 """The order desk: what FIX and the native protocol share. Transport-agnostic and thread-safe.
 
-- ``submit`` checks the order (universe, duplicate ClOrdID, pre-trade risk) and either refuses it at
-  once (the caller answers Rejected) or publishes a ``JobRequest`` for the saga. The saga answers New.
+- ``submit`` checks the order (universe, market data seen, duplicate ClOrdID, pre-trade risk) and either
+  refuses it at once (the caller answers Rejected) or publishes a ``JobRequest`` for the saga. The saga
+  answers New.
 - ``cancel`` / ``amend`` resolve the client's OrigClOrdID to the parent and publish the request; what
   cannot be honoured here (unknown order, already closed) is refused at once, the rest by the saga.
 - Every ``ExecutionReport`` and ``RequestReject`` the saga publishes goes through ``on_report``: the
@@ -122,7 +123,7 @@ class OrderDesk:
             refusal = self._check(p)
             if refusal is not None:
                 ORDERS.labels("new", "refused").inc()
-                if refusal.code not in ("duplicate", "unknown_symbol"):
+                if refusal.code not in ("duplicate", "unknown_symbol", "no_market_data"):
                     REFUSED.labels("parent", refusal.code).inc()
                 return refusal
             self.orders[p.parent_id] = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id})
@@ -138,6 +139,9 @@ class OrderDesk:
             return Refusal("duplicate", f"duplicate ClOrdID {p.cl_ord_id}")
         if p.symbol not in self.symbols:
             return Refusal("unknown_symbol", f"unknown symbol {p.symbol}")
+        if self.tca.mid(p.symbol) is None:
+            # The saga's window runs on the symbol's market clock: with no tick yet it would never start.
+            return Refusal("no_market_data", f"no market data for {p.symbol}")
         return self.risk.check_parent(p, self.tca.mid(p.symbol), self.open_notional(p.client_id))
 
     def find(self, client_id: str, cl_ord_id: str) -> Order | None:
