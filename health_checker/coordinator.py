@@ -62,6 +62,7 @@ class Config:
     assign_wait_s: float = 30.0
     venue_retry_s: float = 2.0
     close_grace_s: float = 5.0  # market time after a window's end before what rests is cancelled
+    stale_grace_s: float = 120.0  # wall time after a window's span before a stopped market ends it
     start_tolerance_s: float = 60.0  # how far in the past a window may start
     symbols: frozenset[str] | None = None  # the tradable universe (None: any)
 
@@ -69,7 +70,10 @@ class Config:
     def timing(self) -> Timing:
         s = 1_000_000_000
         return Timing(
-            round(self.assign_wait_s * s), round(self.venue_retry_s * s), round(self.close_grace_s * s)
+            round(self.assign_wait_s * s),
+            round(self.venue_retry_s * s),
+            round(self.close_grace_s * s),
+            round(self.stale_grace_s * s),
         )
 
 

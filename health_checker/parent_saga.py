@@ -47,7 +47,9 @@ FINAL: dict[str, tuple[ExecType, OrdStatus, str]] = {
     "window_end": (ExecType.DONE_FOR_DAY, OrdStatus.DONE_FOR_DAY, "end of the order's window"),
     "no_worker": (ExecType.EXPIRED, OrdStatus.EXPIRED, "no worker could take the job in time"),
     "filled": (ExecType.TRADE, OrdStatus.FILLED, "filled"),
-}
+    "stale_market": (ExecType.EXPIRED, OrdStatus.EXPIRED,
+                     "no market data: the symbol's data stopped, expired on the wall clock after the window"),
+}  # fmt: skip
 
 Pick = Callable[[str], str | None]  # policy -> worker id or None
 
@@ -59,6 +61,9 @@ class Timing:
     assign_wait: int = 30_000_000_000
     venue_retry: int = 2_000_000_000
     close_grace: int = 5_000_000_000
+    # The window's end is a market-clock timer: if the symbol's data stops, that clock stops too. A wall
+    # clock timer this long after the window's span, measured from the saga's start, ends the parent.
+    stale_grace: int = 120_000_000_000
 
 
 def policy_of(p: ParentOrder) -> str:
@@ -196,8 +201,19 @@ class ParentSaga(Saga):
             "venue_opened", {"epoch": self.epoch}, (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),)
         )
         assert self.parent is not None
-        ctx.set_timer("window_end", f"market:{self.parent.symbol}", self.parent.end_ns + t.close_grace)
+        self._set_window_end(ctx, self.parent, now, t)
         self.try_assign(ctx, pick, now, t)
+
+    @staticmethod
+    def _set_window_end(ctx: Context, p: ParentOrder, now: int, t: Timing) -> None:
+        """The end of the window on the symbol's market clock, and the wall-clock backstop for a market
+        that stops: from now, the window's span as the order was sent (from the market time it was sent
+        at, or its start) plus ``stale_grace``. Never earlier than the market would end it at real time."""
+        span = p.end_ns - min(p.start_ns, p.ts_init)
+        if not 0 < span <= 2 * 86_400 * 1_000_000_000:  # ts_init on another clock: the window itself
+            span = max(0, p.end_ns - p.start_ns)
+        ctx.set_timer("window_end", f"market:{p.symbol}", p.end_ns + t.close_grace)
+        ctx.set_timer("window_end_wall", WALL, now + span + t.close_grace + t.stale_grace)
 
     def try_assign(self, ctx: Context, pick: Pick, now: int, t: Timing) -> None:
         p = self.parent
@@ -312,6 +328,8 @@ class ParentSaga(Saga):
         ctx.clear_timer(timer.name)
         if timer.name == "window_end":
             self.unwind(ctx, "window_end", now, t)
+        elif timer.name == "window_end_wall":
+            self.unwind(ctx, "stale_market", now, t)
         elif timer.name == "assign_wait" and self.phase == "waiting":
             self.unwind(ctx, "no_worker", now, t)
         elif timer.name == "venue_retry" and self.running == FENCE and self.command is not None:
@@ -394,4 +412,4 @@ class ParentSaga(Saga):
         rep = self._report(ExecType.REPLACED, status, now, orig_cl_ord_id=old)
         cmd = self._venue(VenueOp.OPEN, now)
         ctx.emit("reported", {}, (*self._fx(rep), effect(topics.VENUE_COMMANDS, cmd, key=self.job_id)))
-        ctx.set_timer("window_end", f"market:{new.symbol}", new.end_ns + t.close_grace)
+        self._set_window_end(ctx, new, now, t)

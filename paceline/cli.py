@@ -161,7 +161,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                  progress=not args.no_progress, eval_episodes=args.eval_episodes, processes=args.processes,
                  command="paceline " + " ".join(sys.argv[1:]), verbose=args.verbose,
                  init=Path(args.init) if args.init else None, prefer=args.prefer,
-                 prefer_logit=args.prefer_logit, learning_rate=args.learning_rate)  # fmt: skip
+                 prefer_logit=args.prefer_logit, learning_rate=args.learning_rate,
+                 ent_coef=args.ent_coef)  # fmt: skip
     print(f"policy written to {vdir}")
     print((vdir / "manifest.json").read_text())
     return 0
@@ -527,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prefer", type=int, help="start the actor preferring this action index")
     t.add_argument("--prefer-logit", type=float, default=2.0, help="how much (added to its score)")
     t.add_argument("--learning-rate", type=float, default=3e-4)
+    t.add_argument("--ent-coef", type=float, default=0.01, help="PPO's entropy bonus (0: keep the prior)")
     t.add_argument("--out", help="policy folder (default: PACELINE_POLICY_DIR, the repo's policies/)")
     t.add_argument("--checkpoints", help="save training checkpoints here")
     t.add_argument("--eval-episodes", type=int, default=40)

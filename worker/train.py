@@ -50,6 +50,7 @@ def train(
     prefer: int | None = None,
     prefer_logit: float = 2.0,
     learning_rate: float = 3e-4,
+    ent_coef: float = 0.01,
 ) -> Path:
     """``processes``: one process per environment (both cores of this machine), else all in this one.
     ``prefer``: start the actor preferring that action (``prefer_logit`` added to its score), so that
@@ -73,7 +74,7 @@ def train(
     else:
         model = PPO(
             "MlpPolicy", venv, seed=seed, n_steps=max(64, min(512, steps // n_envs)), batch_size=256,
-            gamma=1.0, gae_lambda=0.95, ent_coef=0.01, learning_rate=learning_rate, verbose=verbose,
+            gamma=1.0, gae_lambda=0.95, ent_coef=ent_coef, learning_rate=learning_rate, verbose=verbose,
             policy_kwargs={"net_arch": {"pi": [64, 64], "vf": [64, 64]}, "activation_fn": torch.nn.Tanh},
         )  # fmt: skip
         if prefer is not None:
@@ -101,7 +102,7 @@ def train(
         "command": command,
         "initialised_from": str(init) if init is not None else None,
         "prior": {"action": prefer, "logit": prefer_logit} if prefer is not None else None,
-        "learning_rate": learning_rate,
+        "learning_rate": learning_rate, "ent_coef": ent_coef,
         "data": "synthetic market (market.synthetic), market seeds below 1,000,000 from the env's RNG"
         + (f"; {cfg.lobster_share:.0%} of episodes on the generated LOBSTER-format days in {cfg.lobster_dir}"
            if cfg.lobster_dir else ""),

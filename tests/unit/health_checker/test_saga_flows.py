@@ -248,3 +248,32 @@ def test_silence_from_everything_at_once_judges_no_worker_then_grants_the_outage
     assert s.worker_id == w1 and s.epoch == 1
     d.advance(6)  # past it: lost, fenced, reassigned
     assert s.worker_id not in (None, w1) and s.epoch == 2
+
+
+def test_a_market_that_stops_ends_the_parent_on_the_wall_clock_with_a_reason() -> None:
+    """The window's end is a market-clock timer; a symbol whose data stops never reaches it. A wall-clock
+    backstop (the window's span plus a grace, from the saga's start) ends the parent, and not before."""
+    d = Desk()
+    d.heartbeats()
+    d.submit(qty=1_000)  # a 600 s window
+    w = d.saga().worker_id
+    assert w is not None
+    d.trade(w, 300)
+    d.advance(10)  # the market moves ten seconds, then its data stops
+
+    def wall(seconds: float) -> None:  # wall time passes, workers heartbeat, no tick arrives
+        for _ in range(int(seconds)):
+            d.now += S
+            d.heartbeats()
+            d.coord.poll()
+            d.pump()
+
+    wall(600 + 5 + d.config.stale_grace_s - 20)
+    assert not d.saga().terminal  # still inside the span and its grace: a slow market is not a dead one
+    wall(20)
+    s = d.saga()
+    assert s.terminal and s.status == "stale_market"
+    last = d.reports[-1]
+    assert last.exec_type is ExecType.EXPIRED and last.ord_status is OrdStatus.EXPIRED
+    assert last.cum_qty == 300 and last.text is not None and "no market data" in last.text
+    check_reports(d.reports, {"P-1": 1_000})
