@@ -9,7 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-DEFAULT_FILE = Path(__file__).resolve().parents[1] / "deploy" / "endpoint" / "endpoint.toml"
+from runtime.shipped import shipped
+
+DEFAULT_FILE = shipped("deploy") / "endpoint" / "endpoint.toml"
 
 
 class Limits(BaseModel):

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from models import topics
+from runtime.shipped import shipped
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = REPO_ROOT / "deploy" / "pulsar"
+DEPLOY = shipped("deploy") / "pulsar"
 MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
 
 # Retention per namespace: (minutes, MB). -1 keeps forever: the saga log is the orchestrator's state.

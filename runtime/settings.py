@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from runtime.shipped import shipped
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACELINE_", extra="ignore")
@@ -19,7 +21,7 @@ class Settings(BaseSettings):
     # Where provisioned Apache Pulsar jars are cached (outside the repository, reused across clones).
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "paceline")
     # Policy files: <policy_dir>/<name>/<version>/{policy.pt2, manifest.json}; the repo ships its own.
-    policy_dir: Path = Field(default_factory=lambda: Path(__file__).resolve().parents[1] / "policies")
+    policy_dir: Path = Field(default_factory=lambda: shipped("policies"))
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # A thread woken by I/O waits up to this long for the GIL while another thread computes (CPython's

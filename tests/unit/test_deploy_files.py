@@ -105,6 +105,7 @@ def test_dockerfile_copies_every_package() -> None:
     for pkg in ("paceline", "runtime", "models", "market", "saga", "receiver", "worker", "health_checker",
                 "endpoint", "deploy"):  # fmt: skip
         assert f"COPY {pkg} {pkg}" in docker
+    assert "COPY pyproject.toml setup.py" in docker  # setup.py ships policies/ and deploy/ in the wheel
 
 
 def test_every_scraped_service_serves_metrics_where_prometheus_looks() -> None:
