@@ -111,12 +111,13 @@ class OrderDesk:
         return f"r{now_ns()}-{self._req}"
 
     def open_notional(self, client_id: str) -> float:
-        total = 0.0
-        for o in self.orders.values():
-            if o.live and o.parent.client_id == client_id:
-                px = o.parent.limit_px or self.tca.mid(o.parent.symbol) or 0.0
-                total += px * (o.parent.quantity - o.cum_qty)
-        return total
+        with self._lock:
+            total = 0.0
+            for o in self.orders.values():
+                if o.live and o.parent.client_id == client_id:
+                    px = o.parent.limit_px or self.tca.mid(o.parent.symbol) or 0.0
+                    total += px * (o.parent.quantity - o.cum_qty)
+            return total
 
     def submit(self, p: ParentOrder) -> Refusal | None:
         with self._lock:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import re
 import sys
-import threading
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -189,7 +188,6 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         self.market_now = market_now  # symbol -> the latest tick's event time (or None)
         self.sessions: dict[str, Any] = {}  # client id -> SessionID
         self.logged_on: set[str] = set()
-        self._lock = threading.Lock()
         self._acceptor: Any = None
 
     # --- lifecycle ------------------------------------------------------------------------------------

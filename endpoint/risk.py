@@ -10,6 +10,7 @@ HALTED (nothing; working child orders are refused too). The stricter of the two 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -47,7 +48,11 @@ class _Bucket:
 
 
 class RiskGate:
+    """Thread-safe (one re-entrant lock): FIX and native threads check parents, the listener thread checks
+    child orders, applies fills and the kill switch."""
+
     def __init__(self, limits: dict[str, Limits], clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.RLock()
         self.limits = limits
         self.clock = clock
         self.global_state = KillState.ACTIVE
@@ -58,17 +63,20 @@ class RiskGate:
 
     # --- state ------------------------------------------------------------------------------------------
     def set_state(self, client_id: str | None, state: KillState) -> None:
-        if client_id is None:
-            self.global_state = state
-        else:
-            self.client_state[client_id] = state
+        with self._lock:
+            if client_id is None:
+                self.global_state = state
+            else:
+                self.client_state[client_id] = state
 
     def state(self, client_id: str) -> KillState:
-        own = self.client_state.get(client_id, KillState.ACTIVE)
-        return max(own, self.global_state, key=_ORDER.__getitem__)
+        with self._lock:
+            own = self.client_state.get(client_id, KillState.ACTIVE)
+            return max(own, self.global_state, key=_ORDER.__getitem__)
 
     def on_fill(self, client_id: str, symbol: str, side: Side, qty: int) -> None:
-        self.position[(client_id, symbol)] += side.sign * qty
+        with self._lock:
+            self.position[(client_id, symbol)] += side.sign * qty
 
     def _limits(self, client_id: str) -> Limits:
         return self.limits.get(client_id) or Limits()
@@ -101,44 +109,47 @@ class RiskGate:
     def check_parent(
         self, p: ParentOrder, mid: float | None, open_notional: float, *, rate: bool = True
     ) -> Refusal | None:
-        lim = self._limits(p.client_id)
-        if (r := self._kill(p.client_id, p.symbol, p.side, p.quantity, "parent")) is not None:
-            return r
-        if rate:
-            bucket = self._orders.setdefault(p.client_id, _Bucket(lim.max_orders_per_s, self.clock))
-            if not bucket.take():
-                return Refusal("rate", f"more than {lim.max_orders_per_s:g} orders per second")
-        if (band := self._band(p.limit_px, mid, lim.price_band_bps)) is not None:
-            return band
-        ref = p.limit_px or mid
-        if ref is not None:
-            notional = ref * p.quantity
-            if notional > lim.max_order_notional:
+        with self._lock:
+            lim = self._limits(p.client_id)
+            if (r := self._kill(p.client_id, p.symbol, p.side, p.quantity, "parent")) is not None:
+                return r
+            if rate:
+                bucket = self._orders.setdefault(p.client_id, _Bucket(lim.max_orders_per_s, self.clock))
+                if not bucket.take():
+                    return Refusal("rate", f"more than {lim.max_orders_per_s:g} orders per second")
+            if (band := self._band(p.limit_px, mid, lim.price_band_bps)) is not None:
+                return band
+            ref = p.limit_px or mid
+            if ref is not None:
+                notional = ref * p.quantity
+                if notional > lim.max_order_notional:
+                    return Refusal(
+                        "order_notional", f"notional {notional:,.0f} > limit {lim.max_order_notional:,.0f}"
+                    )
+                if open_notional + notional > lim.max_open_notional:
+                    return Refusal("open_notional", f"open notional would be {open_notional + notional:,.0f} "
+                                                    f"> limit {lim.max_open_notional:,.0f}")  # fmt: skip
+            after = self.position[(p.client_id, p.symbol)] + p.side.sign * p.quantity
+            if abs(after) > lim.max_position:
+                return Refusal("position", f"position would be {after:,} shares (limit {lim.max_position:,})")
+            if p.strategy is Strategy.POV and (p.participation_rate or 0) > lim.max_participation:
                 return Refusal(
-                    "order_notional", f"notional {notional:,.0f} > limit {lim.max_order_notional:,.0f}"
+                    "participation", f"participation {p.participation_rate:g} > {lim.max_participation:g}"
                 )
-            if open_notional + notional > lim.max_open_notional:
-                return Refusal("open_notional", f"open notional would be {open_notional + notional:,.0f} "
-                                                f"> limit {lim.max_open_notional:,.0f}")  # fmt: skip
-        after = self.position[(p.client_id, p.symbol)] + p.side.sign * p.quantity
-        if abs(after) > lim.max_position:
-            return Refusal("position", f"position would be {after:,} shares (limit {lim.max_position:,})")
-        if p.strategy is Strategy.POV and (p.participation_rate or 0) > lim.max_participation:
-            return Refusal(
-                "participation", f"participation {p.participation_rate:g} > {lim.max_participation:g}"
-            )
-        return None
+            return None
 
     def check_child(self, client_id: str, a: ChildOrderAction, mid: float | None) -> Refusal | None:
-        lim = self._limits(client_id)
-        if (r := self._kill(client_id, a.symbol, a.side, a.quantity, "child order")) is not None:
-            return r
-        bucket = self._children.setdefault(client_id, _Bucket(lim.max_children_per_s, self.clock))
-        if not bucket.take():
-            return Refusal("child_rate", f"more than {lim.max_children_per_s:g} child orders per second")
-        ref = a.limit_px or mid
-        if ref is not None and ref * a.quantity > lim.max_child_notional:
-            return Refusal(
-                "child_notional", f"child notional {ref * a.quantity:,.0f} > {lim.max_child_notional:,.0f}"
-            )
-        return self._band(a.limit_px, mid, lim.price_band_bps)
+        with self._lock:
+            lim = self._limits(client_id)
+            if (r := self._kill(client_id, a.symbol, a.side, a.quantity, "child order")) is not None:
+                return r
+            bucket = self._children.setdefault(client_id, _Bucket(lim.max_children_per_s, self.clock))
+            if not bucket.take():
+                return Refusal("child_rate", f"more than {lim.max_children_per_s:g} child orders per second")
+            ref = a.limit_px or mid
+            if ref is not None and ref * a.quantity > lim.max_child_notional:
+                return Refusal(
+                    "child_notional",
+                    f"child notional {ref * a.quantity:,.0f} > {lim.max_child_notional:,.0f}",
+                )
+            return self._band(a.limit_px, mid, lim.price_band_bps)

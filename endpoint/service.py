@@ -1,9 +1,12 @@
 """The Endpoint service: the client edge (FIX acceptor, order desk, pre-trade risk, TCA) and the venue
 router (the saga's venue commands and the workers' child orders to the simulated exchange).
 
-Threads: QuickFIX runs a thread per session and calls the desk (which locks); everything from Pulsar
-(ticks, venue commands, child orders, reports, kill-switch changes) arrives on the client's single
-listener thread, so the venue sees one message at a time and needs no lock. Fills and acks go to the
+Threads: QuickFIX runs a thread per session, the native server one per connection; both call the desk.
+Everything from Pulsar (ticks, venue commands, child orders, reports, kill-switch changes) arrives on the
+client's single listener thread, so the venue sees one message at a time and needs no lock. What both
+sides share locks itself: the desk (its order table), the TCA (markets, parents) and the risk gate
+(kill switch, positions, rate buckets); none calls another while holding its lock except the desk, which
+calls the other two, so there is no lock cycle. Fills and acks go to the
 job's executions topic (its worker); fills and command acks to the shared executions topic (the saga)
 from one producer, so the saga sees every fill of a job before the ack of the FENCE or CLOSE that ends it.
 On start the desk's order table is rebuilt from the reports topic, and the reports QuickFIX already sent
@@ -155,8 +158,7 @@ class EndpointService:
         self._requests.send_async(m, key=key)
 
     def _market_now(self, symbol: str) -> int | None:
-        mk = self.tca.markets.get(symbol)
-        return mk.ts if mk else None
+        return self.tca.market_ts(symbol)
 
     # --- handlers (listener thread) -------------------------------------------------------------------
     def _on_risk(self, d: Delivery[RiskControl]) -> None:

@@ -8,6 +8,7 @@ slippage by the one definition in ``market.costs``, in basis points (positive = 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from market.costs import shortfall_bps, vwap_slippage_bps
@@ -33,15 +34,30 @@ class _Parent:
 
 
 class Tca:
+    """Thread-safe: ticks arrive on the Pulsar listener thread while FIX and native threads track parents
+    and ask for mids (one lock; each call is a few dictionary operations)."""
+
     def __init__(self) -> None:
         self.markets: dict[str, _Market] = {}
         self.parents: dict[str, _Parent] = {}
+        self._lock = threading.Lock()
 
     def mid(self, symbol: str) -> float | None:
-        m = self.markets.get(symbol)
-        return m.mid if m and m.mid > 0 else None
+        with self._lock:
+            m = self.markets.get(symbol)
+            return m.mid if m and m.mid > 0 else None
+
+    def market_ts(self, symbol: str) -> int | None:
+        """The event time of the symbol's latest tick (None before the first)."""
+        with self._lock:
+            m = self.markets.get(symbol)
+            return m.ts if m else None
 
     def on_tick(self, t: Tick) -> None:
+        with self._lock:
+            self._on_tick(t)
+
+    def _on_tick(self, t: Tick) -> None:
         m = self.markets.get(t.symbol)
         if m is None:
             m = self.markets[t.symbol] = _Market()
@@ -55,6 +71,10 @@ class Tca:
                 p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
 
     def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
+        with self._lock:
+            self._track(parent_id, symbol, side, start_ns)
+
+    def _track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
         if parent_id in self.parents:
             return
         p = self.parents[parent_id] = _Parent(symbol, side, start_ns)
@@ -66,10 +86,11 @@ class Tca:
         self, parent_id: str, avg_px: float, filled: int, quantity: int
     ) -> tuple[float | None, float | None]:
         """(shortfall bps, VWAP slippage bps) for a finished parent; None where unknown."""
-        p = self.parents.pop(parent_id, None)
-        if p is None or p.arrival is None or quantity <= 0:
-            return None, None
-        m = self.markets[p.symbol]
+        with self._lock:
+            p = self.parents.pop(parent_id, None)
+            if p is None or p.arrival is None or quantity <= 0:
+                return None, None
+            m = _Market(**vars(self.markets[p.symbol]))  # a copy: the listener thread moves it on
         shortfall = shortfall_bps(
             p.side, p.arrival, quantity=quantity, filled=filled, notional=avg_px * filled, end_mid=m.mid
         )

@@ -26,3 +26,64 @@ def test_a_configured_symbol_that_has_never_ticked_is_refused_at_once() -> None:
     assert [type(m) for m in sent] == [JobRequest]
     refused = desk.submit(parent(symbol="TSLA", cl_ord_id="C-3", parent_id="CLIENT1.C-3"))
     assert refused is not None and refused.code == "unknown_symbol"
+
+
+def test_orders_from_many_threads_while_ticks_flow_keep_every_structure_consistent() -> None:
+    """FIX and native threads submit and cancel while the listener thread moves the market, applies fills
+    and checks child orders: no error from a structure changed under an iteration, nothing lost."""
+    import threading
+
+    from models import ChildAction, ChildOrderAction, OrdType, Side
+    from tests.factories import T0
+
+    desk, sent = _desk()
+    desk.risk.limits["CLIENT1"] = Limits(max_orders_per_s=1e9, max_children_per_s=1e9,
+                                         max_open_notional=1e15, max_position=10**9)  # fmt: skip
+    desk.tca.on_tick(tick(symbol="AAPL"))
+    errors: list[BaseException] = []
+    stop = threading.Event()
+    n_threads, per_thread = 4, 300
+
+    def client(k: int) -> None:
+        try:
+            for i in range(per_thread):
+                cl = f"T{k}-{i}"
+                assert desk.submit(parent(symbol="AAPL", cl_ord_id=cl, parent_id=f"CLIENT1.{cl}",
+                                          start_ns=T0 + i)) is None  # fmt: skip
+                if i % 3 == 0:
+                    desk.cancel("CLIENT1", f"X{k}-{i}", cl)
+                desk.open_notional("CLIENT1")
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    def listener() -> None:
+        seq = 0
+        try:
+            while not stop.is_set():
+                seq += 1
+                desk.tca.on_tick(
+                    tick(symbol="AAPL", seq=seq, ts_event=T0 + seq, trade_px=100.0, trade_sz=100)
+                )
+                desk.risk.on_fill("CLIENT1", "AAPL", Side.BUY, 100)
+                child = ChildOrderAction(
+                    action=ChildAction.NEW, child_id=f"c{seq}", job_id="J", parent_id="P", worker_id="w",
+                    epoch=1, symbol="AAPL", side=Side.BUY, quantity=100, ord_type=OrdType.MARKET,
+                    ts_event=T0, ts_init=T0,
+                )  # fmt: skip
+                desk.risk.check_child("CLIENT1", child, desk.tca.mid("AAPL"))
+                desk.tca.finish(f"CLIENT1.T0-{seq % per_thread}", 100.0, 0, 100)
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(n_threads)]
+    feed = threading.Thread(target=listener)
+    feed.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    feed.join()
+    assert errors == []
+    assert len(desk.orders) == n_threads * per_thread
+    assert sum(isinstance(m, JobRequest) for m in sent) == n_threads * per_thread
