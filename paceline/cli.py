@@ -261,11 +261,14 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
 
     reg = policy_files.PolicyRegistry(Path(args.dir) if args.dir else settings.policy_dir)
     if args.action == "list":
-        from worker.backtest import BASELINES
+        from worker.backtest import BASELINES, RULES
 
         print("baselines (TargetStrategy 847, or a backtest's --policies):")
         for name, (strategy, text) in BASELINES.items():
             print(f"  {name:18s} {strategy.value:6s} {text}")
+        print("research rules (a backtest's --policies only):")
+        for name, (_, text) in RULES.items():
+            print(f"  {name:18s} {'':6s} {text}")
         print(f"policy files in {reg.folder} (TargetStrategy 1003 with PolicyName 20001, or name@version):")
         for row in reg.describe():
             status = "valid" if row["valid"] else f"INVALID: {row['reason']}"
@@ -538,8 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt = sub.add_parser(
         "backtest", help="policies over an episode grid on recorded (LOBSTER) or synthetic days"
     )
-    bt.add_argument("--policies", help="comma-separated: twap,vwap,pov,ac and policy files (name, name@v); "
-                    "default: every baseline and every policy file")  # fmt: skip
+    bt.add_argument("--policies", help="comma-separated: twap,vwap,pov,ac, the rule passive and policy files "
+                    "(name, name@v); default: every baseline and every policy file")  # fmt: skip
     bt.add_argument("--lobster", help="a folder of LOBSTER message/orderbook pairs (several symbols, days)")
     bt.add_argument("--days", type=int, default=3, help="synthetic: days per symbol")
     bt.add_argument("--symbols", default="AAPL,MSFT", help="synthetic: equities")

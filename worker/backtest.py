@@ -27,6 +27,7 @@ from market.recorded import QueueFillModel, RecordedDay, find_days
 from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolSpec
 from market.venue import Venue
 from models import Strategy, Tick
+from worker.baselines import PassiveSchedule
 from worker.env import HELD_OUT_SEED
 from worker.policy import Policy
 from worker.policy_files import LoadedPolicy, PolicyRegistry
@@ -50,6 +51,10 @@ BASELINES: dict[str, tuple[Strategy, str]] = {
     "vwap": (Strategy.VWAP, "VWAP: the U-shaped intraday volume curve"),
     "pov": (Strategy.POV, "POV: 10 % of the market's volume (ParticipationRate 849 sets it)"),
     "ac": (Strategy.IS, "Almgren-Chriss: kappa*T = 2, front-loaded"),
+}
+# Fixed rules that are no live strategy, for research comparisons (run inside the engine like any policy).
+RULES: dict[str, tuple[Callable[[], Policy], str]] = {
+    "passive": (PassiveSchedule, "TWAP schedule with resting orders one tick inside, market when 5 % behind"),
 }
 ALIASES = {"almgren-chriss": "ac", "is": "ac"}
 
@@ -174,12 +179,16 @@ class PolicySpec:
 
 
 def resolve(names: Sequence[str], registry: PolicyRegistry | None) -> list[PolicySpec]:
-    """Baselines by name (twap, vwap, pov, ac) and policy files (``name`` for the newest, ``name@v``)."""
+    """Baselines by name (twap, vwap, pov, ac), research rules (passive) and policy files (``name`` for the
+    newest, ``name@v``)."""
     out = []
     for raw in names:
         name = ALIASES.get(raw.lower(), raw.lower())
         if name in BASELINES:
             out.append(PolicySpec(name, BASELINES[name][0]))
+            continue
+        if name in RULES:
+            out.append(PolicySpec(name, Strategy.TWAP, RULES[name][0]()))
             continue
         if registry is None:
             raise ValueError(f"{raw!r} is not a baseline and no policy folder is configured")

@@ -7,6 +7,9 @@ marketable order, and nothing when ahead. The last decision sends whatever is le
 - POV: a participation rate of the market volume seen so far (not a schedule in time).
 - Almgren-Chriss: the closed-form optimal trajectory for risk aversion ``lam``:
   remaining(t) = X sinh(kappa (T - t)) / sinh(kappa T), kappa = sqrt(lam sigma^2 / eta).
+
+And one fixed placement rule, a research reference for the RL policy (the backtest's ``passive``; not a
+live strategy): the TWAP schedule worked with resting orders (``PassiveSchedule``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from worker.policy import HOLD, Action, JobContext, Observation, PriceKind
+from worker.policy import HOLD, Action, ActionDef, JobContext, Observation, PriceKind, action_of
 
 # A U-shaped intensity over the trading day (same family as market.synthetic's), as a cumulative curve
 # sampled on 391 one-minute points from 09:30 to 16:00.
@@ -108,3 +111,17 @@ class AlmgrenChriss:
 
     def decide(self, obs: Observation, job: JobContext) -> Action:
         return _catch_up(self.target(obs.time_elapsed), obs, job)
+
+
+@dataclass
+class PassiveSchedule:
+    """Every decision, rest one tick inside the touch (at it when the spread is one tick) what brings the
+    filled fraction to the TWAP target ``lead`` ahead; cross at market once more than ``band`` behind. The
+    placement an RL policy anchored on the schedule starts from (``worker.policy.SCHEDULE_ACTIONS[4]``)."""
+
+    lead: float = 0.02
+    band: float = 0.05
+    name: str = "passive"
+
+    def decide(self, obs: Observation, job: JobContext) -> Action:
+        return action_of(ActionDef(PriceKind.LIMIT_INSIDE, lead=self.lead), 0, obs, job, self.band)

@@ -63,9 +63,12 @@ def test_backtest_on_recorded_days(
 def test_backtest_on_a_synthetic_day_with_the_full_day_horizon(tmp_path: Path) -> None:
     out = tmp_path / "bt"
     rc = main(["backtest", "--days", "1", "--symbols", "MSFT", "--horizons", "30m,day", "--sizes", "0.01",
-               "--policies", "twap,ac,rl-exec", "--out", str(out), "--no-progress"])  # fmt: skip
+               "--policies", "twap,ac,passive,rl-exec", "--out", str(out), "--no-progress"])  # fmt: skip
     assert rc == 0
     summary = _report(out)["summary"]
+    # The research rule works the schedule with resting orders, and completes like the rest.
+    rule = summary["groups"]["all"]["passive"]
+    assert rule["passive_share"] > 0.5 and rule["completion"] == 1.0
     assert isinstance(summary, dict)
     assert summary["episodes"] == 4 * 2 + 2
     day = summary["groups"]["horizon day"]
