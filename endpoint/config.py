@@ -32,6 +32,11 @@ class Client(BaseModel):
     comp_id: str  # the client's SenderCompID (our TargetCompID)
     token: str = Field(min_length=16)  # native protocol
     limits: Limits = Field(default_factory=Limits)
+    # FIX logon: Username (553) must be the client id and Password (554) match this hash
+    # (``runtime.secrets.hash_password``; ``paceline secret hash`` makes one). None: no password asked.
+    password_hash: str | None = None
+    # Remote addresses a FIX logon may come from (None: the endpoint's ``fix_allowed_addresses``).
+    allowed_addresses: tuple[str, ...] | None = None
 
 
 class BrokerRoute(BaseModel):
@@ -48,7 +53,10 @@ class EndpointConfig(BaseModel):
     comp_id: str = "PACELINE"  # our SenderCompID
     fix_port: int = Field(default=9878, ge=0, le=65535)  # 0: no FIX acceptor
     native_port: int = Field(default=9879, ge=0, le=65535)  # 0: no WebSocket server
-    native_host: str = "127.0.0.1"  # the FIX acceptor listens on every interface
+    native_host: str = "127.0.0.1"
+    # QuickFIX 1.15's acceptor listens on every interface (it has no bind-address setting): a session
+    # accepts a logon only from these remote addresses (QuickFIX's AllowedRemoteAddresses). Empty: any.
+    fix_allowed_addresses: tuple[str, ...] = ("127.0.0.1",)
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".paceline" / "endpoint")
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
     clients: tuple[Client, ...] = ()

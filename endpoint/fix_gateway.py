@@ -26,6 +26,7 @@ sequence gap it leaves is filled by a resend.
 from __future__ import annotations
 
 import gc
+import hmac
 import re
 import sys
 import uuid
@@ -56,12 +57,16 @@ from models import (
     now_ns,
 )
 from runtime.logs import get_logger
+from runtime.secrets import verify_password
 
 log = get_logger("paceline.endpoint.fix")
 
 SESSIONS = Gauge("paceline_fix_sessions_logged_on", "FIX sessions logged on")
 MESSAGES = Counter("paceline_fix_messages_in_total", "Application messages received", ["msg_type"])
 REJECTS = Counter("paceline_fix_rejects_total", "Rejects sent, by kind and reason", ["kind", "reason"])
+LOGON_REFUSED = Counter(
+    "paceline_fix_logons_refused_total", "FIX logons refused by the credential check", ["reason"]
+)
 RESENDS = Counter(
     "paceline_fix_possible_resends_total", "NewOrderSingles flagged as possible resends of a known order"
 )
@@ -133,6 +138,9 @@ def session_settings(cfg: EndpointConfig) -> Path:
     ]  # fmt: skip
     for c in cfg.clients:
         lines += ["", "[SESSION]", "BeginString=FIX.4.4", f"TargetCompID={c.comp_id}"]
+        allowed = cfg.fix_allowed_addresses if c.allowed_addresses is None else c.allowed_addresses
+        if allowed:  # QuickFIX closes a connection from anywhere else before its logon is read
+            lines.append(f"AllowedRemoteAddresses={','.join(allowed)}")
     path = state / "acceptor.cfg"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -232,7 +240,27 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             REJECTS.labels("session", message.getField(373) if message.isSetField(373) else "").inc()
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
-        pass
+        if message.getHeader().getField(35) == "A":
+            self._check_logon(message, session_id)
+
+    def _check_logon(self, m: Any, sid: Any) -> None:
+        """Username (553) and Password (554) against the client's stored hash. The client is only told
+        "logon refused" (never which part was wrong); the log and the metric keep the reason."""
+        client = self.cfg.client_by_comp_id(sid.getTargetCompID().getValue())
+        if client is None or client.password_hash is None:
+            return
+        user, password = _get(m, 553), _get(m, 554)
+        reason = None
+        if user is None or password is None:
+            reason = "missing_credentials"
+        elif not hmac.compare_digest(user.encode(), client.client_id.encode()):
+            reason = "bad_username"
+        elif not verify_password(password, client.password_hash):
+            reason = "bad_password"
+        if reason is not None:
+            LOGON_REFUSED.labels(reason).inc()
+            log.warning("FIX logon refused", comp_id=client.comp_id, reason=reason)
+            raise fix.RejectLogon("logon refused")
 
     def toApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
         pass

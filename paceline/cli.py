@@ -356,6 +356,20 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_secret(args: argparse.Namespace, settings: Settings) -> int:
+    """A password from stdin (or the terminal, not echoed) as a ``password_hash`` for endpoint.toml."""
+    import getpass
+
+    from runtime.secrets import hash_password
+
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("no password given", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     from endpoint.config import load
     from endpoint.service import EndpointService
@@ -368,6 +382,9 @@ def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
         cfg = cfg.model_copy(update={"name": args.name})
     if args.host:
         cfg = cfg.model_copy(update={"native_host": args.host})
+    if args.fix_allow:
+        allowed = () if args.fix_allow == "any" else tuple(a.strip() for a in args.fix_allow.split(","))
+        cfg = cfg.model_copy(update={"fix_allowed_addresses": allowed})
     with Bus(settings.pulsar_url) as bus:
         svc = EndpointService(bus, cfg)
         _serve_until_signalled(svc.start, svc.stop)
@@ -495,7 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--config", type=Path, default=None, help="TOML (default deploy/endpoint/endpoint.toml)")
     ep.add_argument("--name", default="", help="overrides the config's name (subscriptions derive from it)")
     ep.add_argument("--host", default="", help="the native protocol's listen address (0.0.0.0 in containers)")
+    ep.add_argument("--fix-allow", default="", help="remote addresses a FIX logon may come from, comma-"
+                    "separated, or 'any' (default: the config's, loopback)")  # fmt: skip
     ep.set_defaults(func=_cmd_endpoint)
+
+    sc = sub.add_parser("secret", help="credentials: hash a FIX password for the endpoint's config")
+    sc.add_argument("action", choices=["hash"])
+    sc.set_defaults(func=_cmd_secret)
 
     rk = sub.add_parser("risk", help="the kill switch: show it, or set it globally or for one client")
     rk.add_argument("action", choices=["show", "set"])

@@ -31,9 +31,12 @@ class FixClient(fix.Application):  # type: ignore[misc]
     in order (as tag dicts) and handed to waiters."""
 
     def __init__(
-        self, state_dir: Path, port: int, comp_id: str = "CLIENT1", target: str = "PACELINE"
-    ) -> None:
+        self, state_dir: Path, port: int, comp_id: str = "CLIENT1", target: str = "PACELINE", *,
+        username: str | None = None, password: str | None = None,
+    ) -> None:  # fmt: skip
+        """``username``/``password``: sent on Logon (553/554) when the endpoint asks for them."""
         super().__init__()
+        self.username, self.password = username, password
         self.received: list[dict[int, str]] = []
         self.admin: list[dict[int, str]] = []
         self.logged_on = threading.Event()
@@ -78,7 +81,9 @@ class FixClient(fix.Application):  # type: ignore[misc]
         self.logged_on.clear()
 
     def toAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
-        pass
+        if m.getHeader().getField(35) == "A" and self.password is not None:
+            m.setField(553, self.username or "")
+            m.setField(554, self.password)
 
     def fromAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
         self.admin.append(fields(m))

@@ -12,8 +12,13 @@ from typing import Any
 class RawFix:
     """FIX over a plain socket: every byte is ours, so it can be wrong on purpose."""
 
-    def __init__(self, port: int, comp_id: str = "CLIENT2", target: str = "PACELINE") -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(
+        self, port: int, comp_id: str = "CLIENT2", target: str = "PACELINE", *, source: str | None = None
+    ) -> None:
+        """``source``: the local address to connect from (another loopback address, 127.0.0.2)."""
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=10, source_address=(source, 0) if source else None
+        )
         self.comp_id, self.target = comp_id, target
         self.seq = 1
         self.buf = b""
@@ -33,8 +38,8 @@ class RawFix:
         if consume_seq:
             self.seq += 1
 
-    def logon(self) -> dict[int, str]:
-        self.send("A", [(98, "0"), (108, "30"), (141, "Y")])
+    def logon(self, extra: list[tuple[int, str]] | None = None) -> dict[int, str]:
+        self.send("A", [(98, "0"), (108, "30"), (141, "Y"), *(extra or [])])
         return self.read(lambda f: f.get(35) == "A")
 
     def read(self, pred: Any, timeout_s: float = 10) -> dict[int, str]:
