@@ -63,6 +63,8 @@ class Config:
     venue_retry_s: float = 2.0
     close_grace_s: float = 5.0  # market time after a window's end before what rests is cancelled
     stale_grace_s: float = 120.0  # wall time after a window's span before a stopped market ends it
+    leader_beat_s: float = 0.5  # the leader's beat from its decision loop
+    leader_timeout_s: float = 2.0  # a standby that hears no beat this long fences the leader out
     start_tolerance_s: float = 60.0  # how far in the past a window may start
     symbols: frozenset[str] | None = None  # the tradable universe (None: any)
 

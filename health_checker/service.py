@@ -11,6 +11,10 @@
   the handlers.
 - A leader that loses the lease (an append or a publish refused) steps down: it closes its inputs,
   forgets its state and goes back to waiting for the lease.
+- The leader beats on ``control/leader`` from its decision loop. A leader that hangs (SIGSTOP, a stuck
+  process: its connection to the broker stays open, so the lease is not released) goes silent; a standby
+  that hears no beat for ``leader_timeout_s`` takes the lease with a fencing producer, so the hung leader's
+  next append is refused and it steps down when it wakes.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import time
 from functools import partial
 from typing import Any
 
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
-from models import Message, WorkerHeartbeat, topics
-from runtime.bus import Bus, BusError, Consumer, Delivery
+from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
+from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, unload_topic
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
@@ -33,6 +37,9 @@ from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
 log = get_logger("paceline.health_checker")
 
 LEADER = Gauge("paceline_hc_leader", "1 while this health-checker holds the lease")
+FENCED_TAKEOVERS = Counter(
+    "paceline_hc_fenced_takeovers_total", "Leases taken from a silent leader by fencing it out"
+)
 TAKEOVER = Histogram(
     "paceline_hc_takeover_seconds", "Lease granted until the log is replayed and inputs are open",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
@@ -47,8 +54,14 @@ SUBSCRIPTION = "health-checker"
 
 
 class HealthChecker:
-    def __init__(self, bus: Bus, name: str, config: Config | None = None, *, poll_s: float = 0.05) -> None:
+    def __init__(
+        self, bus: Bus, name: str, config: Config | None = None, *, poll_s: float = 0.05,
+        admin_url: str | None = None,
+    ) -> None:  # fmt: skip
+        """``admin_url``: the broker's admin API, to free a hung leader's input subscriptions on takeover."""
         self.bus = bus
+        self.admin_url = admin_url
+        self._fenced = False
         self.name = name
         self.config = config or Config()
         self.poll_s = poll_s
@@ -62,6 +75,7 @@ class HealthChecker:
         self._inputs: list[Consumer[Any]] = []
         self._tails: dict[str, Any] = {}
         self._heartbeats: Any = None
+        self._beats: Producer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -77,7 +91,7 @@ class HealthChecker:
         while not self._stop.is_set():
             plog = PulsarLog(self.bus)
             log.info("standing by for the lease", name=self.name)
-            if not plog.acquire(self._stop):
+            if not self._acquire(plog):
                 return
             try:
                 self._lead(plog)
@@ -85,6 +99,35 @@ class HealthChecker:
                 log.error("stepping down", name=self.name, error=str(exc))
             finally:
                 self._step_down(plog)
+
+    def _acquire(self, plog: PulsarLog) -> bool:
+        """Wait for the lease; take it by fencing when the leader has been silent ``leader_timeout_s``
+        (counted from now when no beat was heard yet). False if stopped first."""
+        heard = [time.monotonic()]
+        beats: Any = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if beats is None:
+                        beats = self.bus.tail(topics.LEADER, LeaderBeat,
+                                              lambda d: heard.__setitem__(0, time.monotonic()))  # fmt: skip
+                    if plog.try_acquire():
+                        return True
+                    silent = time.monotonic() - heard[0]
+                    if silent > self.config.leader_timeout_s:
+                        log.warning("the leader is silent: taking the lease by fencing it out",
+                                    name=self.name, silent_s=round(silent, 2))  # fmt: skip
+                        if plog.try_acquire(fence=True):
+                            FENCED_TAKEOVERS.inc()
+                            self._fenced = True
+                            return True
+                except BusError:
+                    heard[0] = time.monotonic()  # the broker is away, not the leader: judge it once back
+                self._stop.wait(0.1)
+            return False
+        finally:
+            if beats is not None:
+                beats.close()
 
     def _lead(self, plog: PulsarLog) -> None:
         t0 = time.perf_counter()
@@ -95,8 +138,15 @@ class HealthChecker:
         with self._lock:
             self.recovered = coord.recover()
             self.coordinator = coord
-        for topic in (topics.JOB_REQUESTS, topics.EXECUTIONS):
-            self._inputs.append(self.bus.subscribe(topic, SUBSCRIPTION, Message, handler=self._on_input))
+        inputs = (topics.JOB_REQUESTS, topics.EXECUTIONS)
+        if self._fenced and self.admin_url:
+            # The hung leader still holds the inputs' exclusive subscriptions on its open connection:
+            # unloading the topics disconnects it (we reconnect at once, it cannot).
+            for topic in inputs:
+                unload_topic(self.admin_url, topic)
+        self._fenced = False
+        for topic in inputs:
+            self._inputs.append(self._subscribe(topic))
         # Heartbeats only matter now: a non-durable reader from the present, so no backlog of old ones
         # (from while no health-checker ran) delays the fresh ones and makes live workers look silent.
         self._heartbeats = self.bus.tail(topics.HEARTBEATS, WorkerHeartbeat, self._on_input)
@@ -107,14 +157,37 @@ class HealthChecker:
         self.is_leader.set()
         log.info("leading", name=self.name, replayed=self.recovered[0], resent=self.recovered[1],
                  took_ms=round(took * 1000, 1))  # fmt: skip
+        self._beats = self.bus.producer(topics.LEADER, name=None)
+        beat, next_beat, last = 0, 0.0, time.monotonic()
         while not self._stop.is_set():
+            frozen, last = time.monotonic() - last, time.monotonic()
+            if frozen > self.config.leader_timeout_s:
+                # Stopped longer than a standby waits: it may have fenced us out. Step down and queue
+                # for the lease again (granted at once if nobody took it) rather than act on it.
+                raise LeaseLostError(f"this leader was frozen {frozen:.1f} s: it may have been fenced out")
             with self._lock:
                 if orch.broken is not None:
                     raise LeaseLostError(orch.broken)
                 coord.poll()
                 wanted = coord.symbols()
             self._follow_markets(coord, wanted)
+            if time.monotonic() >= next_beat:  # from this loop: a leader that stops deciding stops beating
+                beat += 1
+                next_beat = time.monotonic() + self.config.leader_beat_s
+                ms = round(self.config.leader_beat_s * 1000)
+                self._beats.send_async(LeaderBeat(name=self.name, seq=beat, interval_ms=ms, ts_init=now_ns()))
             self._stop.wait(self.poll_s)
+
+    def _subscribe(self, topic: str) -> Consumer[Any]:
+        """Subscribe, retrying for a few seconds while an unloaded topic comes back."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                return self.bus.subscribe(topic, SUBSCRIPTION, Message, handler=self._on_input)
+            except BusError:
+                if time.monotonic() > deadline or self._stop.is_set():
+                    raise
+                time.sleep(0.1)
 
     def _step_down(self, plog: PulsarLog) -> None:
         self.is_leader.clear()
@@ -130,6 +203,9 @@ class HealthChecker:
         self._tails.clear()
         if hasattr(self, "_outbox"):
             self._outbox.close()
+        if self._beats is not None:
+            self._beats.close()
+            self._beats = None
         plog.release()
         with self._lock:
             self.coordinator = None

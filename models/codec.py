@@ -18,6 +18,7 @@ from models.jobs import (
     CancelRequest,
     JobAssignment,
     JobRequest,
+    LeaderBeat,
     RiskControl,
     VenueCommand,
     VenueCommandAck,
@@ -48,6 +49,7 @@ AnyMessage = Annotated[
     | JobRequest
     | JobAssignment
     | WorkerHeartbeat
+    | LeaderBeat
     | CancelRequest
     | AmendRequest
     | RequestReject

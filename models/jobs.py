@@ -37,6 +37,17 @@ class JobAssignment(Message):
     ts_init: TimestampNs
 
 
+class LeaderBeat(Message):
+    """The leading health-checker is alive and deciding (sent from its decision loop): a standby that
+    hears none for a while takes the lease by fencing the silent leader out at the broker."""
+
+    kind: Literal["leader_beat"] = "leader_beat"
+    name: Identifier
+    seq: int = Field(ge=0)
+    interval_ms: int = Field(gt=0)
+    ts_init: TimestampNs
+
+
 class JobRef(Message):
     kind: Literal["job_ref"] = "job_ref"
     job_id: Identifier

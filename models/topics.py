@@ -64,6 +64,7 @@ PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
 HEARTBEATS = f"{_ns('control')}/heartbeats"
+LEADER = f"{_ns('control')}/leader"  # the leading health-checker's beats (standbys watch for silence)
 RISK = f"{_ns('saga')}/risk"  # kill-switch states (the last per scope rules): kept forever, like the log
 SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
 

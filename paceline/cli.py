@@ -128,7 +128,8 @@ def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
-    from paceline.drill import FAULTS, run_drill
+    from paceline.drill import run_drill
+    from paceline.faults import FAULTS
 
     failed = 0
     for fault in FAULTS if args.fault == "all" else [args.fault]:
@@ -351,7 +352,7 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
         heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols
     )
     with Bus(settings.pulsar_url, quiet=True) as bus:
-        hc = HealthChecker(bus, args.name, config)
+        hc = HealthChecker(bus, args.name, config, admin_url=settings.pulsar_admin_url)
         _serve_until_signalled(hc.start, hc.stop)
     return 0
 
@@ -629,8 +630,9 @@ def build_parser() -> argparse.ArgumentParser:
     da.set_defaults(func=_cmd_dashboard)
 
     dr = sub.add_parser("drill", help="inject a fault mid-execution and check every promise")
-    faults = ["worker-kill", "broker-restart", "health-checker-kill", "endpoint-restart", "network-pause"]
-    dr.add_argument("fault", choices=[*faults, "all"])
+    from paceline.faults import FAULTS
+
+    dr.add_argument("fault", choices=[*FAULTS, "all"])
     dr.add_argument("--speed", type=float, default=10.0, help="market clock against the wall clock")
     dr.add_argument("--window", type=int, default=480, help="the parents' window in market seconds")
     dr.add_argument("--seed", type=int, default=3, help="synthetic market seed")

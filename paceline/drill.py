@@ -50,6 +50,7 @@ from models import (
     topics,
 )
 from paceline import broker
+from paceline.faults import FAULTS
 from paceline.fixclient import FixClient
 from paceline.stack import (
     Feed,
@@ -63,7 +64,7 @@ from paceline.stack import (
 from runtime.bus import Bus
 from runtime.settings import Settings
 
-FAULTS = ("worker-kill", "broker-restart", "health-checker-kill", "endpoint-restart", "network-pause")
+HC_PAUSE_S = 8.0  # the leader is SIGSTOPped this long (past the standby's leader timeout), then SIGCONT
 S = 1_000_000_000
 HEARTBEAT_TIMEOUT_S = 2.0
 SYMBOLS = ["AAPL", "MSFT"]
@@ -123,6 +124,8 @@ def _ticks(start_s: int, window_s: int, seed: int) -> list[Any]:
 
 
 class Drill:
+    _t_fault = 0.0  # wall time the fault was injected
+
     def __init__(
         self,
         fault: str,
@@ -176,7 +179,7 @@ class Drill:
 
     def start(self, bus: Bus) -> None:
         self._hc("hc-a").wait_for_line("leading", 120)
-        if self.fault == "health-checker-kill":
+        if self.fault in ("health-checker-kill", "health-checker-pause"):
             self._hc("hc-b").wait_for_line("standing by for the lease", 60)
         self._endpoint().wait_for_line("endpoint started", 120)
         for w in ("w1", "w2"):
@@ -215,7 +218,7 @@ class Drill:
                 until(
                     lambda: feed is not None and feed.market_ns >= fault_ns, self.window_s, "the fault time"
                 )
-                t_fault = time.time()
+                t_fault = self._t_fault = time.time()
                 after = self._inject(bus)
                 self._wait_done(feed, timeout_s=self.window_s / self.speed + 120)
                 after(bus, t_fault)
@@ -270,6 +273,20 @@ class Drill:
             self.procs["hc-a"].kill()
             took = self.procs["hc-b"].wait_for_line("leading", 60)
             self.res.notes.append("SIGKILL the leading health-checker; the standby takes the lease")
+            return lambda b, t0: self._times_hc(b, t0, float(str(took["_read_at"])))
+        if self.fault == "health-checker-pause":
+            # A hung leader: its connection stays open, so the broker never releases its lease. The
+            # standby hears its beats stop, fences it out and frees its input subscriptions.
+            self.procs["hc-a"].signal(signal.SIGSTOP)
+            took = self.procs["hc-b"].wait_for_line("leading", 60)
+            time.sleep(max(0.0, HC_PAUSE_S - (time.time() - float(str(took["_read_at"])))))
+            self.procs["hc-a"].signal(signal.SIGCONT)
+            fenced = self.procs["hc-a"].wait_for_line("stepping down", 30)
+            self.res.notes.append(
+                f"SIGSTOP the leading health-checker; the standby led after "
+                f"{float(str(took['_read_at'])) - self._t_fault:.1f} s; SIGCONT after {HC_PAUSE_S:g} s, "
+                f"the resumed one was fenced and stepped down ({fenced.get('error', '')!s:.80})"
+            )
             return lambda b, t0: self._times_hc(b, t0, float(str(took["_read_at"])))
         if self.fault == "endpoint-restart":
             assert self.client is not None
@@ -341,7 +358,11 @@ class Drill:
 
     def _times_hc(self, bus: Bus, t0: float, leading_at: float) -> None:
         self.res.detected_s = leading_at - t0
-        self.res.detected_what = "SIGKILL → the standby holds the lease, has replayed the log and leads"
+        self.res.detected_what = (
+            "SIGKILL → the standby holds the lease, has replayed the log and leads"
+            if self.fault == "health-checker-kill"
+            else "SIGSTOP → the standby hears no beat, fences the leader out, replays the log and leads"
+        )
         reports = [
             (d.publish_time_ms / 1e3, d.message)
             for d in bus.read_all(topics.REPORTS, Message)

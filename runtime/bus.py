@@ -337,7 +337,10 @@ class Bus:
         name: str | None = None,
         profile: Profile = Profile.LATENCY,
         exclusive: bool = False,
+        fence: bool = False,
     ) -> Producer:
+        """``exclusive``: the one producer the broker allows on the topic (else ProducerBusyError);
+        ``fence`` as well: take it from a holder that went silent, whose next send is then refused."""
         kw: dict[str, Any] = {
             "block_if_queue_full": True,
             "send_timeout_millis": 30_000,
@@ -348,6 +351,8 @@ class Bus:
             # The broker grants one exclusive producer per topic and fails the others at once: a lease
             # that is released when the holder's connection closes (a killed process releases it at once).
             kw["access_mode"] = pulsar.ProducerAccessMode.Exclusive
+        if fence:
+            kw["access_mode"] = pulsar.ProducerAccessMode.ExclusiveWithFencing
         if profile is Profile.LATENCY:
             kw.update(batching_enabled=False, max_pending_messages=1_000)
         else:
@@ -372,9 +377,10 @@ class Bus:
         name: str | None = None,
         profile: Profile = Profile.LATENCY,
         exclusive: bool = False,
+        fence: bool = False,
     ) -> Producer:
         """A typed producer. Give a stable ``name`` wherever re-sends must be de-duplicated."""
-        return self.raw_producer(topic, name=name, profile=profile, exclusive=exclusive)
+        return self.raw_producer(topic, name=name, profile=profile, exclusive=exclusive, fence=fence)
 
     def read_all(self, topic: str, model: type[M]) -> list[Delivery[M]]:
         """Every message on ``topic`` from the start to now, in order (a non-durable reader).
@@ -522,3 +528,19 @@ class Bus:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def unload_topic(admin_url: str, topic: str, timeout_s: float = 10.0) -> None:
+    """Ask the broker (admin API) to unload ``topic``: every producer and consumer on it is disconnected
+    and live clients reconnect at once. A hung process does not, which frees an exclusive subscription it
+    held. Raises BusError when the broker refuses."""
+    import urllib.error
+    import urllib.request
+
+    path = topic.replace("://", "/", 1)  # persistent://t/ns/name -> persistent/t/ns/name
+    req = urllib.request.Request(f"{admin_url.rstrip('/')}/admin/v2/{path}/unload", method="PUT")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise BusError(f"cannot unload {topic}: {exc}") from exc

@@ -3,9 +3,10 @@
 ``PulsarLog`` keeps it on a persistent topic with infinite retention. Holding the topic's *exclusive*
 producer is the orchestrator's lease: the broker grants it to one process and fails everyone else at
 once; it is released when the holder's connection closes, so a standby takes over a killed orchestrator
-within a poll. The producer's name is fixed and its sequence id is the event's log position, so an
-event appended twice (a retry after a timeout) is stored once by the broker's de-duplication.
-``MemoryLog`` is the same contract in memory, for fast tests.
+within a poll. A holder that hangs (its connection stays open) is fenced out: ``try_acquire(fence=True)``.
+The producer's name is fixed and its sequence id is the event's log position, so an event appended twice
+(a retry after a timeout) is stored once by the broker's de-duplication. ``MemoryLog`` is the same
+contract in memory, for fast tests.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ class PulsarLog:
     def held(self) -> bool:
         return self._producer is not None
 
-    def try_acquire(self) -> bool:
-        """Take the lease if nobody holds it; False if another orchestrator does."""
+    def try_acquire(self, fence: bool = False) -> bool:
+        """Take the lease if nobody holds it; False if another orchestrator does. ``fence``: take it from
+        a holder that went silent (the broker fences it: its next append is refused, and it steps down)."""
         try:
-            self._producer = self.bus.producer(self.topic, name=self.name, exclusive=True)
+            self._producer = self.bus.producer(self.topic, name=self.name, exclusive=True, fence=fence)
         except ProducerBusyError:
             return False
         return True

@@ -1,0 +1,7 @@
+"""The faults ``paceline drill`` injects (here, not in ``paceline.drill``, so the CLI's parser does not
+import QuickFIX and the market to list them)."""
+
+FAULTS = (
+    "worker-kill", "broker-restart", "health-checker-kill", "health-checker-pause", "endpoint-restart",
+    "network-pause",
+)  # fmt: skip
