@@ -240,3 +240,51 @@ def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repea
         hc_a.stop()
         if hc_b is not None:
             hc_b.stop()
+
+
+def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
+    bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
+) -> None:
+    """SIGSTOP the leader mid-job: its connection stays open, so the broker never releases its lease or
+    its input subscriptions. The standby hears its beats stop, fences it out (ExclusiveWithFencing), frees
+    the inputs and leads within seconds; the resumed leader steps down; the parent completes exactly."""
+    import signal
+
+    tag = uuid.uuid4().hex[:6]
+    symbol = f"H{tag.upper()}"
+    start, ticks = session_ticks(symbol, 4)
+    w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
+    w.start()
+    hc_a = Service(pulsar, "health-checker", "--name", f"a-{tag}")
+    hc_b = None
+    try:
+        wait_for(lambda: hc_a.saw("leading") is not None, 60, "health-checker a leading")
+        hc_b = Service(pulsar, "health-checker", "--name", f"b-{tag}")
+        wait_for(lambda: hc_b is not None and hc_b.saw("standing by for the lease") is not None, 60, "b")
+        time.sleep(1.5)
+        p = parent_order(tag, symbol, QTY, start, 4)
+        submit(bus, p)
+        wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
+        feed = Feed(bus, f"h{tag}", ticks, speed=20).start()
+        wait_for(lambda: _filled(bus, p.parent_id) >= 800, 60, "some fills")
+        hc_a.signal(signal.SIGSTOP)
+        paused = time.monotonic()
+        wait_for(lambda: hc_b is not None and hc_b.saw("leading") is not None, 30, "b taking over")
+        takeover = time.monotonic() - paused
+        assert hc_b.saw("the leader is silent: taking the lease by fencing it out") is not None
+        hc_a.signal(signal.SIGCONT)
+        wait_for(lambda: hc_a.saw("stepping down") is not None, 30, "the resumed leader stepping down")
+        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
+        feed.stop()
+        _check_reports(bus, p.parent_id)
+        events = saga_events(bus, p.parent_id)
+        assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
+        assert events[-1].name == "saga.completed"
+        assert hc_b.saw("leading") is not None and hc_a.proc.poll() is None  # a stood down, still alive
+        print(f"\nhealth-checker-pause: SIGSTOP -> standby leading {takeover * 1000:.0f} ms")
+        assert takeover < 10  # the broker's own keep-alive would take ~30 s
+    finally:
+        w.stop()
+        hc_a.stop()  # SIGCONT first, if it is still paused
+        if hc_b is not None:
+            hc_b.stop()
