@@ -10,6 +10,7 @@ from models import (
     JobAssignment,
     JobRef,
     JobRequest,
+    LeaderBeat,
     Message,
     SagaEvent,
     Side,
@@ -76,6 +77,7 @@ SAMPLES: list[Message] = [
         ts_init=T0,
     ),
     CancelRequest(request_id="X1", parent_id="P-1", client_id="C1", ts_init=T0),
+    LeaderBeat(name="hc-1", seq=3, interval_ms=500, ts_init=T0),
     VenueCommand(
         command_id="P-1.3",
         op=VenueOp.FENCE,
