@@ -409,8 +409,10 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         out.setField(14, str(o.cum_qty))
         out.setField(151, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
         out.setField(6, f"{o.avg_px:.6f}")
+        # Why it is where it is (waiting for a worker, no market data, ...): the saga's latest word on it.
+        text = text or (o.last.text if o.last is not None else None)
         if text:
-            out.setField(58, text)
+            out.setField(58, text[:200])
         fix.Session.sendToTarget(out, sid)
 
     def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:
