@@ -51,6 +51,8 @@ DECISION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 SUBSCRIPTION = "health-checker"
+INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by the leader
+OUTPUTS = (topics.REPORTS, topics.VENUE_COMMANDS, topics.ASSIGNMENTS)  # the saga's effects (the outbox)
 
 
 class HealthChecker:
@@ -131,6 +133,13 @@ class HealthChecker:
 
     def _lead(self, plog: PulsarLog) -> None:
         t0 = time.perf_counter()
+        if self._fenced and self.admin_url:
+            # The hung leader's open connection still holds the inputs' exclusive subscriptions and the
+            # outbox's named producers (a same-named producer waits for the broker's liveness check of the
+            # old one): unloading those topics disconnects it. Live clients reconnect at once; it cannot.
+            for topic in (*INPUTS, *OUTPUTS):
+                unload_topic(self.admin_url, topic)
+        self._fenced = False
         outbox = PulsarOutbox(self.bus)
         self._outbox = outbox
         orch: Orchestrator[ParentSaga] = Orchestrator(plog, outbox, ParentSaga)
@@ -138,14 +147,7 @@ class HealthChecker:
         with self._lock:
             self.recovered = coord.recover()
             self.coordinator = coord
-        inputs = (topics.JOB_REQUESTS, topics.EXECUTIONS)
-        if self._fenced and self.admin_url:
-            # The hung leader still holds the inputs' exclusive subscriptions on its open connection:
-            # unloading the topics disconnects it (we reconnect at once, it cannot).
-            for topic in inputs:
-                unload_topic(self.admin_url, topic)
-        self._fenced = False
-        for topic in inputs:
+        for topic in INPUTS:
             self._inputs.append(self._subscribe(topic))
         # Heartbeats only matter now: a non-durable reader from the present, so no backlog of old ones
         # (from while no health-checker ran) delays the fresh ones and makes live workers look silent.
