@@ -371,7 +371,8 @@ class Drill:
         self.res.recovered_s = self._first_after(
             reports, t0, lambda r: r.cl_ord_id in self.cl and r.exec_type is ExecType.TRADE
         )
-        self.res.recovered_what = "SIGKILL → the first fill reported by the new leader"
+        fault = "SIGKILL" if self.fault == "health-checker-kill" else "SIGSTOP"
+        self.res.recovered_what = f"{fault} → the first fill reported by the new leader"
 
     def _fills_after(self, bus: Bus, t0: float) -> float | None:
         fills = [(d.publish_time_ms / 1e3, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)
