@@ -7,9 +7,12 @@ what the services published (reports, the saga log). Workers and health-checkers
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,7 @@ from models import (
     ExecType,
     Message,
     OrdStatus,
+    ParentOrder,
     Side,
     topics,
 )
@@ -192,37 +196,59 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         hc.stop()
 
 
-def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repeat(
-    bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
-) -> None:
+@dataclass
+class LeaderRun:
+    worker: WorkerService
+    a: Service  # the leader
+    b: Service  # the standby
+    parent: ParentOrder
+    feed: Feed
+
+
+@contextlib.contextmanager
+def _leader_and_standby_mid_job(bus: Bus, pulsar: broker.BrokerConfig, letter: str) -> Iterator[LeaderRun]:
+    """A worker, a leading health-checker ``a`` and a standby ``b`` (processes), a TWAP parent assigned and
+    some of it filled, the market flowing: the moment to hurt the leader."""
     tag = uuid.uuid4().hex[:6]
-    symbol = f"O{tag.upper()}"
+    symbol = f"{letter}{tag.upper()}"
     start, ticks = session_ticks(symbol, 4)
     w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
     w.start()
     hc_a = Service(pulsar, "health-checker", "--name", f"a-{tag}")
-    hc_b = None
+    hc_b: Service | None = None
+    feed: Feed | None = None
     try:
         wait_for(lambda: hc_a.saw("leading") is not None, 60, "health-checker a leading")
         hc_b = Service(pulsar, "health-checker", "--name", f"b-{tag}")
-        wait_for(
-            lambda: hc_b is not None and hc_b.saw("standing by for the lease") is not None,
-            60,
-            "b standing by",
-        )
+        wait_for(lambda: hc_b is not None and hc_b.saw("standing by for the lease") is not None, 60, "b")
         time.sleep(1.5)  # a has seen the worker's heartbeats
         p = parent_order(tag, symbol, QTY, start, 4)
         submit(bus, p)
         wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
-        feed = Feed(bus, f"o{tag}", ticks, speed=20).start()
+        feed = Feed(bus, f"{letter.lower()}{tag}", ticks, speed=20).start()
         wait_for(lambda: _filled(bus, p.parent_id) >= 800, 60, "some fills")
-        hc_a.kill()
+        yield LeaderRun(w, hc_a, hc_b, p, feed)
+    finally:
+        if feed is not None:
+            feed.stop()
+        w.stop()
+        hc_a.stop()  # SIGCONT first, if it is paused
+        if hc_b is not None:
+            hc_b.stop()
+
+
+def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repeat(
+    bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
+) -> None:
+    with _leader_and_standby_mid_job(bus, pulsar, "O") as run:
+        p, hc_b = run.parent, run.b
+        run.a.kill()
         killed = time.monotonic()
-        wait_for(lambda: hc_b is not None and hc_b.saw("leading") is not None, 30, "b taking over")
+        wait_for(lambda: hc_b.saw("leading") is not None, 30, "b taking over")
         takeover = time.monotonic() - killed
         leading = hc_b.saw("leading") or {}
         wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
-        feed.stop()
+        run.feed.stop()
         reps = _check_reports(bus, p.parent_id)
         events = saga_events(bus, p.parent_id)
         assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
@@ -235,11 +261,6 @@ def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repea
         took, resent = leading.get("took_ms"), leading.get("resent")
         print(f"\nhealth-checker-kill: kill -> standby leading {takeover * 1000:.0f} ms "
               f"(replay + outbox resume {took} ms, re-sent {resent})")  # fmt: skip
-    finally:
-        w.stop()
-        hc_a.stop()
-        if hc_b is not None:
-            hc_b.stop()
 
 
 def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
@@ -248,42 +269,20 @@ def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
     """SIGSTOP the leader mid-job: its connection stays open, so the broker never releases its lease or
     its input subscriptions. The standby hears its beats stop, fences it out (ExclusiveWithFencing), frees
     the inputs and leads within seconds; the resumed leader steps down; the parent completes exactly."""
-    import signal
-
-    tag = uuid.uuid4().hex[:6]
-    symbol = f"H{tag.upper()}"
-    start, ticks = session_ticks(symbol, 4)
-    w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
-    w.start()
-    hc_a = Service(pulsar, "health-checker", "--name", f"a-{tag}")
-    hc_b = None
-    try:
-        wait_for(lambda: hc_a.saw("leading") is not None, 60, "health-checker a leading")
-        hc_b = Service(pulsar, "health-checker", "--name", f"b-{tag}")
-        wait_for(lambda: hc_b is not None and hc_b.saw("standing by for the lease") is not None, 60, "b")
-        time.sleep(1.5)
-        p = parent_order(tag, symbol, QTY, start, 4)
-        submit(bus, p)
-        wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
-        feed = Feed(bus, f"h{tag}", ticks, speed=20).start()
-        wait_for(lambda: _filled(bus, p.parent_id) >= 800, 60, "some fills")
+    with _leader_and_standby_mid_job(bus, pulsar, "H") as run:
+        p, hc_a, hc_b = run.parent, run.a, run.b
         hc_a.signal(signal.SIGSTOP)
         paused = time.monotonic()
-        wait_for(lambda: hc_b is not None and hc_b.saw("leading") is not None, 30, "b taking over")
+        wait_for(lambda: hc_b.saw("leading") is not None, 30, "b taking over")
         takeover = time.monotonic() - paused
         assert hc_b.saw("the leader is silent: taking the lease by fencing it out") is not None
         hc_a.signal(signal.SIGCONT)
         wait_for(lambda: hc_a.saw("stepping down") is not None, 30, "the resumed leader stepping down")
         wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
-        feed.stop()
+        run.feed.stop()
         _check_reports(bus, p.parent_id)
         events = saga_events(bus, p.parent_id)
         assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
         assert events[-1].name == "saga.completed"
-        assert hc_b.saw("leading") is not None and hc_a.proc.poll() is None  # a stood down, still alive
+        assert hc_a.proc.poll() is None  # it stood down and lives on as a standby
         print(f"\nhealth-checker-pause: SIGSTOP -> standby leading {takeover * 1000:.0f} ms")
-    finally:
-        w.stop()
-        hc_a.stop()  # SIGCONT first, if it is still paused
-        if hc_b is not None:
-            hc_b.stop()
