@@ -1,17 +1,26 @@
 """The endpoint's configuration: its FIX acceptor, its clients (FIX CompIDs, native-protocol tokens, risk
-limits) and the tradable universe. Loaded from TOML (``deploy/endpoint/endpoint.toml`` by default)."""
+limits) and the tradable universe. Loaded from TOML (``deploy/endpoint/endpoint.toml`` by default).
+
+Credentials may live outside that file: ``PACELINE_ENDPOINT_CREDENTIALS`` names a TOML file of
+``[<client_id>]`` tables (``token_hash``, ``password_hash``, ``allowed_addresses``) laid over the clients.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from runtime.secrets import verify_token
 from runtime.shipped import shipped
 
 DEFAULT_FILE = shipped("deploy") / "endpoint" / "endpoint.toml"
+CREDENTIALS_ENV = "PACELINE_ENDPOINT_CREDENTIALS"
+TOKEN_HASH = r"^sha256\$[0-9a-f]{64}$"
 
 
 class Limits(BaseModel):
@@ -30,7 +39,11 @@ class Limits(BaseModel):
 class Client(BaseModel):
     client_id: str
     comp_id: str  # the client's SenderCompID (our TargetCompID)
-    token: str = Field(min_length=16)  # native protocol
+    # Native protocol: the bearer token's hash (``runtime.secrets.hash_token``; ``paceline secret token``
+    # makes a token and its hash). None: the client has no native access.
+    token_hash: str | None = Field(default=None, pattern=TOKEN_HASH)
+    # Public credentials for demos and tests: the endpoint refuses to listen beyond loopback with one.
+    demo: bool = False
     limits: Limits = Field(default_factory=Limits)
     # FIX logon: Username (553) must be the client id and Password (554) match this hash
     # (``runtime.secrets.hash_password``; ``paceline secret hash`` makes one). None: no password asked.
@@ -57,6 +70,16 @@ class EndpointConfig(BaseModel):
     # QuickFIX 1.15's acceptor listens on every interface (it has no bind-address setting): a session
     # accepts a logon only from these remote addresses (QuickFIX's AllowedRemoteAddresses). Empty: any.
     fix_allowed_addresses: tuple[str, ...] = ("127.0.0.1",)
+    # Native protocol: TLS (wss://) when both are set; caps, each answered with a close code and a reason.
+    native_tls_cert: Path | None = None
+    native_tls_key: Path | None = None
+    native_max_connections_per_client: int = Field(default=4, ge=1)
+    native_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    native_idle_s: float = Field(default=300.0, gt=0)  # no message from the client for this long: closed
+    native_auth_failures_per_min: int = Field(default=5, ge=1)  # per source address; then refused a minute
+    # Demo credentials are public: with one configured the endpoint listens on loopback only, unless this
+    # says otherwise (a container network, ``PACELINE_ALLOW_DEMO_CREDENTIALS=1``).
+    allow_demo_credentials_anywhere: bool = False
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".paceline" / "endpoint")
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
     clients: tuple[Client, ...] = ()
@@ -68,12 +91,57 @@ class EndpointConfig(BaseModel):
         return next((c for c in self.clients if c.comp_id == comp_id), None)
 
     def client_by_token(self, token: str) -> Client | None:
-        return next((c for c in self.clients if c.token == token), None)
+        """The client whose token hash ``token`` matches; every client is compared (no early exit)."""
+        found = None
+        for c in self.clients:
+            if c.token_hash is not None and verify_token(token, c.token_hash):
+                found = c
+        return found
+
+    def exposed_demo_credentials(self) -> list[str]:
+        """Why this configuration would expose a demo credential beyond loopback (empty: it does not)."""
+        demo = [c.client_id for c in self.clients if c.demo]
+        if not demo or self.allow_demo_credentials_anywhere:
+            return []
+        why = []
+        if self.native_port and not _loopback(self.native_host):
+            why.append(f"the native protocol listens on {self.native_host}")
+        if self.fix_port:
+            for c in self.clients:
+                allowed = self.fix_allowed_addresses if c.allowed_addresses is None else c.allowed_addresses
+                if c.demo and (not allowed or not all(_loopback(a) for a in allowed)):
+                    why.append(f"FIX logons for {c.client_id} are allowed from {', '.join(allowed) or 'any'}")
+        return [f"{w} with demo credentials ({', '.join(demo)})" for w in why]
 
     def client(self, client_id: str) -> Client | None:
         return next((c for c in self.clients if c.client_id == client_id), None)
 
 
-def load(path: Path | None = None) -> EndpointConfig:
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load(path: Path | None = None, credentials: Path | None = None) -> EndpointConfig:
+    """The configuration, with the credentials file (``credentials`` or ``$PACELINE_ENDPOINT_CREDENTIALS``)
+    laid over its clients."""
     with (path or DEFAULT_FILE).open("rb") as f:
-        return EndpointConfig.model_validate(tomllib.load(f))
+        doc: dict[str, Any] = tomllib.load(f)
+    env = os.environ.get(CREDENTIALS_ENV)
+    creds_path = credentials or (Path(env) if env else None)
+    if creds_path is not None:
+        with creds_path.open("rb") as f:
+            creds: dict[str, Any] = tomllib.load(f)
+        clients = doc.get("clients", [])
+        known = {c.get("client_id") for c in clients}
+        if unknown := sorted(set(creds) - known):
+            raise ValueError(f"{creds_path}: credentials for unknown clients {', '.join(unknown)}")
+        for c in clients:
+            if (own := creds.get(c["client_id"])) is not None:
+                # Credentials of one's own replace the file's (a credential not given is none, never demo).
+                c.update({"token_hash": None, "password_hash": None, **own, "demo": False})
+    return EndpointConfig.model_validate(doc)

@@ -1,7 +1,16 @@
 """The native protocol: WebSocket with JSON messages that mirror the models, same semantics as FIX.
 
-Authenticate with ``Authorization: Bearer <token>`` (per client, from the endpoint's config); a bad or
-missing token closes the connection (1008) before anything else. Then send one JSON object per message:
+Authenticate with ``Authorization: Bearer <token>`` (per client; the config keeps its hash); a bad or
+missing token closes the connection (1008) before anything else. TLS (``wss://``) when the config names a
+certificate and key. Refusals, each a close code and a reason, counted in
+``paceline_native_refused_total{reason}``:
+
+- 1008 "bad or missing token"; 1013 "too many failed authentications from this address" (more than
+  ``native_auth_failures_per_min`` in a minute: refused for the next minute without a look at the token);
+- 1013 "too many connections for this client" (``native_max_connections_per_client``);
+- 1009 a message over ``native_max_message_bytes``; 1001 "idle timeout" (nothing for ``native_idle_s``).
+
+Then send one JSON object per message:
 
 - ``{"op": "submit", "cl_ord_id", "symbol", "side", "quantity", "ord_type"?, "limit_px"?, "start_ns"?,
   "end_ns", "strategy"?, "participation_rate"?, "policy"?}``
@@ -19,7 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
+import time
+from collections import defaultdict, deque
 from typing import Annotated, Any, Literal
 
 from prometheus_client import Counter, Gauge
@@ -38,6 +50,42 @@ log = get_logger("paceline.endpoint.native")
 CONNECTIONS = Gauge("paceline_native_connections", "Native-protocol connections open")
 ERRORS = Counter("paceline_native_errors_total", "Native-protocol requests refused as malformed", ["reason"])
 AUTH_FAILED = Counter("paceline_native_auth_failures_total", "Connections refused for a bad token")
+REFUSED = Counter(
+    "paceline_native_refused_total",
+    "Native-protocol connections closed by the endpoint, by reason",
+    ["reason"],
+)
+RATE_WINDOW_S = 60.0
+
+
+class FailureLimiter:
+    """Failed authentications per source address over a sliding minute."""
+
+    def __init__(self, limit: int, window_s: float = RATE_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._fails: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, addr: str, now: float) -> deque[float]:
+        q = self._fails[addr]
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def blocked(self, addr: str) -> bool:
+        with self._lock:
+            q = self._recent(addr, time.monotonic())
+            if not q:
+                self._fails.pop(addr, None)  # the map holds only addresses failing now
+            return len(q) >= self.limit
+
+    def failed(self, addr: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._recent(addr, now).append(now)
+            if len(self._fails) > 4096:  # many addresses failing once: forget those outside the window
+                for a in [a for a in self._fails if not self._recent(a, now)]:
+                    del self._fails[a]
 
 
 class Submit(BaseModel):
@@ -87,25 +135,65 @@ class NativeServer:
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._open = 0
+        self._per_client: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+        self.limiter = FailureLimiter(cfg.native_auth_failures_per_min)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        cert, key = self.cfg.native_tls_cert, self.cfg.native_tls_key
+        if cert is None and key is None:
+            return None
+        if cert is None or key is None:
+            raise ValueError("native TLS needs both native_tls_cert and native_tls_key")
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        return ctx
 
     def start(self) -> None:
-        self._server = serve(self._handle, self.cfg.native_host, self.cfg.native_port)
+        tls = self._tls()
+        self._server = serve(self._handle, self.cfg.native_host, self.cfg.native_port, ssl=tls,
+                             max_size=self.cfg.native_max_message_bytes)  # fmt: skip
         self._thread = threading.Thread(target=self._server.serve_forever, name="native-ws", daemon=True)
         self._thread.start()
-        log.info("native protocol listening", port=self.cfg.native_port)
+        log.info("native protocol listening", port=self.cfg.native_port, tls=tls is not None)
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
 
+    def _refuse(self, conn: ServerConnection, code: int, reason: str, text: str) -> None:
+        REFUSED.labels(reason).inc()
+        log.warning("native connection refused", reason=reason, remote=str(conn.remote_address[0]))
+        conn.close(code, text)
+
     def _handle(self, conn: ServerConnection) -> None:
+        addr = str(conn.remote_address[0])
+        if self.limiter.blocked(addr):
+            self._refuse(conn, 1013, "rate_limited", "too many failed authentications from this address")
+            return
         auth = (conn.request.headers.get("Authorization", "") if conn.request else "").removeprefix("Bearer ")
         client = self.cfg.client_by_token(auth.strip()) if auth else None
         if client is None:
             AUTH_FAILED.inc()
-            conn.close(1008, "bad or missing token")
+            self.limiter.failed(addr)
+            self._refuse(conn, 1008, "bad_token", "bad or missing token")
             return
+        with self._lock:
+            full = self._per_client[client.client_id] >= self.cfg.native_max_connections_per_client
+            if not full:
+                self._per_client[client.client_id] += 1
+        if full:
+            self._refuse(conn, 1013, "too_many_connections", "too many connections for this client")
+            return
+        try:
+            self._session(conn, client.client_id)
+        finally:
+            with self._lock:
+                self._per_client[client.client_id] -= 1
+
+    def _session(self, conn: ServerConnection, client_id: str) -> None:
         send_lock = threading.Lock()
 
         def send(obj: dict[str, Any]) -> None:
@@ -116,20 +204,29 @@ class NativeServer:
             with contextlib.suppress(ConnectionClosed):  # the client can ask for the status when back
                 send(m.model_dump(mode="json"))
 
-        detach = self.desk.attach(client.client_id, sink)
-        self._open += 1
-        CONNECTIONS.set(self._open)
+        detach = self.desk.attach(client_id, sink)
+        with self._lock:
+            self._open += 1
+            CONNECTIONS.set(self._open)
         try:
-            for raw in conn:
-                reply = self._request(client.client_id, raw)
+            while True:
+                try:
+                    raw = conn.recv(timeout=self.cfg.native_idle_s)
+                except TimeoutError:
+                    self._refuse(conn, 1001, "idle", "idle timeout")
+                    return
+                reply = self._request(client_id, raw)
                 if reply is not None:
                     send(reply)
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            if exc.sent is not None and exc.sent.code == 1009:  # websockets closed it: over max_size
+                REFUSED.labels("message_too_big").inc()
+                log.warning("native message over the size cap", client=client_id)
         finally:
             detach()
-            self._open -= 1
-            CONNECTIONS.set(self._open)
+            with self._lock:
+                self._open -= 1
+                CONNECTIONS.set(self._open)
 
     def _request(self, client_id: str, raw: str | bytes) -> dict[str, Any] | None:
         try:

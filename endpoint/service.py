@@ -68,6 +68,8 @@ class EndpointService:
     ) -> None:
         self.bus = bus
         self.cfg = config or EndpointConfig()
+        if why := self.cfg.exposed_demo_credentials():
+            raise ValueError("refusing to start: " + "; ".join(why))
         self.name = self.cfg.name
         self.link: FixBrokerLink | None = None
         if venue is None and self.cfg.route == "fix":

@@ -2,9 +2,14 @@
 
 Namespaces (all under the ``paceline`` tenant; ``paceline broker start`` creates them with retention):
   market   per-equity tick topics, kept for replay and seek-by-time
-  exec     per-job child-order actions and executions, client execution reports
+  jobs     per-job child-order actions (worker -> endpoint) and executions (endpoint -> worker)
+  exec     every execution (endpoint -> saga), client execution reports, venue commands
   control  job requests, assignments, heartbeats
   saga     the persisted saga log and the kill switch (infinite retention: state is rebuilt from them)
+  dlq      payloads a consumer could not decode, quarantined per topic and subscription
+
+Per-symbol and per-job topics live in namespaces of their own so that a role's permission can be granted
+on the namespace (``paceline.broker.GRANTS``); every other topic is granted one by one.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import re
 TENANT = "paceline"
 NAMESPACES: dict[str, str] = {
     "market": "ticks, one topic per equity",
-    "exec": "child-order actions and executions per job, execution reports",
+    "jobs": "child-order actions and executions, one topic each per job",
+    "exec": "every execution, execution reports, venue commands",
     "control": "job requests, assignments, heartbeats",
     "saga": "the persisted saga log and the kill switch (kept forever)",
+    "dlq": "undecodable payloads, per topic and subscription",
 }
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
@@ -29,6 +36,13 @@ class TopicNameError(ValueError):
 
 def _ns(namespace: str) -> str:
     return f"persistent://{TENANT}/{namespace}"
+
+
+def namespace(name: str) -> str:
+    """``<tenant>/<namespace>``, as the admin API names it."""
+    if name not in NAMESPACES:
+        raise ValueError(f"unknown namespace {name!r}")
+    return f"{TENANT}/{name}"
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
@@ -49,12 +63,12 @@ def ticks_pattern() -> str:
 
 def job_actions(job_id: str) -> str:
     """Child-order actions of one job (worker -> endpoint)."""
-    return f"{_ns('exec')}/actions.{_check(_ID, job_id, 'job id')}"
+    return f"{_ns('jobs')}/actions.{_check(_ID, job_id, 'job id')}"
 
 
 def job_executions(job_id: str) -> str:
     """Acks and fills of one job's child orders (endpoint -> worker)."""
-    return f"{_ns('exec')}/executions.{_check(_ID, job_id, 'job id')}"
+    return f"{_ns('jobs')}/executions.{_check(_ID, job_id, 'job id')}"
 
 
 EXECUTIONS = f"{_ns('exec')}/executions"  # every ack and fill, keyed by parent (endpoint -> saga)
@@ -70,5 +84,10 @@ SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
 
 
 def dead_letter(topic: str, subscription: str) -> str:
-    """Where a consumer quarantines payloads it cannot decode (Pulsar's ``<topic>-<sub>-DLQ`` convention)."""
+    """Where a consumer quarantines payloads it cannot decode: Pulsar's ``<topic>-<sub>-DLQ`` convention, in
+    the ``dlq`` namespace for our own topics (every role may write there, and nowhere it does not own)."""
+    prefix = f"{_ns('')}"
+    if topic.startswith(prefix) and topic.count("/") == 4:
+        ns, local = topic.removeprefix(prefix).split("/")
+        return f"{_ns('dlq')}/{ns}.{local}-{subscription}-DLQ"
     return f"{topic}-{subscription}-DLQ"

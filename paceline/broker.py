@@ -5,6 +5,10 @@ repository (``provision``); ``start`` launches ``org.apache.pulsar.PulsarStandal
 background with our ``deploy/pulsar/standalone.conf`` and a run folder of its own (config, data, logs, pid);
 ``wait`` polls the admin API and then creates the ``paceline`` tenant and its namespaces; ``stop`` ends the
 process by its own pid.
+
+With ``auth`` the broker runs Pulsar's token authentication (``AuthenticationProviderToken``, HS256) and its
+authorisation: ``start`` writes a secret key and one token per role into the run folder's ``auth/``
+(``runtime.auth``), and ``wait`` grants each role what ``GRANTS`` says and nothing else.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from models import topics
+from runtime import auth
 from runtime.shipped import shipped
 
 DEPLOY = shipped("deploy") / "pulsar"
@@ -34,10 +39,38 @@ MAIN_CLASS = "org.apache.pulsar.PulsarStandaloneStarter"
 # Retention per namespace: (minutes, MB). -1 keeps forever: the saga log is the orchestrator's state.
 RETENTION: dict[str, tuple[int, int]] = {
     "market": (24 * 60, 4096),
+    "jobs": (7 * 24 * 60, 2048),
     "exec": (7 * 24 * 60, 2048),
     "control": (24 * 60, 512),
     "saga": (-1, -1),
+    "dlq": (7 * 24 * 60, 512),
 }
+
+# What each role may do, and nothing else: (a namespace of per-symbol or per-job topics, or one topic) and
+# its actions. The health-checker is also the tenant's admin: fencing a hung leader unloads its topics.
+# The saga (health-checker) writes the client reports; the endpoint writes every execution.
+P, C = "produce", "consume"
+GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "receiver": (("market", (P,)),),
+    "worker": (
+        ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
+        (topics.ASSIGNMENTS, (C,)), (topics.HEARTBEATS, (P,)),
+    ),
+    "health-checker": (
+        ("market", (C,)), ("dlq", (P,)),
+        (topics.JOB_REQUESTS, (C,)), (topics.HEARTBEATS, (C,)), (topics.LEADER, (P, C)),
+        (topics.ASSIGNMENTS, (P,)), (topics.EXECUTIONS, (C,)), (topics.REPORTS, (P,)),
+        (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)),
+    ),
+    "endpoint": (
+        ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
+        (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P,)), (topics.REPORTS, (C,)),
+        (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)),
+    ),
+    "operator": ((topics.RISK, (P, C)),),
+    "viewer": tuple((ns, (C,)) for ns in topics.NAMESPACES),
+}  # fmt: skip
+TENANT_ADMINS = ("health-checker",)
 
 # What Pulsar's own launcher passes to the JVM so the broker can reach JDK internals on Java 17+.
 JVM_OPENS = [
@@ -74,6 +107,7 @@ class BrokerConfig:
     bookie_port: int = 3181
     low_latency: bool = False
     heap: str = "1g"
+    auth: bool = False  # token authentication and authorisation (roles in ``auth_dir``)
     overrides: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -99,6 +133,19 @@ class BrokerConfig:
     @property
     def conf_file(self) -> Path:
         return self.run_dir / "standalone.conf"
+
+    @property
+    def auth_dir(self) -> Path:
+        return self.run_dir / "auth"
+
+    def token_file(self, role: str) -> Path | None:
+        """The token file of ``role`` when authentication is on (None when off)."""
+        return self.auth_dir / f"{role}.token" if self.auth else None
+
+    @property
+    def admin_token(self) -> str | None:
+        path = self.token_file(auth.SUPERUSER)
+        return path.read_text().strip() if path is not None and path.exists() else None
 
 
 @dataclass(frozen=True)
@@ -181,6 +228,18 @@ def render_conf(cfg: BrokerConfig) -> dict[str, str]:
     }
     if cfg.low_latency:
         managed["journalWriteData"] = "false"
+    if cfg.auth:
+        tokens = auth.write_tokens(cfg.auth_dir)
+        managed.update({
+            "authenticationEnabled": "true",
+            "authenticationProviders": "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
+            "tokenSecretKey": f"file://{cfg.auth_dir / auth.SECRET_FILE}",
+            "authorizationEnabled": "true",
+            "superUserRoles": auth.SUPERUSER,
+            # The broker's own client (system topics, the standalone's set-up) is the superuser.
+            "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+            "brokerClientAuthenticationParameters": f"file://{tokens[auth.SUPERUSER]}",
+        })  # fmt: skip
     managed.update(cfg.overrides)
     lines = (DEPLOY / "standalone.conf").read_text().splitlines()
     out, seen = [], set()
@@ -271,9 +330,16 @@ def start(cfg: BrokerConfig) -> int:
     return proc.pid
 
 
-def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, str]:
+def _http(
+    method: str, url: str, body: Any = None, timeout: float = 10.0, token: str | None = None
+) -> tuple[int, str]:
+    """``token``: the role's (default: this process's, ``runtime.auth.token_from_env``)."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    token = token or auth.token_from_env()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode()
@@ -281,9 +347,9 @@ def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tup
         return exc.code, exc.read().decode(errors="replace")
 
 
-def is_ready(admin_url: str) -> bool:
+def is_ready(admin_url: str, token: str | None = None) -> bool:
     try:
-        status, _ = _http("GET", f"{admin_url}/admin/v2/namespaces/public", timeout=3)
+        status, _ = _http("GET", f"{admin_url}/admin/v2/namespaces/public", timeout=3, token=token)
     except (OSError, urllib.error.URLError):
         return False
     return status == 200
@@ -293,7 +359,7 @@ def wait(cfg: BrokerConfig, timeout_s: float = 300.0) -> float:
     """Block until the admin API answers and the namespaces exist; return the seconds waited."""
     t0 = time.monotonic()
     launched = _launched_pid(cfg)
-    while not is_ready(cfg.admin_url):
+    while not is_ready(cfg.admin_url, cfg.admin_token):
         if launched is not None and not _alive(launched):
             raise BrokerError(
                 f"the broker exited during start-up; see {cfg.log_dir}/console.log\n{log_tail(cfg)}"
@@ -301,28 +367,51 @@ def wait(cfg: BrokerConfig, timeout_s: float = 300.0) -> float:
         if time.monotonic() - t0 > timeout_s:
             raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s; see {cfg.log_dir}")
         time.sleep(0.5)
-    ensure_namespaces(cfg.admin_url)
+    ensure_namespaces(cfg.admin_url, cfg.admin_token)
+    if cfg.auth:
+        grant_roles(cfg.admin_url, cfg.admin_token)
     return time.monotonic() - t0
 
 
-def ensure_namespaces(admin_url: str) -> None:
+def ensure_namespaces(admin_url: str, token: str | None = None) -> None:
     """Create the tenant and namespaces (idempotent) and set retention and de-duplication on each."""
     api = f"{admin_url}/admin/v2"
-    status, body = _http("PUT", f"{api}/tenants/{topics.TENANT}", {"allowedClusters": ["standalone"]})
-    if status not in (204, 409):
+    tenant = {"allowedClusters": ["standalone"], "adminRoles": list(TENANT_ADMINS)}
+    status, body = _http("PUT", f"{api}/tenants/{topics.TENANT}", tenant, token=token)
+    if status == 409:  # it exists: keep its admins in step
+        status, body = _http("POST", f"{api}/tenants/{topics.TENANT}", tenant, token=token)
+    if status not in (200, 204):
         raise BrokerError(f"creating tenant {topics.TENANT} failed: {status} {body}")
     for ns, (minutes, mb) in RETENTION.items():
         base = f"{api}/namespaces/{topics.TENANT}/{ns}"
-        status, body = _http("PUT", base)
+        status, body = _http("PUT", base, token=token)
         if status not in (204, 409):
             raise BrokerError(f"creating namespace {ns} failed: {status} {body}")
         for path, payload in (
             ("retention", {"retentionTimeInMinutes": minutes, "retentionSizeInMB": mb}),
             ("deduplication", True),
         ):
-            status, body = _http("POST", f"{base}/{path}", payload)
+            status, body = _http("POST", f"{base}/{path}", payload, token=token)
             if status not in (200, 204):
                 raise BrokerError(f"setting {path} on {ns} failed: {status} {body}")
+
+
+def grant_roles(admin_url: str, token: str | None) -> None:
+    """Give every role of ``GRANTS`` its permissions (idempotent: a grant replaces the role's actions)."""
+    api = f"{admin_url}/admin/v2"
+    for role, grants in GRANTS.items():
+        for target, actions in grants:
+            if target in topics.NAMESPACES:
+                url = f"{api}/namespaces/{topics.namespace(target)}/permissions/{role}"
+            else:  # a topic-level grant needs the topic: create it (non-partitioned) first
+                path = f"{api}/{target.replace('://', '/', 1)}"
+                status, body = _http("PUT", path, token=token)
+                if status not in (204, 409):
+                    raise BrokerError(f"creating topic {target} failed: {status} {body}")
+                url = f"{path}/permissions/{role}"
+            status, body = _http("POST", url, list(actions), token=token)
+            if status not in (200, 204):
+                raise BrokerError(f"granting {role} {'+'.join(actions)} on {target} failed: {status} {body}")
 
 
 def stop(cfg: BrokerConfig, timeout_s: float = 60.0) -> bool:
@@ -349,7 +438,8 @@ def status(cfg: BrokerConfig) -> dict[str, Any]:
         "pulsar_version": pulsar_version(),
         "pid": pid,
         "running": pid is not None,
-        "ready": is_ready(cfg.admin_url),
+        "ready": is_ready(cfg.admin_url, cfg.admin_token),
+        "auth": cfg.auth,
         "service_url": cfg.service_url,
         "admin_url": cfg.admin_url,
         "run_dir": str(cfg.run_dir),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -17,13 +18,16 @@ from runtime.settings import Settings
 
 
 def _broker_cfg(args: argparse.Namespace, settings: Settings) -> BrokerConfig:
+    run_dir = Path(args.run_dir) if args.run_dir else settings.home / "broker"
     return BrokerConfig(
-        run_dir=Path(args.run_dir) if args.run_dir else settings.home / "broker",
+        run_dir=run_dir,
         cache_dir=settings.cache_dir,
         port=args.port,
         web_port=args.web_port,
         bookie_port=args.bookie_port,
         low_latency=getattr(args, "low_latency", False),
+        # Once set up for authentication, a run folder keeps it (its tokens are in auth/).
+        auth=getattr(args, "auth", False) or (run_dir / "auth" / "admin.token").exists(),
     )
 
 
@@ -48,6 +52,9 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
             if not args.no_wait:
                 waited = broker.wait(cfg, timeout_s=args.timeout)
                 print(f"broker ready at {cfg.service_url} (admin {cfg.admin_url}) after {waited:.1f} s")
+            if cfg.auth:
+                print(f"token authentication and authorisation on: one token per role in {cfg.auth_dir} "
+                      "(run a service with PACELINE_PULSAR_TOKEN_FILE=<role>.token)")  # fmt: skip
         elif args.action == "wait":
             waited = broker.wait(cfg, timeout_s=args.timeout)
             print(f"broker ready after {waited:.1f} s")
@@ -358,11 +365,16 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_secret(args: argparse.Namespace, settings: Settings) -> int:
-    """A password from stdin (or the terminal, not echoed) as a ``password_hash`` for endpoint.toml."""
+    """``hash``: a password from stdin (or the terminal, not echoed) as a ``password_hash``; ``token``: a new
+    native-protocol token (give it to the client) and its ``token_hash`` (for the endpoint)."""
     import getpass
 
-    from runtime.secrets import hash_password
+    from runtime.secrets import hash_password, hash_token, new_token
 
+    if args.action == "token":
+        token = new_token()
+        print(f"token      {token}\ntoken_hash {hash_token(token)}")
+        return 0
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
     if not password:
         print("no password given", file=sys.stderr)
@@ -372,7 +384,7 @@ def _cmd_secret(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
-    from endpoint.config import load
+    from endpoint.config import CREDENTIALS_ENV, load
     from endpoint.service import EndpointService
     from runtime import metrics
     from runtime.bus import Bus
@@ -386,6 +398,12 @@ def _cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
     if args.fix_allow:
         allowed = () if args.fix_allow == "any" else tuple(a.strip() for a in args.fix_allow.split(","))
         cfg = cfg.model_copy(update={"fix_allowed_addresses": allowed})
+    if os.environ.get("PACELINE_ALLOW_DEMO_CREDENTIALS") == "1":  # a private container network
+        cfg = cfg.model_copy(update={"allow_demo_credentials_anywhere": True})
+    if why := cfg.exposed_demo_credentials():
+        print("error: refusing to start: " + "; ".join(why) + ". Configure credentials of your own "
+              f"({CREDENTIALS_ENV}=FILE, see the README's Security section).", file=sys.stderr)  # fmt: skip
+        return 2
     with Bus(settings.pulsar_url) as bus:
         svc = EndpointService(bus, cfg)
         _serve_until_signalled(svc.start, svc.stop)
@@ -460,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--web-port", type=int, default=8080)
     b.add_argument("--bookie-port", type=int, default=3181)
     b.add_argument("--low-latency", action="store_true", help="journal off: NOT durable (benchmarks only)")
+    b.add_argument(
+        "--auth",
+        action="store_true",
+        help="start: token authentication and per-role authorisation (tokens in <run-dir>/auth)",
+    )
     b.add_argument("--no-wait", action="store_true", help="start: return before the broker is ready")
     b.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")
     b.add_argument("-v", "--verbose", action="store_true")
@@ -517,8 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "separated, or 'any' (default: the config's, loopback)")  # fmt: skip
     ep.set_defaults(func=_cmd_endpoint)
 
-    sc = sub.add_parser("secret", help="credentials: hash a FIX password for the endpoint's config")
-    sc.add_argument("action", choices=["hash"])
+    sc = sub.add_parser("secret", help="credentials: hash a FIX password, or make a native token and hash")
+    sc.add_argument("action", choices=["hash", "token"])
     sc.set_defaults(func=_cmd_secret)
 
     rk = sub.add_parser("risk", help="the kill switch: show it, or set it globally or for one client")

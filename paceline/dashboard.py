@@ -40,6 +40,7 @@ from models import (
     WorkerHeartbeat,
     topics,
 )
+from runtime import auth
 from runtime.bus import Bus
 from runtime.logs import get_logger
 
@@ -294,7 +295,10 @@ class Dashboard:
     def _check_broker(self) -> None:
         t0 = time.perf_counter()
         try:
-            with urllib.request.urlopen(f"{self.admin_url}/admin/v2/brokers/health", timeout=2) as r:
+            # "ready" asks no more than an authenticated role (the live page runs as the viewer).
+            url = f"{self.admin_url}/admin/v2/brokers/ready"
+            req = urllib.request.Request(url, headers=auth.admin_headers())
+            with urllib.request.urlopen(req, timeout=2) as r:
                 ok = r.status == 200
         except Exception:
             ok = False

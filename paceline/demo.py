@@ -109,20 +109,24 @@ def run_demo(
     keep_broker: bool,
     out_dir: Path | None = None,
 ) -> int:
-    cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir)
+    # The demo's broker runs with authentication and authorisation on: every service under its own role.
+    cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir, auth=True)
     started_here = False
-    if broker.is_ready(settings.pulsar_admin_url):
+    if broker.is_ready(settings.pulsar_admin_url, cfg.admin_token):
         print(f"using the broker already answering at {settings.pulsar_admin_url}")
-        broker.ensure_namespaces(settings.pulsar_admin_url)
+        broker.ensure_namespaces(settings.pulsar_admin_url, cfg.admin_token)
     else:
         res = broker.provision(settings.cache_dir)
         print(f"Apache Pulsar {broker.pulsar_version()} provisioned: {res.jars} jars, {res.size_mb:.0f} MB")
         broker.start(cfg)
-        print("starting the standalone broker ...")
+        print("starting the standalone broker (token authentication and authorisation on) ...")
         print(f"broker ready after {broker.wait(cfg):.1f} s")
         started_here = True
+    # A broker this run folder did not set up for authentication gets no tokens (it asks for none).
+    auth_dir = cfg.auth_dir if cfg.admin_token else None
     try:
-        return _push_ticks(settings, symbols, minutes, speed, out_dir)
+        token = cfg.admin_token
+        return _push_ticks(settings, symbols, minutes, speed, out_dir, auth_dir=auth_dir, token=token)
     finally:
         if started_here and not keep_broker:
             broker.stop(cfg)
@@ -130,22 +134,23 @@ def run_demo(
 
 
 def _push_ticks(
-    settings: Settings, symbols: list[str], minutes: float, speed: float, out_dir: Path | None
-) -> int:
+    settings: Settings, symbols: list[str], minutes: float, speed: float, out_dir: Path | None,
+    *, auth_dir: Path | None, token: str | None,
+) -> int:  # fmt: skip
     run_id = uuid.uuid4().hex[:8]
     close_s = SESSION_OPEN_S + int(minutes * 60)
     expected = Counter(t.symbol for t in synthetic(symbols, seed=7, depth=5, close_s=close_s))  # type: ignore[union-attr]
     results = {s: SymbolResult(s) for s in symbols}
     print(f"publishing the first {minutes:g} minutes of a synthetic session at {speed:g}x: "
           f"{sum(expected.values())} ticks for {', '.join(symbols)}")  # fmt: skip
-    with Bus(settings.pulsar_url) as bus:
+    with Bus(settings.pulsar_url, token=token) as bus:  # the demo's own client is the superuser
         consumers = {
             s: bus.subscribe(topics.ticks(s), f"demo-{run_id}", Tick, from_earliest=False) for s in symbols
         }
         rx = Receiver(bus, name=f"demo-{run_id}", speed=speed)
         for s in symbols:  # producers before the clock starts: a topic lookup is not tick latency
             rx.prepare(s)
-        pipe = PipelineDemo(settings, symbols, out_dir)
+        pipe = PipelineDemo(settings, symbols, out_dir, auth_dir=auth_dir)
         threads: list[threading.Thread] = []
         try:
             pipe.start_services(bus)

@@ -160,7 +160,13 @@ class Drill:
 
     # --- services --------------------------------------------------------------------------------------
     def _spawn(self, key: str, *args: str) -> Proc:
-        p = Proc(*args, service_url=self.cfg.service_url, admin_url=self.cfg.admin_url, log=self.log)
+        p = Proc(
+            *args,
+            service_url=self.cfg.service_url,
+            admin_url=self.cfg.admin_url,
+            log=self.log,
+            auth_dir=self.cfg.auth_dir if self.cfg.auth else None,
+        )  # each service under its own role
         self.procs[key] = p
         return p
 
@@ -201,7 +207,7 @@ class Drill:
         ticks = _ticks(start_s, self.window_s, self.seed)
         day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
         start_ns, end_ns = day + start_s * S, day + (start_s + self.window_s) * S
-        with Bus(self.cfg.service_url, quiet=True) as bus:
+        with Bus(self.cfg.service_url, quiet=True, token=self.cfg.admin_token) as bus:
             feed: Feed | None = None
             try:
                 self.start(bus)
@@ -620,7 +626,7 @@ def run_drill(
     tmp = tempfile.TemporaryDirectory(prefix="paceline-drill-") if own else None
     if cfg is None:
         assert tmp is not None
-        cfg = start_scratch_broker(Path(tmp.name), settings.cache_dir)
+        cfg = start_scratch_broker(Path(tmp.name), settings.cache_dir, auth=True)
     try:
         return Drill(fault, settings, cfg, out, speed=speed, window_s=window_s, seed=seed).execute()
     finally:

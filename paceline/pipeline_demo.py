@@ -76,8 +76,12 @@ STATUS = {"0": "NEW", "1": "WORKING", "2": "FILLED", "3": "DONE_FOR_DAY", "4": "
 
 
 class PipelineDemo:
-    def __init__(self, settings: Settings, symbols: list[str], out_dir: Path | None) -> None:
+    def __init__(
+        self, settings: Settings, symbols: list[str], out_dir: Path | None, *, auth_dir: Path | None = None
+    ) -> None:
+        """``auth_dir``: the broker's token folder; each service runs under its own role."""
         self.settings = settings
+        self.auth_dir = auth_dir
         self.symbols = symbols
         self.run = uuid.uuid4().hex[:6]
         self.state = settings.home / "demo" / self.run
@@ -107,7 +111,8 @@ class PipelineDemo:
             self.metrics_ports[name] = free_port()
             self.procs.append(Proc(*args, service_url=self.settings.pulsar_url,
                                    admin_url=self.settings.pulsar_admin_url, log=self._log,
-                                   env={"PACELINE_METRICS_PORT": str(self.metrics_ports[name])}))  # fmt: skip
+                                   env={"PACELINE_METRICS_PORT": str(self.metrics_ports[name])},
+                                   auth_dir=self.auth_dir))  # fmt: skip
         try:
             wait_for_workers(bus, workers)  # both workers are up (torch imported)
         except RuntimeError as exc:

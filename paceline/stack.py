@@ -18,9 +18,12 @@ from typing import IO
 from models import Tick, WorkerHeartbeat, topics
 from paceline import broker
 from receiver.service import Receiver
+from runtime import auth
 from runtime.bus import Bus
+from runtime.secrets import hash_token
 
 ROOT = Path(__file__).resolve().parents[1]
+DEMO_TOKEN = "demo-token-0123456789"
 
 
 def free_port() -> int:
@@ -30,11 +33,15 @@ def free_port() -> int:
         return port
 
 
-def start_scratch_broker(run_dir: Path, cache_dir: Path, *, low_latency: bool = False) -> broker.BrokerConfig:
+def start_scratch_broker(
+    run_dir: Path, cache_dir: Path, *, low_latency: bool = False, auth: bool = False
+) -> broker.BrokerConfig:
     """A standalone of one's own in ``run_dir`` on free ports, started and ready (stop it with
-    ``broker.stop``): drills and benchmarks measure and restart it without touching anyone else's."""
+    ``broker.stop``): drills and benchmarks measure and restart it without touching anyone else's.
+    ``auth``: token authentication and authorisation on (``Proc(..., auth_dir=cfg.auth_dir)`` runs a
+    service under its own role)."""
     cfg = broker.BrokerConfig(run_dir=run_dir, cache_dir=cache_dir, port=free_port(), web_port=free_port(),
-                              bookie_port=free_port(), low_latency=low_latency)  # fmt: skip
+                              bookie_port=free_port(), low_latency=low_latency, auth=auth)  # fmt: skip
     broker.provision(cache_dir)
     broker.start(cfg)
     try:
@@ -48,12 +55,13 @@ def start_scratch_broker(run_dir: Path, cache_dir: Path, *, low_latency: bool = 
 def write_endpoint_config(
     path: Path, *, name: str, fix_port: int, state_dir: Path, symbols: list[str], native_port: int = 0
 ) -> Path:
-    """An endpoint configuration with one client, CLIENT1, whose limits never get in a demo's, a drill's or
-    a benchmark's way."""
+    """An endpoint configuration with one client, CLIENT1 (demo credentials: native token
+    ``DEMO_TOKEN``, no FIX password), whose limits never get in a demo's, a drill's or a benchmark's way."""
     path.write_text("\n".join([
         f'name = "{name}"', f"fix_port = {fix_port}", f"native_port = {native_port}",
         f'state_dir = "{state_dir}"', "symbols = [" + ", ".join(f'"{s}"' for s in symbols) + "]",
-        "", "[[clients]]", 'client_id = "CLIENT1"', 'comp_id = "CLIENT1"', 'token = "demo-token-0123456789"',
+        "", "[[clients]]", 'client_id = "CLIENT1"', 'comp_id = "CLIENT1"',
+        f'token_hash = "{hash_token(DEMO_TOKEN)}"', "demo = true",
         "", "[clients.limits]", "max_order_notional = 50000000.0", "max_open_notional = 1e12",
         "max_position = 100000000", "max_child_notional = 5000000.0", "max_orders_per_s = 1000.0",
         "max_children_per_s = 100000.0", "",
@@ -61,17 +69,26 @@ def write_endpoint_config(
     return path
 
 
+# The broker role each ``paceline`` service command runs under (``paceline.broker.GRANTS``).
+ROLE_OF = {"receiver": "receiver", "worker": "worker", "health-checker": "health-checker",
+           "endpoint": "endpoint", "dashboard": "viewer", "kill": "operator"}  # fmt: skip
+
+
 class Proc:
     """A ``paceline <args>`` subprocess. Its JSON log lines are parsed and kept with the wall time each was
-    read (``lines``), and copied to ``log`` when given."""
+    read (``lines``), and copied to ``log`` when given. ``auth_dir``: the broker's token folder; the process
+    runs under the role of its command (``ROLE_OF``)."""
 
     def __init__(
         self, *args: str, service_url: str, admin_url: str | None = None, log: IO[str] | None = None,
-        env: dict[str, str] | None = None,
+        env: dict[str, str] | None = None, auth_dir: Path | None = None,
     ) -> None:  # fmt: skip
         full_env = {**os.environ, "PACELINE_PULSAR_URL": service_url, "PACELINE_LOG_FORMAT": "json"}
         if admin_url:
             full_env["PACELINE_PULSAR_ADMIN_URL"] = admin_url
+        if auth_dir is not None:
+            full_env.pop("PACELINE_PULSAR_TOKEN", None)  # it would win over the role's file
+            full_env.update(auth.env_for(auth_dir / f"{ROLE_OF[args[0]]}.token"))
         full_env.update(env or {})
         self.args = args
         self.proc = subprocess.Popen(

@@ -24,7 +24,7 @@ import pulsar
 
 from models import codec, topics
 from models.common import Message
-from runtime import metrics
+from runtime import auth, metrics
 
 M = TypeVar("M", bound=Message)
 
@@ -312,12 +312,16 @@ class Bus:
     """One Pulsar client per process, and the typed producers and consumers made from it."""
 
     def __init__(
-        self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1, quiet: bool = False
-    ) -> None:
+        self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1, quiet: bool = False,
+        token: str | None = None,
+    ) -> None:  # fmt: skip
+        """``token``: the role's token (default: this process's, ``runtime.auth.token_from_env``)."""
         self.service_url = service_url
+        token = token or auth.token_from_env()
         try:
             self._client = pulsar.Client(
                 service_url,
+                authentication=pulsar.AuthenticationToken(token) if token else None,
                 operation_timeout_seconds=operation_timeout_s,
                 io_threads=io_threads,
                 message_listener_threads=1,
@@ -538,7 +542,8 @@ def unload_topic(admin_url: str, topic: str, timeout_s: float = 10.0) -> None:
     import urllib.request
 
     path = topic.replace("://", "/", 1)  # persistent://t/ns/name -> persistent/t/ns/name
-    req = urllib.request.Request(f"{admin_url.rstrip('/')}/admin/v2/{path}/unload", method="PUT")
+    req = urllib.request.Request(f"{admin_url.rstrip('/')}/admin/v2/{path}/unload", method="PUT",
+                                 headers=auth.admin_headers())  # fmt: skip
     try:
         with urllib.request.urlopen(req, timeout=timeout_s) as resp:
             resp.read()

@@ -13,6 +13,7 @@ import pytest
 
 from paceline import broker
 from paceline.stack import start_scratch_broker
+from runtime import auth
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -23,10 +24,16 @@ sys.setswitchinterval(Settings().switch_interval_us / 1e6)
 
 @pytest.fixture(scope="session")
 def pulsar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[broker.BrokerConfig]:
-    """A running standalone this session owns (tests may stop and restart it)."""
+    """A running standalone this session owns (tests may stop and restart it), with authentication and
+    authorisation on. This process (and what it spawns without ``auth_dir``) is the superuser; the
+    services of ``tests/broker/pipeline.py`` run under their own roles."""
     settings = Settings()
     run_dir = Path(os.environ.get("PACELINE_TEST_BROKER_DIR") or tmp_path_factory.mktemp("pulsar"))
-    cfg = start_scratch_broker(run_dir, settings.cache_dir)
+    cfg = start_scratch_broker(run_dir, settings.cache_dir, auth=True)
+    token_file = cfg.token_file(auth.SUPERUSER)
+    assert token_file is not None
+    os.environ.pop("PACELINE_PULSAR_TOKEN", None)
+    os.environ.update(auth.env_for(token_file))
     yield cfg
     broker.stop(cfg)
 

@@ -63,4 +63,9 @@ class Service(Proc):
     """A ``paceline`` subprocess against the test broker, JSON logs collected from its output."""
 
     def __init__(self, pulsar: broker.BrokerConfig, *args: str) -> None:
-        super().__init__(*args, service_url=pulsar.service_url, admin_url=pulsar.admin_url)
+        super().__init__(
+            *args,
+            service_url=pulsar.service_url,
+            admin_url=pulsar.admin_url,
+            auth_dir=pulsar.auth_dir if pulsar.auth else None,
+        )  # under the command's role

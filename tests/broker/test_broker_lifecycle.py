@@ -10,6 +10,7 @@ import pytest
 
 from models import Tick, topics
 from paceline import broker
+from runtime import auth
 from runtime.bus import Bus
 from tests.factories import tick
 
@@ -17,7 +18,8 @@ pytestmark = pytest.mark.broker
 
 
 def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    req = urllib.request.Request(url, headers=auth.admin_headers())
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 

@@ -79,3 +79,10 @@ def test_receiver_command_merges_redundant_tick_files(pulsar: broker.BrokerConfi
             seqs.append(d.message.seq)
             c.ack(d)
     assert seqs == list(range(1, 31))
+
+
+def test_the_endpoint_refuses_to_expose_demo_credentials(pulsar: broker.BrokerConfig) -> None:
+    res = _run(["endpoint", "--host", "0.0.0.0"], pulsar)
+    assert res.returncode == 2, res.stderr
+    assert "refusing to start: the native protocol listens on 0.0.0.0 with demo credentials" in res.stderr
+    assert "PACELINE_ENDPOINT_CREDENTIALS" in res.stderr

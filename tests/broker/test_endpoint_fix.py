@@ -23,6 +23,7 @@ from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
 from paceline.fixclient import FixClient
 from paceline.stack import Feed
 from runtime.bus import Bus
+from runtime.secrets import hash_token
 from tests.broker.pipeline import session_ticks, wait_for
 from tests.rawfix import RawFix
 from worker.service import WorkerService
@@ -74,8 +75,9 @@ def desk(bus: Bus, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[D
     cfg = EndpointConfig(
         name=f"ep-{tag}", fix_port=_port(), native_port=_port(), state_dir=tmp_path / "endpoint",
         symbols=(symbol,),
-        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16),
-                 Client(client_id="CLIENT2", comp_id="CLIENT2", token="u" * 16, limits=tight)),
+        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token_hash=hash_token("t" * 16)),
+                 Client(client_id="CLIENT2", comp_id="CLIENT2", token_hash=hash_token("u" * 16),
+                        limits=tight)),
     )  # fmt: skip
     hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))
     hc.start()
@@ -420,7 +422,7 @@ def test_child_orders_routed_to_a_broker_over_fix(bus: Bus, tmp_path: Path) -> N
     broker = FixBroker(tmp_path / "broker", _port()).start()
     cfg = EndpointConfig(
         name=f"ep-{tag}", fix_port=_port(), native_port=0, state_dir=tmp_path / "endpoint", symbols=(symbol,),
-        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16),),
+        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token_hash=hash_token("t" * 16)),),
         route="fix", broker=BrokerRoute(port=broker.settings_port),
     )  # fmt: skip
     hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))

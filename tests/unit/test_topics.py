@@ -12,8 +12,8 @@ def test_tick_topic_per_equity() -> None:
 
 
 def test_job_topics() -> None:
-    assert topics.job_actions("J-42") == "persistent://paceline/exec/actions.J-42"
-    assert topics.job_executions("J-42") == "persistent://paceline/exec/executions.J-42"
+    assert topics.job_actions("J-42") == "persistent://paceline/jobs/actions.J-42"
+    assert topics.job_executions("J-42") == "persistent://paceline/jobs/executions.J-42"
 
 
 @pytest.mark.parametrize("bad", ["aapl", "", "AA/PL", "A B", "../x"])
@@ -30,3 +30,6 @@ def test_every_namespace_in_the_broker_setup() -> None:
 
 def test_dead_letter_convention() -> None:
     assert topics.dead_letter("persistent://t/n/x", "sub") == "persistent://t/n/x-sub-DLQ"
+    # Our own topics quarantine into the dlq namespace, where every role may write.
+    got = topics.dead_letter(topics.job_executions("J-1"), "w1")
+    assert got == "persistent://paceline/dlq/jobs.executions.J-1-w1-DLQ"

@@ -12,7 +12,7 @@ from endpoint.config import Client, EndpointConfig
 from endpoint.desk import OrderDesk
 from endpoint.fix_gateway import LOGON_REFUSED, FixGateway
 from endpoint.risk import RiskGate
-from runtime.secrets import hash_password, verify_password
+from runtime.secrets import hash_password, hash_token, verify_password
 from tests.rawfix import RawFix
 
 
@@ -27,9 +27,9 @@ def _port() -> int:
 def gateway(tmp_path: Path) -> Iterator[FixGateway]:
     cfg = EndpointConfig(
         fix_port=_port(), native_port=0, state_dir=tmp_path / "ep", symbols=("AAPL",),
-        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token="t" * 16,
+        clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token_hash=hash_token("t" * 16),
                         password_hash=hash_password("correct horse")),
-                 Client(client_id="CLIENT2", comp_id="CLIENT2", token="u" * 16)),
+                 Client(client_id="CLIENT2", comp_id="CLIENT2", token_hash=hash_token("u" * 16))),
     )  # fmt: skip
     desk = OrderDesk(lambda topic, m, key: None, RiskGate({}), cfg.symbols)
     gw = FixGateway(cfg, desk, lambda symbol: None)
