@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from models import DEFAULT_SYMBOLS
 from runtime.secrets import verify_token
 from runtime.shipped import shipped
 
@@ -81,7 +82,7 @@ class EndpointConfig(BaseModel):
     # says otherwise (a container network, ``PACELINE_ALLOW_DEMO_CREDENTIALS=1``).
     allow_demo_credentials_anywhere: bool = False
     state_dir: Path = Field(default_factory=lambda: Path.home() / ".paceline" / "endpoint")
-    symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     clients: tuple[Client, ...] = ()
     # Where child orders go: the simulated exchange (default) or a broker over FIX.
     route: Literal["simulated", "fix"] = "simulated"

@@ -1,6 +1,7 @@
 """The order desk: what FIX and the native protocol share. Transport-agnostic and thread-safe.
 
-- ``submit`` checks the order (universe, market data seen, duplicate ClOrdID, pre-trade risk) and either
+- ``new_order`` turns what a client sent (either protocol) into the ``ParentOrder`` and submits it;
+  ``submit`` checks the order (universe, market data seen, duplicate ClOrdID, pre-trade risk) and either
   refuses it at once (the caller answers Rejected) or publishes a ``JobRequest`` for the saga. The saga
   answers New.
 - ``cancel`` / ``amend`` resolve the client's OrigClOrdID to the parent and publish the request; what
@@ -23,6 +24,7 @@ from prometheus_client import Counter
 
 from endpoint.risk import Refusal, RiskGate
 from endpoint.tca import Tca
+from market.session import session_close_ns
 from models import (
     AmendRequest,
     CancelRequest,
@@ -30,8 +32,12 @@ from models import (
     JobRequest,
     Message,
     OrdStatus,
+    OrdType,
     ParentOrder,
     RequestReject,
+    Side,
+    Strategy,
+    TimeInForce,
     now_ns,
     topics,
 )
@@ -46,6 +52,26 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,60}$")
 
 Publish = Callable[[str, Message, str], None]  # topic, message, key
 Sink = Callable[[Message], None]
+MarketNow = Callable[[str], int | None]  # a symbol's market clock (ns), None before its first tick
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    """A new parent order as either protocol reads it, before the desk gives it its ids and its clock.
+    No start: now on the symbol's market clock; no end: that day's close."""
+
+    cl_ord_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    ord_type: OrdType = OrdType.MARKET
+    limit_px: float | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    start_ns: int | None = None
+    end_ns: int | None = None
+    strategy: Strategy = Strategy.TWAP
+    participation_rate: float | None = None
+    policy: str | None = None
 
 
 def parent_id_for(client_id: str, cl_ord_id: str) -> str:
@@ -119,6 +145,27 @@ class OrderDesk:
                     total += px * (o.parent.quantity - o.cum_qty)
             return total
 
+    def symbol_refusal(self, symbol: str) -> Refusal | None:
+        return None if symbol in self.symbols else Refusal("unknown_symbol", f"unknown symbol {symbol}")
+
+    def new_order(self, client_id: str, o: NewOrder, market_now: MarketNow) -> Refusal | None:
+        """Build the client's parent and submit it; a refusal (the caller answers Rejected) or None."""
+        # The symbol first: the window is judged on its market clock, which an unknown one does not have.
+        if (refusal := self.symbol_refusal(o.symbol)) is not None:
+            return refusal
+        now = market_now(o.symbol) or now_ns()
+        start = o.start_ns or now
+        try:
+            p = ParentOrder(
+                parent_id=parent_id_for(client_id, o.cl_ord_id), client_id=client_id, cl_ord_id=o.cl_ord_id,
+                symbol=o.symbol, side=o.side, quantity=o.quantity, ord_type=o.ord_type, limit_px=o.limit_px,
+                time_in_force=o.time_in_force, start_ns=start, end_ns=o.end_ns or session_close_ns(start),
+                strategy=o.strategy, participation_rate=o.participation_rate, policy=o.policy, ts_init=now,
+            )  # fmt: skip
+        except ValueError as exc:
+            return Refusal("invalid", str(exc).splitlines()[-1][:200])
+        return self.submit(p)
+
     def submit(self, p: ParentOrder) -> Refusal | None:
         with self._lock:
             refusal = self._check(p)
@@ -138,8 +185,8 @@ class OrderDesk:
     def _check(self, p: ParentOrder) -> Refusal | None:
         if (p.client_id, p.cl_ord_id) in self.by_cl or p.parent_id in self.orders:
             return Refusal("duplicate", f"duplicate ClOrdID {p.cl_ord_id}")
-        if p.symbol not in self.symbols:
-            return Refusal("unknown_symbol", f"unknown symbol {p.symbol}")
+        if (refusal := self.symbol_refusal(p.symbol)) is not None:
+            return refusal
         if self.tca.mid(p.symbol) is None:
             # The saga's window runs on the symbol's market clock: with no tick yet it would never start.
             return Refusal("no_market_data", f"no market data for {p.symbol}")

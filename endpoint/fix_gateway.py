@@ -40,7 +40,7 @@ import quickfix as fix
 from prometheus_client import Counter, Gauge
 
 from endpoint.config import EndpointConfig
-from endpoint.desk import OrderDesk, parent_id_for
+from endpoint.desk import NewOrder, OrderDesk
 from endpoint.risk import Refusal
 from models import (
     ExecType,
@@ -48,7 +48,6 @@ from models import (
     Message,
     OrdStatus,
     OrdType,
-    ParentOrder,
     RequestKind,
     RequestReject,
     Side,
@@ -86,7 +85,6 @@ ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reduc
 TIF_IN = {"0": TimeInForce.DAY, "3": TimeInForce.IOC, "6": TimeInForce.GTD}
 POLICY_NAME, SHORTFALL_BPS, VWAP_SLIPPAGE_BPS = 20001, 20002, 20003
 _EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
-_SESSION_CLOSE_S = 16 * 3600
 
 
 class BadValueError(Exception):
@@ -289,10 +287,6 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             raise fix.IncorrectTagValue(exc.tag) from None
 
     # --- requests -------------------------------------------------------------------------------------
-    def _now(self, symbol: str) -> int:
-        t = self.market_now(symbol)
-        return t if t else now_ns()
-
     def _new_order(self, client_id: str, m: Any, sid: Any) -> None:
         cl = m.getField(11)
         header = m.getHeader()
@@ -310,29 +304,15 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             self._reject_order(sid, m, Refusal(exc.code, f"{exc} (tag {exc.tag})"))
             return
         rate = _get(m, 849)
-        if symbol not in self.desk.symbols:  # before the window is judged on a clock we do not follow
-            self._reject_order(sid, m, Refusal("unknown_symbol", f"unknown symbol {symbol}"))
-            return
-        now = self._now(symbol)
-        start = _ts(m.getField(168)) if m.isSetField(168) else now
-        end = (
-            _ts(m.getField(126))
-            if m.isSetField(126)
-            else start - start % 86_400_000_000_000 + _SESSION_CLOSE_S * 10**9
-        )
-        try:
-            p = ParentOrder(
-                parent_id=parent_id_for(client_id, cl), client_id=client_id, cl_ord_id=cl, symbol=symbol,
-                side=side, quantity=qty, ord_type=ord_type,
-                limit_px=px if ord_type is OrdType.LIMIT else None,
-                time_in_force=TIF_IN.get(_get(m, 59) or "0", TimeInForce.DAY), start_ns=start, end_ns=end,
-                strategy=strategy, participation_rate=float(rate) if rate else None,
-                policy=_get(m, POLICY_NAME), ts_init=now,
-            )  # fmt: skip
-        except ValueError as exc:
-            self._reject_order(sid, m, Refusal("invalid", str(exc).splitlines()[-1][:200]))
-            return
-        refusal = self.desk.submit(p)
+        order = NewOrder(
+            cl_ord_id=cl, symbol=symbol, side=side, quantity=qty, ord_type=ord_type,
+            limit_px=px if ord_type is OrdType.LIMIT else None,
+            time_in_force=TIF_IN.get(_get(m, 59) or "0", TimeInForce.DAY),
+            start_ns=_ts(m.getField(168)) if m.isSetField(168) else None,
+            end_ns=_ts(m.getField(126)) if m.isSetField(126) else None,
+            strategy=strategy, participation_rate=float(rate) if rate else None, policy=_get(m, POLICY_NAME),
+        )  # fmt: skip
+        refusal = self.desk.new_order(client_id, order, self.market_now)
         if refusal is not None:
             self._reject_order(sid, m, refusal)
 

@@ -40,9 +40,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 from endpoint.config import EndpointConfig
-from endpoint.desk import OrderDesk, parent_id_for
+from endpoint.desk import NewOrder, OrderDesk
 from endpoint.risk import Refusal
-from models import Message, OrdType, ParentOrder, Side, Strategy, TimeInForce, now_ns
+from models import Message, OrdType, Side, Strategy, TimeInForce
 from runtime.logs import get_logger
 
 log = get_logger("paceline.endpoint.native")
@@ -238,20 +238,8 @@ class NativeServer:
             where = ".".join(str(x) for x in first["loc"])
             return {"type": "error", "reason": reason, "text": f"{where}: {first['msg']}"[:200]}
         if isinstance(req, Submit):
-            if req.symbol not in self.desk.symbols:  # before the window is judged on a clock we do not follow
-                return _rejected(req.cl_ord_id, Refusal("unknown_symbol", f"unknown symbol {req.symbol}"))
-            now = self.market_now(req.symbol) or now_ns()
-            try:
-                p = ParentOrder(
-                    parent_id=parent_id_for(client_id, req.cl_ord_id), client_id=client_id,
-                    cl_ord_id=req.cl_ord_id, symbol=req.symbol, side=req.side, quantity=req.quantity,
-                    ord_type=req.ord_type, limit_px=req.limit_px, time_in_force=req.time_in_force,
-                    start_ns=req.start_ns or now, end_ns=req.end_ns, strategy=req.strategy,
-                    participation_rate=req.participation_rate, policy=req.policy, ts_init=now,
-                )  # fmt: skip
-            except ValueError as exc:
-                return _rejected(req.cl_ord_id, Refusal("invalid", str(exc).splitlines()[-1][:200]))
-            refusal = self.desk.submit(p)
+            order = NewOrder(**req.model_dump(exclude={"op"}))
+            refusal = self.desk.new_order(client_id, order, self.market_now)
             return None if refusal is None else _rejected(req.cl_ord_id, refusal)
         if isinstance(req, Cancel):
             refusal = self.desk.cancel(client_id, req.cl_ord_id, req.orig_cl_ord_id)

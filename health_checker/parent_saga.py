@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from market.session import DAY_NS
 from models import (
     AmendRequest,
     CancelRequest,
@@ -30,10 +31,10 @@ from models import (
     ParentOrder,
     RequestKind,
     RequestReject,
-    Strategy,
     VenueCommand,
     VenueCommandAck,
     VenueOp,
+    policy_name,
     topics,
 )
 from saga import WALL, Context, Saga, Timer, effect
@@ -68,11 +69,7 @@ class Timing:
 
 def policy_of(p: ParentOrder) -> str:
     """The policy name a worker must advertise to take this parent."""
-    if p.policy:
-        return p.policy
-    if p.strategy is Strategy.RL:
-        return "rl-exec"
-    return p.strategy.value.lower()
+    return policy_name(p.strategy, p.policy)
 
 
 @dataclass
@@ -210,7 +207,7 @@ class ParentSaga(Saga):
         that stops: from now, the window's span as the order was sent (from the market time it was sent
         at, or its start) plus ``stale_grace``. Never earlier than the market would end it at real time."""
         span = p.end_ns - min(p.start_ns, p.ts_init)
-        if not 0 < span <= 2 * 86_400 * 1_000_000_000:  # ts_init on another clock: the window itself
+        if not 0 < span <= 2 * DAY_NS:  # ts_init on another clock: the window itself
             span = max(0, p.end_ns - p.start_ns)
         ctx.set_timer("window_end", f"market:{p.symbol}", p.end_ns + t.close_grace)
         ctx.set_timer("window_end_wall", WALL, now + span + t.close_grace + t.stale_grace)

@@ -23,11 +23,9 @@ import numpy as np
 
 from market.impact import LOT, Impact, ImpactParams
 from market.prices import CENT, to_float
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S, SESSION_S
 from models import BookLevel, Side, Tick
 
-SESSION_OPEN_S = 9 * 3600 + 30 * 60
-SESSION_CLOSE_S = 16 * 3600
-SESSION_S = SESSION_CLOSE_S - SESSION_OPEN_S
 # 2026-01-02 00:00 UTC: the synthetic trading day's midnight, in ns since the epoch.
 DEFAULT_DAY_NS = 1_767_312_000 * 1_000_000_000
 _BLOCK = 4096

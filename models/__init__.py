@@ -1,7 +1,19 @@
 """The contract every Paceline service shares: message schemas, topic names and the wire codec."""
 
 from models.codec import AnyMessage, DecodeError, decode, decode_any, encode
-from models.common import Liquidity, Message, OrdType, Side, Strategy, TimeInForce, now_ns
+from models.common import (
+    DEFAULT_RL_POLICY,
+    DEFAULT_SYMBOLS,
+    RULE_POLICIES,
+    Liquidity,
+    Message,
+    OrdType,
+    Side,
+    Strategy,
+    TimeInForce,
+    now_ns,
+    policy_name,
+)
 from models.jobs import (
     AmendRequest,
     CancelRequest,
@@ -33,6 +45,9 @@ from models.orders import (
 from models.saga import Effect, SagaEvent
 
 __all__ = [
+    "DEFAULT_RL_POLICY",
+    "DEFAULT_SYMBOLS",
+    "RULE_POLICIES",
     "AckStatus",
     "AmendRequest",
     "AnyMessage",
@@ -72,4 +87,5 @@ __all__ = [
     "decode_any",
     "encode",
     "now_ns",
+    "policy_name",
 ]

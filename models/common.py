@@ -59,6 +59,22 @@ class Strategy(StrEnum):
     RL = "RL"
 
 
+# The demo's universe: the default wherever a list of equities is not given.
+DEFAULT_SYMBOLS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
+DEFAULT_RL_POLICY = "rl-exec"  # the policy file an RL parent gets when it names none
+
+
+def policy_name(strategy: Strategy, policy: str | None = None) -> str:
+    """The policy a worker must advertise to work a parent: the policy file it names, else the strategy's."""
+    if policy:
+        return policy
+    return DEFAULT_RL_POLICY if strategy is Strategy.RL else strategy.value.lower()
+
+
+# The rule-based strategies every worker can run without a policy file.
+RULE_POLICIES: tuple[str, ...] = tuple(policy_name(s) for s in Strategy if s is not Strategy.RL)
+
+
 class Liquidity(StrEnum):
     MAKER = "MAKER"
     TAKER = "TAKER"

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from models import topics
+from models import DEFAULT_RL_POLICY, DEFAULT_SYMBOLS, topics
 from paceline.broker import BrokerConfig
 from runtime.settings import Settings
 
@@ -289,7 +289,7 @@ def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
             if target is not None:
                 manifest, _ = policy_files.validate(target)
             else:
-                manifest = reg.load(args.target or "rl-exec").manifest
+                manifest = reg.load(args.target or DEFAULT_RL_POLICY).manifest
         except policy_files.PolicyError as exc:
             print(f"invalid: {exc}", file=sys.stderr)
             return 1
@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_broker)
 
     d = sub.add_parser("demo", help="bring up Pulsar and every service, and work parent orders over FIX")
-    d.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN")
+    d.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS))
     d.add_argument("--minutes", type=float, default=390.0, help="minutes of the session to publish (min 3)")
     d.add_argument("--speed", type=float, default=100.0, help="clock acceleration (event time / wall time)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
@@ -500,7 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("receiver", help="publish ticks from a source to one Pulsar topic per equity")
     r.add_argument("--source", choices=["synthetic", "lobster", "file"], default="synthetic")
-    r.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="synthetic: the equities")
+    r.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="synthetic: the equities")
     r.add_argument("--seed", type=int, default=1, help="synthetic: the market's seed")
     r.add_argument("--symbol", default="AAPL", help="lobster: the equity the files are of")
     r.add_argument("--messages", help="lobster: the message file")
@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     rk.set_defaults(func=_cmd_risk)
 
     t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
-    t.add_argument("--name", default="rl-exec")
+    t.add_argument("--name", default=DEFAULT_RL_POLICY)
     t.add_argument("--steps", type=int, default=120_000, help="environment steps (decisions)")
     t.add_argument("--seed", type=int, default=7)
     t.add_argument("--envs", type=int, default=4, help="environments stepped together")
@@ -634,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--orders", type=int, default=200, help="fix: orders timed (after 10 warm-up ones)")
     be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
-    be.add_argument("--symbols", default="AAPL,MSFT,NVDA,AMZN", help="receiver, market: equities")
+    be.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")
     be.add_argument("--rate", type=float, default=300.0, help="latency: ticks/s over all symbols")
     be.add_argument("--jobs", type=int, default=20, help="latency: live jobs")

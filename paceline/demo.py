@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from market.synthetic import SESSION_OPEN_S
+from market.session import SESSION_OPEN_S, midnight_ns, second_of_day
 from models import Tick, now_ns, topics
 from paceline import broker
 from paceline.pipeline_demo import STRATEGIES, PipelineDemo, follow_clock
@@ -70,11 +70,11 @@ def _work_parents(
     pipe: PipelineDemo, feed: threading.Thread, close_s: int, minutes: float, speed: float
 ) -> None:
     """Send the parents a minute into the window, show them live, wait until they are all done."""
-    while pipe.market_ns == 0 or (pipe.market_ns / 1e9) % 86_400 < SESSION_OPEN_S + 60:
+    while pipe.market_ns == 0 or second_of_day(pipe.market_ns) < SESSION_OPEN_S + 60:
         if not feed.is_alive():
             return
         time.sleep(0.05)
-    day = pipe.market_ns - pipe.market_ns % (86_400 * 1_000_000_000)
+    day = midnight_ns(pipe.market_ns)
     end = day + (close_s - 60) * 1_000_000_000
     # They start a little ahead of the market clock as this process last saw it: at 100x a second of wall
     # time is 100 s of market time, and the health-checker refuses a start more than 60 s in the past.

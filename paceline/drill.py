@@ -32,7 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_OPEN_S, midnight_ns
+from market.synthetic import SymbolSim, SymbolSpec
 from models import (
     AckStatus,
     ChildAction,
@@ -205,7 +206,7 @@ class Drill:
         t_start = time.monotonic()
         start_s = SESSION_OPEN_S + 3600
         ticks = _ticks(start_s, self.window_s, self.seed)
-        day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
+        day = midnight_ns(ticks[0].ts_event)
         start_ns, end_ns = day + start_s * S, day + (start_s + self.window_s) * S
         with Bus(self.cfg.service_url, quiet=True, token=self.cfg.admin_token) as bus:
             feed: Feed | None = None

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from market.recorded import QueueFillModel, RecordedDay, find_days
-from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
+from market.synthetic import SymbolSim, SymbolSpec
 from market.venue import Venue
 from models import Strategy, Tick
 from worker.baselines import PassiveSchedule

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from market.prices import to_units
-from market.synthetic import SESSION_OPEN_S, SESSION_S
+from market.session import day_frac
 from models import (
+    DEFAULT_RL_POLICY,
     AckStatus,
     ChildAction,
     ChildOrderAck,
@@ -40,13 +41,6 @@ from worker.policy import Action, Agent, JobContext, Observation, Policy, PriceK
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
 TICK = 0.01
-_DAY_NS = 86_400 * 1_000_000_000
-
-
-def day_frac(ts_ns: int) -> float:
-    """Fraction of the trading session gone at ``ts_ns`` (event time, ns since the epoch)."""
-    sec = (ts_ns % _DAY_NS) / 1e9
-    return min(1.0, max(0.0, (sec - SESSION_OPEN_S) / SESSION_S))
 
 
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
@@ -99,7 +93,7 @@ class Engine:
         registry: PolicyRegistry | None = None,
         *,
         decision_s: int = 30,
-        default_rl: str = "rl-exec",
+        default_rl: str = DEFAULT_RL_POLICY,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
         self.worker_id = worker_id

@@ -26,9 +26,10 @@ import numpy as np
 
 from market.costs import fill_cost_bps
 from market.recorded import QueueFillModel, RecordedDay, find_days
-from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
+from market.synthetic import SymbolSim, SymbolSpec
 from market.venue import Venue
-from models import ChildAction, OrdType, ParentOrder, Side, Strategy
+from models import DEFAULT_SYMBOLS, ChildAction, OrdType, ParentOrder, Side, Strategy
 from worker.policy import (
     ACTION_SETS,
     ACTIONS,
@@ -53,7 +54,7 @@ HELD_OUT_SEED = 1_000_000  # market seeds at and above are the backtest's held-o
 
 @dataclass(frozen=True)
 class EnvConfig:
-    symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     window_s: int = 1800
     decision_s: int = 30
     min_qty: int = 2_000

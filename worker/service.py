@@ -16,7 +16,18 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from models import ChildOrderAck, Fill, JobAssignment, JobRef, Message, Tick, WorkerHeartbeat, now_ns, topics
+from models import (
+    RULE_POLICIES,
+    ChildOrderAck,
+    Fill,
+    JobAssignment,
+    JobRef,
+    Message,
+    Tick,
+    WorkerHeartbeat,
+    now_ns,
+    topics,
+)
 from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, SubscriptionKind
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
@@ -195,7 +206,7 @@ class WorkerService:
     def heartbeat(self) -> WorkerHeartbeat:
         with self._lock:
             jobs = tuple(JobRef(job_id=j, epoch=e) for j, e in self.engine.refs())
-        policies = ("twap", "vwap", "pov", "is", *(self.registry.names() if self.registry else ()))
+        policies = (*RULE_POLICIES, *(self.registry.names() if self.registry else ()))
         self._hb_seq += 1
         return WorkerHeartbeat(
             worker_id=self.worker_id, incarnation=self.incarnation, seq=self._hb_seq, capacity=self.capacity,

@@ -32,7 +32,8 @@ from typing import Any
 
 import pulsar
 
-from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_OPEN_S
+from market.synthetic import SymbolSim, SymbolSpec
 from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
 from paceline import broker
 from paceline.stack import (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from market.synthetic import SESSION_CLOSE_S, SESSION_OPEN_S, SymbolSpec, SyntheticMarket
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
+from market.synthetic import SymbolSpec, SyntheticMarket
 
 
 def run(symbols: list[str], depths: list[int], seed: int = 1) -> int:

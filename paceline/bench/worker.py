@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from market.synthetic import SESSION_OPEN_S, SymbolSpec, SyntheticMarket
-from models import JobAssignment, ParentOrder, Side, Strategy
+from market.session import SESSION_OPEN_S, midnight_ns
+from market.synthetic import SymbolSpec, SyntheticMarket
+from models import DEFAULT_RL_POLICY, DEFAULT_SYMBOLS, JobAssignment, ParentOrder, Side, Strategy
 from worker import policy_files
 from worker.engine import Engine
 from worker.nets import PolicyNet
@@ -22,13 +23,13 @@ from worker.policy import OBS_DIM
 from worker.policy_files import PolicyRegistry
 
 S = 1_000_000_000
-SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN"]
+SYMBOLS = list(DEFAULT_SYMBOLS)
 
 
 def _registry(policy_dir: Path) -> tuple[PolicyRegistry, str]:
     reg = PolicyRegistry(policy_dir)
-    if "rl-exec" in reg.names():
-        return reg, "rl-exec"
+    if DEFAULT_RL_POLICY in reg.names():
+        return reg, DEFAULT_RL_POLICY
     tmp = Path(tempfile.mkdtemp())
     policy_files.save(PolicyNet(), tmp, "bench-net", 1)
     return PolicyRegistry(tmp), "bench-net"
@@ -44,7 +45,7 @@ def run_engine(
     start_s = SESSION_OPEN_S + 3600
     market = SyntheticMarket([SymbolSpec(s) for s in SYMBOLS], 1, depth=2, close_s=start_s + minutes * 60)
     ticks = list(market)
-    day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
+    day = midnight_ns(ticks[0].ts_event)
     eng = Engine("bench", reg, decision_s=30)
     for i in range(jobs):
         offset = 0 if aligned else (i * 30 * S) // max(jobs, 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_OPEN_S, midnight_ns
+from market.synthetic import SymbolSim, SymbolSpec
 from models import ExecutionReport, JobRequest, ParentOrder, SagaEvent, Side, Strategy, Tick, topics
 from paceline import broker
 from paceline.stack import Proc, until
@@ -23,7 +24,7 @@ def session_ticks(
     sim = SymbolSim(SymbolSpec(symbol), 3, depth=2, start_s=start_s - lead_s,
                     close_s=start_s + round(minutes * 60) + tail_s)  # fmt: skip
     ticks = list(sim)
-    day = ticks[0].ts_event - ticks[0].ts_event % (86_400 * S)
+    day = midnight_ns(ticks[0].ts_event)
     return day + start_s * S, ticks
 
 

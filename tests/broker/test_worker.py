@@ -11,7 +11,8 @@ import pytest
 
 from market.fills import FillModel
 from market.prices import to_float, to_units
-from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_OPEN_S, midnight_ns
+from market.synthetic import SymbolSim, SymbolSpec
 from models import (
     ChildAction,
     ChildOrderAction,
@@ -38,7 +39,7 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
     symbol, job_id, worker_id = f"W{tag.upper()}", f"J{tag}", f"w-{tag}"
     start_s = SESSION_OPEN_S + 3600
     ticks = list(SymbolSim(SymbolSpec(symbol), 3, depth=2, start_s=start_s - 30, close_s=start_s + 6 * 60))
-    t0 = start_s * S + (ticks[0].ts_event - ticks[0].ts_event % (86_400 * S))
+    t0 = start_s * S + midnight_ns(ticks[0].ts_event)
     parent = ParentOrder(
         parent_id=f"P{tag}",
         client_id="C1",

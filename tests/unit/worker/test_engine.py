@@ -11,7 +11,8 @@ import torch
 
 from market.fills import FillModel
 from market.prices import to_float, to_units
-from market.synthetic import SESSION_OPEN_S, SymbolSim, SymbolSpec
+from market.session import SESSION_OPEN_S
+from market.synthetic import SymbolSim, SymbolSpec
 from models import (
     AckStatus,
     ChildAction,
