@@ -368,8 +368,12 @@ def wait(cfg: BrokerConfig, timeout_s: float = 300.0) -> float:
             raise BrokerError(f"the broker did not answer within {timeout_s:.0f} s; see {cfg.log_dir}")
         time.sleep(0.5)
     ensure_namespaces(cfg.admin_url, cfg.admin_token)
-    if cfg.auth:
+    stamp = cfg.auth_dir / "granted.json"
+    wanted = json.dumps(GRANTS, sort_keys=True)
+    # The grants live in the broker's metadata: a restart of the same run folder keeps them.
+    if cfg.auth and not (stamp.exists() and stamp.read_text() == wanted):
         grant_roles(cfg.admin_url, cfg.admin_token)
+        stamp.write_text(wanted)
     return time.monotonic() - t0
 
 
