@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Timing, policy_of
+from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Phase, Timing, policy_of
 from health_checker.pool import Pool
+from health_checker.saga_events import Assigned, WorkerLost
 from models import (
     AmendRequest,
     CancelRequest,
@@ -31,7 +32,7 @@ from models import (
     topics,
 )
 from runtime.logs import get_logger
-from saga import WALL, Orchestrator, effect
+from saga import WALL, CompensationStarted, Orchestrator, SagaCompleted, effect
 
 log = get_logger("paceline.health_checker")
 
@@ -153,9 +154,7 @@ class Coordinator:
         refusal = self._refusal(req)
         with self.orch.transaction(pid, create=True) as ctx:
             assert ctx is not None
-            saga = ctx.saga
-            assert isinstance(saga, ParentSaga)
-            saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t)
+            ctx.saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t)
         if refusal is None:
             JOBS.labels("accepted").inc()
             log.info("job accepted", parent_id=pid, job_id=req.job_id, symbol=req.parent.symbol,
@@ -211,18 +210,14 @@ class Coordinator:
             if ctx is None:
                 log.error("fill for an unknown parent", parent_id=f.parent_id, fill_id=f.fill_id)
                 return
-            saga = ctx.saga
-            assert isinstance(saga, ParentSaga)
-            if not saga.on_fill(ctx, f, self.wall(), self.t):
+            if not ctx.saga.on_fill(ctx, f, self.wall(), self.t):
                 DUPLICATE_FILLS.inc()
 
     def _venue_ack(self, ack: VenueCommandAck) -> None:
         with self.orch.transaction(ack.parent_id) as ctx:
             if ctx is None:
                 return
-            saga = ctx.saga
-            assert isinstance(saga, ParentSaga)
-            saga.on_venue_ack(ctx, ack, self._pick, self.wall(), self.t)
+            ctx.saga.on_venue_ack(ctx, ack, self._pick, self.wall(), self.t)
 
     def _heartbeat(self, hb: WorkerHeartbeat) -> None:
         now = self.wall()
@@ -281,7 +276,9 @@ class Coordinator:
                 assert ctx is not None
                 saga.on_timer(ctx, timer, self._pick, self.wall(), self.t)
         waiting = (
-            [s for s in self.orch.live() if s.phase == "waiting" and s.parent] if self.pool.workers else []
+            [s for s in self.orch.live() if s.phase == Phase.WAITING and s.parent]
+            if self.pool.workers
+            else []
         )
         for saga in waiting:
             # Only when a worker could take it: a transaction per waiting job per poll would hold up inputs.
@@ -292,11 +289,11 @@ class Coordinator:
 
     def _worker_lost(self, worker_id: str, silent_ns: int) -> None:
         for saga in self.orch.live():
-            if saga.worker_id != worker_id or saga.phase != "working":
+            if saga.worker_id != worker_id or saga.phase != Phase.WORKING:
                 continue
             with self.orch.transaction(saga.saga_id) as ctx:
                 assert ctx is not None
-                ctx.emit("worker_lost", {"worker_id": worker_id, "silent_ms": silent_ns // 1_000_000})
+                ctx.emit(WorkerLost(worker_id=worker_id, silent_ms=silent_ns // 1_000_000))
                 self.lost_at[saga.saga_id] = self.wall()
                 saga.unwind(ctx, WORKER_LOST, self.wall(), self.t)
 
@@ -308,15 +305,16 @@ class Coordinator:
         return self.pool.pick(policy, load)
 
     def _committed(self, events: list[SagaEvent]) -> None:
-        for ev in events:
-            TRANSITIONS.labels(ev.name).inc()
-            if ev.name == "compensation.started":
-                COMPENSATIONS.labels(str(ev.data["name"])).inc()
-            elif ev.name == "assigned" and ev.saga_id in self.lost_at:
-                RECOVERY.observe((self.wall() - self.lost_at.pop(ev.saga_id)) / 1e9)
-            elif ev.name == "saga.completed":
-                self.lost_at.pop(ev.saga_id, None)
-                log.info("parent closed", parent_id=ev.saga_id, status=ev.data.get("status"))
+        for entry in events:
+            TRANSITIONS.labels(entry.name).inc()
+            match ParentSaga.decode(entry):
+                case CompensationStarted(name=name):
+                    COMPENSATIONS.labels(name).inc()
+                case Assigned() if entry.saga_id in self.lost_at:
+                    RECOVERY.observe((self.wall() - self.lost_at.pop(entry.saga_id)) / 1e9)
+                case SagaCompleted(status=status):
+                    self.lost_at.pop(entry.saga_id, None)
+                    log.info("parent closed", parent_id=entry.saga_id, status=status)
 
 
 def _final_status(saga: ParentSaga) -> OrdStatus:

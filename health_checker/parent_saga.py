@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
+from health_checker import saga_events as ev
 from market.session import DAY_NS
 from models import (
     AmendRequest,
@@ -37,7 +39,7 @@ from models import (
     policy_name,
     topics,
 )
-from saga import WALL, Context, Saga, Timer, effect
+from saga import WALL, Context, Saga, SagaCompleted, SagaPayload, Timer, effect
 
 REVOKE, FENCE, CLOSE_PARENT = "revoke_worker", "fence_venue", "close_parent"
 WORKER_LOST, AMEND = "worker_lost", "amend"
@@ -53,6 +55,7 @@ FINAL: dict[str, tuple[ExecType, OrdStatus, str]] = {
 }  # fmt: skip
 
 Pick = Callable[[str], str | None]  # policy -> worker id or None
+Ctx = Context["ParentSaga"]
 
 
 @dataclass(frozen=True)
@@ -72,66 +75,71 @@ def policy_of(p: ParentOrder) -> str:
     return policy_name(p.strategy, p.policy)
 
 
+class Phase(StrEnum):
+    NEW = "new"  # accepted (or resumed), not assigned yet
+    WAITING = "waiting"  # for a worker that can run its policy
+    WORKING = "working"
+    UNWINDING = "unwinding"
+    DONE = "done"
+
+
 @dataclass
 class ParentSaga(Saga):
+    EVENTS: ClassVar[dict[str, type[SagaPayload]]] = ev.EVENTS
+
     parent: ParentOrder | None = None
     job_id: str = ""
-    phase: str = "new"  # new | waiting | working | unwinding | done
+    phase: Phase = Phase.NEW
     epoch: int = 1
     worker_id: str | None = None
     filled: int = 0
     notional: float = 0.0
     fills: set[str] = field(default_factory=set)
     reason: str | None = None
-    command: dict[str, Any] | None = None  # the venue command awaiting its ack
+    command: VenueCommand | None = None  # the venue command awaiting its ack
     over_executed: int = 0
-    amend: dict[str, Any] | None = None  # an amend request waiting for its fence
+    amend: AmendRequest | None = None  # an amend request waiting for its fence
     cancel_cl_ord_id: str | None = None  # the cancel request's ClOrdID, for the final report
 
     # --- state ----------------------------------------------------------------------------------------
-    def on_event(self, ev: Any) -> None:
-        d = ev.data
-        n = ev.name
-        if n in ("accepted", "rejected"):
-            self.parent = ParentOrder.model_validate(d["parent"])
-            self.job_id = str(d["job_id"])
-            self.phase = "done" if n == "rejected" else "new"
-        elif n == "waiting":
-            self.phase = "waiting"
-        elif n == "assigned":
-            self.worker_id = str(d["worker_id"])
-            self.phase = "working"
-        elif n == "fill":
-            self.fills.add(str(d["fill_id"]))
-            self.filled += int(d["qty"])
-            self.notional += int(d["qty"]) * float(d["px"])
-            if d.get("over"):
-                self.over_executed += int(d["qty"])
-        elif n == "unwinding":
-            self.reason = str(d["reason"])
-            self.phase = "unwinding"
-        elif n == "resumed":
-            self.reason = None
-            self.phase = "new"
-        elif n == "amend_requested":
-            self.amend = dict(d["amend"])
-        elif n == "amended":
-            self.parent = ParentOrder.model_validate(d["parent"])
-            self.amend = None
-        elif n == "amend_rejected":
-            self.amend = None
-        elif n == "cancel_requested":
-            self.cancel_cl_ord_id = str(d["cl_ord_id"]) if d.get("cl_ord_id") else None
-        elif n == "compensation.started":
-            if d["name"] == REVOKE:
-                self.epoch += 1  # the fence epoch: nothing older may trade from here on
-                self.worker_id = None
-            elif d["name"] == FENCE:
-                self.command = dict(d["command"])
-        elif n == "compensation.completed" and d["name"] == FENCE:
-            self.command = None
-        elif n == "saga.completed":
-            self.phase = "done"
+    def on_event(self, event: SagaPayload) -> None:
+        match event:
+            case ev.Accepted(parent=parent, job_id=job_id):
+                self.parent, self.job_id, self.phase = parent, job_id, Phase.NEW
+            case ev.Rejected(parent=parent, job_id=job_id):
+                self.parent, self.job_id, self.phase = parent, job_id, Phase.DONE
+            case ev.WaitingForWorker():
+                self.phase = Phase.WAITING
+            case ev.Assigned(worker_id=worker):
+                self.worker_id, self.phase = worker, Phase.WORKING
+            case ev.Filled(fill_id=fill_id, qty=qty, px=px, over=over):
+                self.fills.add(fill_id)
+                self.filled += qty
+                self.notional += qty * px
+                if over:
+                    self.over_executed += qty
+            case ev.UnwindStarted(reason=reason):
+                self.reason, self.phase = reason, Phase.UNWINDING
+            case ev.Resumed():
+                self.reason, self.phase = None, Phase.NEW
+            case ev.AmendRequested(amend=amend):
+                self.amend = amend
+            case ev.Amended(parent=parent):
+                self.parent, self.amend = parent, None
+            case ev.AmendRefusedAfterFence():
+                self.amend = None
+            case ev.CancelRequested(cl_ord_id=cl):
+                self.cancel_cl_ord_id = cl or None
+            case ev.ParentCompensationStarted(name=name, command=command):
+                if name == REVOKE:
+                    self.epoch += 1  # the fence epoch: nothing older may trade from here on
+                    self.worker_id = None
+                elif name == FENCE:
+                    self.command = command
+            case ev.ParentCompensationCompleted(name=name) if name == FENCE:
+                self.command = None
+            case SagaCompleted():
+                self.phase = Phase.DONE
 
     @property
     def remaining(self) -> int:
@@ -181,28 +189,25 @@ class ParentSaga(Saga):
 
     # --- handlers -------------------------------------------------------------------------------------
     def start(
-        self, ctx: Context, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing
+        self, ctx: Ctx, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing
     ) -> None:
-        data = {"parent": req.parent.model_dump(mode="json"), "job_id": req.job_id}
         if refusal is not None:
-            ctx.emit("rejected", {**data, "reason": refusal})
+            ctx.emit(ev.Rejected(parent=req.parent, job_id=req.job_id, reason=refusal))
             rep = self._report(ExecType.REJECTED, OrdStatus.REJECTED, now, text=refusal)
             ctx.complete("rejected", self._fx(rep))
             return
         ctx.register(CLOSE_PARENT)
-        ctx.emit("accepted", data)
-        ctx.emit("reported", {}, self._fx(self._report(ExecType.NEW, OrdStatus.NEW, now)))
+        ctx.emit(ev.Accepted(parent=req.parent, job_id=req.job_id))
+        ctx.emit(ev.Reported(), self._fx(self._report(ExecType.NEW, OrdStatus.NEW, now)))
         ctx.register(FENCE)
         cmd = self._venue(VenueOp.OPEN, now)
-        ctx.emit(
-            "venue_opened", {"epoch": self.epoch}, (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),)
-        )
+        ctx.emit(ev.VenueOpened(epoch=self.epoch), (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))
         assert self.parent is not None
         self._set_window_end(ctx, self.parent, now, t)
         self.try_assign(ctx, pick, now, t)
 
     @staticmethod
-    def _set_window_end(ctx: Context, p: ParentOrder, now: int, t: Timing) -> None:
+    def _set_window_end(ctx: Ctx, p: ParentOrder, now: int, t: Timing) -> None:
         """The end of the window on the symbol's market clock, and the wall-clock backstop for a market
         that stops: from now, the window's span as the order was sent (from the market time it was sent
         at, or its start) plus ``stale_grace``. Never earlier than the market would end it at real time."""
@@ -212,17 +217,17 @@ class ParentSaga(Saga):
         ctx.set_timer("window_end", f"market:{p.symbol}", p.end_ns + t.close_grace)
         ctx.set_timer("window_end_wall", WALL, now + span + t.close_grace + t.stale_grace)
 
-    def try_assign(self, ctx: Context, pick: Pick, now: int, t: Timing) -> None:
+    def try_assign(self, ctx: Ctx, pick: Pick, now: int, t: Timing) -> None:
         p = self.parent
         assert p is not None
-        if self.phase not in ("new", "waiting"):
+        if self.phase not in (Phase.NEW, Phase.WAITING):
             return
         worker = pick(policy_of(p))
         if worker is None:
-            if self.phase != "waiting":
+            if self.phase != Phase.WAITING:
                 text = f"waiting for a worker that can run {policy_of(p)!r}"
                 status = OrdStatus.PARTIALLY_FILLED if self.filled else OrdStatus.NEW
-                ctx.emit("waiting", {"policy": policy_of(p)},
+                ctx.emit(ev.WaitingForWorker(policy=policy_of(p)),
                          self._fx(self._report(ExecType.ORDER_STATUS, status, now, text=text)))  # fmt: skip
                 ctx.set_timer("assign_wait", WALL, now + t.assign_wait)
             return
@@ -236,37 +241,34 @@ class ParentSaga(Saga):
             quantity=self.remaining,
             ts_init=now,
         )
-        ctx.emit(
-            "assigned",
-            {"worker_id": worker, "epoch": self.epoch, "quantity": self.remaining},
-            (effect(topics.ASSIGNMENTS, a, key=worker),),
-        )
+        ctx.emit(ev.Assigned(worker_id=worker, epoch=self.epoch, quantity=self.remaining),
+                 (effect(topics.ASSIGNMENTS, a, key=worker),))  # fmt: skip
 
-    def on_fill(self, ctx: Context, f: Fill, now: int, t: Timing) -> bool:
+    def on_fill(self, ctx: Ctx, f: Fill, now: int, t: Timing) -> bool:
         """Count a fill once; False if it was seen before or arrived after the end."""
         if f.fill_id in self.fills or self.terminal or self.parent is None:
             return False
         over = self.filled + f.qty > self.parent.quantity
-        data = {"fill_id": f.fill_id, "child_id": f.child_id, "qty": f.qty, "px": f.px, "over": over}
+        fill = ev.Filled(fill_id=f.fill_id, child_id=f.child_id, qty=f.qty, px=f.px, over=over)
         if over:  # cannot happen while the venue enforces the cap; recorded, never reported as normal
-            ctx.emit("fill", data)
+            ctx.emit(fill)
             return True
         filled = self.filled + f.qty
         status = OrdStatus.FILLED if filled == self.parent.quantity else OrdStatus.PARTIALLY_FILLED
-        ctx.emit("fill", data)
+        ctx.emit(fill)
         rep = self._report(ExecType.TRADE, status, now, last_qty=f.qty, last_px=f.px)
-        ctx.emit("reported", {}, self._fx(rep))
+        ctx.emit(ev.Reported(), self._fx(rep))
         if self.filled == self.parent.quantity:
             self.unwind(ctx, "filled", now, t)
         return True
 
-    def unwind(self, ctx: Context, reason: str, now: int, t: Timing) -> None:
+    def unwind(self, ctx: Ctx, reason: str, now: int, t: Timing) -> None:
         if self.terminal or self.reason == reason or self.reason in FINAL:
             return  # already ending: the first final reason wins
-        ctx.emit("unwinding", {"reason": reason})
+        ctx.emit(ev.UnwindStarted(reason=reason))
         self.step(ctx, now, t)
 
-    def step(self, ctx: Context, now: int, t: Timing) -> None:
+    def step(self, ctx: Ctx, now: int, t: Timing) -> None:
         """Run compensations from the top of the stack until one must wait for a confirmation."""
         p = self.parent
         assert p is not None
@@ -281,10 +283,8 @@ class ParentSaga(Saga):
                 ctx.complete_compensation()
             elif top == FENCE:
                 cmd = self._venue(VenueOp.FENCE if self.reason in INTERRUPTIONS else VenueOp.CLOSE, now)
-                ctx.start_compensation(
-                    (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),),
-                    {"command": cmd.model_dump(mode="json")},
-                )
+                ctx.start_compensation((effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),),
+                                       ev.ParentCompensationStarted(name=FENCE, command=cmd))  # fmt: skip
                 ctx.set_timer("venue_retry", WALL, now + t.venue_retry)
                 return  # until the venue confirms
             else:  # CLOSE_PARENT
@@ -300,20 +300,22 @@ class ParentSaga(Saga):
                 ctx.complete(self.reason or "closed")
                 return
 
-    def on_venue_ack(self, ctx: Context, ack: VenueCommandAck, pick: Pick, now: int, t: Timing) -> bool:
-        if self.running != FENCE or self.command is None or ack.command_id != self.command["command_id"]:
+    def on_venue_ack(self, ctx: Ctx, ack: VenueCommandAck, pick: Pick, now: int, t: Timing) -> bool:
+        if self.running != FENCE or self.command is None or ack.command_id != self.command.command_id:
             return False  # a repeat of an ack already taken into account
         ctx.clear_timer("venue_retry")
-        ctx.complete_compensation(data={"filled": ack.filled, "canceled": list(ack.canceled)})
+        ctx.complete_compensation(
+            event=ev.ParentCompensationCompleted(name=FENCE, filled=ack.filled, canceled=tuple(ack.canceled))
+        )
         if self.reason in INTERRUPTIONS:
             ctx.register(FENCE)  # the venue job stays open under the new epoch
             if self.reason == AMEND and self.amend is not None:
                 self._apply_amend(ctx, now, t)
             if self.parent is not None and self.filled >= self.parent.quantity:
-                ctx.emit("resumed", {"epoch": self.epoch, "remaining": 0})
+                ctx.emit(ev.Resumed(epoch=self.epoch, remaining=0))
                 self.unwind(ctx, "filled", now, t)
                 return True
-            ctx.emit("resumed", {"epoch": self.epoch, "remaining": self.remaining})
+            ctx.emit(ev.Resumed(epoch=self.epoch, remaining=self.remaining))
             self.try_assign(ctx, pick, now, t)
             return True
         if ack.op is VenueOp.FENCE:
@@ -321,17 +323,17 @@ class ParentSaga(Saga):
         self.step(ctx, now, t)
         return True
 
-    def on_timer(self, ctx: Context, timer: Timer, pick: Pick, now: int, t: Timing) -> None:
+    def on_timer(self, ctx: Ctx, timer: Timer, pick: Pick, now: int, t: Timing) -> None:
         ctx.clear_timer(timer.name)
         if timer.name == "window_end":
             self.unwind(ctx, "window_end", now, t)
         elif timer.name == "window_end_wall":
             self.unwind(ctx, "stale_market", now, t)
-        elif timer.name == "assign_wait" and self.phase == "waiting":
+        elif timer.name == "assign_wait" and self.phase == Phase.WAITING:
             self.unwind(ctx, "no_worker", now, t)
         elif timer.name == "venue_retry" and self.running == FENCE and self.command is not None:
-            cmd = VenueCommand.model_validate(self.command)  # the same id: the venue does it once
-            ctx.emit("venue_retry", {"command_id": cmd.command_id},
+            cmd = self.command  # the same id: the venue does it once
+            ctx.emit(ev.VenueCommandResent(command_id=cmd.command_id),
                      (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))  # fmt: skip
             ctx.set_timer("venue_retry", WALL, now + t.venue_retry)
 
@@ -348,16 +350,16 @@ class ParentSaga(Saga):
         )  # fmt: skip
         return (effect(topics.REPORTS, rej, key=p.client_id),)
 
-    def on_cancel(self, ctx: Context, req: CancelRequest, now: int, t: Timing) -> None:
+    def on_cancel(self, ctx: Ctx, req: CancelRequest, now: int, t: Timing) -> None:
         cl = req.cl_ord_id or req.request_id
         if self.reason in FINAL:
             fx = self._refuse(RequestKind.CANCEL, cl, "the order is already closing", now, too_late=True)
-            ctx.emit("cancel_rejected", {"cl_ord_id": cl}, fx)
+            ctx.emit(ev.CancelRefused(cl_ord_id=cl), fx)
             return
-        ctx.emit("cancel_requested", {"cl_ord_id": req.cl_ord_id})
+        ctx.emit(ev.CancelRequested(cl_ord_id=req.cl_ord_id))
         self.unwind(ctx, "cancel", now, t)
 
-    def on_amend(self, ctx: Context, req: AmendRequest, now: int, t: Timing) -> None:
+    def on_amend(self, ctx: Ctx, req: AmendRequest, now: int, t: Timing) -> None:
         reason = None
         if self.reason in FINAL:
             reason = "the order is already closing"
@@ -371,10 +373,10 @@ class ParentSaga(Saga):
             except ValueError as exc:
                 reason = f"invalid amendment: {exc}".replace("\n", " ")[:200]
         if reason is not None:
-            ctx.emit("amend_refused", {"cl_ord_id": req.cl_ord_id, "reason": reason},
+            ctx.emit(ev.AmendRefused(cl_ord_id=req.cl_ord_id, reason=reason),
                      self._refuse(RequestKind.AMEND, req.cl_ord_id, reason, now))  # fmt: skip
             return
-        ctx.emit("amend_requested", {"amend": req.model_dump(mode="json")})
+        ctx.emit(ev.AmendRequested(amend=req))
         self.unwind(ctx, AMEND, now, t)
 
     def _amended(self, req: AmendRequest) -> ParentOrder:
@@ -388,25 +390,22 @@ class ParentSaga(Saga):
             data.update(end_ns=req.end_ns)
         return ParentOrder.model_validate(data)
 
-    def _apply_amend(self, ctx: Context, now: int, t: Timing) -> None:
+    def _apply_amend(self, ctx: Ctx, now: int, t: Timing) -> None:
         """With the job fenced (filled is final for now), apply the pending amendment or refuse it."""
         assert self.amend is not None and self.parent is not None
-        req = AmendRequest.model_validate(self.amend)
+        req = self.amend
         new = self._amended(req)
         if self.filled > new.quantity:
             reason = f"{self.filled} filled meanwhile, above the new quantity {new.quantity}"
-            ctx.emit(
-                "amend_rejected",
-                {"reason": reason},
-                self._refuse(RequestKind.AMEND, req.cl_ord_id, reason, now),
-            )
+            ctx.emit(ev.AmendRefusedAfterFence(reason=reason),
+                     self._refuse(RequestKind.AMEND, req.cl_ord_id, reason, now))  # fmt: skip
             return
         old = self.parent.cl_ord_id
-        ctx.emit("amended", {"parent": new.model_dump(mode="json")})
+        ctx.emit(ev.Amended(parent=new))
         # From here the report and the venue command describe the amended order.
         status = OrdStatus.FILLED if self.filled == new.quantity else (
             OrdStatus.PARTIALLY_FILLED if self.filled else OrdStatus.NEW)  # fmt: skip
         rep = self._report(ExecType.REPLACED, status, now, orig_cl_ord_id=old)
         cmd = self._venue(VenueOp.OPEN, now)
-        ctx.emit("reported", {}, (*self._fx(rep), effect(topics.VENUE_COMMANDS, cmd, key=self.job_id)))
+        ctx.emit(ev.Reported(), (*self._fx(rep), effect(topics.VENUE_COMMANDS, cmd, key=self.job_id)))
         self._set_window_end(ctx, new, now, t)

@@ -2,12 +2,25 @@
 exclusive producer is the orchestrator's lease, and an outbox that publishes each decision exactly once."""
 
 from saga.core import WALL, Context, Saga, SagaError, Timer, effect, effect_message
+from saga.events import (
+    CompensationCompleted,
+    CompensationRegistered,
+    CompensationStarted,
+    SagaCompleted,
+    SagaPayload,
+    TimerCleared,
+    TimerSet,
+    events_table,
+)
 from saga.log import LeaseLostError, MemoryLog, PulsarLog, SagaLog
 from saga.orchestrator import Orchestrator
 from saga.outbox import MemoryOutbox, Outbox, PulsarOutbox
 
 __all__ = [
     "WALL",
+    "CompensationCompleted",
+    "CompensationRegistered",
+    "CompensationStarted",
     "Context",
     "LeaseLostError",
     "MemoryLog",
@@ -17,9 +30,14 @@ __all__ = [
     "PulsarLog",
     "PulsarOutbox",
     "Saga",
+    "SagaCompleted",
     "SagaError",
     "SagaLog",
+    "SagaPayload",
     "Timer",
+    "TimerCleared",
+    "TimerSet",
     "effect",
     "effect_message",
+    "events_table",
 ]

@@ -1,37 +1,37 @@
 """Sagas as event-sourced state machines with a compensation stack and first-class timers.
 
 A saga changes state only by applying ``SagaEvent``s (``Saga.apply``), so replaying its log rebuilds it
-exactly. Handlers decide through a ``Context``: every ``ctx.emit`` builds the next event, applies it at
-once (later decisions in the same handler see the new state) and queues it for the log; the orchestrator
-appends the queue and only then publishes the events' effects (the outbox).
+exactly. Each event's data is one of the saga's event classes (``saga.events``; the class table is the
+saga's ``EVENTS``). Handlers decide through a ``Context``: every ``ctx.emit(event)`` builds the next log
+entry, applies it at once (later decisions in the same handler see the new state) and queues it for the
+log; the orchestrator appends the queue and only then publishes the events' effects (the outbox).
 
-Generic transitions the base class keeps (domain events go to ``on_event``):
-
-- ``compensation.registered`` {name}: pushed on the stack *before* the step it undoes runs;
-- ``compensation.started`` {name}: the top of the stack is being undone; from here it cannot be dropped
-  half-way: a restarted orchestrator sees it running and finishes it;
-- ``compensation.completed`` {name}: popped. Compensations therefore run in reverse registration order;
-- ``timer.set`` {name, clock, deadline_ns} / ``timer.cleared`` {name}; a fired timer is cleared first;
-- ``saga.completed`` {status}: terminal; the base class refuses any later event.
+The generic transitions the base class keeps (the domain's events go to ``on_event``, and so do these):
+``CompensationRegistered`` (pushed before the step it undoes runs), ``CompensationStarted`` (from here a
+successor finishes it), ``CompensationCompleted`` (popped: reverse registration order), ``TimerSet`` /
+``TimerCleared`` (a fired timer is cleared first), ``SagaCompleted`` (terminal: no later event).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar, Generic, TypeVar
 
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from models import Effect, Message, SagaEvent, codec, now_ns
+from saga.events import (
+    CompensationCompleted,
+    CompensationRegistered,
+    CompensationStarted,
+    SagaCompleted,
+    SagaPayload,
+    TimerCleared,
+    TimerSet,
+    events_table,
+)
 
 WALL = "wall"  # the machine's clock (liveness, retries); market clocks are "market:<SYMBOL>"
-
-REGISTERED = "compensation.registered"
-STARTED = "compensation.started"
-COMPLETED = "compensation.completed"
-TIMER_SET = "timer.set"
-TIMER_CLEARED = "timer.cleared"
-DONE = "saga.completed"
 
 
 class SagaError(RuntimeError):
@@ -58,7 +58,10 @@ def effect_message(e: Effect) -> Message:
 
 @dataclass
 class Saga:
-    """Base class: sequence, compensation stack, timers, terminal state. Subclasses hold the domain."""
+    """Base class: sequence, compensation stack, timers, terminal state. Subclasses hold the domain and
+    name its events in ``EVENTS``."""
+
+    EVENTS: ClassVar[dict[str, type[SagaPayload]]] = events_table()
 
     saga_id: str
     seq: int = 0
@@ -68,96 +71,120 @@ class Saga:
     running: str | None = None  # the compensation being undone now, if any
     timers: dict[str, Timer] = field(default_factory=dict)
 
-    def apply(self, ev: SagaEvent) -> bool:
-        """Apply one event; False for one already applied (a replayed duplicate)."""
+    @classmethod
+    def decode(cls, ev: SagaEvent) -> SagaPayload:
+        """The event's data as its class (raises SagaError for a kind or shape this saga does not know)."""
+        kind = cls.EVENTS.get(ev.name)
+        if kind is None:
+            raise SagaError(f"{ev.saga_id}: unknown event {ev.name!r}")
+        try:
+            return kind.model_validate(ev.data)
+        except ValidationError as exc:
+            raise SagaError(f"{ev.saga_id}: event {ev.name!r} with bad data: {exc}") from exc
+
+    def apply(self, ev: SagaEvent, event: SagaPayload | None = None) -> bool:
+        """Apply one log entry (``event``: its data already decoded); False for one already applied (a
+        replayed duplicate)."""
         if ev.seq < self.seq:
             return False
         if ev.seq > self.seq:
             raise SagaError(f"{self.saga_id}: event seq {ev.seq} after {self.seq - 1}: the log has a gap")
         if self.terminal:
             raise SagaError(f"{self.saga_id}: {ev.name!r} after the saga completed ({self.status})")
-        d = ev.data
-        name = ev.name
-        if name == REGISTERED:
-            self.stack.append(str(d["name"]))
-        elif name == STARTED:
-            if not self.stack or self.stack[-1] != d["name"]:
-                raise SagaError(f"{self.saga_id}: compensation {d['name']!r} is not the top of {self.stack}")
-            self.running = str(d["name"])
-        elif name == COMPLETED:
-            if self.running != d["name"]:
-                raise SagaError(f"{self.saga_id}: compensation {d['name']!r} completed but not started")
+        e = event if event is not None else self.decode(ev)
+        if isinstance(e, CompensationRegistered):
+            self.stack.append(e.name)
+        elif isinstance(e, CompensationStarted):
+            if not self.stack or self.stack[-1] != e.name:
+                raise SagaError(f"{self.saga_id}: compensation {e.name!r} is not the top of {self.stack}")
+            self.running = e.name
+        elif isinstance(e, CompensationCompleted):
+            if self.running != e.name:
+                raise SagaError(f"{self.saga_id}: compensation {e.name!r} completed but not started")
             self.stack.pop()
             self.running = None
-        elif name == TIMER_SET:
-            deadline = d["deadline_ns"]
-            assert isinstance(deadline, int)
-            self.timers[str(d["name"])] = Timer(str(d["name"]), str(d["clock"]), deadline)
-        elif name == TIMER_CLEARED:
-            self.timers.pop(str(d["name"]), None)
-        elif name == DONE:
+        elif isinstance(e, TimerSet):
+            self.timers[e.name] = Timer(e.name, e.clock, e.deadline_ns)
+        elif isinstance(e, TimerCleared):
+            self.timers.pop(e.name, None)
+        elif isinstance(e, SagaCompleted):
             self.terminal = True
-            self.status = str(d["status"])
+            self.status = e.status
             self.timers.clear()
-        self.on_event(ev)
+        self.on_event(e)
         self.seq += 1
         return True
 
-    def on_event(self, ev: SagaEvent) -> None:
-        """Domain state changes for ``ev`` (generic events pass through here too)."""
+    def on_event(self, event: SagaPayload) -> None:
+        """Domain state changes for ``event`` (generic events pass through here too)."""
+
+
+S = TypeVar("S", bound=Saga)
 
 
 @dataclass
-class Context:
+class Context(Generic[S]):
     """A handler's view of one saga: emits events (applied at once) for the orchestrator to append."""
 
-    saga: Saga
+    saga: S
     next_position: int
     events: list[SagaEvent] = field(default_factory=list)
     epoch: int = 0
 
-    def emit(
-        self, name: str, data: dict[str, Any] | None = None, effects: tuple[Effect, ...] = ()
-    ) -> SagaEvent:
+    def emit(self, event: SagaPayload, effects: tuple[Effect, ...] = ()) -> SagaEvent:
         s = self.saga
+        if type(s).EVENTS.get(event.NAME) is not type(event):
+            raise SagaError(f"{s.saga_id}: {type(event).__name__} is not an event of {type(s).__name__}")
         ev = SagaEvent(
             event_id=f"{s.saga_id}.{s.seq}",
             saga_id=s.saga_id,
             seq=s.seq,
             position=self.next_position + len(self.events),
-            name=name,
+            name=event.NAME,
             epoch=self.epoch,
-            data=data or {},
+            data=event.model_dump(mode="json"),
             effects=effects,
             ts_init=now_ns(),
         )
-        s.apply(ev)
+        s.apply(ev, event)
         self.events.append(ev)
         return ev
+
+    def _generic(self, base: type[SagaPayload], **fields: JsonValue) -> SagaPayload:
+        """The saga's class for a generic event (its own extension, if it has one)."""
+        return type(self.saga).EVENTS[base.NAME].model_validate(fields)
 
     # --- the generic transitions -------------------------------------------------------------------------
     def register(self, compensation: str) -> None:
         """Register the compensation for the step about to run (so a crash mid-step still undoes it)."""
-        self.emit(REGISTERED, {"name": compensation})
+        self.emit(self._generic(CompensationRegistered, name=compensation))
 
-    def start_compensation(self, effects: tuple[Effect, ...] = (), data: dict[str, Any] | None = None) -> str:
-        """Start undoing the top of the stack (with the effects that undo it); returns its name."""
+    def start_compensation(
+        self, effects: tuple[Effect, ...] = (), event: CompensationStarted | None = None
+    ) -> str:
+        """Start undoing the top of the stack (with the effects that undo it); returns its name.
+        ``event``: the saga's own extension of the event, with the details of this undo."""
         name = self.saga.stack[-1]
-        self.emit(STARTED, {**(data or {}), "name": name}, effects)
+        if event is not None and event.name != name:
+            raise SagaError(f"{self.saga.saga_id}: starting {event.name!r} but the top is {name!r}")
+        self.emit(event or self._generic(CompensationStarted, name=name), effects)
         return name
 
     def complete_compensation(
-        self, effects: tuple[Effect, ...] = (), data: dict[str, Any] | None = None
+        self, effects: tuple[Effect, ...] = (), event: CompensationCompleted | None = None
     ) -> None:
-        assert self.saga.running is not None
-        self.emit(COMPLETED, {**(data or {}), "name": self.saga.running}, effects)
+        name = self.saga.running
+        assert name is not None
+        if event is not None and event.name != name:
+            raise SagaError(f"{self.saga.saga_id}: completing {event.name!r} but {name!r} runs")
+        self.emit(event or self._generic(CompensationCompleted, name=name), effects)
 
     def set_timer(self, name: str, clock: str, deadline_ns: int) -> None:
-        self.emit(TIMER_SET, {"name": name, "clock": clock, "deadline_ns": deadline_ns})
+        self.emit(self._generic(TimerSet, name=name, clock=clock, deadline_ns=deadline_ns))
 
     def clear_timer(self, name: str) -> None:
         if name in self.saga.timers:
-            self.emit(TIMER_CLEARED, {"name": name})
+            self.emit(self._generic(TimerCleared, name=name))
 
     def complete(self, status: str, effects: tuple[Effect, ...] = ()) -> None:
-        self.emit(DONE, {"status": status}, effects)
+        self.emit(self._generic(SagaCompleted, status=status), effects)

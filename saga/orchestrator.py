@@ -48,7 +48,7 @@ class Orchestrator(Generic[S]):
         return len(events), self.outbox.resume(events)
 
     @contextmanager
-    def transaction(self, saga_id: str, *, create: bool = False) -> Iterator[Context | None]:
+    def transaction(self, saga_id: str, *, create: bool = False) -> Iterator[Context[S] | None]:
         """A context for ``saga_id`` (None if it does not exist and ``create`` is false)."""
         if self.broken is not None:
             raise LeaseLostError(self.broken)
@@ -60,7 +60,7 @@ class Orchestrator(Generic[S]):
                 return
             saga = self.factory(saga_id)
         snapshot = copy.deepcopy(saga)
-        ctx = Context(saga, next_position=self.position + 1)
+        ctx: Context[S] = Context(saga, next_position=self.position + 1)
         try:
             yield ctx
         except BaseException:

@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import pytest
 
-from models import SagaEvent, topics
-from saga import WALL, LeaseLostError, MemoryLog, MemoryOutbox, Orchestrator, Saga, SagaError, effect
+from models import topics
+from saga import (
+    WALL,
+    CompensationCompleted,
+    LeaseLostError,
+    MemoryLog,
+    MemoryOutbox,
+    Orchestrator,
+    Saga,
+    SagaError,
+    SagaPayload,
+    effect,
+    events_table,
+)
 from tests.factories import report
+
+
+class Booked(SagaPayload):
+    NAME = "booked"
+    what: str
+
+
+class Reported(SagaPayload):
+    NAME = "reported"
 
 
 @dataclass
 class Trip(Saga):
+    EVENTS: ClassVar[dict[str, type[SagaPayload]]] = events_table(Booked, Reported)
+
     booked: list[str] = field(default_factory=list)
 
-    def on_event(self, ev: SagaEvent) -> None:
-        if ev.name == "booked":
-            self.booked.append(str(ev.data["what"]))
-        elif ev.name == "compensation.completed":
-            self.booked.remove(str(ev.data["name"]).removeprefix("unbook-"))
+    def on_event(self, event: SagaPayload) -> None:
+        match event:
+            case Booked(what=what):
+                self.booked.append(what)
+            case CompensationCompleted(name=name):
+                self.booked.remove(name.removeprefix("unbook-"))
 
 
 def _orch(log: MemoryLog, outbox: MemoryOutbox | None = None) -> Orchestrator[Trip]:
@@ -35,7 +60,7 @@ def test_compensations_run_in_reverse_and_state_is_rebuilt_by_replay() -> None:
         with o.transaction("T1", create=True) as ctx:
             assert ctx is not None
             ctx.register(f"unbook-{what}")  # registered before the step it undoes
-            ctx.emit("booked", {"what": what})
+            ctx.emit(Booked(what=what))
     undone: list[str] = []
     while o.sagas["T1"].stack:
         with o.transaction("T1") as ctx:
@@ -57,7 +82,7 @@ def test_a_started_compensation_is_still_running_after_a_restart() -> None:
     with o.transaction("T1", create=True) as ctx:
         assert ctx is not None
         ctx.register("unbook-flight")
-        ctx.emit("booked", {"what": "flight"})
+        ctx.emit(Booked(what="flight"))
         ctx.start_compensation()
     again = _orch(log).sagas["T1"]
     assert again.running == "unbook-flight" and again.stack == ["unbook-flight"]
@@ -71,7 +96,7 @@ def test_terminal_states_are_final_and_gaps_are_refused() -> None:
         ctx.complete("done")
     with pytest.raises(SagaError), o.transaction("T1") as ctx:
         assert ctx is not None
-        ctx.emit("booked", {"what": "late"})
+        ctx.emit(Booked(what="late"))
     assert o.sagas["T1"].seq == 1 and len(log.events) == 1  # nothing appended, state as before
     t = Trip("T2")
     with pytest.raises(SagaError):
@@ -83,10 +108,10 @@ def test_a_failing_handler_appends_nothing_and_restores_the_saga() -> None:
     o = _orch(log)
     with o.transaction("T1", create=True) as ctx:
         assert ctx is not None
-        ctx.emit("booked", {"what": "flight"})
+        ctx.emit(Booked(what="flight"))
     with pytest.raises(RuntimeError), o.transaction("T1") as ctx:
         assert ctx is not None
-        ctx.emit("booked", {"what": "hotel"})
+        ctx.emit(Booked(what="hotel"))
         raise RuntimeError("boom")
     assert o.sagas["T1"].booked == ["flight"] and len(log.events) == 1
 
@@ -109,7 +134,7 @@ def test_outbox_resends_only_what_was_not_published_and_a_fenced_log_refuses() -
     for i in range(3):
         with o.transaction("T1", create=True) as ctx:
             assert ctx is not None
-            ctx.emit("reported", {}, (effect(topics.REPORTS, report(report_id=f"R{i}")),))
+            ctx.emit(Reported(), (effect(topics.REPORTS, report(report_id=f"R{i}")),))
     assert len(out.sent) == 3
     # A successor whose outbox lost the last publish (crash between append and publish) sends it once.
     out.sent.pop()
@@ -120,6 +145,28 @@ def test_outbox_resends_only_what_was_not_published_and_a_fenced_log_refuses() -
     log.fenced = True
     with pytest.raises(LeaseLostError), o.transaction("T1") as ctx:
         assert ctx is not None
-        ctx.emit("reported", {})
+        ctx.emit(Reported())
     with pytest.raises(LeaseLostError), o.transaction("T1"):
         pass
+
+
+def test_events_are_typed_and_an_unknown_or_malformed_one_is_refused() -> None:
+    log = MemoryLog()
+    o = _orch(log)
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="flight"))
+    entry = log.events[0]
+    assert entry.name == "booked" and entry.data == {"what": "flight"}  # the log's shape is unchanged
+    assert Trip.decode(entry) == Booked(what="flight")
+    with pytest.raises(SagaError, match="unknown event"):
+        Trip("T2").apply(entry.model_copy(update={"saga_id": "T2", "name": "teleported"}))
+    with pytest.raises(SagaError, match="bad data"):
+        Trip("T3").apply(entry.model_copy(update={"saga_id": "T3", "data": {"what": 3, "when": "now"}}))
+
+    class Stranger(SagaPayload):
+        NAME = "stranger"
+
+    with pytest.raises(SagaError, match="not an event of Trip"), o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit(Stranger())
