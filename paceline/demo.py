@@ -11,7 +11,6 @@ everything.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from market.session import SESSION_OPEN_S, midnight_ns, second_of_day
 from models import Tick, now_ns, topics
 from paceline import broker
 from paceline.pipeline_demo import STRATEGIES, PipelineDemo, follow_clock
+from paceline.stats import percentile
 from receiver.service import Receiver, ReceiverStats
 from receiver.sources import synthetic
 from runtime.bus import Bus, Consumer
@@ -54,16 +54,6 @@ def _drain(consumer: Consumer[Tick], res: SymbolResult, expected: int, deadline:
         last_seq = d.message.seq
         res.received += 1
         consumer.ack(d)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return (
-        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
-        if len(values) > 1
-        else values[0]
-    )
 
 
 def _work_parents(
@@ -207,7 +197,7 @@ def _push_ticks(
         ticks_ok &= r.received == r.published == expected[r.symbol] and r.out_of_order == 0
         print(
             f"{r.symbol:8s} {r.published:9d} {r.received:9d} {'yes' if r.out_of_order == 0 else 'NO':>8s} "
-            f"{_pct(r.latencies_ms, 0.5):7.2f} {_pct(r.latencies_ms, 0.99):7.2f}"
+            f"{percentile(r.latencies_ms, 0.5):7.2f} {percentile(r.latencies_ms, 0.99):7.2f}"
         )
     print(
         f"\n{total} ticks through Apache Pulsar in {elapsed:.2f} s ({total / elapsed:,.0f} ticks/s): "

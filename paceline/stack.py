@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+import tomli_w
+
 from models import Tick, WorkerHeartbeat, topics
 from paceline import broker
 from receiver.service import Receiver
@@ -57,15 +59,15 @@ def write_endpoint_config(
 ) -> Path:
     """An endpoint configuration with one client, CLIENT1 (demo credentials: native token
     ``DEMO_TOKEN``, no FIX password), whose limits never get in a demo's, a drill's or a benchmark's way."""
-    path.write_text("\n".join([
-        f'name = "{name}"', f"fix_port = {fix_port}", f"native_port = {native_port}",
-        f'state_dir = "{state_dir}"', "symbols = [" + ", ".join(f'"{s}"' for s in symbols) + "]",
-        "", "[[clients]]", 'client_id = "CLIENT1"', 'comp_id = "CLIENT1"',
-        f'token_hash = "{hash_token(DEMO_TOKEN)}"', "demo = true",
-        "", "[clients.limits]", "max_order_notional = 50000000.0", "max_open_notional = 1e12",
-        "max_position = 100000000", "max_child_notional = 5000000.0", "max_orders_per_s = 1000.0",
-        "max_children_per_s = 100000.0", "",
-    ]))  # fmt: skip
+    client = {
+        "client_id": "CLIENT1", "comp_id": "CLIENT1", "token_hash": hash_token(DEMO_TOKEN), "demo": True,
+        "limits": {"max_order_notional": 50_000_000.0, "max_open_notional": 1e12, "max_position": 100_000_000,
+                   "max_child_notional": 5_000_000.0, "max_orders_per_s": 1000.0,
+                   "max_children_per_s": 100_000.0},
+    }  # fmt: skip
+    doc = {"name": name, "fix_port": fix_port, "native_port": native_port, "state_dir": str(state_dir),
+           "symbols": symbols, "clients": [client]}  # fmt: skip
+    path.write_text(tomli_w.dumps(doc))
     return path
 
 

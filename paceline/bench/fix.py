@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import Any
 
 from models import Tick
 from paceline.fixclient import FixClient
+from paceline.stats import percentile
 from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus
@@ -37,11 +37,6 @@ def _port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _pct(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True) -> int:
@@ -104,9 +99,9 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         hop = _hop(bus, 200)
         result: dict[str, Any] = {
             "orders": len(rtts),
-            "rtt_ms": {"p50": statistics.median(rtts), "p90": _pct(rtts, 0.9), "p99": _pct(rtts, 0.99),
-                       "max": max(rtts)},
-            "bare_hop_ms": {"p50": statistics.median(hop), "p99": _pct(hop, 0.99)},
+            "rtt_ms": {"p50": percentile(rtts, 0.5), "p90": percentile(rtts, 0.9),
+                       "p99": percentile(rtts, 0.99), "max": max(rtts)},
+            "bare_hop_ms": {"p50": percentile(hop, 0.5), "p99": percentile(hop, 0.99)},
         }  # fmt: skip
         r, h = result["rtt_ms"], result["bare_hop_ms"]
         print(

@@ -45,6 +45,7 @@ from paceline.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
+from paceline.stats import summary
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -63,14 +64,7 @@ class ModeResult:
     page_kb: float = 0.0
 
     def stats(self, xs: list[float]) -> dict[str, float]:
-        s = sorted(xs)
-        if not s:
-            return {}
-
-        def q(p: float) -> float:
-            return s[min(len(s) - 1, int(p * len(s)))]
-
-        return {"n": len(s), "p50": q(0.5), "p99": q(0.99), "p99.9": q(0.999), "max": s[-1]}
+        return summary(xs)
 
 
 def _ticks(symbols: list[str], seconds_wall: float, rate: float, seed: int) -> tuple[list[Tick], float]:

@@ -16,6 +16,7 @@ import pulsar
 
 from market.synthetic import SymbolSpec, SyntheticMarket
 from models import Tick, encode, topics
+from paceline.stats import percentile
 from receiver.service import Receiver
 from runtime.bus import Bus
 
@@ -32,8 +33,7 @@ class Result:
         return self.messages / self.seconds
 
     def pct_ms(self, q: float) -> float:
-        lat = sorted(self.latencies_s)
-        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3
+        return percentile(self.latencies_s, q) * 1e3
 
 
 def _ticks(symbols: list[str], per_symbol: int, seed: int) -> list[Tick]:

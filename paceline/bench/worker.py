@@ -10,12 +10,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from market.session import SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSpec, SyntheticMarket
 from models import DEFAULT_RL_POLICY, DEFAULT_SYMBOLS, JobAssignment, ParentOrder, Side, Strategy
+from paceline.stats import percentile
 from worker import policy_files
 from worker.engine import Engine
 from worker.nets import PolicyNet
@@ -33,10 +33,6 @@ def _registry(policy_dir: Path) -> tuple[PolicyRegistry, str]:
     tmp = Path(tempfile.mkdtemp())
     policy_files.save(PolicyNet(), tmp, "bench-net", 1)
     return PolicyRegistry(tmp), "bench-net"
-
-
-def _pct(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
 def run_engine(
@@ -70,7 +66,7 @@ def run_engine(
             decided += len({a.job_id for a in actions})
     total = sum(per_tick)
     return {
-        "jobs": jobs, "p50_ms": _pct(per_tick, 50) * 1e3, "p99_ms": _pct(per_tick, 99) * 1e3,
+        "jobs": jobs, "p50_ms": percentile(per_tick, 0.5) * 1e3, "p99_ms": percentile(per_tick, 0.99) * 1e3,
         "max_ms": max(per_tick) * 1e3 if per_tick else float("nan"),
         "us_per_job_decision": total / max(decided, 1) * 1e6, "decisions": decided,
     }  # fmt: skip
