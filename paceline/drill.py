@@ -454,123 +454,134 @@ class History:
     fix_final: dict[str, int]  # ClOrdID -> CumQty of the terminal report the FIX client received
 
 
-def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
-    """The brief's promises checked on a history; also a row per parent for the table."""
-    parents = h.parents
-    jobs = {j for j, _, _ in h.job_executions} | {a.job_id for a in h.actions}
-    pid_cl = {p.parent_id: cl for cl, p in parents.items()}
-    reports: dict[str, list[ExecutionReport]] = defaultdict(list)
-    for r in h.reports:
-        if r.parent_id in pid_cl:
-            reports[pid_cl[r.parent_id]].append(r)
-    fills: dict[str, Fill] = {}
-    fill_conflicts = 0
-    accepted: dict[tuple[str, AckStatus], set[int]] = defaultdict(set)  # venue answers
-    fence_at: dict[tuple[str, int], float] = {}
-    late: list[str] = []
-    child_epoch: dict[str, int] = {}
-    child_qty: dict[str, int] = defaultdict(int)
-    new_actions: dict[str, ChildOrderAction] = {}
-    reused: set[str] = set()  # a child id sent for two different orders
-    taken: set[str] = set()  # child orders the venue acted on (a fill or an ack)
-    for a in h.actions:
-        child_epoch[a.child_id] = a.epoch
-        if a.action in (ChildAction.NEW, ChildAction.REPLACE):
-            child_qty[a.child_id] = max(child_qty[a.child_id], a.quantity)
-        if a.action is ChildAction.NEW:
-            first = new_actions.setdefault(a.child_id, a)
-            if first.model_dump(exclude={"ts_init"}) != a.model_dump(exclude={"ts_init"}):
-                reused.add(a.child_id)
-    for at_ms, m in h.executions:
-        if isinstance(m, VenueCommandAck) and m.op is VenueOp.FENCE and m.job_id in jobs:
-            fence_at.setdefault((m.job_id, m.epoch), at_ms)
+@dataclass
+class Evidence:
+    """A history indexed once for the promise checks: fills, venue answers, fences, child orders."""
 
-    def fenced(job_id: str, epoch: int, at_ms: int) -> bool:
-        return any(j == job_id and e > epoch and at_ms > t for (j, e), t in fence_at.items())
+    h: History
+    jobs: set[str] = field(default_factory=set)
+    reports: dict[str, list[ExecutionReport]] = field(default_factory=lambda: defaultdict(list))  # by ClOrdID
+    fills: dict[str, Fill] = field(default_factory=dict)  # the saga's topic, first of each fill id
+    fill_conflicts: int = 0  # a fill id seen with two different contents
+    job_fill_ids: set[str] = field(default_factory=set)  # what the workers were told
+    accepted: dict[tuple[str, AckStatus], set[int]] = field(default_factory=lambda: defaultdict(set))
+    fence_at: dict[tuple[str, int], float] = field(default_factory=dict)  # (job, epoch) -> first FENCE ack
+    late: list[str] = field(default_factory=list)  # trading of a fenced epoch after its fence
+    child_epoch: dict[str, int] = field(default_factory=dict)
+    child_qty: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    reused: set[str] = field(default_factory=set)  # a child id sent for two different orders
+    taken: set[str] = field(default_factory=set)  # child orders the venue acted on (a fill or an ack)
+    by_parent: dict[str, list[Fill]] = field(default_factory=lambda: defaultdict(list))
+    by_child: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
-    for _, m in h.executions:
-        if isinstance(m, Fill) and m.job_id in jobs:
-            if m.fill_id in fills and fills[m.fill_id] != m:
-                fill_conflicts += 1
-            fills.setdefault(m.fill_id, m)
-    job_fill_ids: set[str] = set()
-    for job, at_ms, m in h.job_executions:  # what the worker was told: acks and fills on the job's topic
-        if isinstance(m, Fill):
-            job_fill_ids.add(m.fill_id)
-            taken.add(m.child_id)
-            ep = child_epoch.get(m.child_id, 0)
-            if fenced(job, ep, at_ms):
-                late.append(f"fill {m.fill_id} of epoch {ep}")
-        elif isinstance(m, ChildOrderAck) and m.status in (AckStatus.ACCEPTED, AckStatus.DONE):
-            accepted[(m.child_id, m.status)].add(m.ts_init)
-            taken.add(m.child_id)
-            if fenced(job, m.epoch, at_ms):
-                late.append(f"child {m.child_id} of epoch {m.epoch} accepted after its fence")
-    by_parent: dict[str, list[Fill]] = defaultdict(list)
-    by_child: dict[str, int] = defaultdict(int)
-    for f in fills.values():
-        by_parent[f.parent_id].append(f)
-        by_child[f.child_id] += f.qty
-    c: list[Check] = []
-    rows: list[dict[str, Any]] = []
+    @classmethod
+    def of(cls, h: History) -> Evidence:
+        e = cls(h, jobs={j for j, _, _ in h.job_executions} | {a.job_id for a in h.actions})
+        pid_cl = {p.parent_id: cl for cl, p in h.parents.items()}
+        for r in h.reports:
+            if r.parent_id in pid_cl:
+                e.reports[pid_cl[r.parent_id]].append(r)
+        e._index_actions()
+        e._index_executions()
+        e._index_job_executions()
+        for f in e.fills.values():
+            e.by_parent[f.parent_id].append(f)
+            e.by_child[f.child_id] += f.qty
+        return e
 
-    unfinished, finished_fix = [], []
-    fix_final = h.fix_final
-    for cl in parents:
-        last = reports[cl][-1] if reports.get(cl) else None
-        if last is None or not last.ord_status.terminal:
-            unfinished.append(cl)
-        if cl in fix_final:
-            finished_fix.append(cl)
-    c.append(
-        Check(
-            "every parent finished",
-            not unfinished and len(finished_fix) == len(parents),
-            f"{len(parents) - len(unfinished)}/{len(parents)} terminal on the topic, "
-            f"{len(finished_fix)} at the FIX client",
-        )
-    )
+    def _index_actions(self) -> None:
+        new: dict[str, ChildOrderAction] = {}
+        for a in self.h.actions:
+            self.child_epoch[a.child_id] = a.epoch
+            if a.action in (ChildAction.NEW, ChildAction.REPLACE):
+                self.child_qty[a.child_id] = max(self.child_qty[a.child_id], a.quantity)
+            if a.action is ChildAction.NEW:
+                first = new.setdefault(a.child_id, a)
+                if first.model_dump(exclude={"ts_init"}) != a.model_dump(exclude={"ts_init"}):
+                    self.reused.add(a.child_id)
 
-    over = [
-        f"{cl}: {sum(f.qty for f in by_parent[p.parent_id])} > {p.quantity}"
-        for cl, p in parents.items()
-        if sum(f.qty for f in by_parent[p.parent_id]) > p.quantity
-    ]
-    over += [
-        f"child {ch}: {q} > {child_qty.get(ch, 0)}" for ch, q in by_child.items() if q > child_qty.get(ch, 0)
-    ]
-    c.append(
-        Check(
-            "no over-execution",
-            not over,
-            "; ".join(over) or f"{len(fills)} fills, none past a parent's or a child's quantity",
-        )
-    )
+    def _index_executions(self) -> None:
+        for at_ms, m in self.h.executions:
+            if isinstance(m, VenueCommandAck) and m.op is VenueOp.FENCE and m.job_id in self.jobs:
+                self.fence_at.setdefault((m.job_id, m.epoch), at_ms)
+            elif isinstance(m, Fill) and m.job_id in self.jobs:
+                if m.fill_id in self.fills and self.fills[m.fill_id] != m:
+                    self.fill_conflicts += 1
+                self.fills.setdefault(m.fill_id, m)
 
-    dup = [ch for (ch, _), ts in accepted.items() if len(ts) > 1] + sorted(reused)
-    c.append(
-        Check(
-            "no duplicate child order",
-            not dup and not fill_conflicts,
-            f"{len(taken)} child orders taken once each, {fill_conflicts} conflicting fill ids"
-            if not dup
-            else f"accepted twice: {dup[:5]}",
-        )
-    )
+    def _index_job_executions(self) -> None:
+        """What each worker was told on its job's topic, and what of it came after its epoch's fence."""
+        for job, at_ms, m in self.h.job_executions:
+            if isinstance(m, Fill):
+                self.job_fill_ids.add(m.fill_id)
+                self.taken.add(m.child_id)
+                ep = self.child_epoch.get(m.child_id, 0)
+                if self.fenced(job, ep, at_ms):
+                    self.late.append(f"fill {m.fill_id} of epoch {ep}")
+            elif isinstance(m, ChildOrderAck) and m.status in (AckStatus.ACCEPTED, AckStatus.DONE):
+                self.accepted[(m.child_id, m.status)].add(m.ts_init)
+                self.taken.add(m.child_id)
+                if self.fenced(job, m.epoch, at_ms):
+                    self.late.append(f"child {m.child_id} of epoch {m.epoch} accepted after its fence")
 
-    lost, incons = [], []
-    for cl, p in parents.items():
-        fs = by_parent[p.parent_id]
-        rs = reports.get(cl, [])
-        qty = sum(f.qty for f in fs)
-        last = rs[-1] if rs else None
-        if last is None:
-            continue
-        vwap = sum(f.qty * f.px for f in fs) / qty if qty else 0.0
-        if last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap):
+    def fenced(self, job_id: str, epoch: int, at_ms: int) -> bool:
+        return any(j == job_id and e > epoch and at_ms > t for (j, e), t in self.fence_at.items())
+
+    def last_report(self, cl: str) -> ExecutionReport | None:
+        rs = self.reports.get(cl)
+        return rs[-1] if rs else None
+
+
+def _every_parent_finished(e: Evidence) -> Check:
+    parents, fix_final = e.h.parents, e.h.fix_final
+    unfinished = [cl for cl in parents if (r := e.last_report(cl)) is None or not r.ord_status.terminal]
+    at_fix = [cl for cl in parents if cl in fix_final]
+    return Check("every parent finished", not unfinished and len(at_fix) == len(parents),
+                 f"{len(parents) - len(unfinished)}/{len(parents)} terminal on the topic, "
+                 f"{len(at_fix)} at the FIX client")  # fmt: skip
+
+
+def _no_over_execution(e: Evidence) -> Check:
+    over = [f"{cl}: {q} > {p.quantity}" for cl, p in e.h.parents.items()
+            if (q := sum(f.qty for f in e.by_parent[p.parent_id])) > p.quantity]  # fmt: skip
+    over += [f"child {ch}: {q} > {e.child_qty.get(ch, 0)}" for ch, q in e.by_child.items()
+             if q > e.child_qty.get(ch, 0)]  # fmt: skip
+    fine = f"{len(e.fills)} fills, none past a parent's or a child's quantity"
+    return Check("no over-execution", not over, "; ".join(over) or fine)
+
+
+def _no_duplicate_child_order(e: Evidence) -> Check:
+    dup = [ch for (ch, _), ts in e.accepted.items() if len(ts) > 1] + sorted(e.reused)
+    text = (f"{len(e.taken)} child orders taken once each, {e.fill_conflicts} conflicting fill ids"
+            if not dup else f"accepted twice: {dup[:5]}")  # fmt: skip
+    return Check("no duplicate child order", not dup and not e.fill_conflicts, text)
+
+
+def _vwap(fs: list[Fill]) -> tuple[int, float]:
+    qty = sum(f.qty for f in fs)
+    return qty, (sum(f.qty * f.px for f in fs) / qty if qty else 0.0)
+
+
+def _no_lost_fill(e: Evidence) -> Check:
+    lost = []
+    for cl, p in e.h.parents.items():
+        last = e.last_report(cl)
+        qty, vwap = _vwap(e.by_parent[p.parent_id])
+        if last is not None and (last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap)):
             lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {vwap:.4f}")
-        cums = [r.cum_qty for r in rs]
-        if any(b < a for a, b in itertools.pairwise(cums)):
+    if e.job_fill_ids != set(e.fills):
+        lost.append(f"{len(e.job_fill_ids ^ set(e.fills))} fills on one of the job and saga topics only")
+    return Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills")
+
+
+def _consistent_reports(e: Evidence) -> Check:
+    incons = []
+    for cl, p in e.h.parents.items():
+        rs, fs = e.reports.get(cl, []), e.by_parent[p.parent_id]
+        if not rs:
+            continue
+        qty, _ = _vwap(fs)
+        if any(b.cum_qty < a.cum_qty for a, b in itertools.pairwise(rs)):
             incons.append(f"{cl}: CumQty went down")
         terminal = [i for i, r in enumerate(rs) if r.ord_status.terminal]
         if len(terminal) != 1 or terminal[0] != len(rs) - 1:
@@ -578,37 +589,32 @@ def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
         trades = [r for r in rs if r.exec_type is ExecType.TRADE]
         if len(trades) != len(fs) or sum(r.last_qty for r in trades) != qty:
             incons.append(f"{cl}: {len(trades)} TRADE reports for {len(fs)} fills")
-        fix = fix_final.get(cl)
-        if fix is not None and fix != last.cum_qty:
-            incons.append(f"{cl}: FIX CumQty {fix} != {last.cum_qty}")
-        rows.append(
-            {
-                "cl_ord_id": cl,
-                "cum_qty": last.cum_qty,
-                "status": last.ord_status.value,
-                "fills": len(fs),
-            }
-        )
-    if job_fill_ids != set(fills):
-        lost.append(f"{len(job_fill_ids ^ set(fills))} fills on one of the job and saga topics only")
-    c.append(Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills"))
-    c.append(
-        Check(
-            "consistent execution reports",
-            not incons,
-            "; ".join(incons[:4])
-            or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees",
-        )
-    )
-    c.append(
-        Check(
-            "fenced epochs stay fenced",
-            not late,
-            "; ".join(late[:4])
-            or f"{len(fence_at)} fences, nothing of a fenced epoch after its confirmation",
-        )
-    )
-    return c, rows
+        fix = e.h.fix_final.get(cl)
+        if fix is not None and fix != rs[-1].cum_qty:
+            incons.append(f"{cl}: FIX CumQty {fix} != {rs[-1].cum_qty}")
+    return Check("consistent execution reports", not incons, "; ".join(incons[:4])
+                 or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees")  # fmt: skip
+
+
+def _fenced_epochs_stay_fenced(e: Evidence) -> Check:
+    fine = f"{len(e.fence_at)} fences, nothing of a fenced epoch after its confirmation"
+    return Check("fenced epochs stay fenced", not e.late, "; ".join(e.late[:4]) or fine)
+
+
+PROMISES: tuple[Callable[[Evidence], Check], ...] = (
+    _every_parent_finished, _no_over_execution, _no_duplicate_child_order, _no_lost_fill,
+    _consistent_reports, _fenced_epochs_stay_fenced,
+)  # fmt: skip
+
+
+def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
+    """The brief's promises checked on a history (one function each, ``PROMISES``); also a row per parent
+    for the table."""
+    e = Evidence.of(h)
+    rows = [{"cl_ord_id": cl, "cum_qty": last.cum_qty, "status": last.ord_status.value,
+             "fills": len(e.by_parent[p.parent_id])}
+            for cl, p in h.parents.items() if (last := e.last_report(cl)) is not None]  # fmt: skip
+    return [promise(e) for promise in PROMISES], rows
 
 
 def run_drill(
