@@ -26,6 +26,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ from paceline.stack import (
     write_endpoint_config,
 )
 from paceline.stats import summary
-from runtime.bus import Bus
+from runtime.bus import Bus, Consumer
 from runtime.settings import Settings
 
 S = 1_000_000_000
@@ -186,99 +187,100 @@ class PageWatcher:
 
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path) -> ModeResult:  # fmt: skip
+    """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
+    measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
     run = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory(prefix="paceline-bench-latency-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paceline-bench-latency-")))
         t0 = time.monotonic()
-        cfg = start_scratch_broker(Path(tmp), settings.cache_dir, low_latency=mode == "low-latency")
+        cfg = start_scratch_broker(tmp, settings.cache_dir, low_latency=mode == "low-latency")
+        stack.callback(broker.stop, cfg)
         print(f"[{mode}] broker ready after {time.monotonic() - t0:.1f} s", flush=True)
-        log = (out / f"services-{mode}.log").open("w")
+        log = stack.enter_context((out / f"services-{mode}.log").open("w"))
         procs: list[Proc] = []
-        feed: Feed | None = None
-        pp: PingPong | None = None
-        try:
-            with Bus(cfg.service_url, quiet=True) as bus:
-                try:
 
-                    def spawn(*args: str) -> Proc:
-                        procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url,
-                                          log=log, env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
-                        return procs[-1]
-
-                    ep_cfg = write_endpoint_config(Path(tmp) / "endpoint.toml", name=f"bench-ep-{run}",
-                                                   fix_port=0, state_dir=Path(tmp) / "endpoint",
-                                                   symbols=symbols)  # fmt: skip
-                    spawn("health-checker", "--name", f"bench-hc-{run}")
-                    spawn("endpoint", "--config", str(ep_cfg))
-                    page_port = free_port()
-                    spawn("dashboard", "--port", str(page_port))
-                    until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
-                    page = PageWatcher(page_port)
-                    workers = {f"bench-w{i}-{run}" for i in (1, 2)}
-                    for w in sorted(workers):
-                        spawn("worker", "--id", w, "--decision", str(decision_s))
-                    wait_for_workers(bus, workers)
-                    ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
-                    published: dict[tuple[str, int], int] = {}
-
-                    def note(t: Tick) -> None:
-                        published[(t.symbol, t.seq)] = time.perf_counter_ns()
-
-                    feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
-                    measuring = threading.Event()
-
-                    def on_action(d: Any) -> None:
-                        a: ChildOrderAction = d.message
-                        sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
-                        if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
-                            res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
-
-                    consumers = []
-                    req = bus.producer(topics.JOB_REQUESTS)
-                    feed.start()
-                    until(lambda: feed is not None and feed.market_ns > 0, 30, "the first tick")
-                    t0 = feed.market_ns
-                    for i in range(jobs):
-                        sym = symbols[i % len(symbols)]
-                        job = f"JB{run}-{i}"
-                        consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}",
-                                                       ChildOrderAction, handler=on_action))  # fmt: skip
-                        p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1",
-                                        cl_ord_id=f"b{run}-{i}",
-                                        symbol=sym, side=Side.BUY if i % 2 == 0 else Side.SELL,
-                                        quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S,
-                                        strategy=Strategy.TWAP, ts_init=t0)  # fmt: skip
-                        req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
-                    pp = PingPong(cfg.service_url, run).start()
-                    time.sleep(warmup_s)
-                    n0 = len(published)
-                    measuring.set()
-                    pp.measuring = True
-                    page.measuring = True
-                    t_meas = time.perf_counter()
-                    time.sleep(seconds)
-                    measuring.clear()
-                    pp.measuring = False
-                    res.ticks = len(published) - n0
-                    res.rate = res.ticks / (time.perf_counter() - t_meas)
-                    res.floor_ms = list(pp.rtts)
-                    page.stop()
-                    res.page_updates_per_s = page.count / seconds
-                    res.page_kb = page.bytes / max(1, page.count) / 1e3
-                    for c in consumers:
-                        c.close()
-                    req.close()
-                finally:
-                    if pp is not None:
-                        pp.stop()
-                    if feed is not None:
-                        feed.stop()
-        finally:
+        @stack.callback
+        def _stop_services() -> None:
             for p_ in procs:
                 p_.stop()
-            log.close()
-            broker.stop(cfg)
+
+        def spawn(*args: str) -> Proc:
+            procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url,
+                              log=log, env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
+            return procs[-1]
+
+        bus = stack.enter_context(Bus(cfg.service_url, quiet=True))
+        ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{run}", fix_port=0,
+                                       state_dir=tmp / "endpoint", symbols=symbols)  # fmt: skip
+        spawn("health-checker", "--name", f"bench-hc-{run}")
+        spawn("endpoint", "--config", str(ep_cfg))
+        page_port = free_port()
+        spawn("dashboard", "--port", str(page_port))
+        until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
+        page = PageWatcher(page_port)
+        workers = {f"bench-w{i}-{run}" for i in (1, 2)}
+        for w in sorted(workers):
+            spawn("worker", "--id", w, "--decision", str(decision_s))
+        wait_for_workers(bus, workers)
+
+        ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
+        published: dict[tuple[str, int], int] = {}
+
+        def note(t: Tick) -> None:
+            published[(t.symbol, t.seq)] = time.perf_counter_ns()
+
+        measuring = threading.Event()
+
+        def on_action(d: Any) -> None:
+            a: ChildOrderAction = d.message
+            sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
+            if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
+                res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
+
+        feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
+        stack.callback(feed.stop)
+        feed.start()
+        until(lambda: feed.market_ns > 0, 30, "the first tick")
+        subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns, on_action=on_action)
+        for c in subs:
+            stack.callback(c.close)
+        pp = PingPong(cfg.service_url, run).start()
+        stack.callback(pp.stop)
+        time.sleep(warmup_s)
+        n0 = len(published)
+        measuring.set()
+        pp.measuring = page.measuring = True
+        t_meas = time.perf_counter()
+        time.sleep(seconds)
+        measuring.clear()
+        pp.measuring = False
+        res.ticks = len(published) - n0
+        res.rate = res.ticks / (time.perf_counter() - t_meas)
+        res.floor_ms = list(pp.rtts)
+        page.stop()
+        res.page_updates_per_s = page.count / seconds
+        res.page_kb = page.bytes / max(1, page.count) / 1e3
     return res
+
+
+def _submit_jobs(
+    bus: Bus, *, run: str, symbols: list[str], jobs: int, t0: int, on_action: Callable[[Any], None]
+) -> list[Consumer[ChildOrderAction]]:
+    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions."""
+    consumers = []
+    req = bus.producer(topics.JOB_REQUESTS)
+    for i in range(jobs):
+        job = f"JB{run}-{i}"
+        consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
+                                       handler=on_action))  # fmt: skip
+        p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
+                        symbol=symbols[i % len(symbols)], side=Side.BUY if i % 2 == 0 else Side.SELL,
+                        quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S, strategy=Strategy.TWAP,
+                        ts_init=t0)  # fmt: skip
+        req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
+    req.close()
+    return consumers
 
 
 def _plot(results: list[ModeResult], path: Path) -> None:
