@@ -14,6 +14,8 @@ COPY receiver receiver
 COPY worker worker
 COPY health_checker health_checker
 COPY endpoint endpoint
+COPY dashboard dashboard
+COPY fixclient fixclient
 COPY deploy deploy
 COPY policies policies
 RUN pip install --no-cache-dir .

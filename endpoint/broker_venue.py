@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import quickfix as fix
 
-from endpoint.fix_gateway import utc
 from market.fills import Execution
 from market.prices import to_units
 from market.venue import Venue, VenueJob, VenueOrder
@@ -30,12 +29,12 @@ from models import (
     ChildOrderAction,
     Message,
     OrdType,
-    Side,
     Tick,
     VenueCommand,
     VenueCommandAck,
     now_ns,
 )
+from models.fix import ORD_TYPE_OUT, SIDE_OUT, Tag, utc
 from runtime.logs import get_logger
 
 log = get_logger("paceline.endpoint.broker")
@@ -191,37 +190,38 @@ class FixBrokerLink(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, m: Any, sid: Any) -> None:  # noqa: N802
-        if m.getHeader().getField(35) != "8":
+        if m.getHeader().getField(Tag.MSG_TYPE) != "8":
             return
-        exec_type = m.getField(150)
-        cl = m.getField(11)
-        child = m.getField(41) if m.isSetField(41) else cl
+        exec_type = m.getField(Tag.EXEC_TYPE)
+        cl = m.getField(Tag.CL_ORD_ID)
+        child = m.getField(Tag.ORIG_CL_ORD_ID) if m.isSetField(Tag.ORIG_CL_ORD_ID) else cl
         child = child.removesuffix(".c")
         kind = {"0": "new", "F": "trade", "4": "canceled", "8": "rejected", "C": "canceled"}.get(exec_type)
         if kind is None:
             return
-        qty = int(float(m.getField(32))) if kind == "trade" else 0
-        px = float(m.getField(31)) if kind == "trade" else 0.0
-        self.on_report(child, kind, exec_id=m.getField(17), qty=qty, px=px,
-                       text=m.getField(58) if m.isSetField(58) else "")  # fmt: skip
+        qty = int(float(m.getField(Tag.LAST_QTY))) if kind == "trade" else 0
+        px = float(m.getField(Tag.LAST_PX)) if kind == "trade" else 0.0
+        self.on_report(child, kind, exec_id=m.getField(Tag.EXEC_ID), qty=qty, px=px,
+                       text=m.getField(Tag.TEXT) if m.isSetField(Tag.TEXT) else "")  # fmt: skip
 
     # orders out
     def send_new(self, a: ChildOrderAction, qty: int) -> None:
         m = fix.Message()
-        m.getHeader().setField(35, "D")
-        for tag, value in ((11, a.child_id), (55, a.symbol), (54, "1" if a.side is Side.BUY else "2"),
-                           (38, str(qty)), (40, "1" if a.ord_type is OrdType.MARKET else "2"),
-                           (59, "0"), (60, utc(now_ns()))):  # fmt: skip
+        m.getHeader().setField(Tag.MSG_TYPE, "D")
+        for tag, value in ((Tag.CL_ORD_ID, a.child_id), (Tag.SYMBOL, a.symbol), (Tag.SIDE, SIDE_OUT[a.side]),
+                           (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, ORD_TYPE_OUT[a.ord_type]),
+                           (Tag.TIME_IN_FORCE, "0"), (Tag.TRANSACT_TIME, utc(now_ns()))):  # fmt: skip
             m.setField(tag, value)
         if a.ord_type is OrdType.LIMIT and a.limit_px is not None:
-            m.setField(44, f"{a.limit_px:.4f}")
+            m.setField(Tag.PRICE, f"{a.limit_px:.4f}")
         fix.Session.sendToTarget(m, self.session_id)
 
     def send_cancel(self, a: ChildOrderAction) -> None:
         m = fix.Message()
-        m.getHeader().setField(35, "F")
-        for tag, value in ((11, f"{a.child_id}.c"), (41, a.child_id), (55, a.symbol),
-                           (54, "1" if a.side is Side.BUY else "2"), (38, str(a.quantity)),
-                           (60, utc(now_ns()))):  # fmt: skip
+        m.getHeader().setField(Tag.MSG_TYPE, "F")
+        for tag, value in ((Tag.CL_ORD_ID, f"{a.child_id}.c"), (Tag.ORIG_CL_ORD_ID, a.child_id),
+                           (Tag.SYMBOL, a.symbol), (Tag.SIDE, SIDE_OUT[a.side]),
+                           (Tag.ORDER_QTY, str(a.quantity)),
+                           (Tag.TRANSACT_TIME, utc(now_ns()))):  # fmt: skip
             m.setField(tag, value)
         fix.Session.sendToTarget(m, self.session_id)

@@ -28,10 +28,7 @@ from __future__ import annotations
 import gc
 import hmac
 import re
-import sys
 import uuid
-import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,10 +40,8 @@ from endpoint.config import EndpointConfig
 from endpoint.desk import NewOrder, OrderDesk
 from endpoint.risk import Refusal
 from models import (
-    ExecType,
     ExecutionReport,
     Message,
-    OrdStatus,
     OrdType,
     RequestKind,
     RequestReject,
@@ -54,6 +49,19 @@ from models import (
     Strategy,
     TimeInForce,
     now_ns,
+)
+from models.fix import (
+    EXEC_TYPE_OUT,
+    ORD_STATUS_OUT,
+    ORD_TYPE_IN,
+    SIDE_IN,
+    SIDE_OUT,
+    STRATEGY_IN,
+    TIF_IN,
+    Tag,
+    dictionary,
+    parse_utc,
+    utc,
 )
 from runtime.logs import get_logger
 from runtime.secrets import verify_password
@@ -70,20 +78,8 @@ RESENDS = Counter(
     "paceline_fix_possible_resends_total", "NewOrderSingles flagged as possible resends of a known order"
 )
 
-STRATEGY_IN = {1: Strategy.VWAP, 2: Strategy.POV, 1001: Strategy.TWAP, 1002: Strategy.IS, 1003: Strategy.RL}
-STRATEGY_OUT = {v: k for k, v in STRATEGY_IN.items()}
-EXEC_TYPE = {
-    ExecType.NEW: "0", ExecType.DONE_FOR_DAY: "3", ExecType.CANCELED: "4", ExecType.REPLACED: "5",
-    ExecType.REJECTED: "8", ExecType.EXPIRED: "C", ExecType.TRADE: "F", ExecType.ORDER_STATUS: "I",
-}  # fmt: skip
-ORD_STATUS = {
-    OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2", OrdStatus.DONE_FOR_DAY: "3",
-    OrdStatus.CANCELED: "4", OrdStatus.REJECTED: "8", OrdStatus.EXPIRED: "C",
-}  # fmt: skip
 ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reducing_only": "0",
                   "quantity": "13", "unsupported": "11"}  # fmt: skip
-TIF_IN = {"0": TimeInForce.DAY, "3": TimeInForce.IOC, "6": TimeInForce.GTD}
-POLICY_NAME, SHORTFALL_BPS, VWAP_SLIPPAGE_BPS = 20001, 20002, 20003
 _EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
 
 
@@ -94,32 +90,6 @@ class BadValueError(Exception):
         super().__init__(text)
         self.tag = tag
         self.code = code
-
-
-def dictionary(state_dir: Path) -> Path:
-    """FIX 4.4's dictionary as installed with QuickFIX, with our strategies and custom tags added."""
-    src = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
-    tree = ET.parse(src)
-    root = tree.getroot()
-    fields = root.find("fields")
-    assert fields is not None
-    for f in fields.findall("field"):
-        if f.get("number") == "847":
-            for enum, desc in ((1001, "TWAP"), (1002, "IMPLEMENTATION_SHORTFALL"), (1003, "RL")):
-                ET.SubElement(f, "value", enum=str(enum), description=desc)
-    for number, name, typ in ((POLICY_NAME, "PolicyName", "STRING"), (SHORTFALL_BPS, "ShortfallBps", "FLOAT"),
-                              (VWAP_SLIPPAGE_BPS, "VwapSlippageBps", "FLOAT")):  # fmt: skip
-        ET.SubElement(fields, "field", number=str(number), name=name, type=typ)
-    extra = {"NewOrderSingle": ["PolicyName"], "OrderCancelReplaceRequest": ["PolicyName"],
-             "ExecutionReport": ["ShortfallBps", "VwapSlippageBps"]}  # fmt: skip
-    messages = root.find("messages")
-    assert messages is not None
-    for m in messages.findall("message"):
-        for name in extra.get(m.get("name") or "", []):
-            ET.SubElement(m, "field", name=name, required="N")
-    out = state_dir / "FIX44-paceline.xml"
-    tree.write(out, encoding="utf-8", xml_declaration=True)
-    return out
 
 
 def session_settings(cfg: EndpointConfig) -> Path:
@@ -152,13 +122,8 @@ def sent_exec_ids(state_dir: Path) -> set[str]:
     return out
 
 
-def _ts(value: str) -> int:
-    fmt = "%Y%m%d-%H:%M:%S.%f" if "." in value else "%Y%m%d-%H:%M:%S"
-    return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * 1_000_000) * 1_000
-
-
-def utc(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+def _time(msg: fix.Message, tag: int) -> int | None:
+    return parse_utc(msg.getField(tag)) if msg.isSetField(tag) else None
 
 
 def _get(msg: fix.Message, tag: int) -> str | None:
@@ -234,11 +199,16 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         log.info("FIX logout", session=session_id.toString())
 
     def toAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
-        if message.getHeader().getField(35) == "3":
-            REJECTS.labels("session", message.getField(373) if message.isSetField(373) else "").inc()
+        if message.getHeader().getField(Tag.MSG_TYPE) == "3":
+            REJECTS.labels(
+                "session",
+                message.getField(Tag.SESSION_REJECT_REASON)
+                if message.isSetField(Tag.SESSION_REJECT_REASON)
+                else "",
+            ).inc()
 
     def fromAdmin(self, message: Any, session_id: Any) -> None:  # noqa: N802
-        if message.getHeader().getField(35) == "A":
+        if message.getHeader().getField(Tag.MSG_TYPE) == "A":
             self._check_logon(message, session_id)
 
     def _check_logon(self, m: Any, sid: Any) -> None:
@@ -247,7 +217,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         client = self.cfg.client_by_comp_id(sid.getTargetCompID().getValue())
         if client is None or client.password_hash is None:
             return
-        user, password = _get(m, 553), _get(m, 554)
+        user, password = _get(m, Tag.USERNAME), _get(m, Tag.PASSWORD)
         reason = None
         if user is None or password is None:
             reason = "missing_credentials"
@@ -264,7 +234,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
-        msg_type = message.getHeader().getField(35)
+        msg_type = message.getHeader().getField(Tag.MSG_TYPE)
         MESSAGES.labels(msg_type).inc()
         client = self.cfg.client_by_comp_id(session_id.getTargetCompID().getValue())
         if client is None:  # cannot happen: QuickFIX only creates configured sessions
@@ -288,9 +258,11 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     # --- requests -------------------------------------------------------------------------------------
     def _new_order(self, client_id: str, m: Any, sid: Any) -> None:
-        cl = m.getField(11)
+        cl = m.getField(Tag.CL_ORD_ID)
         header = m.getHeader()
-        if any(header.isSetField(t) and header.getField(t) == "Y" for t in (43, 97)):
+        if any(
+            header.isSetField(t) and header.getField(t) == "Y" for t in (Tag.POSS_DUP_FLAG, Tag.POSS_RESEND)
+        ):
             known = self.desk.status(client_id, cl)
             if known is not None:  # a resend of a live (or finished) order: its state, not a reject
                 RESENDS.inc()
@@ -303,14 +275,14 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             log.warning("FIX order refused by value", tag=exc.tag, reason=str(exc))
             self._reject_order(sid, m, Refusal(exc.code, f"{exc} (tag {exc.tag})"))
             return
-        rate = _get(m, 849)
+        rate = _get(m, Tag.PARTICIPATION_RATE)
         order = NewOrder(
             cl_ord_id=cl, symbol=symbol, side=side, quantity=qty, ord_type=ord_type,
             limit_px=px if ord_type is OrdType.LIMIT else None,
-            time_in_force=TIF_IN.get(_get(m, 59) or "0", TimeInForce.DAY),
-            start_ns=_ts(m.getField(168)) if m.isSetField(168) else None,
-            end_ns=_ts(m.getField(126)) if m.isSetField(126) else None,
-            strategy=strategy, participation_rate=float(rate) if rate else None, policy=_get(m, POLICY_NAME),
+            time_in_force=TIF_IN.get(_get(m, Tag.TIME_IN_FORCE) or "0", TimeInForce.DAY),
+            start_ns=_time(m, Tag.EFFECTIVE_TIME), end_ns=_time(m, Tag.EXPIRE_TIME),
+            strategy=strategy, participation_rate=float(rate) if rate else None,
+            policy=_get(m, Tag.POLICY_NAME),
         )  # fmt: skip
         refusal = self.desk.new_order(client_id, order, self.market_now)
         if refusal is not None:
@@ -318,63 +290,74 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     @staticmethod
     def _order_fields(m: Any) -> tuple[str, Side, int, OrdType, float | None, Strategy]:
-        symbol = m.getField(55)
-        side = {"1": Side.BUY, "2": Side.SELL}.get(m.getField(54))
+        symbol = m.getField(Tag.SYMBOL)
+        side = SIDE_IN.get(m.getField(Tag.SIDE))
         if side is None:
-            raise BadValueError(54, "side must be 1 (buy) or 2 (sell)", "unsupported")
-        qty = _qty(m, 38)
-        ord_type = {"1": OrdType.MARKET, "2": OrdType.LIMIT}.get(m.getField(40))
+            raise BadValueError(Tag.SIDE, "side must be 1 (buy) or 2 (sell)", "unsupported")
+        qty = _qty(m, Tag.ORDER_QTY)
+        ord_type = ORD_TYPE_IN.get(m.getField(Tag.ORD_TYPE))
         if ord_type is None:
-            raise BadValueError(40, "OrdType must be 1 (market) or 2 (limit)", "unsupported")
-        px = _price(m, 44)
+            raise BadValueError(Tag.ORD_TYPE, "OrdType must be 1 (market) or 2 (limit)", "unsupported")
+        px = _price(m, Tag.PRICE)
         if ord_type is OrdType.LIMIT and px is None:
-            raise BadValueError(44, "a limit order needs Price (44)", "price")
-        raw_strategy = _get(m, 847)
+            raise BadValueError(Tag.PRICE, "a limit order needs Price (44)", "price")
+        raw_strategy = _get(m, Tag.TARGET_STRATEGY)
         strategy = STRATEGY_IN.get(int(raw_strategy)) if raw_strategy else Strategy.TWAP
         if strategy is None:
-            raise BadValueError(847, f"TargetStrategy {raw_strategy} is not supported", "unsupported")
+            raise BadValueError(
+                Tag.TARGET_STRATEGY, f"TargetStrategy {raw_strategy} is not supported", "unsupported"
+            )
         return symbol, side, qty, ord_type, px, strategy
 
     def _reject_order(self, sid: Any, m: Any, r: Refusal) -> None:
         REJECTS.labels("order", r.code).inc()
-        out = self._er_header("NONE", m.getField(11), f"rej-{uuid.uuid4().hex[:16]}", "8", "8")
-        out.setField(55, m.getField(55))
-        out.setField(54, m.getField(54))
-        out.setField(38, m.getField(38))
-        for tag in (14, 151, 6):
+        out = self._er_header("NONE", m.getField(Tag.CL_ORD_ID), f"rej-{uuid.uuid4().hex[:16]}", "8", "8")
+        out.setField(Tag.SYMBOL, m.getField(Tag.SYMBOL))
+        out.setField(Tag.SIDE, m.getField(Tag.SIDE))
+        out.setField(Tag.ORDER_QTY, m.getField(Tag.ORDER_QTY))
+        for tag in (Tag.CUM_QTY, Tag.LEAVES_QTY, Tag.AVG_PX):
             out.setField(tag, "0")
         out.setField(
-            103, ORD_REJ_REASON.get(r.code, "3" if r.code.endswith(("notional", "position")) else "99")
+            Tag.ORD_REJ_REASON,
+            ORD_REJ_REASON.get(r.code, "3" if r.code.endswith(("notional", "position")) else "99"),
         )
-        out.setField(58, r.text[:200])
+        out.setField(Tag.TEXT, r.text[:200])
         fix.Session.sendToTarget(out, sid)
 
     def _cancel(self, client_id: str, m: Any, sid: Any) -> None:
-        refusal = self.desk.cancel(client_id, m.getField(11), m.getField(41))
+        refusal = self.desk.cancel(client_id, m.getField(Tag.CL_ORD_ID), m.getField(Tag.ORIG_CL_ORD_ID))
         if refusal is not None:
-            self._cancel_reject(sid, m.getField(11), m.getField(41), "1", refusal)
+            self._cancel_reject(sid, m.getField(Tag.CL_ORD_ID), m.getField(Tag.ORIG_CL_ORD_ID), "1", refusal)
 
     def _replace(self, client_id: str, m: Any, sid: Any) -> None:
-        end = _ts(m.getField(126)) if m.isSetField(126) else None
+        end = _time(m, Tag.EXPIRE_TIME)
         try:
-            qty, px = _qty(m, 38), _price(m, 44)
+            qty, px = _qty(m, Tag.ORDER_QTY), _price(m, Tag.PRICE)
         except BadValueError as exc:
-            self._cancel_reject(sid, m.getField(11), m.getField(41), "2", Refusal(exc.code, str(exc)))
+            self._cancel_reject(
+                sid,
+                m.getField(Tag.CL_ORD_ID),
+                m.getField(Tag.ORIG_CL_ORD_ID),
+                "2",
+                Refusal(exc.code, str(exc)),
+            )
             return
-        refusal = self.desk.amend(client_id, m.getField(11), m.getField(41), qty, limit_px=px, end_ns=end)
+        refusal = self.desk.amend(
+            client_id, m.getField(Tag.CL_ORD_ID), m.getField(Tag.ORIG_CL_ORD_ID), qty, limit_px=px, end_ns=end
+        )
         if refusal is not None:
-            self._cancel_reject(sid, m.getField(11), m.getField(41), "2", refusal)
+            self._cancel_reject(sid, m.getField(Tag.CL_ORD_ID), m.getField(Tag.ORIG_CL_ORD_ID), "2", refusal)
 
     def _status(self, client_id: str, m: Any, sid: Any) -> None:
-        o = self.desk.status(client_id, m.getField(11))
+        o = self.desk.status(client_id, m.getField(Tag.CL_ORD_ID))
         if o is None:
             REJECTS.labels("business", "unknown_order").inc()
             rej = fix.Message()
-            rej.getHeader().setField(35, "j")
-            rej.setField(45, m.getHeader().getField(34))
-            rej.setField(372, "H")
-            rej.setField(380, "0")  # other
-            rej.setField(58, f"unknown order {m.getField(11)}")
+            rej.getHeader().setField(Tag.MSG_TYPE, "j")
+            rej.setField(Tag.REF_SEQ_NUM, m.getHeader().getField(Tag.MSG_SEQ_NUM))
+            rej.setField(Tag.REF_MSG_TYPE, "H")
+            rej.setField(Tag.BUSINESS_REJECT_REASON, "0")  # other
+            rej.setField(Tag.TEXT, f"unknown order {m.getField(Tag.CL_ORD_ID)}")
             fix.Session.sendToTarget(rej, sid)
             return
         self._send_status(o, sid)
@@ -382,31 +365,31 @@ class FixGateway(fix.Application):  # type: ignore[misc]
     def _send_status(self, o: Any, sid: Any, text: str | None = None) -> None:
         """An order-status ExecutionReport (150=I): the order as the desk holds it now."""
         out = self._er_header(o.parent.parent_id, o.cl_ord_id, f"st-{uuid.uuid4().hex[:16]}", "I",
-                              ORD_STATUS[o.status])  # fmt: skip
-        out.setField(55, o.parent.symbol)
-        out.setField(54, "1" if o.parent.side is Side.BUY else "2")
-        out.setField(38, str(o.parent.quantity))
-        out.setField(14, str(o.cum_qty))
-        out.setField(151, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
-        out.setField(6, f"{o.avg_px:.6f}")
+                              ORD_STATUS_OUT[o.status])  # fmt: skip
+        out.setField(Tag.SYMBOL, o.parent.symbol)
+        out.setField(Tag.SIDE, SIDE_OUT[o.parent.side])
+        out.setField(Tag.ORDER_QTY, str(o.parent.quantity))
+        out.setField(Tag.CUM_QTY, str(o.cum_qty))
+        out.setField(Tag.LEAVES_QTY, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
+        out.setField(Tag.AVG_PX, f"{o.avg_px:.6f}")
         # Why it is where it is (waiting for a worker, no market data, ...): the saga's latest word on it.
         text = text or (o.last.text if o.last is not None else None)
         if text:
-            out.setField(58, text[:200])
+            out.setField(Tag.TEXT, text[:200])
         fix.Session.sendToTarget(out, sid)
 
     def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:
         REJECTS.labels("cancel", r.code).inc()
         o = self.desk.find(self._client_of(sid), orig)
         out = fix.Message()
-        out.getHeader().setField(35, "9")
-        out.setField(37, o.parent.parent_id if o else "NONE")
-        out.setField(11, cl)
-        out.setField(41, orig)
-        out.setField(39, ORD_STATUS[o.status] if o else "8")
-        out.setField(434, response_to)
-        out.setField(102, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99"))
-        out.setField(58, r.text[:200])
+        out.getHeader().setField(Tag.MSG_TYPE, "9")
+        out.setField(Tag.ORDER_ID, o.parent.parent_id if o else "NONE")
+        out.setField(Tag.CL_ORD_ID, cl)
+        out.setField(Tag.ORIG_CL_ORD_ID, orig)
+        out.setField(Tag.ORD_STATUS, ORD_STATUS_OUT[o.status] if o else "8")
+        out.setField(Tag.CXL_REJ_RESPONSE_TO, response_to)
+        out.setField(Tag.CXL_REJ_REASON, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99"))
+        out.setField(Tag.TEXT, r.text[:200])
         fix.Session.sendToTarget(out, sid)
 
     def _client_of(self, sid: Any) -> str:
@@ -417,13 +400,13 @@ class FixGateway(fix.Application):  # type: ignore[misc]
     @staticmethod
     def _er_header(order_id: str, cl: str, exec_id: str, exec_type: str, status: str) -> Any:
         out = fix.Message()
-        out.getHeader().setField(35, "8")
-        out.setField(37, order_id)
-        out.setField(11, cl)
-        out.setField(17, exec_id)
-        out.setField(150, exec_type)
-        out.setField(39, status)
-        out.setField(60, utc(now_ns()))
+        out.getHeader().setField(Tag.MSG_TYPE, "8")
+        out.setField(Tag.ORDER_ID, order_id)
+        out.setField(Tag.CL_ORD_ID, cl)
+        out.setField(Tag.EXEC_ID, exec_id)
+        out.setField(Tag.EXEC_TYPE, exec_type)
+        out.setField(Tag.ORD_STATUS, status)
+        out.setField(Tag.TRANSACT_TIME, utc(now_ns()))
         return out
 
     def _deliver(self, client_id: str, m: Message) -> None:
@@ -431,25 +414,25 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         if sid is None:
             return
         if isinstance(m, ExecutionReport):
-            out = self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE[m.exec_type],
-                                  ORD_STATUS[m.ord_status])  # fmt: skip
+            out = self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE_OUT[m.exec_type],
+                                  ORD_STATUS_OUT[m.ord_status])  # fmt: skip
             if m.orig_cl_ord_id:
-                out.setField(41, m.orig_cl_ord_id)
-            out.setField(55, m.symbol)
-            out.setField(54, "1" if m.side is Side.BUY else "2")
-            out.setField(38, str(m.order_qty))
-            out.setField(32, str(m.last_qty))
+                out.setField(Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id)
+            out.setField(Tag.SYMBOL, m.symbol)
+            out.setField(Tag.SIDE, SIDE_OUT[m.side])
+            out.setField(Tag.ORDER_QTY, str(m.order_qty))
+            out.setField(Tag.LAST_QTY, str(m.last_qty))
             if m.last_px is not None:
-                out.setField(31, f"{m.last_px:.4f}")
-            out.setField(14, str(m.cum_qty))
-            out.setField(151, str(m.leaves_qty))
-            out.setField(6, f"{m.avg_px:.6f}")
+                out.setField(Tag.LAST_PX, f"{m.last_px:.4f}")
+            out.setField(Tag.CUM_QTY, str(m.cum_qty))
+            out.setField(Tag.LEAVES_QTY, str(m.leaves_qty))
+            out.setField(Tag.AVG_PX, f"{m.avg_px:.6f}")
             if m.text:
-                out.setField(58, m.text[:200])
+                out.setField(Tag.TEXT, m.text[:200])
             if m.is_bps is not None:
-                out.setField(SHORTFALL_BPS, f"{m.is_bps:.3f}")
+                out.setField(Tag.SHORTFALL_BPS, f"{m.is_bps:.3f}")
             if m.vwap_slippage_bps is not None:
-                out.setField(VWAP_SLIPPAGE_BPS, f"{m.vwap_slippage_bps:.3f}")
+                out.setField(Tag.VWAP_SLIPPAGE_BPS, f"{m.vwap_slippage_bps:.3f}")
             fix.Session.sendToTarget(out, sid)
         elif isinstance(m, RequestReject):
             r = Refusal("too_late" if m.too_late else "other", m.reason)
@@ -457,13 +440,13 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     def _cancel_reject_from(self, sid: Any, m: RequestReject, r: Refusal) -> None:
         out = fix.Message()
-        out.getHeader().setField(35, "9")
-        out.setField(37, m.parent_id)
-        out.setField(11, m.cl_ord_id)
-        out.setField(41, m.orig_cl_ord_id)
-        out.setField(39, ORD_STATUS[m.ord_status])
-        out.setField(434, "1" if m.request is RequestKind.CANCEL else "2")
-        out.setField(102, "0" if m.too_late else "99")
-        out.setField(58, r.text[:200])
+        out.getHeader().setField(Tag.MSG_TYPE, "9")
+        out.setField(Tag.ORDER_ID, m.parent_id)
+        out.setField(Tag.CL_ORD_ID, m.cl_ord_id)
+        out.setField(Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id)
+        out.setField(Tag.ORD_STATUS, ORD_STATUS_OUT[m.ord_status])
+        out.setField(Tag.CXL_REJ_RESPONSE_TO, "1" if m.request is RequestKind.CANCEL else "2")
+        out.setField(Tag.CXL_REJ_REASON, "0" if m.too_late else "99")
+        out.setField(Tag.TEXT, r.text[:200])
         REJECTS.labels("cancel", "saga").inc()
         fix.Session.sendToTarget(out, sid)

@@ -43,6 +43,7 @@ from models import (
     now_ns,
     topics,
 )
+from runtime import metrics
 from runtime.bus import Bus, Consumer, Delivery, Producer
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
@@ -133,8 +134,10 @@ class EndpointService:
             ),
         ]
         log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
+        metrics.READY.labels("endpoint").set(1)
 
     def stop(self) -> None:
+        metrics.READY.labels("endpoint").set(0)
         for c in self._consumers:  # no more reports in flight towards a stopping acceptor
             c.close()
         if self.fix is not None:

@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
+from runtime import metrics
 from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, unload_topic
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
@@ -93,6 +94,7 @@ class HealthChecker:
         while not self._stop.is_set():
             plog = PulsarLog(self.bus)
             log.info("standing by for the lease", name=self.name)
+            metrics.READY.labels("health-checker").set(1)
             if not self._acquire(plog):
                 return
             try:

@@ -119,7 +119,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
-    from paceline.dashboard import Dashboard
+    from dashboard.service import Dashboard
     from runtime import metrics
     from runtime.bus import Bus
 

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fixclient import FixClient
 from market.session import SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSim, SymbolSpec
 from models import (
@@ -52,7 +53,6 @@ from models import (
 )
 from paceline import broker
 from paceline.faults import FAULTS
-from paceline.fixclient import FixClient
 from paceline.stack import (
     Feed,
     Proc,
@@ -185,10 +185,11 @@ class Drill:
         return self._spawn("endpoint", "endpoint", "--config", str(self.ep_cfg))
 
     def start(self, bus: Bus) -> None:
-        self._hc("hc-a").wait_for_line("leading", 120)
+        # Readiness from each service's /metrics, not from its log lines.
+        self._hc("hc-a").wait_for_metric("paceline_hc_leader", 1, 120)
         if self.fault in ("health-checker-kill", "health-checker-pause"):
-            self._hc("hc-b").wait_for_line("standing by for the lease", 60)
-        self._endpoint().wait_for_line("endpoint started", 120)
+            self._hc("hc-b").wait_for_metric("paceline_service_ready", 1, 60, service="health-checker")
+        self._endpoint().wait_for_metric("paceline_service_ready", 1, 120, service="endpoint")
         for w in ("w1", "w2"):
             self._spawn(w, "worker", "--id", f"{w}-{self.run}")
         wait_for_workers(bus, {f"w1-{self.run}", f"w2-{self.run}"})
@@ -278,23 +279,23 @@ class Drill:
             return lambda b, t0: self._times_worker(b, t0, victim)
         if self.fault == "health-checker-kill":
             self.procs["hc-a"].kill()
-            took = self.procs["hc-b"].wait_for_line("leading", 60)
+            took = self.procs["hc-b"].wait_for_metric("paceline_hc_leader", 1, 60)
             self.res.notes.append("SIGKILL the leading health-checker; the standby takes the lease")
-            return lambda b, t0: self._times_hc(b, t0, float(str(took["_read_at"])))
+            return lambda b, t0: self._times_hc(b, t0, took)
         if self.fault == "health-checker-pause":
             # A hung leader: its connection stays open, so the broker never releases its lease. The
             # standby hears its beats stop, fences it out and frees its input subscriptions.
             self.procs["hc-a"].signal(signal.SIGSTOP)
-            took = self.procs["hc-b"].wait_for_line("leading", 60)
-            time.sleep(max(0.0, HC_PAUSE_S - (time.time() - float(str(took["_read_at"])))))
+            took = self.procs["hc-b"].wait_for_metric("paceline_hc_leader", 1, 60)
+            time.sleep(max(0.0, HC_PAUSE_S - (time.time() - took)))
             self.procs["hc-a"].signal(signal.SIGCONT)
-            fenced = self.procs["hc-a"].wait_for_line("stepping down", 30)
+            down = self.procs["hc-a"].wait_for_metric("paceline_hc_leader", 0, 30)
             self.res.notes.append(
-                f"SIGSTOP the leading health-checker; the standby led after "
-                f"{float(str(took['_read_at'])) - self._t_fault:.1f} s; SIGCONT after {HC_PAUSE_S:g} s, "
-                f"the resumed one was fenced and stepped down ({fenced.get('error', '')!s:.80})"
+                f"SIGSTOP the leading health-checker; the standby led after {took - self._t_fault:.1f} s; "
+                f"SIGCONT after {HC_PAUSE_S:g} s, the resumed one was fenced and stepped down "
+                f"{down - took:.1f} s after the takeover"
             )
-            return lambda b, t0: self._times_hc(b, t0, float(str(took["_read_at"])))
+            return lambda b, t0: self._times_hc(b, t0, took)
         if self.fault == "endpoint-restart":
             assert self.client is not None
             self.procs["endpoint"].kill()
@@ -305,7 +306,7 @@ class Drill:
                 "the client to see the session drop",
             )
             t_drop = time.time()
-            self._endpoint().wait_for_line("endpoint started", 120)
+            self._endpoint().wait_for_metric("paceline_service_ready", 1, 120, service="endpoint")
             until(lambda: self.client is not None and self.client.logged_on.is_set(), 60, "the FIX logon")
             self.res.notes.append(
                 f"SIGKILL the endpoint; restarted on its state folder; FIX session back "

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fixclient import FixClient
 from models import topics
-from paceline.fixclient import FixClient
 from paceline.stack import Proc, free_port, wait_for_workers, write_endpoint_config
 from runtime.bus import Bus
 from runtime.settings import Settings

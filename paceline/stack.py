@@ -11,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import tomli_w
+from prometheus_client.parser import text_string_to_metric_families
 
 from models import Tick, WorkerHeartbeat, topics
 from paceline import broker
@@ -79,19 +81,22 @@ ROLE_OF = {"receiver": "receiver", "worker": "worker", "health-checker": "health
 class Proc:
     """A ``paceline <args>`` subprocess. Its JSON log lines are parsed and kept with the wall time each was
     read (``lines``), and copied to ``log`` when given. ``auth_dir``: the broker's token folder; the process
-    runs under the role of its command (``ROLE_OF``)."""
+    runs under the role of its command (``ROLE_OF``). Its ``/metrics`` endpoint (on a free port unless the
+    environment names one) tells its state: ``metric`` and ``wait_for_metric``."""
 
     def __init__(
         self, *args: str, service_url: str, admin_url: str | None = None, log: IO[str] | None = None,
         env: dict[str, str] | None = None, auth_dir: Path | None = None,
     ) -> None:  # fmt: skip
-        full_env = {**os.environ, "PACELINE_PULSAR_URL": service_url, "PACELINE_LOG_FORMAT": "json"}
+        full_env = {**os.environ, "PACELINE_PULSAR_URL": service_url, "PACELINE_LOG_FORMAT": "json",
+                    "PACELINE_METRICS_PORT": str(free_port())}  # fmt: skip
         if admin_url:
             full_env["PACELINE_PULSAR_ADMIN_URL"] = admin_url
         if auth_dir is not None:
             full_env.pop("PACELINE_PULSAR_TOKEN", None)  # it would win over the role's file
             full_env.update(auth.env_for(auth_dir / f"{ROLE_OF[args[0]]}.token"))
         full_env.update(env or {})
+        self.metrics_port = int(full_env["PACELINE_METRICS_PORT"])
         self.args = args
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "paceline", *args], env=full_env, stdout=subprocess.PIPE,
@@ -121,16 +126,31 @@ class Proc:
         return next((ln for ln in self.lines if ln.get("event") == event
                      and all(ln.get(k) == v for k, v in fields.items())), None)  # fmt: skip
 
-    def wait_for_line(self, event: str, timeout_s: float, **fields: object) -> dict[str, object]:
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample's value on the process's /metrics (None: not there, or no answer)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return None
+
+    def wait_for_metric(self, name: str, value: float, timeout_s: float, **labels: str) -> float:
+        """Until the sample equals ``value``; returns the wall time (``time.time()``) it was seen."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if (ln := self.saw(event, **fields)) is not None:
-                return ln
+            if self.metric(name, **labels) == value:
+                return time.time()
             if self.proc.poll() is not None:
                 break
             time.sleep(0.05)
         tail = "".join(self.raw[-20:])
-        raise RuntimeError(f"paceline {' '.join(self.args)}: no {event!r} log line\n{tail}")
+        raise RuntimeError(f"paceline {' '.join(self.args)}: {name}{labels or ''} never {value:g}\n{tail}")
 
     @property
     def pid(self) -> int:

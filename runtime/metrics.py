@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 # Seconds. Sub-millisecond resolution where the latency budget lives (a hop is ~1-3 ms on one broker).
 LATENCY_BUCKETS = (
@@ -29,6 +29,11 @@ BUS_CONSUME_LAG = Histogram(
     "paceline_bus_consume_lag_seconds", "Publish until decoded by this consumer", ["stream"],
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
+
+
+# Readiness, for whoever starts a service (the drills, an orchestrator's probe): 1 once it serves (a
+# health-checker: once it leads or stands by for the lease), 0 again when it stops.
+READY = Gauge("paceline_service_ready", "1 while the service is started and serving", ["service"])
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

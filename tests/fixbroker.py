@@ -11,7 +11,8 @@ from typing import Any
 
 import quickfix as fix
 
-from paceline.fixclient import fields
+from fixclient import fields
+from models.fix import Tag
 
 
 class FixBroker(fix.Application):  # type: ignore[misc]
@@ -68,9 +69,9 @@ class FixBroker(fix.Application):  # type: ignore[misc]
     def fromApp(self, m: Any, sid: Any) -> None:  # noqa: N802
         f = fields(m)
         with self._lock:
-            if f[35] == "D":
+            if f[Tag.MSG_TYPE] == "D":
                 self._new(f, sid)
-            elif f[35] == "F":
+            elif f[Tag.MSG_TYPE] == "F":
                 self._cancel(f, sid)
 
     def _er(
@@ -78,25 +79,29 @@ class FixBroker(fix.Application):  # type: ignore[misc]
     ) -> None:
         o = self.orders[orig or cl]
         out = fix.Message()
-        out.getHeader().setField(35, "8")
-        for tag, value in ((37, f"B-{orig or cl}"), (11, cl), (17, f"E{next(self._ids)}"), (150, exec_type),
-                           (39, status), (55, o[55]), (54, o[54]), (38, o[38]),
-                           (14, str(self.cum[orig or cl])), (151, str(self.leaves[orig or cl])),
-                           (6, f"{self.px:.4f}"), (32, str(last)), (31, f"{self.px:.4f}")):  # fmt: skip
+        out.getHeader().setField(Tag.MSG_TYPE, "8")
+        key = orig or cl
+        for tag, value in ((Tag.ORDER_ID, f"B-{key}"), (Tag.CL_ORD_ID, cl),
+                           (Tag.EXEC_ID, f"E{next(self._ids)}"), (Tag.EXEC_TYPE, exec_type),
+                           (Tag.ORD_STATUS, status), (Tag.SYMBOL, o[Tag.SYMBOL]),
+                           (Tag.SIDE, o[Tag.SIDE]), (Tag.ORDER_QTY, o[Tag.ORDER_QTY]),
+                           (Tag.CUM_QTY, str(self.cum[key])), (Tag.LEAVES_QTY, str(self.leaves[key])),
+                           (Tag.AVG_PX, f"{self.px:.4f}"), (Tag.LAST_QTY, str(last)),
+                           (Tag.LAST_PX, f"{self.px:.4f}")):  # fmt: skip
             out.setField(tag, value)
         if orig:
-            out.setField(41, orig)
+            out.setField(Tag.ORIG_CL_ORD_ID, orig)
         fix.Session.sendToTarget(out, sid)
 
     def _new(self, f: dict[int, str], sid: Any) -> None:
-        cl = f[11]
+        cl = f[Tag.CL_ORD_ID]
         if cl in self.orders:
             return
-        qty = int(float(f[38]))
+        qty = int(float(f[Tag.ORDER_QTY]))
         self.orders[cl], self.leaves[cl], self.cum[cl] = f, qty, 0
         self.new_orders.append(cl)
         self._er(sid, cl, "0", "0")
-        fill = qty if f[40] == "1" else qty // 2
+        fill = qty if f[Tag.ORD_TYPE] == "1" else qty // 2
         for part in (fill // 2, fill - fill // 2):
             if part:
                 self.leaves[cl] -= part
@@ -104,14 +109,20 @@ class FixBroker(fix.Application):  # type: ignore[misc]
                 self._er(sid, cl, "F", "2" if self.leaves[cl] == 0 else "1", last=part)
 
     def _cancel(self, f: dict[int, str], sid: Any) -> None:
-        orig = f[41]
+        orig = f[Tag.ORIG_CL_ORD_ID]
         self.cancels.append(orig)
         if orig not in self.orders or self.leaves[orig] == 0:
             rej = fix.Message()
-            rej.getHeader().setField(35, "9")
-            for tag, value in ((37, f"B-{orig}"), (11, f[11]), (41, orig), (39, "2"), (434, "1")):
+            rej.getHeader().setField(Tag.MSG_TYPE, "9")
+            for tag, value in (
+                (Tag.ORDER_ID, f"B-{orig}"),
+                (Tag.CL_ORD_ID, f[Tag.CL_ORD_ID]),
+                (Tag.ORIG_CL_ORD_ID, orig),
+                (Tag.ORD_STATUS, "2"),
+                (Tag.CXL_REJ_RESPONSE_TO, "1"),
+            ):
                 rej.setField(tag, value)
             fix.Session.sendToTarget(rej, sid)
             return
         self.leaves[orig] = 0
-        self._er(sid, f[11], "4", "4", orig=orig)
+        self._er(sid, f[Tag.CL_ORD_ID], "4", "4", orig=orig)

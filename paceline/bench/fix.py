@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fixclient import FixClient
 from models import Tick
-from paceline.fixclient import FixClient
 from paceline.stats import percentile
 from receiver import sources
 from receiver.service import Receiver

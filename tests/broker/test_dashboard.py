@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.service import Dashboard
 from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat, topics
 from paceline import broker
-from paceline.dashboard import Dashboard
 from runtime.bus import Bus, Profile
 from runtime.settings import Settings
 from tests.broker.pipeline import wait_for

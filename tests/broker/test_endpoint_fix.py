@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 
 from endpoint.config import Client, EndpointConfig, Limits
-from endpoint.fix_gateway import sent_exec_ids, utc
+from endpoint.fix_gateway import sent_exec_ids
 from endpoint.service import EndpointService
+from fixclient import FixClient
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
-from paceline.fixclient import FixClient
+from models.fix import utc
 from paceline.stack import Feed
 from runtime.bus import Bus
 from runtime.secrets import hash_token

@@ -1,5 +1,6 @@
-"""The dependency direction of docs/ARCHITECTURE.md, checked on the source: services never import each
-other, and the shared layers never import a service or the CLI."""
+"""The dependency direction of docs/ARCHITECTURE.md, checked on the source: services (the live page among
+them) never import each other, the client library or the tooling; the client library speaks only the wire
+contract; the shared layers never import a service or the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"receiver", "worker", "health_checker", "endpoint"}
+SERVICES = {"receiver", "worker", "health_checker", "endpoint", "dashboard"}
+CLIENTS = {"fixclient"}  # libraries for clients of the product: the wire contract only
 SHARED = {"models", "market", "saga", "runtime"}
 # What each shared package may import from the project (a lower layer only).
 SHARED_ALLOWED = {
@@ -18,7 +20,7 @@ SHARED_ALLOWED = {
     "saga": {"models", "runtime"},
     "runtime": {"models"},
 }
-PROJECT = SERVICES | SHARED | {"paceline"}
+PROJECT = SERVICES | SHARED | CLIENTS | {"paceline"}
 
 
 def _imports(pkg: str) -> set[tuple[str, str]]:
@@ -41,8 +43,24 @@ def _imports(pkg: str) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("service", sorted(SERVICES))
 def test_services_never_import_each_other_or_the_cli(service: str) -> None:
-    bad = {(f, t) for f, t in _imports(service) if t in SERVICES | {"paceline"}}
-    assert not bad, f"{service} imports another service or the CLI: {sorted(bad)}"
+    bad = {(f, t) for f, t in _imports(service) if t in SERVICES | CLIENTS | {"paceline"}}
+    assert not bad, f"{service} imports another service, a client library or the CLI: {sorted(bad)}"
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_client_libraries_speak_only_the_wire_contract(client: str) -> None:
+    bad = {(f, t) for f, t in _imports(client) if t != "models"}
+    assert not bad, f"{client} imports beyond models: {sorted(bad)}"
+
+
+def test_the_tooling_package_holds_no_service() -> None:
+    """``paceline/`` is the command line and the operations tooling: the live page and the FIX client have
+    packages of their own."""
+    assert (
+        not (ROOT / "paceline" / "dashboard.py").exists()
+        and not (ROOT / "paceline" / "fixclient.py").exists()
+    )
+    assert (ROOT / "dashboard" / "service.py").exists() and (ROOT / "fixclient" / "client.py").exists()
 
 
 @pytest.mark.parametrize("pkg", sorted(SHARED))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dashboard.service import State
 from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat
-from paceline.dashboard import State
 from tests.factories import T0, fill, parent, report, tick
 
 H = 3600 * 10**9

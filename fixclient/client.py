@@ -13,7 +13,7 @@ from typing import Any
 
 import quickfix as fix
 
-from endpoint.fix_gateway import dictionary, utc
+from models.fix import Tag, dictionary, utc
 
 
 def fields(m: Any) -> dict[int, str]:
@@ -81,9 +81,9 @@ class FixClient(fix.Application):  # type: ignore[misc]
         self.logged_on.clear()
 
     def toAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
-        if m.getHeader().getField(35) == "A" and self.password is not None:
-            m.setField(553, self.username or "")
-            m.setField(554, self.password)
+        if m.getHeader().getField(Tag.MSG_TYPE) == "A" and self.password is not None:
+            m.setField(Tag.USERNAME, self.username or "")
+            m.setField(Tag.PASSWORD, self.password)
 
     def fromAdmin(self, m: Any, sid: Any) -> None:  # noqa: N802
         self.admin.append(fields(m))
@@ -96,7 +96,7 @@ class FixClient(fix.Application):  # type: ignore[misc]
         now = time.perf_counter()
         with self._lock:
             self.received.append(f)
-            cl = f.get(11)
+            cl = f.get(Tag.CL_ORD_ID)
             if cl is not None and cl not in self.first_reply_at:
                 self.first_reply_at[cl] = now
         self._q.put(f)
@@ -107,44 +107,47 @@ class FixClient(fix.Application):  # type: ignore[misc]
         price: float | None = None, strategy: int | None = None, rate: float | None = None,
     ) -> None:  # fmt: skip
         m = fix.Message()
-        m.getHeader().setField(35, "D")
-        for tag, value in ((11, cl), (55, symbol), (54, side), (38, str(qty)), (40, "2" if price else "1"),
-                           (60, utc(start_ns)), (168, utc(start_ns)), (126, utc(end_ns))):  # fmt: skip
+        m.getHeader().setField(Tag.MSG_TYPE, "D")
+        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, side),
+                           (Tag.ORDER_QTY, str(qty)),
+                           (Tag.ORD_TYPE, "2" if price else "1"), (Tag.TRANSACT_TIME, utc(start_ns)),
+                           (Tag.EFFECTIVE_TIME, utc(start_ns)), (Tag.EXPIRE_TIME, utc(end_ns))):  # fmt: skip
             m.setField(tag, value)
         if price:
-            m.setField(44, f"{price:.2f}")
+            m.setField(Tag.PRICE, f"{price:.2f}")
         if strategy is not None:
-            m.setField(847, str(strategy))
+            m.setField(Tag.TARGET_STRATEGY, str(strategy))
         if rate is not None:
-            m.setField(849, str(rate))
+            m.setField(Tag.PARTICIPATION_RATE, str(rate))
         self.send(m, cl)
 
     def cancel(self, cl: str, orig: str, symbol: str, qty: int) -> None:
         m = fix.Message()
-        m.getHeader().setField(35, "F")
+        m.getHeader().setField(Tag.MSG_TYPE, "F")
         for tag, value in (
-            (11, cl),
-            (41, orig),
-            (55, symbol),
-            (54, "1"),
-            (38, str(qty)),
-            (60, utc(time.time_ns())),
+            (Tag.CL_ORD_ID, cl),
+            (Tag.ORIG_CL_ORD_ID, orig),
+            (Tag.SYMBOL, symbol),
+            (Tag.SIDE, "1"),
+            (Tag.ORDER_QTY, str(qty)),
+            (Tag.TRANSACT_TIME, utc(time.time_ns())),
         ):
             m.setField(tag, value)
         self.send(m, cl)
 
     def replace(self, cl: str, orig: str, symbol: str, qty: int) -> None:
         m = fix.Message()
-        m.getHeader().setField(35, "G")
-        for tag, value in ((11, cl), (41, orig), (55, symbol), (54, "1"), (38, str(qty)), (40, "1"),
-                           (60, utc(time.time_ns()))):  # fmt: skip
+        m.getHeader().setField(Tag.MSG_TYPE, "G")
+        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.ORIG_CL_ORD_ID, orig), (Tag.SYMBOL, symbol),
+                           (Tag.SIDE, "1"), (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, "1"),
+                           (Tag.TRANSACT_TIME, utc(time.time_ns()))):  # fmt: skip
             m.setField(tag, value)
         self.send(m, cl)
 
     def status(self, cl: str, symbol: str) -> None:
         m = fix.Message()
-        m.getHeader().setField(35, "H")
-        for tag, value in ((11, cl), (55, symbol), (54, "1")):
+        m.getHeader().setField(Tag.MSG_TYPE, "H")
+        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, "1")):
             m.setField(tag, value)
         self.send(m, f"status-{cl}")
 
@@ -169,4 +172,8 @@ class FixClient(fix.Application):  # type: ignore[misc]
 
     def reports(self, cl_prefix: str = "") -> list[dict[int, str]]:
         with self._lock:
-            return [f for f in self.received if f.get(35) == "8" and f.get(11, "").startswith(cl_prefix)]
+            return [
+                f
+                for f in self.received
+                if f.get(Tag.MSG_TYPE) == "8" and f.get(Tag.CL_ORD_ID, "").startswith(cl_prefix)
+            ]

@@ -198,7 +198,7 @@ class Dashboard:
         self._ticks: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
         self.pushes = 0
-        self._page = resources.files("paceline").joinpath("dashboard.html").read_text()
+        self._page = resources.files("dashboard").joinpath("page.html").read_text()
 
     @property
     def port(self) -> int:

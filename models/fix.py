@@ -1,0 +1,125 @@
+"""The FIX 4.4 dialect Paceline speaks, one definition for the endpoint, the broker route, the client
+library and the tests: tag numbers by name, our custom tags and strategy codes, value mappings, the data
+dictionary (QuickFIX's FIX 4.4 with those additions) and FIX timestamps."""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models.common import OrdType, Side, Strategy, TimeInForce
+from models.orders import ExecType, OrdStatus
+
+
+class Tag:
+    """Tag numbers (FIX 4.4), by the standard's field names."""
+
+    AVG_PX = 6
+    BEGIN_SEQ_NO = 7
+    CL_ORD_ID = 11
+    CUM_QTY = 14
+    END_SEQ_NO = 16
+    EXEC_ID = 17
+    LAST_PX = 31
+    LAST_QTY = 32
+    MSG_SEQ_NUM = 34
+    MSG_TYPE = 35
+    ORDER_ID = 37
+    ORDER_QTY = 38
+    ORD_STATUS = 39
+    ORD_TYPE = 40
+    ORIG_CL_ORD_ID = 41
+    POSS_DUP_FLAG = 43
+    PRICE = 44
+    REF_SEQ_NUM = 45
+    SENDER_COMP_ID = 49
+    SENDING_TIME = 52
+    SIDE = 54
+    SYMBOL = 55
+    TARGET_COMP_ID = 56
+    TEXT = 58
+    TIME_IN_FORCE = 59
+    TRANSACT_TIME = 60
+    POSS_RESEND = 97
+    ENCRYPT_METHOD = 98
+    CXL_REJ_REASON = 102
+    ORD_REJ_REASON = 103
+    HEART_BT_INT = 108
+    ORIG_SENDING_TIME = 122
+    EXPIRE_TIME = 126
+    RESET_SEQ_NUM_FLAG = 141
+    EXEC_TYPE = 150
+    LEAVES_QTY = 151
+    EFFECTIVE_TIME = 168
+    REF_TAG_ID = 371
+    REF_MSG_TYPE = 372
+    SESSION_REJECT_REASON = 373
+    BUSINESS_REJECT_REASON = 380
+    CXL_REJ_RESPONSE_TO = 434
+    USERNAME = 553
+    PASSWORD = 554
+    TARGET_STRATEGY = 847
+    PARTICIPATION_RATE = 849
+    # Ours (user-defined range): the policy file an RL parent asks for; TCA on the final report.
+    POLICY_NAME = 20001
+    SHORTFALL_BPS = 20002
+    VWAP_SLIPPAGE_BPS = 20003
+
+
+# TargetStrategy 847: FIX's VWAP (1) and participate (2), and ours from 1001.
+STRATEGY_IN = {1: Strategy.VWAP, 2: Strategy.POV, 1001: Strategy.TWAP, 1002: Strategy.IS, 1003: Strategy.RL}
+STRATEGY_OUT = {v: k for k, v in STRATEGY_IN.items()}
+SIDE_IN = {"1": Side.BUY, "2": Side.SELL}
+SIDE_OUT = {v: k for k, v in SIDE_IN.items()}
+ORD_TYPE_IN = {"1": OrdType.MARKET, "2": OrdType.LIMIT}
+ORD_TYPE_OUT = {v: k for k, v in ORD_TYPE_IN.items()}
+TIF_IN = {"0": TimeInForce.DAY, "3": TimeInForce.IOC, "6": TimeInForce.GTD}
+EXEC_TYPE_OUT = {
+    ExecType.NEW: "0", ExecType.DONE_FOR_DAY: "3", ExecType.CANCELED: "4", ExecType.REPLACED: "5",
+    ExecType.REJECTED: "8", ExecType.EXPIRED: "C", ExecType.TRADE: "F", ExecType.ORDER_STATUS: "I",
+}  # fmt: skip
+ORD_STATUS_OUT = {
+    OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2", OrdStatus.DONE_FOR_DAY: "3",
+    OrdStatus.CANCELED: "4", OrdStatus.REJECTED: "8", OrdStatus.EXPIRED: "C",
+}  # fmt: skip
+
+
+def dictionary(state_dir: Path) -> Path:
+    """FIX 4.4's dictionary as installed with QuickFIX, with our strategies and custom tags added."""
+    src = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+    tree = ET.parse(src)
+    root = tree.getroot()
+    fields = root.find("fields")
+    assert fields is not None
+    for f in fields.findall("field"):
+        if f.get("number") == str(Tag.TARGET_STRATEGY):
+            for enum, desc in ((1001, "TWAP"), (1002, "IMPLEMENTATION_SHORTFALL"), (1003, "RL")):
+                ET.SubElement(f, "value", enum=str(enum), description=desc)
+    for number, name, typ in ((Tag.POLICY_NAME, "PolicyName", "STRING"),
+                              (Tag.SHORTFALL_BPS, "ShortfallBps", "FLOAT"),
+                              (Tag.VWAP_SLIPPAGE_BPS, "VwapSlippageBps", "FLOAT")):  # fmt: skip
+        ET.SubElement(fields, "field", number=str(number), name=name, type=typ)
+    extra = {"NewOrderSingle": ["PolicyName"], "OrderCancelReplaceRequest": ["PolicyName"],
+             "ExecutionReport": ["ShortfallBps", "VwapSlippageBps"]}  # fmt: skip
+    messages = root.find("messages")
+    assert messages is not None
+    for m in messages.findall("message"):
+        for name in extra.get(m.get("name") or "", []):
+            ET.SubElement(m, "field", name=name, required="N")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    out = state_dir / "FIX44-paceline.xml"
+    tree.write(out, encoding="utf-8", xml_declaration=True)
+    return out
+
+
+def utc(ts_ns: int) -> str:
+    """A FIX UTCTimestamp (milliseconds) of ``ts_ns``."""
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+
+
+def parse_utc(value: str) -> int:
+    """A FIX UTCTimestamp (with or without fractions) in ns since the epoch."""
+    fmt = "%Y%m%d-%H:%M:%S.%f" if "." in value else "%Y%m%d-%H:%M:%S"
+    return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp() * 1_000_000) * 1_000
