@@ -62,7 +62,7 @@ class Delivery(Generic[M]):
     """One decoded message with the broker metadata a handler may need."""
 
     message: M
-    message_id: pulsar.MessageId
+    message_id: Any  # the transport's id (pulsar.MessageId), handed back to ack / nack / seek
     topic: str
     key: str | None
     publish_time_ms: int
@@ -279,7 +279,7 @@ class Consumer(Generic[M]):
     def nack(self, delivery: Delivery[M]) -> None:
         self._raw.negative_acknowledge(delivery.message_id)
 
-    def seek(self, position: int | pulsar.MessageId) -> None:
+    def seek(self, position: Any) -> None:
         """Seek to a publish time in ms since the epoch, or to a message id."""
         self._skip_before_ns = None
         self._raw.seek(position)
@@ -309,14 +309,19 @@ class Consumer(Generic[M]):
 
 
 class Bus:
-    """One Pulsar client per process, and the typed producers and consumers made from it."""
+    """One Pulsar client per process, and the typed producers and consumers made from it. ``memory()``:
+    the same on an in-process broker (``runtime.membus``), for tests of the service shells."""
 
     def __init__(
         self, service_url: str, *, operation_timeout_s: int = 30, io_threads: int = 1, quiet: bool = False,
-        token: str | None = None,
+        token: str | None = None, client: Any = None,
     ) -> None:  # fmt: skip
-        """``token``: the role's token (default: this process's, ``runtime.auth.token_from_env``)."""
+        """``token``: the role's token (default: this process's, ``runtime.auth.token_from_env``).
+        ``client``: a client of another transport with ``pulsar.Client``'s surface (``runtime.membus``)."""
         self.service_url = service_url
+        if client is not None:
+            self._client = client
+            return
         token = token or auth.token_from_env()
         try:
             self._client = pulsar.Client(
@@ -523,6 +528,13 @@ class Bus:
         holder.append(consumer)
         ready.set()
         return consumer
+
+    @classmethod
+    def memory(cls, broker: Any) -> Bus:
+        """A bus on ``broker`` (a ``runtime.membus.MemoryBroker``): each call is another client of it."""
+        from runtime.membus import MemoryClient
+
+        return cls("memory://", client=MemoryClient(broker))
 
     def close(self) -> None:
         self._client.close()

@@ -83,34 +83,6 @@ def _check_reports(bus: Bus, pid: str) -> list:
     return reps
 
 
-def test_job_assigned_worked_and_completed(bus: Bus, venue: EndpointService) -> None:
-    tag = uuid.uuid4().hex[:6]
-    symbol = f"H{tag.upper()}"
-    start, ticks = session_ticks(symbol, 4)
-    hc = HealthChecker(bus, f"hc-{tag}", Config(heartbeat_timeout_s=3))
-    hc.start()
-    w = WorkerService(bus, f"w-{tag}", None, heartbeat_s=0.2)
-    w.start()
-    try:
-        assert hc.is_leader.wait(60), "the health-checker never took the lease"
-        wait_for(lambda: hc.coordinator is not None and w.worker_id in hc.coordinator.pool.workers, 20,
-                 "the worker in the pool")  # fmt: skip
-        p = parent_order(tag, symbol, QTY, start, 4)
-        submit(bus, p)
-        wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
-        feed = Feed(bus, f"h{tag}", ticks, speed=25).start()
-        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 60, "the parent filled")
-        feed.stop()
-        sg = hc.coordinator.orch.sagas[p.parent_id] if hc.coordinator else None
-        assert sg is not None and sg.terminal and sg.status == "filled"
-        job = venue.venue.jobs[f"J{p.parent_id}"]
-        assert job.filled == QTY and job.closed
-        _check_reports(bus, p.parent_id)
-    finally:
-        w.stop()
-        hc.stop()
-
-
 def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
     bus: Bus, venue: EndpointService, pulsar: broker.BrokerConfig
 ) -> None:

@@ -1,17 +1,13 @@
-"""The bus against a real Apache Pulsar standalone."""
+"""The bus contract, on both transports (the in-memory broker and a real Apache Pulsar standalone)."""
 
 from __future__ import annotations
 
 import pulsar
-import pytest
 
 from models import ParentOrder, Tick, encode, topics
-from paceline import broker
 from runtime import metrics
 from runtime.bus import Bus, Profile, stream_of
 from tests.factories import parent, tick
-
-pytestmark = pytest.mark.broker
 
 
 def _drain(consumer, n: int, timeout_ms: int = 10_000):  # type: ignore[no-untyped-def]
@@ -57,9 +53,7 @@ def test_order_is_kept_per_symbol(bus: Bus, unique: str) -> None:
         assert all(d == s for d in {s})
 
 
-def test_resend_with_same_producer_and_sequence_is_stored_once(
-    bus: Bus, pulsar: broker.BrokerConfig, unique: str
-) -> None:
+def test_resend_with_same_producer_and_sequence_is_stored_once(bus: Bus, unique: str) -> None:
     symbol = f"D{unique[:6].upper()}"
     topic = topics.ticks(symbol)
     name = f"dedup-{unique}"

@@ -1,17 +1,13 @@
-"""The Receiver against the real broker."""
+"""The Receiver on the bus (both transports)."""
 
 from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from models import Tick, topics
 from receiver.service import Receiver
 from receiver.sources import Malformed, synthetic
 from runtime.bus import Bus
-
-pytestmark = pytest.mark.broker
 
 SHORT = 9 * 3600 + 31 * 60  # one minute of session
 

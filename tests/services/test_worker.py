@@ -1,4 +1,4 @@
-"""The Worker service against the real broker: ticks in, child orders out, fills back, job complete."""
+"""The Worker service on the bus (both transports): ticks in, child orders out, fills back, job complete."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from runtime.bus import Bus, Delivery
 from tests.factories import fill_for
 from worker.service import WorkerService
 
-pytestmark = pytest.mark.broker
 S = 1_000_000_000
 
 
