@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from market.costs import shortfall_bps
+from market.tca import Tca
 from models import (
     ExecutionReport,
     Fill,
@@ -35,7 +35,6 @@ from models import (
     KillState,
     Message,
     RiskControl,
-    Side,
     Tick,
     WorkerHeartbeat,
     topics,
@@ -65,7 +64,6 @@ class ParentView:
     status: str = "PENDING_NEW"
     cum_qty: int = 0
     avg_px: float = 0.0
-    arrival_mid: float | None = None
     is_bps: float | None = None  # the final report's figure once it is closed
     fills: int = 0
     updated: float = field(default_factory=time.time)
@@ -91,12 +89,14 @@ class State:
         self.recent_fills: deque[dict[str, Any]] = deque(maxlen=15)
         self.broker: dict[str, Any] = {"ok": None, "rtt_ms": None}
         self.version = 0  # bumped on every change: the pusher sends only when it moved
+        self.tca = Tca()  # arrival mids and running shortfall, by the endpoint's rule
 
     def on_message(self, m: Message) -> None:
         with self.lock:
             self.version += 1
             if isinstance(m, Tick):
                 self.market[m.symbol] = {"mid": (m.bid_px + m.ask_px) / 2, "t": m.ts_event}
+                self.tca.on_tick(m)
             elif isinstance(m, JobRequest):
                 p = m.parent
                 if p.parent_id not in self.parents:
@@ -104,6 +104,7 @@ class State:
                         p.parent_id, p.cl_ord_id, p.client_id, p.symbol, p.side.value, p.quantity,
                         p.strategy.value, p.start_ns, p.end_ns,
                     )  # fmt: skip
+                    self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
                     self._trim()
             elif isinstance(m, ExecutionReport):
                 self._report(m)
@@ -126,9 +127,8 @@ class State:
         if pv is None:  # a report of a parent this page did not see arrive: shown from here on
             pv = self.parents[r.parent_id] = ParentView(r.parent_id, r.cl_ord_id, r.client_id, r.symbol,
                                                         r.side.value, r.order_qty, "?", 0, 0)  # fmt: skip
+            self.tca.track(r.parent_id, r.symbol, r.side, 0)  # started already: its arrival is the mid now
             self._trim()
-        if pv.arrival_mid is None and (mk := self.market.get(r.symbol)) is not None:
-            pv.arrival_mid = mk["mid"]
         pv.status = r.ord_status.value
         pv.cum_qty = max(pv.cum_qty, r.cum_qty)
         pv.qty = r.order_qty
@@ -136,6 +136,8 @@ class State:
             pv.avg_px = r.avg_px
         if r.is_bps is not None:
             pv.is_bps = r.is_bps
+        if r.ord_status.terminal:
+            self.tca.drop(r.parent_id)
         pv.updated = time.time()
 
     def _trim(self) -> None:
@@ -143,6 +145,7 @@ class State:
             done = sorted((p for p in self.parents.values() if not p.live), key=lambda p: p.updated)
             for p in done[: len(self.parents) - self.max_parents]:
                 del self.parents[p.parent_id]
+                self.tca.drop(p.parent_id)
 
     def symbols(self) -> set[str]:
         with self.lock:
@@ -157,13 +160,11 @@ class State:
                 t = mk["t"] if mk else 0
                 span = p.end_ns - p.start_ns
                 sched = min(1.0, max(0.0, (t - p.start_ns) / span)) if span > 0 and t else None
+                # Closed: the final report's figure; while it works, the same rule as the endpoint's TCA
+                # (the arrival mid of ``market.tca``) with the rest marked at the mid now.
                 running = p.is_bps
-                if running is None and p.arrival_mid and p.qty:
-                    # While it works: the shortfall so far with the rest marked at the mid now.
-                    running = shortfall_bps(
-                        Side(p.side), p.arrival_mid, quantity=p.qty, filled=p.cum_qty,
-                        notional=p.avg_px * p.cum_qty, end_mid=mk["mid"] if mk else None,
-                    )  # fmt: skip
+                if running is None:
+                    running = self.tca.running(p.parent_id, p.avg_px, p.cum_qty, p.qty)
                 parents.append({
                     "parent_id": p.parent_id, "cl_ord_id": p.cl_ord_id, "client_id": p.client_id,
                     "symbol": p.symbol, "side": p.side, "qty": p.qty, "strategy": p.strategy,

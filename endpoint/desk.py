@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from endpoint.risk import Refusal, RiskGate
-from endpoint.tca import Tca
 from market.session import session_close_ns
+from market.tca import Tca
 from models import (
     AmendRequest,
     CancelRequest,

@@ -26,7 +26,7 @@ from endpoint.desk import OrderDesk
 from endpoint.fix_gateway import FixGateway, sent_exec_ids
 from endpoint.native import NativeServer
 from endpoint.risk import RiskGate
-from endpoint.tca import Tca
+from market.tca import Tca
 from market.venue import Venue
 from models import (
     AckStatus,

@@ -1,4 +1,5 @@
-"""Transaction-cost analysis for the client, from the ticks the endpoint follows.
+"""Transaction-cost analysis from the ticks a service follows: the endpoint's for the client's final report,
+the live page's for the running figure, by one rule.
 
 Per symbol: the mid and the running sums of the market's trade prints. Per parent: the arrival mid (the
 mid at the first tick at or after its start) and the market's notional and volume at that point; when the
@@ -81,6 +82,20 @@ class Tca:
         m = self.markets.get(symbol)
         if m is not None and m.ts >= start_ns:  # already started: the mid now is its arrival
             p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
+
+    def running(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> float | None:
+        """The shortfall so far (bps), what is not filled marked at the mid now; None where unknown."""
+        with self._lock:
+            p = self.parents.get(parent_id)
+            if p is None or p.arrival is None or quantity <= 0:
+                return None
+            mid = self.markets[p.symbol].mid
+        return shortfall_bps(p.side, p.arrival, quantity=quantity, filled=filled, notional=avg_px * filled,
+                             end_mid=mid)  # fmt: skip
+
+    def drop(self, parent_id: str) -> None:
+        with self._lock:
+            self.parents.pop(parent_id, None)
 
     def finish(
         self, parent_id: str, avg_px: float, filled: int, quantity: int

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from endpoint.tca import Tca
 from market.costs import shortfall_bps
+from market.tca import Tca
 from models import Side
 from tests.factories import T0, tick
 
