@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from endpoint.config import EndpointConfig
+from endpoint.service import EndpointService
 from paceline import broker
 from paceline.stack import start_scratch_broker
 from runtime import auth
@@ -43,6 +45,19 @@ def bus(pulsar: broker.BrokerConfig) -> Iterator[Bus]:
     b = Bus(pulsar.service_url)
     yield b
     b.close()
+
+
+@pytest.fixture
+def venue(bus: Bus, tmp_path: Path) -> Iterator[EndpointService]:
+    """The endpoint's venue router only (no FIX, no native): tests send JobRequests straight to the
+    health-checker and the venue executes the workers' child orders."""
+    cfg = EndpointConfig(
+        name=f"ep-{uuid.uuid4().hex[:6]}", symbols=(), fix_port=0, native_port=0, state_dir=tmp_path
+    )
+    ep = EndpointService(bus, cfg)
+    ep.start()
+    yield ep
+    ep.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,18 @@ from collections.abc import Callable
 
 from market.session import SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSim, SymbolSpec
-from models import ExecutionReport, JobRequest, ParentOrder, SagaEvent, Side, Strategy, Tick, topics
+from models import (
+    ExecType,
+    ExecutionReport,
+    JobRequest,
+    OrdStatus,
+    ParentOrder,
+    SagaEvent,
+    Side,
+    Strategy,
+    Tick,
+    topics,
+)
 from paceline import broker
 from paceline.stack import Proc, until
 from runtime.bus import Bus
@@ -70,3 +81,25 @@ class Service(Proc):
             admin_url=pulsar.admin_url,
             auth_dir=pulsar.auth_dir if pulsar.auth else None,
         )  # under the command's role
+
+
+def filled_qty(bus: Bus, pid: str) -> int:
+    """CumQty of the parent's latest report (0 before any)."""
+    reps = reports_of(bus, pid)
+    return reps[-1].cum_qty if reps else 0
+
+
+def check_reports(bus: Bus, pid: str, qty: int) -> list[ExecutionReport]:
+    """Its reports: each once, CumQty monotone, New first, Filled last at ``qty``, a TRADE per fill."""
+    reps = reports_of(bus, pid)
+    ids = [r.report_id for r in reps]
+    assert len(ids) == len(set(ids)), "a report was published twice"
+    cum = 0
+    for r in reps:
+        assert r.cum_qty >= cum
+        cum = r.cum_qty
+    assert reps[0].exec_type is ExecType.NEW
+    assert reps[-1].ord_status is OrdStatus.FILLED and reps[-1].cum_qty == qty
+    trades = [r for r in reps if r.exec_type is ExecType.TRADE]
+    assert sum(r.last_qty for r in trades) == qty  # every fill reported once
+    return reps

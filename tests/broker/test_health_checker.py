@@ -13,11 +13,9 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
@@ -26,9 +24,7 @@ from models import (
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
-    ExecType,
     Message,
-    OrdStatus,
     ParentOrder,
     Side,
     topics,
@@ -38,8 +34,9 @@ from paceline.stack import Feed
 from runtime.bus import Bus
 from tests.broker.pipeline import (
     Service,
+    check_reports,
+    filled_qty,
     parent_order,
-    reports_of,
     saga_events,
     session_ticks,
     submit,
@@ -49,38 +46,6 @@ from worker.service import WorkerService
 
 pytestmark = pytest.mark.broker
 QTY = 4_000
-
-
-@pytest.fixture
-def venue(bus: Bus, tmp_path: Path) -> Iterator[EndpointService]:
-    # The venue router only (no FIX): these tests send JobRequests straight to the health-checker.
-    cfg = EndpointConfig(
-        name=f"ep-{uuid.uuid4().hex[:6]}", symbols=(), fix_port=0, native_port=0, state_dir=tmp_path
-    )
-    ep = EndpointService(bus, cfg)
-    ep.start()
-    yield ep
-    ep.stop()
-
-
-def _filled(bus: Bus, pid: str) -> int:
-    reps = reports_of(bus, pid)
-    return reps[-1].cum_qty if reps else 0
-
-
-def _check_reports(bus: Bus, pid: str) -> list:
-    reps = reports_of(bus, pid)
-    ids = [r.report_id for r in reps]
-    assert len(ids) == len(set(ids)), "a report was published twice"
-    cum = 0
-    for r in reps:
-        assert r.cum_qty >= cum
-        cum = r.cum_qty
-    assert reps[0].exec_type is ExecType.NEW
-    assert reps[-1].ord_status is OrdStatus.FILLED and reps[-1].cum_qty == QTY
-    trades = [r for r in reps if r.exec_type is ExecType.TRADE]
-    assert sum(r.last_qty for r in trades) == QTY  # every fill reported once
-    return reps
 
 
 def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
@@ -109,7 +74,7 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         first_id, second_id = (f"a-{tag}", f"b-{tag}") if first is wa else (f"b-{tag}", f"a-{tag}")
         time.sleep(1.0)  # its subscriptions are in place
         feed = Feed(bus, f"k{tag}", ticks, speed=20).start()
-        wait_for(lambda: _filled(bus, p.parent_id) >= 600, 60, "some fills")
+        wait_for(lambda: filled_qty(bus, p.parent_id) >= 600, 60, "some fills")
         first.kill()
         killed = time.monotonic()
         wait_for(
@@ -138,7 +103,7 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         execs.unsubscribe()
         assert refusal is not None and refusal.status is AckStatus.REJECTED
         assert "stale_epoch" in (refusal.reason or "")
-        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled by the other worker")
+        wait_for(lambda: filled_qty(bus, p.parent_id) == QTY, 90, "the parent filled by the other worker")
         feed.stop()
         # Every open child order of epoch 1 was cancelled before epoch 2 began.
         job = venue.venue.jobs[job_id]
@@ -161,7 +126,7 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         took_ms = round(taken_over * 1000)
         print(f"\nworker-kill: detection {detection_ms} ms (timeout 2000), "
               f"fence+reassign {recovery_ms:.1f} ms, kill -> the other one working {took_ms} ms")  # fmt: skip
-        _check_reports(bus, p.parent_id)
+        check_reports(bus, p.parent_id, QTY)
     finally:
         wa.stop()
         wb.stop()
@@ -198,7 +163,7 @@ def _leader_and_standby_mid_job(bus: Bus, pulsar: broker.BrokerConfig, letter: s
         submit(bus, p)
         wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
         feed = Feed(bus, f"{letter.lower()}{tag}", ticks, speed=20).start()
-        wait_for(lambda: _filled(bus, p.parent_id) >= 800, 60, "some fills")
+        wait_for(lambda: filled_qty(bus, p.parent_id) >= 800, 60, "some fills")
         yield LeaderRun(w, hc_a, hc_b, p, feed)
     finally:
         if feed is not None:
@@ -219,9 +184,9 @@ def test_orchestrator_killed_mid_job_the_standby_continues_without_loss_or_repea
         wait_for(lambda: hc_b.saw("leading") is not None, 30, "b taking over")
         takeover = time.monotonic() - killed
         leading = hc_b.saw("leading") or {}
-        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
+        wait_for(lambda: filled_qty(bus, p.parent_id) == QTY, 90, "the parent filled")
         run.feed.stop()
-        reps = _check_reports(bus, p.parent_id)
+        reps = check_reports(bus, p.parent_id, QTY)
         events = saga_events(bus, p.parent_id)
         assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
         assert len({e.event_id for e in events}) == len(events)
@@ -250,9 +215,9 @@ def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
         assert hc_b.saw("the leader is silent: taking the lease by fencing it out") is not None
         hc_a.signal(signal.SIGCONT)
         wait_for(lambda: hc_a.saw("stepping down") is not None, 30, "the resumed leader stepping down")
-        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 90, "the parent filled")
+        wait_for(lambda: filled_qty(bus, p.parent_id) == QTY, 90, "the parent filled")
         run.feed.stop()
-        _check_reports(bus, p.parent_id)
+        check_reports(bus, p.parent_id, QTY)
         events = saga_events(bus, p.parent_id)
         assert [e.seq for e in events] == list(range(len(events))), "the saga log lost or repeated an event"
         assert events[-1].name == "saga.completed"

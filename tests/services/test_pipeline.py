@@ -5,54 +5,16 @@ A TWAP parent sent as a JobRequest is assigned, worked, filled and reported once
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
-from models import ExecType, OrdStatus
 from paceline.stack import Feed
 from runtime.bus import Bus
-from tests.broker.pipeline import parent_order, reports_of, session_ticks, submit, wait_for
+from tests.broker.pipeline import check_reports, filled_qty, parent_order, session_ticks, submit, wait_for
 from worker.service import WorkerService
 
 QTY = 4_000
-
-
-@pytest.fixture
-def venue(bus: Bus, tmp_path: Path) -> Iterator[EndpointService]:
-    # The venue router only (no FIX): these tests send JobRequests straight to the health-checker.
-    cfg = EndpointConfig(
-        name=f"ep-{uuid.uuid4().hex[:6]}", symbols=(), fix_port=0, native_port=0, state_dir=tmp_path
-    )
-    ep = EndpointService(bus, cfg)
-    ep.start()
-    yield ep
-    ep.stop()
-
-
-def _filled(bus: Bus, pid: str) -> int:
-    reps = reports_of(bus, pid)
-    return reps[-1].cum_qty if reps else 0
-
-
-def _check_reports(bus: Bus, pid: str) -> list:
-    reps = reports_of(bus, pid)
-    ids = [r.report_id for r in reps]
-    assert len(ids) == len(set(ids)), "a report was published twice"
-    cum = 0
-    for r in reps:
-        assert r.cum_qty >= cum
-        cum = r.cum_qty
-    assert reps[0].exec_type is ExecType.NEW
-    assert reps[-1].ord_status is OrdStatus.FILLED and reps[-1].cum_qty == QTY
-    trades = [r for r in reps if r.exec_type is ExecType.TRADE]
-    assert sum(r.last_qty for r in trades) == QTY  # every fill reported once
-    return reps
 
 
 def test_job_assigned_worked_and_completed(bus: Bus, venue: EndpointService) -> None:
@@ -71,13 +33,13 @@ def test_job_assigned_worked_and_completed(bus: Bus, venue: EndpointService) -> 
         submit(bus, p)
         wait_for(lambda: bool(w.engine.jobs), 20, "the assignment")
         feed = Feed(bus, f"h{tag}", ticks, speed=25).start()
-        wait_for(lambda: _filled(bus, p.parent_id) == QTY, 60, "the parent filled")
+        wait_for(lambda: filled_qty(bus, p.parent_id) == QTY, 60, "the parent filled")
         feed.stop()
         sg = hc.coordinator.orch.sagas[p.parent_id] if hc.coordinator else None
         assert sg is not None and sg.terminal and sg.status == "filled"
         job = venue.venue.jobs[f"J{p.parent_id}"]
         assert job.filled == QTY and job.closed
-        _check_reports(bus, p.parent_id)
+        check_reports(bus, p.parent_id, QTY)
     finally:
         w.stop()
         hc.stop()
