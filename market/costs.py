@@ -19,6 +19,13 @@ from models import Side
 BPS = 1e4
 
 
+def arrives(arrival_mid: float | None, start_ns: int, ts_ns: int) -> bool:
+    """The arrival-mid rule, one definition for the worker's features, the client's TCA and the live page:
+    the arrival mid is the mid of the first tick at or after the order's start (True: this tick's), and an
+    order first seen after its start takes the mid prevailing then."""
+    return arrival_mid is None and ts_ns >= start_ns
+
+
 def shortfall_bps(
     side: Side, arrival_mid: float, *, quantity: int, filled: int, notional: float, end_mid: float | None
 ) -> float:

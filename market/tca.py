@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-from market.costs import shortfall_bps, vwap_slippage_bps
+from market.costs import arrives, shortfall_bps, vwap_slippage_bps
 from models import Side, Tick
 
 
@@ -68,7 +68,7 @@ class Tca:
             m.notional += t.trade_px * t.trade_sz
             m.volume += t.trade_sz
         for p in self.parents.values():
-            if p.arrival is None and p.symbol == t.symbol and t.ts_event >= p.start_ns:
+            if p.symbol == t.symbol and arrives(p.arrival, p.start_ns, t.ts_event):
                 p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
 
     def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
@@ -80,7 +80,7 @@ class Tca:
             return
         p = self.parents[parent_id] = _Parent(symbol, side, start_ns)
         m = self.markets.get(symbol)
-        if m is not None and m.ts >= start_ns:  # already started: the mid now is its arrival
+        if m is not None and arrives(None, start_ns, m.ts):  # already started: the mid now is its arrival
             p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
 
     def running(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> float | None:

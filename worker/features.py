@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from itertools import pairwise
 
+from market.costs import arrives
 from models import Side, Tick
 from worker.policy import Observation
 
@@ -51,12 +52,11 @@ class Features:
         if tick.ts_event >= self._next_sample:
             self._mids.append(tick.mid)
             self._next_sample = tick.ts_event + _SAMPLE_NS
-        if tick.ts_event >= self.start_ns:
-            if self.arrival_mid is None:
-                self.arrival_mid = tick.mid
-            if tick.trade_sz and tick.trade_px is not None:
-                self.market_volume += tick.trade_sz
-                self.trade_notional += tick.trade_sz * tick.trade_px
+        if arrives(self.arrival_mid, self.start_ns, tick.ts_event):
+            self.arrival_mid = tick.mid
+        if tick.ts_event >= self.start_ns and tick.trade_sz and tick.trade_px is not None:
+            self.market_volume += tick.trade_sz
+            self.trade_notional += tick.trade_sz * tick.trade_px
         self.last = tick
 
     def add_own_fill(self, qty: int, px: float) -> None:
