@@ -61,6 +61,12 @@ TICK_TO_CHILD = Histogram(
     "paceline_endpoint_tick_to_child_seconds", "Tick published -> child order received at the endpoint",
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
+# The same path by stage (one machine's clock): tick published -> worker received it -> decided (the child
+# order built) -> endpoint received it -> the venue took it.
+STAGE = Histogram(
+    "paceline_endpoint_stage_seconds", "Tick -> child order, by stage", ["stage"], buckets=LATENCY_BUCKETS
+)
+STAGES = ("tick_to_worker", "worker_decide", "worker_to_endpoint", "venue")
 
 
 class EndpointService:
@@ -224,8 +230,13 @@ class EndpointService:
 
     def _action(self, a: ChildOrderAction) -> None:
         CHILD_ORDERS.labels(a.action.value).inc()
-        if a.tick_ts_init is not None and a.action is ChildAction.NEW:
-            TICK_TO_CHILD.observe(max(0, now_ns() - a.tick_ts_init) / 1e9)
+        received = now_ns()
+        traced = a.action is ChildAction.NEW and a.tick_ts_init is not None
+        if traced and a.tick_ts_init is not None:
+            TICK_TO_CHILD.observe(max(0, received - a.tick_ts_init) / 1e9)
+            for stage, seconds in zip(STAGES[:3], a.stage_seconds(received), strict=True):
+                if seconds is not None:
+                    STAGE.labels(stage).observe(seconds)
         job = self.venue.jobs.get(a.job_id)
         if a.action is not ChildAction.CANCEL and job is not None and job.client_id is not None:
             refusal = self.risk.check_child(job.client_id, a, self.tca.mid(a.symbol))
@@ -238,6 +249,8 @@ class EndpointService:
                 return
         with self._venue_lock:
             self._publish(self.venue.action(a))
+        if traced:
+            STAGE.labels("venue").observe(max(0, now_ns() - received) / 1e9)
 
     def _on_tick(self, d: Delivery[Tick]) -> None:
         self.tca.on_tick(d.message)

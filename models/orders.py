@@ -90,6 +90,17 @@ class ChildOrderAction(Message):
     ts_init: TimestampNs
     tick_seq: int | None = Field(default=None, ge=0)  # that tick's venue sequence, for latency tracing
     tick_ts_init: TimestampNs | None = None  # when that tick was published: tick-to-order latency downstream
+    tick_recv_ns: TimestampNs | None = None  # when the worker received that tick (``ts_init``: decided)
+
+    def stage_seconds(self, received_ns: int) -> tuple[float | None, float | None, float | None]:
+        """Where the time went from the tick to whoever received this order at ``received_ns`` (same
+        machine's clock): tick published -> worker received it, -> decided, -> received here."""
+        recv, tick = self.tick_recv_ns, self.tick_ts_init
+        return (
+            None if recv is None or tick is None else max(0, recv - tick) / 1e9,
+            None if recv is None else max(0, self.ts_init - recv) / 1e9,
+            max(0, received_ns - self.ts_init) / 1e9,
+        )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -104,6 +104,7 @@ class Engine:
         self.jobs: dict[str, Job] = {}
         self.by_symbol: dict[str, set[str]] = defaultdict(set)
         self.awaiting: dict[str, Tick] = {}  # agent jobs due, by job id, with the tick they are due on
+        self._received_ns: int | None = None  # the tick being decided on: when it reached the process
 
     # --- assignments ----------------------------------------------------------------------------------
     def resolve_policy(self, a: JobAssignment) -> Policy | LoadedPolicy:
@@ -160,7 +161,9 @@ class Engine:
             self.by_symbol[job.assignment.parent.symbol].discard(job_id)
 
     # --- market data and decisions --------------------------------------------------------------------
-    def on_tick(self, tick: Tick) -> list[ChildOrderAction]:
+    def on_tick(self, tick: Tick, *, received_ns: int | None = None) -> list[ChildOrderAction]:
+        """``received_ns``: when the tick reached this process (stamped on the child orders it causes)."""
+        self._received_ns = received_ns
         due: list[Job] = []
         out: list[ChildOrderAction] = []
         for job_id in list(self.by_symbol.get(tick.symbol, ())):
@@ -303,6 +306,7 @@ class Engine:
             ts_init=now_ns(),
             tick_seq=tick.seq,
             tick_ts_init=tick.ts_init,
+            tick_recv_ns=self._received_ns,
         )
 
     # --- executions -----------------------------------------------------------------------------------

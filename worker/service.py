@@ -183,7 +183,7 @@ class WorkerService:
     def _on_tick(self, d: Delivery[Tick]) -> None:
         t0 = now_ns()
         with self._lock:
-            actions = self.engine.on_tick(d.message)
+            actions = self.engine.on_tick(d.message, received_ns=t0)
             for a in actions:
                 io = self._jobs.get(a.job_id)
                 if io is None:

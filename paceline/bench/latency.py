@@ -54,12 +54,19 @@ S = 1_000_000_000
 PING_PER_S = 100
 
 
+# Stages of tick -> child order: the receiver's publish to the worker's listener, the worker's decision (its
+# lock, the features, the policy, the child order built), the worker's send to this process's listener.
+STAGES = ("tick_to_worker", "worker_decide", "worker_to_consumer")
+
+
 @dataclass
 class ModeResult:
     mode: str
     rate: float = 0.0  # ticks/s achieved
     ticks: int = 0
     pipeline_ms: list[float] = field(default_factory=list)
+    # The same path by stage, from the order's stamps (``ChildOrderAction.stage_seconds``).
+    stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     floor_ms: list[float] = field(default_factory=list)  # bare round trip = two hops
     page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it
     page_kb: float = 0.0
@@ -237,6 +244,9 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
             if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
                 res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
+                for stage, sec in zip(STAGES, a.stage_seconds(time.time_ns()), strict=True):
+                    if sec is not None:
+                        res.stages_ms[stage].append(sec * 1e3)
 
         feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
         stack.callback(feed.stop)
@@ -330,7 +340,10 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
     }
     for r in results:
         pipe, floor = r.stats(r.pipeline_ms), r.stats(r.floor_ms)
-        for name, st in (("tick -> child order", pipe), ("floor (bare 2 hops)", floor)):
+        stages = {name: r.stats(xs) for name, xs in r.stages_ms.items()}
+        rows = [("tick -> child order", pipe), *((f"  {n}", st) for n, st in stages.items()),
+                ("floor (bare 2 hops)", floor)]  # fmt: skip
+        for name, st in rows:
             if st:
                 print(f"{r.mode:12s} {name:22s} {st['n']:6.0f} {st['p50']:8.2f} {st['p99']:8.2f} "
                       f"{st['p99.9']:9.2f} {st['max']:8.2f}")  # fmt: skip
@@ -345,6 +358,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
             "page_kb": r.page_kb,
             "ticks_per_s": r.rate,
             "pipeline_ms": pipe,
+            "stages_ms": stages,
             "floor_ms": floor,
             "ratio": ratio,
         }

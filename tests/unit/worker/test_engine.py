@@ -316,3 +316,19 @@ def test_a_limit_order_resting_at_the_price_asked_for_again_keeps_its_place_in_t
     fifth = eng.act("J1", Action(PriceKind.MARKET, 100))
     assert [a.action for a in fifth[:-1]] == [ChildAction.CANCEL] * (len(fifth) - 1)
     assert fifth[-1].ord_type is OrdType.MARKET
+
+
+def test_child_orders_carry_the_stamps_of_their_path() -> None:
+    t0, ticks = _first_tick()
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 2_000, t0, 10))
+    for tick in ticks:
+        received = tick.ts_init + 3_000_000  # the worker got it 3 ms after it was published
+        if out := eng.on_tick(tick, received_ns=received):
+            break
+    a = out[0]
+    assert a.tick_ts_init == tick.ts_init and a.tick_recv_ns == received and a.ts_init >= received
+    to_worker, decide, onward = a.stage_seconds(a.ts_init + 2_000_000)
+    assert to_worker == pytest.approx(0.003) and decide is not None and decide >= 0
+    assert onward == pytest.approx(0.002)
+    assert a.model_copy(update={"tick_recv_ns": None}).stage_seconds(a.ts_init)[:2] == (None, None)
