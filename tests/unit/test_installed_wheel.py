@@ -22,9 +22,13 @@ from paceline import broker
 from paceline.cli import main
 from endpoint.config import DEFAULT_FILE, load
 from runtime.settings import Settings
+from importlib import resources
+from fixclient import FixClient
+page = resources.files("dashboard").joinpath("page.html").read_text()
 print(json.dumps({"paceline": __import__("paceline").__file__, "policy_dir": str(Settings().policy_dir),
                   "endpoint_toml": str(DEFAULT_FILE), "pom": str(broker.DEPLOY / "pom.xml"),
-                  "pulsar": broker.pulsar_version(), "symbols": list(load().symbols)}))
+                  "pulsar": broker.pulsar_version(), "symbols": list(load().symbols),
+                  "page": "<html" in page.lower(), "dashboard": __import__("dashboard").__file__}))
 sys.stdout.flush()
 sys.exit(main(["policy", "list"]))
 """
@@ -41,6 +45,7 @@ def test_the_installed_wheel_finds_its_policies_config_and_maven_project(tmp_pat
     assert "paceline/_shipped/deploy/endpoint/endpoint.toml" in names
     assert any(n.startswith("paceline/_shipped/policies/rl-exec/") for n in names)
     assert not any("/target/" in n for n in names)
+    assert "dashboard/page.html" in names and "fixclient/client.py" in names  # the live page, the client
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
@@ -66,4 +71,5 @@ def test_the_installed_wheel_finds_its_policies_config_and_maven_project(tmp_pat
     for key in ("policy_dir", "endpoint_toml", "pom"):
         assert facts[key].startswith(str(site / "paceline" / "_shipped")), (key, facts[key])
     assert facts["pulsar"] and facts["symbols"]
+    assert facts["page"] and facts["dashboard"].startswith(str(site / "dashboard"))
     assert "rl-exec" in out.stdout
