@@ -5,7 +5,6 @@ connections per client, message size and idle time, each answered with a close c
 from __future__ import annotations
 
 import json
-import socket
 import ssl
 import subprocess
 import threading
@@ -21,16 +20,10 @@ from endpoint.config import Client, EndpointConfig, load
 from endpoint.desk import OrderDesk
 from endpoint.native import REFUSED, NativeServer
 from endpoint.risk import RiskGate
+from paceline.stack import free_port
 from runtime.secrets import hash_token
 
 TOKEN = "native-token-0123456789"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 Serve = Callable[..., NativeServer]
@@ -42,7 +35,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
     def make(**kw: object) -> NativeServer:
         cfg = EndpointConfig(
-            fix_port=0, native_port=_port(), state_dir=tmp_path / "ep", symbols=("AAPL",),
+            fix_port=0, native_port=free_port(), state_dir=tmp_path / "ep", symbols=("AAPL",),
             clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token_hash=hash_token(TOKEN)),),
             **kw,  # type: ignore[arg-type]
         )  # fmt: skip
