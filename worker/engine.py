@@ -2,7 +2,10 @@
 
 - Jobs on the same symbol share its ticks; each job decides every ``decision_s`` seconds of *event* time
   (the ticks' clock, never the wall clock), so a replay at 100x behaves exactly like live.
-- Jobs due at the same tick are decided together: one forward pass per policy file for all of them.
+- A tick costs O(1) in the number of jobs on its symbol: the market's part of the observations is kept
+  once per symbol (``worker.features.Tape``), and jobs wait in a heap by their next decision time, so only
+  the jobs due are touched. Jobs due at the same tick are decided together: one forward pass per policy
+  file for all of them.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -12,6 +15,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +41,12 @@ from models import (
     now_ns,
 )
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
-from worker.features import Features
-from worker.policy import Action, Agent, JobContext, Observation, Policy, PriceKind, scale
+from worker.features import Features, Tape
+from worker.policy import Action, Agent, JobContext, Observation, Policy, PriceKind, scale_batch
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
 TICK = 0.01
+_serials = itertools.count()
 
 
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
@@ -72,6 +78,11 @@ class Job:
     fills_seen: set[str] = field(default_factory=set)
     children: set[str] = field(default_factory=set)  # child ids sent under this assignment
     canceling: set[str] = field(default_factory=set)  # cancels sent at the end of the window
+    serial: int = field(default_factory=lambda: next(_serials))  # tells this job from a later re-take
+
+    @property
+    def next_event_ns(self) -> int:
+        return min(self.next_decision_ns, self.assignment.parent.end_ns)
 
     @property
     def job_id(self) -> str:
@@ -84,6 +95,17 @@ class Job:
     @property
     def open_qty(self) -> int:
         return sum(c.leaves for c in self.open.values())
+
+
+@dataclass
+class _Symbol:
+    """A symbol's tape and its jobs' timetable. Heap entries are ``(ns, job serial, job id)``; an entry whose
+    job was dropped or re-taken since is stale and skipped when it comes up."""
+
+    tape: Tape = field(default_factory=Tape)
+    starts: list[tuple[int, int, str]] = field(default_factory=list)  # jobs not begun, by start
+    events: list[tuple[int, int, str]] = field(default_factory=list)  # by next decision or window end
+    ending: dict[str, None] = field(default_factory=dict)  # past their window until finished, in order
 
 
 class Engine:
@@ -102,7 +124,7 @@ class Engine:
         self.default_rl = default_rl
         self.on_fallback = on_fallback
         self.jobs: dict[str, Job] = {}
-        self.by_symbol: dict[str, set[str]] = defaultdict(set)
+        self._symbols: dict[str, _Symbol] = {}
         self.awaiting: dict[str, Tick] = {}  # agent jobs due, by job id, with the tick they are due on
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
 
@@ -139,10 +161,16 @@ class Engine:
             return True
         p = a.parent
         start = max(p.start_ns, current.features.last.ts_event if current and current.features.last else 0)
+        sym = self._symbols.setdefault(p.symbol, _Symbol())
         job = Job(
             assignment=a,
             features=Features(
-                p.side, a.quantity, start, p.end_ns, curve=volume_curve(day_frac(start), day_frac(p.end_ns))
+                p.side,
+                a.quantity,
+                start,
+                p.end_ns,
+                tape=sym.tape,
+                curve=volume_curve(day_frac(start), day_frac(p.end_ns)),
             ),
             policy=policy if policy is not None else self._policy_for(a),
             context=JobContext(quantity=a.quantity, participation_rate=p.participation_rate),
@@ -151,35 +179,53 @@ class Engine:
         )
         self.drop(a.job_id)
         self.jobs[a.job_id] = job
-        self.by_symbol[p.symbol].add(a.job_id)
+        heapq.heappush(sym.starts, (start, job.serial, a.job_id))
+        heapq.heappush(sym.events, (job.next_event_ns, job.serial, a.job_id))
         return True
 
     def drop(self, job_id: str) -> None:
         job = self.jobs.pop(job_id, None)
         self.awaiting.pop(job_id, None)
         if job is not None:
-            self.by_symbol[job.assignment.parent.symbol].discard(job_id)
+            self._symbols[job.assignment.parent.symbol].ending.pop(job_id, None)
+
+    def _live(self, job_id: str, serial: int) -> Job | None:
+        job = self.jobs.get(job_id)
+        return job if job is not None and job.serial == serial else None
 
     # --- market data and decisions --------------------------------------------------------------------
     def on_tick(self, tick: Tick, *, received_ns: int | None = None) -> list[ChildOrderAction]:
         """``received_ns``: when the tick reached this process (stamped on the child orders it causes)."""
         self._received_ns = received_ns
+        sym = self._symbols.get(tick.symbol)
+        if sym is None:
+            return []
+        ts = tick.ts_event
+        while sym.starts and sym.starts[0][0] <= ts:
+            _, serial, job_id = heapq.heappop(sym.starts)
+            if (job := self._live(job_id, serial)) is not None:
+                job.features.begin(tick)
+        sym.tape.on_tick(tick)
         due: list[Job] = []
-        out: list[ChildOrderAction] = []
-        for job_id in list(self.by_symbol.get(tick.symbol, ())):
-            job = self.jobs[job_id]
-            job.features.on_tick(tick)
-            if job.finished:
+        while sym.events and sym.events[0][0] <= ts:
+            _, serial, job_id = heapq.heappop(sym.events)
+            job = self._live(job_id, serial)
+            if job is None or job.finished:
                 continue
-            if tick.ts_event >= job.assignment.parent.end_ns:
-                self.awaiting.pop(job_id, None)
-                out += self._finish(job, tick)
-                continue
-            if tick.ts_event < job.next_decision_ns:
-                continue
+            if ts >= job.assignment.parent.end_ns:
+                sym.ending[job_id] = None
             else:
                 due.append(job)
+        out: list[ChildOrderAction] = []
+        for job_id in list(sym.ending):
+            job = self.jobs[job_id]
+            self.awaiting.pop(job_id, None)
+            out += self._finish(job, tick)
+            if job.finished:
+                del sym.ending[job_id]
         out += self._decide(due, tick)
+        for job in due:
+            heapq.heappush(sym.events, (job.next_event_ns, job.serial, job.job_id))
         return out
 
     def _decide(self, due: list[Job], tick: Tick) -> list[ChildOrderAction]:
@@ -200,10 +246,11 @@ class Engine:
             pol = jobs[0].policy
             assert isinstance(pol, LoadedPolicy)
             batch = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
-            scores = pol.scores(np.stack([scale(o) for o in batch]))
-            for job, o, row in zip(jobs, batch, scores, strict=True):
-                if np.isfinite(row).all():
-                    action = pol.action_of(int(row.argmax()), job.slice_qty, o, job.context)
+            scores = pol.scores(scale_batch(batch))
+            usable, best = np.isfinite(scores).all(axis=1).tolist(), scores.argmax(axis=1).tolist()
+            for job, o, ok, index in zip(jobs, batch, usable, best, strict=True):
+                if ok:
+                    action = pol.action_of(index, job.slice_qty, o, job.context)
                 else:
                     pol.fallbacks += 1
                     if self.on_fallback:

@@ -1,14 +1,22 @@
 """Turn ticks, fills and a job into the policy's Observation. One implementation for the live worker and the
-RL environment, so a policy trained in the environment sees exactly what it will see in production."""
+RL environment, so a policy trained in the environment sees exactly what it will see in production.
+
+The market's part of an observation is the same for every job on a symbol, so it is kept once per symbol
+(``Tape``) and updated once per tick, whatever the number of jobs; a job keeps only what is its own (its
+arrival mid and the market volume at its start). A tick then costs O(1), not O(jobs), and a decision reads
+the tape's figures for that tick, computed at most once.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 
 from market.costs import arrives
+from market.prices import PX_SCALE, to_units
 from models import Side, Tick
 from worker.policy import Observation
 
@@ -25,7 +33,63 @@ def _imbalance(tick: Tick, k: int) -> float:
     return 0.0 if bv + av == 0 else (bv - av) / (bv + av)
 
 
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """The market's part of an observation at one tick, unsigned (a job signs it toward its side)."""
+
+    mid: float
+    spread_bps: float
+    imbalance_1: float
+    imbalance_5: float
+    ret_short_bps: float
+    vol_bps: float
+
+
+class Tape:
+    """One symbol's market as every job on it sees it: the latest tick, the mid sampled every 10 s from the
+    first tick, and the traded volume and notional (integer price units: exact differences) so far."""
+
+    def __init__(self) -> None:
+        self.last: Tick | None = None
+        self.volume = 0
+        self.notional_units = 0
+        self._mids: deque[float] = deque(maxlen=_VOL_SAMPLES + 1)
+        self._next_sample = 0
+        self._view: MarketView | None = None
+
+    def on_tick(self, tick: Tick) -> None:
+        if tick.ts_event >= self._next_sample:
+            self._mids.append(tick.mid)
+            self._next_sample = tick.ts_event + _SAMPLE_NS
+        if tick.trade_sz and tick.trade_px is not None:
+            self.volume += tick.trade_sz
+            self.notional_units += tick.trade_sz * to_units(tick.trade_px)
+        self.last = tick
+        self._view = None
+
+    def view(self) -> MarketView:
+        """The figures at the latest tick, computed once per tick however many jobs ask."""
+        if self._view is not None:
+            return self._view
+        tick = self.last
+        if tick is None:
+            raise ValueError("no market data yet")
+        mid, mids = tick.mid, list(self._mids)
+        rets = [1e4 * math.log(b / a) for a, b in pairwise(mids)]
+        vol = (math.sqrt(sum(r * r for r in rets) / len(rets)) * math.sqrt(6)) if rets else 0.0
+        short = 1e4 * math.log(mid / mids[-1 - _SHORT_SAMPLES]) if len(mids) > _SHORT_SAMPLES else 0.0
+        self._view = MarketView(
+            mid=mid, spread_bps=1e4 * tick.spread / mid, imbalance_1=_imbalance(tick, 1),
+            imbalance_5=_imbalance(tick, 5), ret_short_bps=short, vol_bps=vol,
+        )  # fmt: skip
+        return self._view
+
+
 class Features:
+    """One job's view of its symbol's ``Tape``. The engine calls ``begin`` on the first tick at or after the
+    job's start (before the tape takes that tick): the arrival mid is that tick's, and the market volume
+    counts from that tick on (``market.costs.arrives`` is the same rule for the TCA and the live page)."""
+
     def __init__(
         self,
         side: Side,
@@ -33,68 +97,82 @@ class Features:
         start_ns: int,
         end_ns: int,
         *,
+        tape: Tape | None = None,
         curve: Callable[[float], float] | None = None,
         expected_volume: float | None = None,
     ) -> None:
         self.sign = side.sign
         self.quantity = quantity
         self.start_ns, self.end_ns = start_ns, end_ns
+        self.tape = tape or Tape()
         self.curve = curve or (lambda e: e)
         self.expected_volume = expected_volume
         self.arrival_mid: float | None = None
-        self.last: Tick | None = None
-        self.market_volume = 0
-        self.trade_notional = 0.0  # for the interval VWAP
-        self._mids: deque[float] = deque(maxlen=_VOL_SAMPLES + 1)
-        self._next_sample = 0
+        self._begun = False
+        self._base_volume = self._base_units = 0  # the tape's totals when the job began
+        self._own_volume, self._own_notional = 0, 0.0  # our aggressive fills (the data cannot know them)
 
-    def on_tick(self, tick: Tick) -> None:
-        if tick.ts_event >= self._next_sample:
-            self._mids.append(tick.mid)
-            self._next_sample = tick.ts_event + _SAMPLE_NS
+    @property
+    def last(self) -> Tick | None:
+        return self.tape.last
+
+    def begin(self, tick: Tick) -> None:
+        """``tick`` is the first at or after the start; the tape has not taken it yet."""
+        if self._begun:
+            return
+        self._begun = True
         if arrives(self.arrival_mid, self.start_ns, tick.ts_event):
             self.arrival_mid = tick.mid
-        if tick.ts_event >= self.start_ns and tick.trade_sz and tick.trade_px is not None:
-            self.market_volume += tick.trade_sz
-            self.trade_notional += tick.trade_sz * tick.trade_px
-        self.last = tick
+        self._base_volume, self._base_units = self.tape.volume, self.tape.notional_units
+
+    def on_tick(self, tick: Tick) -> None:
+        """A job on a tape of its own (tests, tools): begin at the start, then feed the tape."""
+        if not self._begun and tick.ts_event >= self.start_ns:
+            self.begin(tick)
+        self.tape.on_tick(tick)
 
     def add_own_fill(self, qty: int, px: float) -> None:
         """Our own fills are market volume too (the data source cannot know about them)."""
-        self.market_volume += qty
-        self.trade_notional += qty * px
+        self._own_volume += qty
+        self._own_notional += qty * px
+
+    @property
+    def market_volume(self) -> int:
+        if not self._begun:
+            return self._own_volume
+        return self.tape.volume - self._base_volume + self._own_volume
 
     @property
     def interval_vwap(self) -> float | None:
-        return self.trade_notional / self.market_volume if self.market_volume else None
+        volume = self.market_volume
+        if not volume:
+            return None
+        market = (self.tape.notional_units - self._base_units) / PX_SCALE if self._begun else 0.0
+        return (market + self._own_notional) / volume
 
     def elapsed(self, t_ns: int) -> float:
         return min(1.0, max(0.0, (t_ns - self.start_ns) / (self.end_ns - self.start_ns)))
 
     def observe(self, t_ns: int, filled: int, open_qty: int) -> Observation:
-        tick = self.last
-        if tick is None:
-            raise ValueError("no market data yet")
+        m = self.tape.view()
         if self.arrival_mid is None:
-            self.arrival_mid = tick.mid  # the mid prevailing when the job starts
-        mid, arrival, s = tick.mid, self.arrival_mid, self.sign
-        mids = list(self._mids)
-        rets = [1e4 * math.log(b / a) for a, b in pairwise(mids)]
-        vol = (math.sqrt(sum(r * r for r in rets) / len(rets)) * math.sqrt(6)) if rets else 0.0
-        short = 1e4 * math.log(mid / mids[-1 - _SHORT_SAMPLES]) if len(mids) > _SHORT_SAMPLES else 0.0
+            self.arrival_mid = m.mid  # the mid prevailing when the job starts
+        arrival, s = self.arrival_mid, self.sign
         elapsed = self.elapsed(t_ns)
-        expected = (self.expected_volume or 0.0) * self.curve(elapsed)
+        # The curve only scales an expected volume: without one it is not evaluated (np.interp: ~5 µs).
+        expected = self.expected_volume * self.curve(elapsed) if self.expected_volume else 0.0
+        volume = self.market_volume
         return Observation(
             time_elapsed=elapsed,
             inventory_left=1.0 - filled / self.quantity,
             open_frac=open_qty / self.quantity,
             schedule_gap=filled / self.quantity - elapsed,
-            spread_bps=1e4 * tick.spread / mid,
-            imbalance_1=s * _imbalance(tick, 1),
-            imbalance_5=s * _imbalance(tick, 5),
-            drift_bps=s * 1e4 * (mid - arrival) / arrival,
-            ret_short_bps=s * short,
-            vol_bps=vol,
-            volume_ratio=self.market_volume / expected if expected > 0 else 1.0,
-            market_volume=self.market_volume / self.quantity,
+            spread_bps=m.spread_bps,
+            imbalance_1=s * m.imbalance_1,
+            imbalance_5=s * m.imbalance_5,
+            drift_bps=s * 1e4 * (m.mid - arrival) / arrival,
+            ret_short_bps=s * m.ret_short_bps,
+            vol_bps=m.vol_bps,
+            volume_ratio=volume / expected if expected > 0 else 1.0,
+            market_volume=volume / self.quantity,
         )

@@ -7,7 +7,8 @@ the interface here, as plain data, is what lets a trained policy file run unchan
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, fields
+import operator
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from typing import Protocol
 
@@ -42,10 +43,12 @@ class Observation:
         return tuple(f.name for f in fields(cls))
 
     def vector(self) -> np.ndarray:
-        return np.asarray(astuple(self), dtype=np.float32)
+        return np.asarray(_values(self), dtype=np.float32)
 
 
 OBS_DIM = len(Observation.names())
+# The fields in order as a tuple, in C (``dataclasses.astuple`` deep-copies: 60 µs of a 1,000-job batch each).
+_values = operator.attrgetter(*Observation.names())
 
 
 class PriceKind(IntEnum):
@@ -113,6 +116,13 @@ OBS_LIMIT = 10.0
 def scale(obs: Observation) -> np.ndarray:
     """The network's input: the observation vector scaled to order 1 and clipped."""
     return np.clip(obs.vector() * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
+
+
+def scale_batch(batch: list[Observation]) -> np.ndarray:
+    """``scale`` of each observation as the rows of one array (the same float32 operations, at once)."""
+    rows = np.asarray([_values(o) for o in batch], dtype=np.float32).reshape(len(batch), OBS_DIM)
+    out: np.ndarray = np.clip(rows * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
+    return out
 
 
 def action_of(

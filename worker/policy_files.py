@@ -185,6 +185,10 @@ class LoadedPolicy:
     module: torch.nn.Module
     fallback: Any  # a baseline Policy used when the network's output is unusable
     fallbacks: int = 0
+    actions: tuple[ActionDef, ...] = ()  # the manifest's actions, made once (every decision reads one)
+
+    def __post_init__(self) -> None:
+        self.actions = tuple(a.definition() for a in self.manifest.actions)
 
     @property
     def name(self) -> str:
@@ -198,7 +202,7 @@ class LoadedPolicy:
         return out
 
     def action_of(self, index: int, slice_qty: int, obs: Observation, job: JobContext) -> Action:
-        return action_of(self.manifest.actions[index].definition(), slice_qty, obs, job, self.manifest.band)
+        return action_of(self.actions[index], slice_qty, obs, job, self.manifest.band)
 
     def decide_scaled(
         self, scaled: np.ndarray, obs: Observation, job: JobContext, slice_qty: int

@@ -1,8 +1,11 @@
-"""``paceline bench worker``: the decision engine's latency from a tick to the actions it causes, at 1,
-100 and 1,000 concurrent RL jobs, beside the policy's bare inference time measured in the same run.
+"""``paceline bench worker``: the decision engine's latency from a tick to the actions it causes, encoded
+for the wire (what a send takes from here is the client's enqueue), at 1, 100 and 1,000 concurrent RL jobs,
+beside the policy's bare inference time measured in the same run.
 
 Jobs are spread over four symbols and their decision times are staggered across the 30 s interval, as
-jobs arriving through the day would be; the worst case, every job due on the same tick, is shown too."""
+jobs arriving through the day would be; the worst case, every job on one symbol and due on the same tick, is
+shown too. The shared venue answers every action (untimed), as the endpoint would, so open orders and
+cancels are what they are live."""
 
 from __future__ import annotations
 
@@ -14,7 +17,21 @@ import torch
 
 from market.session import SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSpec, SyntheticMarket
-from models import DEFAULT_RL_POLICY, DEFAULT_SYMBOLS, JobAssignment, ParentOrder, Side, Strategy
+from market.venue import Venue
+from models import (
+    DEFAULT_RL_POLICY,
+    DEFAULT_SYMBOLS,
+    ChildOrderAck,
+    Fill,
+    JobAssignment,
+    Message,
+    ParentOrder,
+    Side,
+    Strategy,
+    VenueCommand,
+    VenueOp,
+    codec,
+)
 from paceline.stats import percentile
 from worker import policy_files
 from worker.engine import Engine
@@ -38,32 +55,51 @@ def _registry(policy_dir: Path) -> tuple[PolicyRegistry, str]:
 def run_engine(
     reg: PolicyRegistry, policy: str, jobs: int, *, aligned: bool, minutes: int = 10
 ) -> dict[str, float]:
+    """Staggered: jobs over four symbols, due at spread times. Aligned: every job on one symbol, all due on
+    the same ticks (the worst case)."""
     start_s = SESSION_OPEN_S + 3600
     market = SyntheticMarket([SymbolSpec(s) for s in SYMBOLS], 1, depth=2, close_s=start_s + minutes * 60)
     ticks = list(market)
     day = midnight_ns(ticks[0].ts_event)
     eng = Engine("bench", reg, decision_s=30)
+    venue = Venue()
     for i in range(jobs):
         offset = 0 if aligned else (i * 30 * S) // max(jobs, 1)
         t0 = day + start_s * S + offset
         parent = ParentOrder(
-            parent_id=f"P{i}", client_id="C", cl_ord_id=f"c{i}", symbol=SYMBOLS[i % 4], side=Side.BUY,
-            quantity=10_000, start_ns=t0, end_ns=t0 + (minutes - 1) * 60 * S, strategy=Strategy.RL,
-            policy=policy, ts_init=t0,
+            parent_id=f"P{i}", client_id="C", cl_ord_id=f"c{i}", symbol=SYMBOLS[0 if aligned else i % 4],
+            side=Side.BUY, quantity=10_000, start_ns=t0, end_ns=t0 + (minutes - 1) * 60 * S,
+            strategy=Strategy.RL, policy=policy, ts_init=t0,
         )  # fmt: skip
         a = JobAssignment(
             job_id=f"J{i}", worker_id="bench", epoch=1, parent=parent, quantity=10_000, ts_init=t0
         )
+        venue.command(VenueCommand(command_id=f"J{i}.open", op=VenueOp.OPEN, job_id=a.job_id,
+                                   parent_id=parent.parent_id, symbol=parent.symbol, side=parent.side,
+                                   quantity=a.quantity, epoch=1, ts_init=t0))  # fmt: skip
         eng.assign(a)
+
+    def deliver(messages: list[Message]) -> None:
+        for m in messages:
+            if isinstance(m, Fill):
+                eng.on_fill(m)
+            elif isinstance(m, ChildOrderAck):
+                eng.on_ack(m)
+
     per_tick: list[float] = []
     decided = 0
     for tick in ticks:
+        deliver(venue.on_tick(tick))
         t = time.perf_counter()
         actions = eng.on_tick(tick)
+        for child in actions:
+            codec.encode(child)
         dt = time.perf_counter() - t
         if actions:
             per_tick.append(dt)
             decided += len({a.job_id for a in actions})
+        for child in actions:
+            deliver(venue.action(child))
     total = sum(per_tick)
     return {
         "jobs": jobs, "p50_ms": percentile(per_tick, 0.5) * 1e3, "p99_ms": percentile(per_tick, 0.99) * 1e3,
@@ -92,7 +128,7 @@ def run(policy_dir: Path) -> int:
     print(f"{'batch':>7s} {'torch.export module':>20s} {'as loaded (eager)':>18s}")
     for b in (1, 100, 1000):
         print(f"{b:7d} {bare_inference(exported, b):20.1f} {bare_inference(loaded.module, b):18.1f}")
-    head = ("jobs", "schedule", "tick->actions p50 ms", "p99 ms", "max ms", "µs/job decision")
+    head = ("jobs", "schedule", "tick->encoded p50 ms", "p99 ms", "max ms", "µs/job decision")
     print(f"\n{head[0]:>6s} {head[1]:>9s} {head[2]:>21s} {head[3]:>8s} {head[4]:>8s} {head[5]:>16s}")
     for jobs in (1, 100, 1000):
         for aligned in (False, True):

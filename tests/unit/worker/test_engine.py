@@ -332,3 +332,47 @@ def test_child_orders_carry_the_stamps_of_their_path() -> None:
     assert to_worker == pytest.approx(0.003) and decide is not None and decide >= 0
     assert onward == pytest.approx(0.002)
     assert a.model_copy(update={"tick_recv_ns": None}).stage_seconds(a.ts_init)[:2] == (None, None)
+
+
+def test_jobs_sharing_a_symbol_see_the_market_as_if_each_had_its_own() -> None:
+    """One tape per symbol: a job assigned later, or starting later, gets the arrival mid and the market
+    volume of its own start, exactly what a job alone on a fresh engine sees."""
+    ticks = list(_market(12))
+    t0 = ticks[0].ts_event
+    early, late = _assignment("E", 1_000, t0, 10), _assignment("L", 1_000, t0 + 95 * S, 5)
+    shared = Engine("w1")
+    shared.assign(early)
+    alone = Engine("w1")
+    for i, tick in enumerate(ticks):
+        if i == 40:  # assigned mid-way, before its start
+            shared.assign(late)
+            alone.assign(late)
+        shared.on_tick(tick)
+        alone.on_tick(tick)
+    for attr in ("arrival_mid", "market_volume", "interval_vwap"):
+        assert getattr(shared.jobs["L"].features, attr) == getattr(alone.jobs["L"].features, attr)
+    first = next(t for t in ticks if t.ts_event >= t0 + 95 * S)
+    assert shared.jobs["L"].features.arrival_mid == first.mid
+    traded = sum(t.trade_sz for t in ticks if t.ts_event >= t0 + 95 * S and t.trade_px is not None)
+    assert shared.jobs["L"].features.market_volume == traded > 0
+    assert shared.jobs["E"].features.market_volume > traded
+
+
+def test_a_tick_touches_only_the_jobs_that_are_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    t0, ticks = _first_tick()
+    eng = Engine("w1", decision_s=30)
+    for i in range(200):  # staggered over the 30 s interval, as jobs arriving through the day are
+        eng.assign(_assignment(f"J{i}", 10_000, t0 + i * 150_000_000, 10))
+    decided: list[int] = []
+    original = eng._decide
+    monkeypatch.setattr(eng, "_decide", lambda due, tick: decided.append(len(due)) or original(due, tick))
+    tape = eng.jobs["J0"].features.tape
+    assert all(j.features.tape is tape for j in eng.jobs.values())  # the market's state, once
+    taken: list[int] = []
+    monkeypatch.setattr(tape, "on_tick", lambda t, f=tape.on_tick: taken.append(t.seq) or f(t))
+    market = list(ticks)
+    _run(eng, iter(market))
+    assert len(taken) == len(market)  # once per tick, not once per job
+    per_interval = 200 * 10 * 60 // 30
+    assert sum(decided) == per_interval  # each job once per 30 s of its window, never more
+    assert max(decided) < 20  # a tick decides only the few jobs due on it
