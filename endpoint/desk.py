@@ -20,12 +20,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from endpoint.risk import Refusal, RiskGate
 from market.session import session_close_ns
 from market.tca import Tca
 from models import (
+    ACK_STAGES,
     AmendRequest,
     CancelRequest,
     ExecutionReport,
@@ -41,12 +42,17 @@ from models import (
     now_ns,
     topics,
 )
+from runtime.metrics import LATENCY_BUCKETS
 
 ORDERS = Counter("paceline_endpoint_orders_total", "Client requests by kind and outcome", ["kind", "outcome"])
 REFUSED = Counter(
     "paceline_risk_refusals_total", "Orders refused by the risk gate, by reason", ["scope", "reason"]
 )
 REPORTS_OUT = Counter("paceline_endpoint_reports_total", "Reports delivered to clients", ["kind"])
+ACK_STAGE = Histogram(
+    "paceline_endpoint_ack_stage_seconds", "A new order's acknowledgement, by stage (ACK_STAGES)", ["stage"],
+    buckets=LATENCY_BUCKETS,
+)  # fmt: skip
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,60}$")
 
@@ -72,6 +78,7 @@ class NewOrder:
     strategy: Strategy = Strategy.TWAP
     participation_rate: float | None = None
     policy: str | None = None
+    recv_ns: int | None = None  # wall clock: the client's message reached the endpoint (the ack's trace)
 
 
 def parent_id_for(client_id: str, cl_ord_id: str) -> str:
@@ -164,9 +171,9 @@ class OrderDesk:
             )  # fmt: skip
         except ValueError as exc:
             return Refusal("invalid", str(exc).splitlines()[-1][:200])
-        return self.submit(p)
+        return self.submit(p, recv_ns=o.recv_ns)
 
-    def submit(self, p: ParentOrder) -> Refusal | None:
+    def submit(self, p: ParentOrder, *, recv_ns: int | None = None) -> Refusal | None:
         with self._lock:
             refusal = self._check(p)
             if refusal is not None:
@@ -178,8 +185,10 @@ class OrderDesk:
             self.by_cl[(p.client_id, p.cl_ord_id)] = p.parent_id
             self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
         ORDERS.labels("new", "accepted").inc()
-        self.publish(topics.JOB_REQUESTS, JobRequest(job_id=f"J{p.parent_id}", parent=p, ts_init=p.ts_init),
-                     p.parent_id)  # fmt: skip
+        req = JobRequest(
+            job_id=f"J{p.parent_id}", parent=p, ts_init=p.ts_init, recv_ns=recv_ns, sent_ns=now_ns()
+        )
+        self.publish(topics.JOB_REQUESTS, req, p.parent_id)
         return None
 
     def _check(self, p: ParentOrder) -> Refusal | None:
@@ -283,6 +292,7 @@ class OrderDesk:
     def on_report(self, m: Message) -> None:
         """Deliver one report to its client's transports. If one raises, the report is not marked as
         delivered, so the redelivery that follows is not dropped as a duplicate."""
+        received = now_ns()
         with self._lock:
             report_id = m.report_id if isinstance(m, ExecutionReport) else None
             if report_id is not None and report_id in self.seen_reports:
@@ -291,6 +301,11 @@ class OrderDesk:
             sinks = list(self.sinks.get(getattr(m, "client_id", ""), ()))
         for sink in sinks:
             sink(m)
+        if isinstance(m, ExecutionReport) and m.trace is not None and sinks:
+            for stage, sec in zip(ACK_STAGES, (*m.trace.stage_seconds(received), (now_ns() - received) / 1e9),
+                                  strict=True):  # fmt: skip
+                if sec is not None:
+                    ACK_STAGE.labels(stage).observe(sec)
         if report_id is not None:
             with self._lock:
                 self.seen_reports.add(report_id)

@@ -234,6 +234,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:  # noqa: N802
+        recv_ns = now_ns()
         msg_type = message.getHeader().getField(Tag.MSG_TYPE)
         MESSAGES.labels(msg_type).inc()
         client = self.cfg.client_by_comp_id(session_id.getTargetCompID().getValue())
@@ -241,7 +242,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             raise fix.RejectLogon("unknown CompID")
         try:
             if msg_type == "D":
-                self._new_order(client.client_id, message, session_id)
+                self._new_order(client.client_id, message, session_id, recv_ns)
             elif msg_type == "F":
                 self._cancel(client.client_id, message, session_id)
             elif msg_type == "G":
@@ -257,7 +258,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             raise fix.IncorrectTagValue(exc.tag) from None
 
     # --- requests -------------------------------------------------------------------------------------
-    def _new_order(self, client_id: str, m: Any, sid: Any) -> None:
+    def _new_order(self, client_id: str, m: Any, sid: Any, recv_ns: int | None = None) -> None:
         cl = m.getField(Tag.CL_ORD_ID)
         header = m.getHeader()
         if any(
@@ -282,7 +283,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
             time_in_force=TIF_IN.get(_get(m, Tag.TIME_IN_FORCE) or "0", TimeInForce.DAY),
             start_ns=_time(m, Tag.EFFECTIVE_TIME), end_ns=_time(m, Tag.EXPIRE_TIME),
             strategy=strategy, participation_rate=float(rate) if rate else None,
-            policy=_get(m, Tag.POLICY_NAME),
+            policy=_get(m, Tag.POLICY_NAME), recv_ns=recv_ns,
         )  # fmt: skip
         refusal = self.desk.new_order(client_id, order, self.market_now)
         if refusal is not None:

@@ -42,7 +42,7 @@ from websockets.sync.server import Server, ServerConnection, serve
 from endpoint.config import EndpointConfig
 from endpoint.desk import NewOrder, OrderDesk
 from endpoint.risk import Refusal
-from models import Message, OrdType, Side, Strategy, TimeInForce
+from models import Message, OrdType, Side, Strategy, TimeInForce, now_ns
 from runtime.logs import get_logger
 
 log = get_logger("paceline.endpoint.native")
@@ -229,6 +229,7 @@ class NativeServer:
                 CONNECTIONS.set(self._open)
 
     def _request(self, client_id: str, raw: str | bytes) -> dict[str, Any] | None:
+        recv_ns = now_ns()
         try:
             req = Request.validate_json(raw)
         except ValidationError as exc:
@@ -238,7 +239,7 @@ class NativeServer:
             where = ".".join(str(x) for x in first["loc"])
             return {"type": "error", "reason": reason, "text": f"{where}: {first['msg']}"[:200]}
         if isinstance(req, Submit):
-            order = NewOrder(**req.model_dump(exclude={"op"}))
+            order = NewOrder(**req.model_dump(exclude={"op"}), recv_ns=recv_ns)
             refusal = self.desk.new_order(client_id, order, self.market_now)
             return None if refusal is None else _rejected(req.cl_ord_id, refusal)
         if isinstance(req, Cancel):

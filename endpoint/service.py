@@ -2,8 +2,11 @@
 router (the saga's venue commands and the workers' child orders to the simulated exchange).
 
 Threads: QuickFIX runs a thread per session, the native server one per connection; both call the desk.
-Everything from Pulsar (ticks, venue commands, child orders, reports, kill-switch changes) arrives on the
-client's single listener thread, so the venue sees one message at a time and needs no lock. What both
+Ticks, child orders, reports and kill-switch changes arrive on the Pulsar client's single listener thread;
+the saga's venue commands on a thread of their own, because opening a job's topics takes broker round trips
+that would hold up every report and child order behind them (measured: 60 ms of a new order's
+acknowledgement). The venue takes a lock, and computes and publishes under it, so what it sends keeps the
+order of its state changes (every fill before the FENCE ack after it). What both
 sides share locks itself: the desk (its order table), the TCA (markets, parents) and the risk gate
 (kill switch, positions, rate buckets); none calls another while holding its lock except the desk, which
 calls the other two, so there is no lock cycle. Fills and acks go to the
@@ -100,6 +103,9 @@ class EndpointService:
         self._consumers: list[Consumer[Any]] = []
         self._executions: Producer | None = None
         self._requests: Producer | None = None
+        self._commands: Consumer[VenueCommand] | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         n = self.name
@@ -131,19 +137,22 @@ class EndpointService:
             self.bus.subscribe(
                 topics.REPORTS, f"{n}-reports", Message, handler=self._on_report, from_earliest=False
             ),
-            self.bus.subscribe(
-                topics.VENUE_COMMANDS,
-                f"{n}-venue",
-                VenueCommand,
-                handler=self._on_command,
-                from_earliest=False,
-            ),
         ]
+        self._commands = self.bus.subscribe(
+            topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, from_earliest=False
+        )
+        self._consumers.append(self._commands)
+        th = threading.Thread(target=self._command_loop, name=f"{n}-commands", daemon=True)
+        th.start()
+        self._threads.append(th)
         log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
         metrics.READY.labels("endpoint").set(1)
 
     def stop(self) -> None:
         metrics.READY.labels("endpoint").set(0)
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=5)
         for c in self._consumers:  # no more reports in flight towards a stopping acceptor
             c.close()
         if self.fix is not None:
@@ -211,16 +220,40 @@ class EndpointService:
             topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
         )
 
+    def _command_loop(self) -> None:
+        """The saga's venue commands, in order, each acknowledged once handled (redelivered if it raised)."""
+        assert self._commands is not None
+        while not self._stop.is_set():
+            try:
+                d = self._commands.receive(timeout_ms=200)
+            except Exception as exc:  # closed on the way out, or the broker is away: try again
+                if not self._stop.is_set():
+                    log.warning("venue commands: receive failed", error=str(exc))
+                    self._stop.wait(0.5)
+                continue
+            if d is None:
+                continue
+            try:
+                self._on_command(d)
+            except Exception:
+                metrics.BUS_HANDLER_ERRORS.labels("venue_commands").inc()
+                log.exception("venue command failed; it will be redelivered")
+                self._commands.nack(d)
+                continue
+            self._commands.ack(d)
+
     def _on_command(self, d: Delivery[VenueCommand]) -> None:
         with bind_order(d.message):
             self._command(d.message)
 
     def _command(self, cmd: VenueCommand) -> None:
         COMMANDS.labels(cmd.op.value).inc()
-        if cmd.op is VenueOp.OPEN:
-            self._open_job(cmd.job_id, cmd.symbol)
         with self._venue_lock:
             self._publish(self.venue.command(cmd))
+        if cmd.op is VenueOp.OPEN:
+            # After the venue knows the job: its actions subscription (from the earliest, so nothing the
+            # worker sent before is lost) may deliver at once, on the listener thread.
+            self._open_job(cmd.job_id, cmd.symbol)
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:

@@ -148,13 +148,14 @@ class Coordinator:
         return None
 
     def _request(self, req: JobRequest) -> None:
+        received_ns = now_ns()  # the real wall clock, for the acknowledgement's trace only
         pid = req.parent.parent_id
         if pid in self.orch.sagas:
             return  # a redelivered request: the saga exists
         refusal = self._refusal(req)
         with self.orch.transaction(pid, create=True) as ctx:
             assert ctx is not None
-            ctx.saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t)
+            ctx.saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t, received_ns=received_ns)
         if refusal is None:
             JOBS.labels("accepted").inc()
             log.info("job accepted", parent_id=pid, job_id=req.job_id, symbol=req.parent.symbol,

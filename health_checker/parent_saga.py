@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from health_checker import saga_events as ev
 from market.session import DAY_NS
 from models import (
+    AckTrace,
     AmendRequest,
     CancelRequest,
     ExecType,
@@ -36,6 +37,7 @@ from models import (
     VenueCommand,
     VenueCommandAck,
     VenueOp,
+    now_ns,
     policy_name,
     topics,
 )
@@ -68,6 +70,13 @@ class Timing:
     # The window's end is a market-clock timer: if the symbol's data stops, that clock stops too. A wall
     # clock timer this long after the window's span, measured from the saga's start, ends the parent.
     stale_grace: int = 120_000_000_000
+
+
+def _trace(req: JobRequest, received_ns: int | None) -> AckTrace | None:
+    if received_ns is None:
+        return None
+    return AckTrace(request_recv_ns=req.recv_ns, request_sent_ns=req.sent_ns, saga_recv_ns=received_ns,
+                    built_ns=now_ns())  # fmt: skip
 
 
 def policy_of(p: ParentOrder) -> str:
@@ -162,6 +171,7 @@ class ParentSaga(Saga):
         text: str | None = None,
         cl_ord_id: str | None = None,
         orig_cl_ord_id: str | None = None,
+        trace: AckTrace | None = None,
     ) -> ExecutionReport:
         p = self.parent
         assert p is not None
@@ -172,7 +182,7 @@ class ParentSaga(Saga):
             ord_status=status, symbol=p.symbol, side=p.side,
             order_qty=p.quantity, last_qty=last_qty, last_px=last_px, cum_qty=cum,
             leaves_qty=0 if status.terminal else p.quantity - cum, avg_px=round(self.avg_px, 6), text=text,
-            ts_event=now, ts_init=now,
+            trace=trace, ts_event=now, ts_init=now,
         )  # fmt: skip
 
     def _fx(self, report: ExecutionReport) -> tuple[Any, ...]:
@@ -189,16 +199,20 @@ class ParentSaga(Saga):
 
     # --- handlers -------------------------------------------------------------------------------------
     def start(
-        self, ctx: Ctx, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing
-    ) -> None:
+        self, ctx: Ctx, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing,
+        received_ns: int | None = None,
+    ) -> None:  # fmt: skip
+        """``received_ns``: the wall clock when the request was taken (the first report's ``AckTrace``)."""
         if refusal is not None:
             ctx.emit(ev.Rejected(parent=req.parent, job_id=req.job_id, reason=refusal))
-            rep = self._report(ExecType.REJECTED, OrdStatus.REJECTED, now, text=refusal)
+            rep = self._report(ExecType.REJECTED, OrdStatus.REJECTED, now, text=refusal,
+                               trace=_trace(req, received_ns))  # fmt: skip
             ctx.complete("rejected", self._fx(rep))
             return
         ctx.register(CLOSE_PARENT)
         ctx.emit(ev.Accepted(parent=req.parent, job_id=req.job_id))
-        ctx.emit(ev.Reported(), self._fx(self._report(ExecType.NEW, OrdStatus.NEW, now)))
+        new = self._report(ExecType.NEW, OrdStatus.NEW, now, trace=_trace(req, received_ns))
+        ctx.emit(ev.Reported(), self._fx(new))
         ctx.register(FENCE)
         cmd = self._venue(VenueOp.OPEN, now)
         ctx.emit(ev.VenueOpened(epoch=self.epoch), (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))

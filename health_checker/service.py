@@ -206,8 +206,7 @@ class HealthChecker:
                 # frozen: the watchdog thread runs on meanwhile.
                 raise LeaseLostError(f"this leader was frozen {frozen:.1f} s: it may have been fenced out")
             with self._lock:
-                if orch.broken is not None:
-                    raise LeaseLostError(orch.broken)
+                orch.check()
                 coord.poll()
                 wanted = coord.symbols()
             self._follow_markets(coord, wanted)

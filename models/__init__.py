@@ -30,7 +30,9 @@ from models.jobs import (
 )
 from models.market import BookLevel, Tick
 from models.orders import (
+    ACK_STAGES,
     AckStatus,
+    AckTrace,
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
@@ -45,10 +47,12 @@ from models.orders import (
 from models.saga import Effect, SagaEvent
 
 __all__ = [
+    "ACK_STAGES",
     "DEFAULT_RL_POLICY",
     "DEFAULT_SYMBOLS",
     "RULE_POLICIES",
     "AckStatus",
+    "AckTrace",
     "AmendRequest",
     "AnyMessage",
     "BookLevel",

@@ -18,6 +18,10 @@ class JobRequest(Message):
     job_id: Identifier
     parent: ParentOrder
     ts_init: TimestampNs
+    # Wall clock, for the acknowledgement's trace (``AckTrace``): the client's message reached the endpoint,
+    # and the endpoint published this request.
+    recv_ns: TimestampNs | None = None
+    sent_ns: TimestampNs | None = None
 
 
 class JobAssignment(Message):

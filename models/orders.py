@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.common import (
     Identifier,
@@ -180,6 +180,32 @@ _TERMINAL = frozenset(
 )
 
 
+# Stages of a new order's acknowledgement (one machine's wall clock): the client's message in at the endpoint
+# -> its request published (the desk) -> received by the saga -> the report built -> the report received
+# back at the endpoint (the log append, the outbox's publish and the hop) -> handed to the client's session.
+ACK_STAGES = ("desk", "to_saga", "saga", "commit_and_back", "to_client")
+
+
+class AckTrace(BaseModel):
+    """Wall-clock stamps of a new order's path to its first report (diagnostics only, never logic)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    request_recv_ns: TimestampNs | None = None  # the client's message reached the endpoint
+    request_sent_ns: TimestampNs | None = None  # the endpoint published the request
+    saga_recv_ns: TimestampNs  # the saga took the request
+    built_ns: TimestampNs  # the saga built this report (before the log append that commits it)
+
+    def stage_seconds(self, received_ns: int) -> tuple[float | None, float | None, float, float]:
+        """``ACK_STAGES`` up to the report's receipt at ``received_ns``, in seconds."""
+        recv, sent = self.request_recv_ns, self.request_sent_ns
+        return (
+            None if recv is None or sent is None else max(0, sent - recv) / 1e9,
+            None if sent is None else max(0, self.saga_recv_ns - sent) / 1e9,
+            max(0, self.built_ns - self.saga_recv_ns) / 1e9,
+            max(0, received_ns - self.built_ns) / 1e9,
+        )
+
+
 class ExecutionReport(Message):
     """A parent-level report to the client, mirroring FIX 35=8.
 
@@ -208,6 +234,7 @@ class ExecutionReport(Message):
     # mid, and slippage against the market's VWAP over the order's life.
     is_bps: float | None = Field(default=None, allow_inf_nan=False)
     vwap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
+    trace: AckTrace | None = None  # on the first report of a new order: where its acknowledgement's time went
     ts_event: TimestampNs
     ts_init: TimestampNs
 

@@ -665,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that talk to a broker someone else started (the demo, drills and `bench latency` start their own).
 NEEDS_BROKER = {"receiver", "worker", "health-checker", "endpoint", "risk", "dashboard"}
-NEEDS_BROKER_BENCH = {"receiver", "fix"}
+NEEDS_BROKER_BENCH = {"receiver"}
 
 
 def broker_answers(url: str, timeout_s: float = 5.0) -> bool:

@@ -47,11 +47,17 @@ class Orchestrator(Generic[S]):
             self.position = ev.position
         return len(events), self.outbox.resume(events)
 
+    def check(self) -> None:
+        """Raise ``LeaseLostError`` if this orchestrator may not go on: an append or a publish failed."""
+        if self.broken is None and (failure := self.outbox.failure()) is not None:
+            self.broken = failure
+        if self.broken is not None:
+            raise LeaseLostError(self.broken)
+
     @contextmanager
     def transaction(self, saga_id: str, *, create: bool = False) -> Iterator[Context[S] | None]:
         """A context for ``saga_id`` (None if it does not exist and ``create`` is false)."""
-        if self.broken is not None:
-            raise LeaseLostError(self.broken)
+        self.check()
         saga = self.sagas.get(saga_id)
         new = saga is None
         if saga is None:

@@ -8,6 +8,7 @@ beyond: what its predecessor decided and did not publish, and nothing it did.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -36,6 +37,10 @@ class Outbox(Protocol):
 
     def resume(self, events: Sequence[SagaEvent]) -> int: ...
 
+    def failure(self) -> str | None:
+        """Why an earlier publish did not reach the broker (None: every one did, or is on its way)."""
+        ...
+
 
 class MemoryOutbox:
     """Records what was published, de-duplicating by (topic, sequence id) like the broker."""
@@ -55,12 +60,16 @@ class MemoryOutbox:
         self.publish(events)
         return len(self.sent) - before
 
+    def failure(self) -> str | None:
+        return None
+
 
 class PulsarOutbox:
     def __init__(self, bus: Bus, prefix: str = "paceline-saga") -> None:
         self.bus = bus
         self.prefix = prefix
         self._producers: dict[str, Producer] = {}
+        self._failure: str | None = None
 
     def _producer(self, topic: str) -> Producer:
         p = self._producers.get(topic)
@@ -76,22 +85,31 @@ class PulsarOutbox:
             raise LeaseLostError(f"publishing to {e.topic} failed: {exc}") from exc
 
     def publish(self, events: Sequence[SagaEvent]) -> None:
-        """Publish in log order, pipelined per topic; returns once the broker has stored every one."""
-        errors: list[Exception] = []
-        used: list[Producer] = []
+        """Publish in log order without waiting for the broker: the events are committed already (the log
+        holds them), so a send that fails loses nothing, as the successor re-sends what the broker lacks
+        (``resume``). Waiting here would hold the next input behind a second persistent write. A failure
+        is kept: the next publish, and ``failure``, report it and the orchestrator steps down."""
+        if self._failure is not None:
+            raise LeaseLostError(self._failure)
         try:
             for seq, e in _effects(events):
-                p = self._producer(e.topic)
-                if p not in used:
-                    used.append(p)
-                p.send_async(effect_message(e), key=e.key, sequence_id=seq,
-                             on_done=lambda err, _lat: errors.append(err) if err else None)  # fmt: skip
-            for p in used:
-                p.flush()
+                self._producer(e.topic).send_async(effect_message(e), key=e.key, sequence_id=seq,
+                                                   on_done=self._done)  # fmt: skip
         except Exception as exc:
-            errors.append(exc)
-        if errors:
-            raise LeaseLostError(f"publishing effects failed: {errors[0]}")
+            self._failure = self._failure or f"publishing effects failed: {exc}"
+            raise LeaseLostError(self._failure) from exc
+
+    def _done(self, err: Exception | None, _latency: float) -> None:
+        if err is not None and self._failure is None:
+            self._failure = f"publishing effects failed: {err}"
+
+    def failure(self) -> str | None:
+        return self._failure
+
+    def flush(self) -> None:
+        """Wait until the broker has stored every effect sent so far."""
+        for p in self._producers.values():
+            p.flush()
 
     def resume(self, events: Sequence[SagaEvent]) -> int:
         """Send what the log holds beyond each producer's last stored sequence id; returns how many."""
@@ -103,6 +121,8 @@ class PulsarOutbox:
         return sent
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):  # what is in flight goes out first, if the broker is there
+            self.flush()
         for p in self._producers.values():
             p.close()
         self._producers.clear()

@@ -1,20 +1,20 @@
 """``paceline bench fix``: the FIX round trip a client sees, NewOrderSingle -> ExecutionReport New, with the
-services as separate processes on a running broker (``paceline health-checker``, ``paceline endpoint``,
-``paceline worker``), a synthetic market feeding the endpoint, and a QuickFIX initiator as the client.
+services as separate processes (``paceline health-checker``, ``paceline endpoint``, ``paceline worker``) on
+a fresh standalone of its own, a synthetic market feeding the endpoint, and a QuickFIX initiator as the
+client.
 
 The New comes from the saga, not from the endpoint: the order crosses the broker to the health-checker,
-is appended to the saga log, and the report crosses the broker back. For scale, the same run measures a
-bare ``pulsar-client`` hop (send -> receive) on the same broker: the round trip is at least two such
-hops plus the log append.
+is appended to the saga log, and the report crosses the broker back. Where the time goes is read from the
+report's ``AckTrace`` (a subscription on the reports topic, beside the endpoint's) and this process's own
+stamps around the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare
+``pulsar-client`` hop (send -> receive) on the same broker: the round trip is at least two such hops plus
+the log append.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,59 +24,73 @@ from pathlib import Path
 from typing import Any
 
 from fixclient import FixClient
-from models import Tick
-from paceline.stats import percentile
+from models import ACK_STAGES, ExecType, ExecutionReport, Message, Tick, topics
+from paceline import broker
+from paceline.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
+from paceline.stats import summary
 from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus
 from runtime.settings import Settings
 
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+# This process's view: its FIX send -> the endpoint took the message; the report received off the topic ->
+# the client's FIX session has it. Between them, the report's own trace.
+STAGES = ("client_to_endpoint", "desk", "to_saga", "saga", "commit_and_back", "to_client_fix")
 
 
 def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True) -> int:
     """``worker=False`` leaves the orders unassigned (each waits for a worker): the round trip without the
     load of working 200 parents on the same two cores."""
     tag = uuid.uuid4().hex[:6]
-    tmp = Path(tempfile.mkdtemp(prefix="paceline-bench-fix-"))
-    port = _port()
-    (tmp / "endpoint.toml").write_text("\n".join([
-        f'name = "bench-ep-{tag}"', 'comp_id = "PACELINE"', f"fix_port = {port}", "native_port = 0",
-        f'state_dir = "{tmp / "endpoint"}"', f'symbols = ["{symbol}"]', "", "[[clients]]",
-        'client_id = "CLIENT1"', 'comp_id = "CLIENT1"', 'token = "bench-token-0123456789"', "",
-        "[clients.limits]", "max_orders_per_s = 1000.0", "",
-    ]))  # fmt: skip
-    env = {**os.environ, "PACELINE_PULSAR_URL": settings.pulsar_url, "PACELINE_LOG_LEVEL": "WARNING"}
-    log = (tmp / "services.log").open("w")
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "paceline", *args], env=env, stdout=log,
-                         stderr=subprocess.STDOUT)
-        for args in (["health-checker", "--name", f"bench-hc-{tag}"],
-                     ["endpoint", "--config", str(tmp / "endpoint.toml")],
-                     *([["worker", "--id", f"bench-w-{tag}"]] if worker else []))
-    ]  # fmt: skip
-    bus = Bus(settings.pulsar_url)
-    rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)
-    last: list[Tick | None] = [None]
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paceline-bench-fix-")))
+        cfg = start_scratch_broker(tmp / "broker", settings.cache_dir)
+        stack.callback(broker.stop, cfg)
+        port = free_port()
+        ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{tag}", fix_port=port,
+                                       state_dir=tmp / "endpoint", symbols=[symbol])  # fmt: skip
+        log = stack.enter_context((tmp / "services.log").open("w"))
+        commands = [("health-checker", "--name", f"bench-hc-{tag}"), ("endpoint", "--config", str(ep_cfg))]
+        if worker:
+            commands.append(("worker", "--id", f"bench-w-{tag}"))
+        procs = [Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log,
+                      env={"PACELINE_LOG_LEVEL": "WARNING"}) for args in commands]  # fmt: skip
+        for p in procs:
+            stack.callback(p.stop)
+        bus = stack.enter_context(Bus(cfg.service_url, quiet=True))
+        reports: dict[str, tuple[int, ExecutionReport]] = {}
 
-    def records() -> Any:
-        for rec in sources.synthetic([symbol], seed=7, depth=2):
-            if isinstance(rec, Tick):
-                last[0] = rec
-            yield rec
+        def on_report(d: Any) -> None:
+            m = d.message
+            if isinstance(m, ExecutionReport) and m.exec_type is ExecType.NEW and m.trace is not None:
+                reports.setdefault(m.cl_ord_id, (time.time_ns(), m))
 
-    threading.Thread(target=rx.run, args=(records(),), daemon=True).start()
-    client: FixClient | None = None
-    try:
-        time.sleep(3.0)  # the services start (torch import in the worker takes a few seconds)
+        stack.callback(bus.subscribe(topics.REPORTS, f"bench-{tag}", Message, from_earliest=False,
+                                     handler=on_report).close)  # fmt: skip
+        rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)
+        last: list[Tick | None] = [None]
+
+        def records() -> Any:
+            for rec in sources.synthetic([symbol], seed=7, depth=2):
+                if isinstance(rec, Tick):
+                    last[0] = rec
+                yield rec
+
+        feed = threading.Thread(target=rx.run, args=(records(),), daemon=True)
+        feed.start()
+
+        @stack.callback
+        def _stop_feed() -> None:
+            rx.stop()
+            feed.join(timeout=10)
+            rx.close()
+
         # The initiator reconnects every second until the endpoint listens (the worker imports torch first).
         client = FixClient(tmp / "client", port).start(timeout_s=90)
+        stack.callback(client.stop)
+        wall_minus_perf = time.time_ns() - time.perf_counter_ns()  # this process's stamps on the wall clock
         rtts: list[float] = []
+        stages: dict[str, list[float]] = {s: [] for s in STAGES}
         for i in range(orders + 10):
             t = last[0]
             assert t is not None
@@ -89,43 +103,52 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             if f.get(150) != "0":
                 print(f"order refused: {f.get(58)}", file=sys.stderr)
                 return 1
-            if i >= 10:  # the first ones warm up connections and code paths
-                rtts.append((client.first_reply_at[cl] - client.sent_at[cl]) * 1000)
+            if i < 10:  # the first ones warm up connections and code paths
+                continue
+            sent_ns = int(client.sent_at[cl] * 1e9) + wall_minus_perf
+            replied_ns = int(client.first_reply_at[cl] * 1e9) + wall_minus_perf
+            rtts.append((replied_ns - sent_ns) / 1e6)
+            got = reports.get(cl)
+            if got is None or got[1].trace is None or got[1].trace.request_recv_ns is None:
+                continue
+            seen_ns, rep = got
+            tr = rep.trace
+            assert tr is not None and tr.request_recv_ns is not None
+            mid = tr.stage_seconds(seen_ns)
+            for name, sec in zip(STAGES, ((tr.request_recv_ns - sent_ns) / 1e9, *mid,
+                                           (replied_ns - seen_ns) / 1e9), strict=True):  # fmt: skip
+                if sec is not None:
+                    stages[name].append(max(0.0, sec) * 1e3)
         # Cancelled afterwards, so no order's cancellation is in the way of the next one's round trip.
         for i in range(orders + 10):
             client.cancel(f"X{tag}-{i}", f"B{tag}-{i}", symbol, 100)
         for i in range(orders + 10):
             client.wait(lambda m, i=i: m.get(11) == f"X{tag}-{i}", timeout_s=120, what="the cancel's answer")
         hop = _hop(bus, 200)
-        result: dict[str, Any] = {
-            "orders": len(rtts),
-            "rtt_ms": {"p50": percentile(rtts, 0.5), "p90": percentile(rtts, 0.9),
-                       "p99": percentile(rtts, 0.99), "max": max(rtts)},
-            "bare_hop_ms": {"p50": percentile(hop, 0.5), "p99": percentile(hop, 0.99)},
-        }  # fmt: skip
-        r, h = result["rtt_ms"], result["bare_hop_ms"]
+        rtt, bare = summary(rtts), summary(hop)
         print(
             f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders, services in separate processes"
         )
-        print("| | p50 ms | p90 ms | p99 ms | max ms |\n|---|---|---|---|---|")
-        print(f"| round trip | {r['p50']:.2f} | {r['p90']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |")
-        print(f"| bare pulsar-client hop (same broker, same run) | {h['p50']:.2f} | | {h['p99']:.2f} | |")
+        print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
+        rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
+                ("bare pulsar-client hop (same broker, same run)", bare)]  # fmt: skip
+        for name, st in rows:
+            if st:
+                print(f"| {name} | {st['n']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} | {st['p99.9']:.2f} | "
+                      f"{st['max']:.2f} |")  # fmt: skip
+        endpoint = procs[1]
+        means = []
+        for stage in ACK_STAGES:  # the endpoint's own view (its histogram's mean: sum / count)
+            total = endpoint.metric("paceline_endpoint_ack_stage_seconds_sum", stage=stage)
+            count = endpoint.metric("paceline_endpoint_ack_stage_seconds_count", stage=stage)
+            if total is not None and count:
+                means.append(f"{stage} {total / count * 1e3:.2f}")
+        print("endpoint's histogram, mean ms by stage:", ", ".join(means))
+        result = {"orders": len(rtts), "rtt_ms": rtt, "bare_hop_ms": bare,
+                  "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
         return 0
-    finally:
-        rx.stop()
-        if client is not None:
-            client.stop()
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        rx.close()
-        bus.close()
-        log.close()
+    return 1
 
 
 def _hop(bus: Bus, n: int) -> list[float]:

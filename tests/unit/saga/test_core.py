@@ -170,3 +170,32 @@ def test_events_are_typed_and_an_unknown_or_malformed_one_is_refused() -> None:
     with pytest.raises(SagaError, match="not an event of Trip"), o.transaction("T1") as ctx:
         assert ctx is not None
         ctx.emit(Stranger())
+
+
+def test_the_outbox_does_not_wait_for_the_broker_but_a_lost_publish_stops_the_orchestrator() -> None:
+    from runtime.bus import Bus
+    from runtime.membus import MemoryBroker
+    from saga import PulsarOutbox
+
+    broker = MemoryBroker()
+    bus = Bus.memory(broker)
+    out = PulsarOutbox(bus)
+    o: Orchestrator[Trip] = Orchestrator(MemoryLog(), out, Trip)
+    o.recover()
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit(Reported(), (effect(topics.REPORTS, report(report_id="R0")),))
+    assert out.failure() is None
+    out._producers[topics.REPORTS]._raw.close()  # the broker connection goes: the next send fails
+    with o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit(Reported(), (effect(topics.REPORTS, report(report_id="R1")),))  # committed; its send fails
+    assert out.failure() is not None and "publishing effects failed" in (out.failure() or "")
+    with pytest.raises(LeaseLostError, match="publishing effects failed"):
+        o.check()
+    with pytest.raises(LeaseLostError), o.transaction("T1"):
+        pass
+    # What the log holds and the broker lacks goes out once, from the successor.
+    successor: Orchestrator[Trip] = Orchestrator(o.log, PulsarOutbox(Bus.memory(broker)), Trip)
+    assert successor.recover() == (2, 1)
+    bus.close()
