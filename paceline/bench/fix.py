@@ -91,6 +91,7 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         wall_minus_perf = time.time_ns() - time.perf_counter_ns()  # this process's stamps on the wall clock
         rtts: list[float] = []
         stages: dict[str, list[float]] = {s: [] for s in STAGES}
+        timed: list[tuple[str, int, int]] = []  # ClOrdID, sent, first reply (wall clock)
         for i in range(orders + 10):
             t = last[0]
             assert t is not None
@@ -108,22 +109,22 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             sent_ns = int(client.sent_at[cl] * 1e9) + wall_minus_perf
             replied_ns = int(client.first_reply_at[cl] * 1e9) + wall_minus_perf
             rtts.append((replied_ns - sent_ns) / 1e6)
-            got = reports.get(cl)
-            if got is None or got[1].trace is None or got[1].trace.request_recv_ns is None:
-                continue
-            seen_ns, rep = got
-            tr = rep.trace
-            assert tr is not None and tr.request_recv_ns is not None
-            mid = tr.stage_seconds(seen_ns)
-            for name, sec in zip(STAGES, ((tr.request_recv_ns - sent_ns) / 1e9, *mid,
-                                           (replied_ns - seen_ns) / 1e9), strict=True):  # fmt: skip
-                if sec is not None:
-                    stages[name].append(max(0.0, sec) * 1e3)
+            timed.append((cl, sent_ns, replied_ns))
         # Cancelled afterwards, so no order's cancellation is in the way of the next one's round trip.
         for i in range(orders + 10):
             client.cancel(f"X{tag}-{i}", f"B{tag}-{i}", symbol, 100)
         for i in range(orders + 10):
             client.wait(lambda m, i=i: m.get(11) == f"X{tag}-{i}", timeout_s=120, what="the cancel's answer")
+        for cl, sent_ns, replied_ns in timed:  # by now every report has reached this process too
+            got = reports.get(cl)
+            tr = got[1].trace if got is not None else None
+            if got is None or tr is None or tr.request_recv_ns is None:
+                continue
+            mid = tr.stage_seconds(got[0])
+            for name, sec in zip(STAGES, ((tr.request_recv_ns - sent_ns) / 1e9, *mid,
+                                           (replied_ns - got[0]) / 1e9), strict=True):  # fmt: skip
+                if sec is not None:
+                    stages[name].append(max(0.0, sec) * 1e3)
         hop = _hop(bus, 200)
         rtt, bare = summary(rtts), summary(hop)
         print(
