@@ -34,6 +34,7 @@ from models import (
     Fill,
     JobAssignment,
     Liquidity,
+    Message,
     OrdType,
     Side,
     Strategy,
@@ -357,6 +358,13 @@ class Engine:
         )
 
     # --- executions -----------------------------------------------------------------------------------
+    def on_execution(self, m: Message) -> None:
+        """What a job's executions topic carries: a fill or an ack (anything else is not the engine's)."""
+        if isinstance(m, Fill):
+            self.on_fill(m)
+        elif isinstance(m, ChildOrderAck):
+            self.on_ack(m)
+
     def on_fill(self, fill: Fill) -> None:
         job = self.jobs.get(fill.job_id)
         if job is None or fill.fill_id in job.fills_seen or fill.child_id not in job.children:

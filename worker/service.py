@@ -18,8 +18,6 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from models import (
     RULE_POLICIES,
-    ChildOrderAck,
-    Fill,
     JobAssignment,
     JobRef,
     Message,
@@ -197,10 +195,7 @@ class WorkerService:
     def _on_execution(self, d: Delivery[Message]) -> None:
         msg = d.message
         with self._lock, bind_order(msg):
-            if isinstance(msg, Fill):
-                self.engine.on_fill(msg)
-            elif isinstance(msg, ChildOrderAck):
-                self.engine.on_ack(msg)
+            self.engine.on_execution(msg)
 
     # --- heartbeats -----------------------------------------------------------------------------------
     def heartbeat(self) -> WorkerHeartbeat:

@@ -21,8 +21,6 @@ from market.venue import Venue
 from models import (
     DEFAULT_RL_POLICY,
     DEFAULT_SYMBOLS,
-    ChildOrderAck,
-    Fill,
     JobAssignment,
     Message,
     ParentOrder,
@@ -81,10 +79,7 @@ def run_engine(
 
     def deliver(messages: list[Message]) -> None:
         for m in messages:
-            if isinstance(m, Fill):
-                eng.on_fill(m)
-            elif isinstance(m, ChildOrderAck):
-                eng.on_ack(m)
+            eng.on_execution(m)
 
     per_tick: list[float] = []
     decided = 0

@@ -12,7 +12,7 @@ import torch
 
 from market.synthetic import SymbolSim
 from market.venue import Venue
-from models import ChildOrderAck, ChildOrderAction, Fill, VenueCommand, VenueOp
+from models import ChildOrderAction, VenueCommand, VenueOp
 from worker import policy_files
 from worker.baselines import TWAP, AlmgrenChriss
 from worker.engine import Engine
@@ -45,10 +45,7 @@ def _live(env: ExecutionEnv, policy: object | None) -> list[ChildOrderAction]:
 
     def deliver(msgs: list[Any]) -> None:
         for m in msgs:
-            if isinstance(m, Fill):
-                engine.on_fill(m)
-            elif isinstance(m, ChildOrderAck):
-                engine.on_ack(m)
+            engine.on_execution(m)
 
     for tick in SymbolSim(**env.market_args):
         deliver(venue.on_tick(tick))
