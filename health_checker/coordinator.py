@@ -8,6 +8,7 @@ windows run on each symbol's market clock, fed by ``on_market_time`` from the ti
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from models import (
     topics,
 )
 from runtime.logs import get_logger
-from saga import WALL, CompensationStarted, Orchestrator, SagaCompleted, effect
+from saga import WALL, CompensationStarted, Orchestrator, SagaCompleted, SnapshotStore, effect
 
 log = get_logger("paceline.health_checker")
 
@@ -55,6 +56,11 @@ TRANSITIONS = Counter("paceline_saga_transitions_total", "Saga events appended",
 COMPENSATIONS = Counter("paceline_saga_compensations_total", "Compensations started", ["name"])
 DUPLICATE_FILLS = Counter("paceline_hc_duplicate_fills_total", "Fills seen again and not counted")
 UNSUPPORTED = Counter("paceline_hc_unsupported_total", "Input messages of a kind not handled", ["kind"])
+SNAPSHOT = Histogram(
+    "paceline_hc_snapshot_seconds", "Taking a snapshot of the saga state (outbox receipts, dump, write)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)  # fmt: skip
+SNAPSHOT_SAGAS = Gauge("paceline_hc_snapshot_sagas", "Sagas in the last snapshot, by state", ["state"])
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Config:
     leader_beat_s: float = 0.5  # the leader's beat from its decision loop
     leader_timeout_s: float = 2.0  # a standby that hears no beat this long fences the leader out
     start_tolerance_s: float = 60.0  # how far in the past a window may start
+    snapshot_every: int = 5_000  # log events between snapshots: the most a takeover replays
+    ended_keep_s: float = 24 * 3600.0  # how long an ended saga's record answers late inputs
     symbols: frozenset[str] | None = None  # the tradable universe (None: any)
 
     @property
@@ -99,14 +107,31 @@ class Coordinator:
         orch.on_commit = self._committed
 
     # --- recovery -------------------------------------------------------------------------------------
-    def recover(self) -> tuple[int, int]:
-        replayed, resent = self.orch.recover()
+    def recover(self, snapshots: SnapshotStore | None = None) -> tuple[int, int]:
+        replayed, resent = self.orch.recover(snapshots)
         now = self.wall()
         for s in self.orch.live():
             if s.worker_id is not None:
                 self.pool.expect(s.worker_id, now)
-        log.info("saga log replayed", events=replayed, effects_resent=resent, live=len(self.orch.live()))
+        log.info("saga log replayed", events=replayed, effects_resent=resent, live=len(self.orch.live()),
+                 from_snapshot=self.orch.snapshot_position, ended=len(self.orch.ended))  # fmt: skip
         return replayed, resent
+
+    def checkpoint(self, snapshots: SnapshotStore) -> bool:
+        """Every ``snapshot_every`` events: ended sagas leave memory, and the state is snapshotted."""
+        if self.orch.position - self.orch.snapshot_position < self.config.snapshot_every:
+            return False
+        pruned = self.orch.prune(round(self.config.ended_keep_s * 1e9), self.wall())
+        t0 = time.perf_counter()
+        snap = self.orch.snapshot(snapshots)
+        if snap is None:
+            return False
+        SNAPSHOT.observe(time.perf_counter() - t0)
+        SNAPSHOT_SAGAS.labels("live").set(len(snap.sagas))
+        SNAPSHOT_SAGAS.labels("ended").set(len(snap.ended))
+        log.info("saga state snapshotted", position=snap.position, live=len(snap.sagas), pruned=pruned,
+                 ended=len(snap.ended), took_ms=round((time.perf_counter() - t0) * 1000, 1))  # fmt: skip
+        return True
 
     def symbols(self) -> set[str]:
         """Symbols whose market clock a live saga waits on."""
@@ -150,8 +175,8 @@ class Coordinator:
     def _request(self, req: JobRequest) -> None:
         received_ns = now_ns()  # the real wall clock, for the acknowledgement's trace only
         pid = req.parent.parent_id
-        if pid in self.orch.sagas:
-            return  # a redelivered request: the saga exists
+        if self.orch.known(pid):
+            return  # a redelivered request: the saga exists (or ended)
         refusal = self._refusal(req)
         with self.orch.transaction(pid, create=True) as ctx:
             assert ctx is not None
@@ -171,21 +196,29 @@ class Coordinator:
             return None
         return saga
 
+    def _closed(self, parent_id: str, client_id: str) -> tuple[str, OrdStatus] | None:
+        """A closed parent of this client's: its ClOrdID and final status (from memory or its record)."""
+        saga = self._live_saga_of(parent_id, client_id)
+        if saga is not None and saga.parent is not None:
+            return saga.parent.cl_ord_id, saga.final_status
+        e = self.orch.ended.get(parent_id)
+        if e is not None and e.facts.get("client_id") == client_id and "ord_status" in e.facts:
+            return e.facts["cl_ord_id"], OrdStatus(e.facts["ord_status"])
+        return None
+
     def _refuse_closed(self, req: CancelRequest | AmendRequest, kind: RequestKind) -> None:
         """A request for a closed or unknown parent: answered by a one-event saga of its own (logged)."""
-        saga = self._live_saga_of(req.parent_id, req.client_id)
-        orig = saga.parent.cl_ord_id if saga is not None and saga.parent is not None else "NONE"
+        closed = self._closed(req.parent_id, req.client_id)
         rej = RequestReject(
             parent_id=req.parent_id, client_id=req.client_id, cl_ord_id=req.cl_ord_id or req.request_id,
-            orig_cl_ord_id=orig, request=kind,
-            ord_status=_final_status(saga) if saga is not None else OrdStatus.REJECTED,
-            reason="the order is closed" if saga is not None else "unknown order", too_late=saga is not None,
+            orig_cl_ord_id=closed[0] if closed else "NONE", request=kind,
+            ord_status=closed[1] if closed else OrdStatus.REJECTED,
+            reason="the order is closed" if closed else "unknown order", too_late=closed is not None,
             ts_init=self.wall(),
         )  # fmt: skip
         log.warning("request refused", parent_id=req.parent_id, request=kind.value, reason=rej.reason)
         with self.orch.transaction(f"{req.parent_id}.req.{req.request_id}", create=True) as ctx:
-            assert ctx is not None
-            if ctx.saga.seq == 0:  # a redelivered request is answered once
+            if ctx is not None and ctx.saga.seq == 0:  # a redelivered request is answered once
                 ctx.complete("request_rejected", (effect(topics.REPORTS, rej, key=req.client_id),))
 
     def _cancel(self, req: CancelRequest) -> None:
@@ -209,7 +242,10 @@ class Coordinator:
     def _fill(self, f: Fill) -> None:
         with self.orch.transaction(f.parent_id) as ctx:
             if ctx is None:
-                log.error("fill for an unknown parent", parent_id=f.parent_id, fill_id=f.fill_id)
+                if f.parent_id in self.orch.ended:  # redelivered after its parent ended and left memory
+                    DUPLICATE_FILLS.inc()
+                else:
+                    log.error("fill for an unknown parent", parent_id=f.parent_id, fill_id=f.fill_id)
                 return
             if not ctx.saga.on_fill(ctx, f, self.wall(), self.t):
                 DUPLICATE_FILLS.inc()
@@ -316,14 +352,6 @@ class Coordinator:
                 case SagaCompleted(status=status):
                     self.lost_at.pop(entry.saga_id, None)
                     log.info("parent closed", parent_id=entry.saga_id, status=status)
-
-
-def _final_status(saga: ParentSaga) -> OrdStatus:
-    if saga.status == "filled":
-        return OrdStatus.FILLED
-    if saga.status == "rejected":
-        return OrdStatus.REJECTED
-    return FINAL.get(saga.status, FINAL["cancel"])[1]
 
 
 __all__ = ["FINAL", "Config", "Coordinator"]

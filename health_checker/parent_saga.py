@@ -151,6 +151,22 @@ class ParentSaga(Saga):
                 self.phase = Phase.DONE
 
     @property
+    def final_status(self) -> OrdStatus:
+        """The client's status once ended."""
+        if self.status == "filled":
+            return OrdStatus.FILLED
+        if self.status == "rejected":
+            return OrdStatus.REJECTED
+        return FINAL.get(self.status, FINAL["cancel"])[1]
+
+    def ended_facts(self) -> dict[str, str]:
+        """What answers a cancel or amend that comes after the parent left memory (``Coordinator``)."""
+        if self.parent is None:
+            return {}
+        return {"client_id": self.parent.client_id, "cl_ord_id": self.parent.cl_ord_id,
+                "ord_status": self.final_status.value}  # fmt: skip
+
+    @property
     def remaining(self) -> int:
         assert self.parent is not None
         return self.parent.quantity - self.filled

@@ -8,7 +8,9 @@
   thread; each is acknowledged after its decision is appended and published, so a crash redelivers it
   to the successor, which handles it idempotently (fills by id, requests by parent id).
 - A poll thread detects silent workers, fires timers and retries waiting jobs. A lock serialises it with
-  the handlers.
+  the handlers. Every ``snapshot_every`` events it prunes ended sagas and snapshots the state to
+  ``saga/snapshots`` (``saga.snapshot``): a takeover reads the latest snapshot and replays only the log
+  after it, so its time follows the parents running, not the log's length.
 - A leader that loses the lease (an append or a publish refused) steps down: it closes its inputs,
   forgets its state and goes back to waiting for the lease.
 - The leader beats on ``control/leader`` from its decision loop. A leader that hangs (SIGSTOP, a stuck
@@ -33,7 +35,7 @@ from runtime import metrics
 from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, ProducerBusyError, unload_topic
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
-from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox
+from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox, PulsarSnapshots
 
 log = get_logger("paceline.health_checker")
 
@@ -180,8 +182,9 @@ class HealthChecker:
         self._outbox = outbox
         orch: Orchestrator[ParentSaga] = Orchestrator(plog, outbox, ParentSaga)
         coord = Coordinator(orch, self.config)
+        snapshots = self._snapshots = PulsarSnapshots(self.bus)
         with self._lock:
-            self.recovered = coord.recover()
+            self.recovered = coord.recover(snapshots)
             self.coordinator = coord
         for topic in INPUTS:
             self._inputs.append(self._subscribe(topic))
@@ -208,6 +211,7 @@ class HealthChecker:
             with self._lock:
                 orch.check()
                 coord.poll()
+                coord.checkpoint(snapshots)
                 wanted = coord.symbols()
             self._follow_markets(coord, wanted)
             if time.monotonic() >= next_beat:  # from this loop: a leader that stops deciding stops beating
@@ -245,6 +249,8 @@ class HealthChecker:
         self._tails.clear()
         if hasattr(self, "_outbox"):
             self._outbox.close()
+        if hasattr(self, "_snapshots"):
+            self._snapshots.close()
         if self._beats is not None:
             self._beats.close()
             self._beats = None

@@ -44,7 +44,7 @@ from models.orders import (
     RequestKind,
     RequestReject,
 )
-from models.saga import Effect, SagaEvent
+from models.saga import Effect, SagaEvent, SagaSnapshot, SagaSnapshotPart
 
 __all__ = [
     "ACK_STAGES",
@@ -79,6 +79,8 @@ __all__ = [
     "RequestReject",
     "RiskControl",
     "SagaEvent",
+    "SagaSnapshot",
+    "SagaSnapshotPart",
     "Side",
     "Strategy",
     "Tick",

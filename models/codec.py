@@ -33,7 +33,7 @@ from models.orders import (
     ParentOrder,
     RequestReject,
 )
-from models.saga import SagaEvent
+from models.saga import SagaEvent, SagaSnapshot, SagaSnapshotPart
 
 M = TypeVar("M", bound=Message)
 
@@ -56,7 +56,9 @@ AnyMessage = Annotated[
     | RiskControl
     | VenueCommand
     | VenueCommandAck
-    | SagaEvent,
+    | SagaEvent
+    | SagaSnapshot
+    | SagaSnapshotPart,
     Field(discriminator="kind"),
 ]
 _ANY: TypeAdapter[Any] = TypeAdapter(AnyMessage)

@@ -40,3 +40,28 @@ class SagaEvent(Message):
     data: dict[str, JsonValue] = Field(default_factory=dict)
     effects: tuple[Effect, ...] = ()
     ts_init: TimestampNs
+
+
+class SagaSnapshotPart(Message):
+    """Part of a snapshot of the orchestrator (``saga.snapshot``): running sagas' states and ended sagas'
+    records, as the saga classes dump them."""
+
+    kind: Literal["saga_snapshot_part"] = "saga_snapshot_part"
+    snapshot_id: str = Field(min_length=1, max_length=128)
+    index: int = Field(ge=0)
+    sagas: tuple[dict[str, JsonValue], ...] = ()
+    ended: dict[str, dict[str, JsonValue]] = Field(default_factory=dict)
+
+
+class SagaSnapshot(Message):
+    """A snapshot's manifest, written after its parts: the log position it includes, that log entry's id
+    (a message id as text) and its parts' ids, in order."""
+
+    kind: Literal["saga_snapshot"] = "saga_snapshot"
+    snapshot_id: str = Field(min_length=1, max_length=128)
+    position: int = Field(ge=0)
+    log_id: str = Field(min_length=1, max_length=256)
+    parts: tuple[str, ...]
+    live: int = Field(ge=0)
+    ended: int = Field(ge=0)
+    ts_init: TimestampNs

@@ -81,6 +81,7 @@ HEARTBEATS = f"{_ns('control')}/heartbeats"
 LEADER = f"{_ns('control')}/leader"  # the leading health-checker's beats (standbys watch for silence)
 RISK = f"{_ns('saga')}/risk"  # kill-switch states (the last per scope rules): kept forever, like the log
 SAGA_LOG = f"{_ns('saga')}/log"  # keyed by saga (parent order) id
+SAGA_SNAPSHOTS = f"{_ns('saga')}/snapshots"  # the orchestrator's state at a log position (takeover's start)
 
 
 def dead_letter(topic: str, subscription: str) -> str:

@@ -60,7 +60,7 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("market", (C,)), ("dlq", (P,)),
         (topics.JOB_REQUESTS, (C,)), (topics.HEARTBEATS, (C,)), (topics.LEADER, (P, C)),
         (topics.ASSIGNMENTS, (P,)), (topics.EXECUTIONS, (C,)), (topics.REPORTS, (P,)),
-        (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)),
+        (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)), (topics.SAGA_SNAPSHOTS, (P, C)),
     ),
     "endpoint": (
         ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),

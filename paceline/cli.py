@@ -356,8 +356,9 @@ def _cmd_health_checker(args: argparse.Namespace, settings: Settings) -> int:
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     symbols = frozenset(s.strip().upper() for s in args.symbols.split(",") if s.strip()) or None
     config = Config(
-        heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols
-    )
+        heartbeat_timeout_s=args.heartbeat_timeout, assign_wait_s=args.assign_wait, symbols=symbols,
+        snapshot_every=args.snapshot_every,
+    )  # fmt: skip
     with Bus(settings.pulsar_url, quiet=True) as bus:
         hc = HealthChecker(bus, args.name, config, admin_url=settings.pulsar_admin_url)
         _serve_until_signalled(hc.start, hc.stop)
@@ -527,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     hc.add_argument("--heartbeat-timeout", type=float, default=3.0, help="seconds of worker silence = lost")
     hc.add_argument("--assign-wait", type=float, default=30.0, help="seconds a job may wait for a worker")
     hc.add_argument("--symbols", default="", help="comma-separated tradable universe (empty: any)")
+    hc.add_argument("--snapshot-every", type=int, default=5_000,
+                    help="saga log events between state snapshots (the most a takeover replays)")  # fmt: skip
     hc.set_defaults(func=_cmd_health_checker)
 
     ep = sub.add_parser(

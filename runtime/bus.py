@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import threading
@@ -391,19 +392,52 @@ class Bus:
         """A typed producer. Give a stable ``name`` wherever re-sends must be de-duplicated."""
         return self.raw_producer(topic, name=name, profile=profile, exclusive=exclusive, fence=fence)
 
-    def read_all(self, topic: str, model: type[M]) -> list[Delivery[M]]:
-        """Every message on ``topic`` from the start to now, in order (a non-durable reader).
+    # --- message ids as text (a snapshot names the log entry it follows) -------------------------------
+    def id_token(self, message_id: Any) -> str:
+        """A message id as text that ``read_all(after=...)`` and ``read_at`` take back."""
+        if isinstance(message_id, pulsar.MessageId):
+            return "p:" + base64.b64encode(message_id.serialize()).decode()
+        return f"m:{message_id.index}"  # runtime.membus
+
+    def _message_id(self, token: str) -> Any:
+        kind, _, raw = token.partition(":")
+        if kind == "p":
+            return pulsar.MessageId.deserialize(base64.b64decode(raw))
+        if kind == "m":
+            from runtime.membus import MemoryMessageId
+
+            return MemoryMessageId("", int(raw))
+        raise BusError(f"not a message id token: {token!r}")
+
+    def read_all(
+        self, topic: str, model: type[M], *, after: str | None = None, limit: int | None = None
+    ) -> list[Delivery[M]]:
+        """Every message on ``topic`` from the start (or from the one after the id token ``after``) to now,
+        in order (a non-durable reader); at most ``limit`` of them.
 
         Undecodable entries are counted and skipped (``paceline_bus_rejected_total``), not fatal.
         """
+        start = pulsar.MessageId.earliest if after is None else self._message_id(after)
+        return self._read(topic, model, start, inclusive=False, limit=limit)
+
+    def read_at(self, topic: str, model: type[M], token: str | None = None) -> Delivery[M] | None:
+        """The one message with the id token ``token`` (None: the last message on the topic), or None if
+        there is none (an empty topic) or it does not decode."""
+        start = pulsar.MessageId.latest if token is None else self._message_id(token)
+        got = self._read(topic, model, start, inclusive=True, limit=1)
+        return got[0] if got else None
+
+    def _read(
+        self, topic: str, model: type[M], start: Any, *, inclusive: bool, limit: int | None
+    ) -> list[Delivery[M]]:
         try:
-            reader = self._client.create_reader(topic, pulsar.MessageId.earliest)
+            reader = self._client.create_reader(topic, start, start_message_id_inclusive=inclusive)
         except Exception as exc:
             raise BusError(f"cannot read {topic}: {exc}") from exc
         out: list[Delivery[M]] = []
         stream = stream_of(topic)
         try:
-            while reader.has_message_available():
+            while (limit is None or len(out) < limit) and reader.has_message_available():
                 msg = reader.read_next(10_000)
                 data = msg.data()
                 try:

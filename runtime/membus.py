@@ -409,8 +409,9 @@ class MemoryConsumer:
 
 class MemoryReader:
     def __init__(
-        self, client: MemoryClient, topic: str, start: Any, listener: Callable[[Any, Any], None] | None
-    ) -> None:
+        self, client: MemoryClient, topic: str, start: Any, listener: Callable[[Any, Any], None] | None,
+        inclusive: bool = False,
+    ) -> None:  # fmt: skip
         self._client, self._broker = client, client.broker
         self.topic = topic
         self._listener = listener
@@ -419,9 +420,11 @@ class MemoryReader:
         with self._broker.lock:
             t = self._broker.topic(topic)
             if isinstance(start, MemoryMessageId):
-                self.pos = start.index
-            else:
-                self.pos = 0 if str(start) == str(pulsar.MessageId.earliest) else len(t.messages)
+                self.pos = start.index + (0 if inclusive else 1)
+            elif str(start) == str(pulsar.MessageId.earliest):
+                self.pos = 0
+            else:  # latest: the last message itself when inclusive, as Pulsar's reader
+                self.pos = max(0, len(t.messages) - 1) if inclusive else len(t.messages)
             t.readers.append(self)
 
     def notify(self) -> None:
@@ -498,9 +501,9 @@ class MemoryClient:
 
     def create_reader(
         self, topic: str, start_message_id: Any, reader_listener: Callable[[Any, Any], None] | None = None,
-        **_: Any,
+        start_message_id_inclusive: bool = False, **_: Any,
     ) -> MemoryReader:  # fmt: skip
-        r = MemoryReader(self, topic, start_message_id, reader_listener)
+        r = MemoryReader(self, topic, start_message_id, reader_listener, start_message_id_inclusive)
         self._open.append(r)
         return r
 

@@ -15,6 +15,7 @@ from saga.events import (
 from saga.log import LeaseLostError, MemoryLog, PulsarLog, SagaLog
 from saga.orchestrator import Orchestrator
 from saga.outbox import MemoryOutbox, Outbox, PulsarOutbox
+from saga.snapshot import Ended, MemorySnapshots, PulsarSnapshots, Snapshot, SnapshotStore
 
 __all__ = [
     "WALL",
@@ -22,18 +23,23 @@ __all__ = [
     "CompensationRegistered",
     "CompensationStarted",
     "Context",
+    "Ended",
     "LeaseLostError",
     "MemoryLog",
     "MemoryOutbox",
+    "MemorySnapshots",
     "Orchestrator",
     "Outbox",
     "PulsarLog",
     "PulsarOutbox",
+    "PulsarSnapshots",
     "Saga",
     "SagaCompleted",
     "SagaError",
     "SagaLog",
     "SagaPayload",
+    "Snapshot",
+    "SnapshotStore",
     "Timer",
     "TimerCleared",
     "TimerSet",

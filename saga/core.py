@@ -14,8 +14,9 @@ successor finishes it), ``CompensationCompleted`` (popped: reverse registration 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar, Generic, TypeVar
+import copy
+from dataclasses import dataclass, field, fields
+from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
@@ -117,6 +118,21 @@ class Saga:
 
     def on_event(self, event: SagaPayload) -> None:
         """Domain state changes for ``event`` (generic events pass through here too)."""
+
+    def ended_facts(self) -> dict[str, str]:
+        """What the domain needs to answer for this saga once it has ended and left memory."""
+        return {}
+
+    def copy(self) -> Self:
+        """A copy to restore if a transaction fails. The containers are copied, not their items: state
+        changes only by replacing immutable values (frozen messages and timers, strings, numbers), so a
+        deep copy would buy nothing and cost a walk over every fill id the saga has seen."""
+        c = copy.copy(self)
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list | dict | set):
+                setattr(c, f.name, v.copy())
+        return c
 
 
 S = TypeVar("S", bound=Saga)

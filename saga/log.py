@@ -7,13 +7,18 @@ within a poll. A holder that hangs (its connection stays open) is fenced out: ``
 The producer's name is fixed and its sequence id is the event's log position, so an event appended twice
 (a retry after a timeout) is stored once by the broker's de-duplication. ``MemoryLog`` is the same
 contract in memory, for fast tests.
+
+``last_id`` names the entry last appended or replayed (a message id as text): a snapshot taken there
+lets a successor replay only what follows it (``replay(after=...)``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+
+import pulsar
 
 from models import SagaEvent, topics
 from runtime.bus import Bus, BusError, Producer, ProducerBusyError
@@ -24,7 +29,12 @@ class LeaseLostError(RuntimeError):
 
 
 class SagaLog(Protocol):
-    def replay(self) -> list[SagaEvent]: ...
+    @property
+    def last_id(self) -> str | None: ...
+
+    def replay(self, after: str | None = None) -> list[SagaEvent]:
+        """The log in order, from the start or from the entry after the one ``after`` names."""
+        ...
 
     def append(self, events: Sequence[SagaEvent]) -> None: ...
 
@@ -34,8 +44,14 @@ class MemoryLog:
         self.events: list[SagaEvent] = []
         self.fenced = False
 
-    def replay(self) -> list[SagaEvent]:
-        return list(self.events)
+    @property
+    def last_id(self) -> str | None:
+        return str(self.events[-1].position) if self.events else None
+
+    def replay(self, after: str | None = None) -> list[SagaEvent]:
+        if after is None:
+            return list(self.events)
+        return [ev for ev in self.events if ev.position > int(after)]
 
     def append(self, events: Sequence[SagaEvent]) -> None:
         for ev in events:
@@ -53,6 +69,11 @@ class PulsarLog:
         self.topic = topic
         self.name = name
         self._producer: Producer | None = None
+        self._last_id: str | None = None
+
+    @property
+    def last_id(self) -> str | None:
+        return self._last_id
 
     @property
     def held(self) -> bool:
@@ -78,21 +99,31 @@ class PulsarLog:
             stop.wait(poll_s)
         return False
 
-    def replay(self) -> list[SagaEvent]:
-        return [d.message for d in self.bus.read_all(self.topic, SagaEvent)]
+    def replay(self, after: str | None = None) -> list[SagaEvent]:
+        got = self.bus.read_all(self.topic, SagaEvent, after=after)
+        if got:
+            self._last_id = self.bus.id_token(got[-1].message_id)
+        elif after is not None:
+            self._last_id = after
+        return [d.message for d in got]
 
     def append(self, events: Sequence[SagaEvent]) -> None:
         """Append in order and return once the broker has stored them all (pipelined: one round trip)."""
         if self._producer is None:
             raise LeaseLostError("the lease is not held")
         errors: list[Exception] = []
+        last_id: Any = None
         try:
-            for ev in events:
+            for ev in events[:-1]:
                 self._producer.send_async(
                     ev, key=ev.saga_id, sequence_id=ev.position, event_time_ns=ev.ts_init,
                     on_done=lambda err, _lat: errors.append(err) if err else None,
                 )  # fmt: skip
-            self._producer.flush()  # waits for every pending send's receipt
+            if events:  # the last one waits for its receipt (and so for all before it): its id is known
+                ev = events[-1]
+                last_id = self._producer.send(ev, key=ev.saga_id, sequence_id=ev.position,
+                                              event_time_ns=ev.ts_init)  # fmt: skip
+            self._producer.flush()  # every pending send's receipt
         except BusError as exc:
             errors.append(exc)
         except Exception as exc:  # the client raises its own types from flush()
@@ -100,6 +131,10 @@ class PulsarLog:
         if errors:
             self.release()
             raise LeaseLostError(str(errors[0]))
+        if last_id is not None:
+            # A re-appended entry the broker de-duplicated has no id of its own: no snapshot names it.
+            dup = isinstance(last_id, pulsar.MessageId) and last_id.ledger_id() < 0
+            self._last_id = None if dup else self.bus.id_token(last_id)
 
     def release(self) -> None:
         if self._producer is not None:

@@ -5,47 +5,119 @@ applied to the saga at once, appended to the log when the handler returns, and o
 the handler raises, the saga is restored as it was and nothing is appended. If the append fails the
 orchestrator has lost its lease: it refuses further work and its owner must step down and, to serve
 again, rebuild from the log.
+
+Memory and takeover stay bounded by what runs, not by history: ended sagas leave memory for a compact
+record (``prune``; the record answers a late redelivery), and ``snapshot`` writes the running state at a
+log position so that ``recover`` starts there and replays only the tail.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from models import SagaEvent
+from pydantic import JsonValue, TypeAdapter
+
+from models import SagaEvent, now_ns
+from runtime.logs import get_logger
 from saga.core import Context, Saga, SagaError, Timer
 from saga.log import LeaseLostError, SagaLog
 from saga.outbox import Outbox
+from saga.snapshot import Ended, Snapshot, SnapshotStore
+
+log = get_logger("paceline.saga")
 
 S = TypeVar("S", bound=Saga)
 
 
 class Orchestrator(Generic[S]):
-    def __init__(self, log: SagaLog, outbox: Outbox, factory: Callable[[str], S]) -> None:
+    def __init__(self, log: SagaLog, outbox: Outbox, factory: type[S]) -> None:
         self.log = log
         self.outbox = outbox
         self.factory = factory
         self.sagas: dict[str, S] = {}
+        self.ended: dict[str, Ended] = {}  # sagas pruned from memory once ended, by id
         self.position = 0  # the last log position appended or replayed
+        self.snapshot_position = 0  # the position of the snapshot taken or restored last
         self.broken: str | None = None
         self.on_commit: Callable[[list[SagaEvent]], None] | None = None
+        self._state: TypeAdapter[Any] = TypeAdapter(factory)
 
-    def recover(self) -> tuple[int, int]:
-        """Rebuild every saga from the log and publish what was decided but not sent.
+    def recover(self, snapshots: SnapshotStore | None = None) -> tuple[int, int]:
+        """Rebuild every saga (from the latest snapshot and the log's tail after it, or from the whole log)
+        and publish what was decided but not sent.
 
         Returns (events replayed, effects re-sent)."""
-        events = self.log.replay()
+        snap = snapshots.latest() if snapshots is not None else None
+        events = self.log.replay(after=snap.log_id) if snap is not None else self.log.replay()
+        if snap is not None and events and events[0].position > snap.position + 1:
+            log.error("the log's tail does not follow the snapshot; replaying the whole log",
+                      snapshot=snap.position, first=events[0].position)  # fmt: skip
+            snap, events = None, self.log.replay()
+        if snap is not None:
+            self._restore(snap)
         for ev in events:
             if ev.position <= self.position:
                 continue
             saga = self.sagas.get(ev.saga_id)
             if saga is None:
+                if ev.saga_id in self.ended:
+                    raise SagaError(f"{ev.saga_id}: an event after the saga ended (position {ev.position})")
                 saga = self.sagas[ev.saga_id] = self.factory(ev.saga_id)
             saga.apply(ev)
             self.position = ev.position
         return len(events), self.outbox.resume(events)
+
+    # --- memory and snapshots ---------------------------------------------------------------------------
+    def known(self, saga_id: str) -> bool:
+        """Whether ``saga_id`` ever started (it runs, or it ended and its record is kept)."""
+        return saga_id in self.sagas or saga_id in self.ended
+
+    def prune(self, keep_ns: int, now: int | None = None) -> int:
+        """Move ended sagas out of memory, keeping their record (``Ended``), and forget records older than
+        ``keep_ns`` (by then no input about them can be redelivered). Returns how many sagas left."""
+        now = now_ns() if now is None else now
+        gone = [s for s in self.sagas.values() if s.terminal]
+        for s in gone:
+            del self.sagas[s.saga_id]
+            self.ended[s.saga_id] = Ended(s.status, now, s.ended_facts())
+        old = [k for k, e in self.ended.items() if now - e.ended_ns > keep_ns]
+        for k in old:
+            del self.ended[k]
+        return len(gone)
+
+    def dump(self, saga: S) -> dict[str, JsonValue]:
+        data: dict[str, JsonValue] = self._state.dump_python(saga, mode="json")
+        return data
+
+    def load(self, data: dict[str, JsonValue]) -> S:
+        saga: S = self._state.validate_python(data)
+        return saga
+
+    def snapshot(self, store: SnapshotStore) -> Snapshot | None:
+        """Write the state at the current position (None if it cannot be named yet: nothing appended or
+        replayed, or the outbox has a failure). Waits for the outbox's receipts first: a successor replays
+        from the snapshot on, and re-sends only effects from there."""
+        self.check()
+        self.outbox.flush()
+        self.check()
+        log_id = self.log.last_id
+        if log_id is None:
+            return None
+        snap = Snapshot(position=self.position, log_id=log_id, ended=dict(self.ended), taken_ns=now_ns(),
+                        sagas=[self.dump(s) for s in self.sagas.values()])  # fmt: skip
+        store.save(snap)
+        self.snapshot_position = self.position
+        return snap
+
+    def _restore(self, snap: Snapshot) -> None:
+        self.sagas = {}
+        for data in snap.sagas:
+            saga = self.load(data)
+            self.sagas[saga.saga_id] = saga
+        self.ended = dict(snap.ended)
+        self.position = self.snapshot_position = snap.position
 
     def check(self) -> None:
         """Raise ``LeaseLostError`` if this orchestrator may not go on: an append or a publish failed."""
@@ -61,11 +133,11 @@ class Orchestrator(Generic[S]):
         saga = self.sagas.get(saga_id)
         new = saga is None
         if saga is None:
-            if not create:
+            if not create or saga_id in self.ended:  # an ended saga never starts again
                 yield None
                 return
             saga = self.factory(saga_id)
-        snapshot = copy.deepcopy(saga)
+        snapshot = saga.copy()
         ctx: Context[S] = Context(saga, next_position=self.position + 1)
         try:
             yield ctx

@@ -41,6 +41,10 @@ class Outbox(Protocol):
         """Why an earlier publish did not reach the broker (None: every one did, or is on its way)."""
         ...
 
+    def flush(self) -> None:
+        """Wait until the broker has stored every effect published so far."""
+        ...
+
 
 class MemoryOutbox:
     """Records what was published, de-duplicating by (topic, sequence id) like the broker."""
@@ -62,6 +66,9 @@ class MemoryOutbox:
 
     def failure(self) -> str | None:
         return None
+
+    def flush(self) -> None:
+        """Every publish is stored when it returns."""
 
 
 class PulsarOutbox:

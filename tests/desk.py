@@ -25,7 +25,7 @@ from models import (
     VenueCommandAck,
     WorkerHeartbeat,
 )
-from saga import MemoryLog, MemoryOutbox, Orchestrator, effect_message
+from saga import MemoryLog, MemoryOutbox, MemorySnapshots, Orchestrator, effect_message
 from tests.factories import T0, parent, tick
 
 S = 1_000_000_000
@@ -61,6 +61,8 @@ class Desk:
         )
         self.log = MemoryLog()
         self.outbox = MemoryOutbox()  # outlives orchestrators, like the broker's topics
+        self.snapshots = MemorySnapshots()
+        self.from_snapshot = False  # a restarted coordinator starts from the latest snapshot
         self.venue = Venue()
         self.workers = {w: SimWorker(w) for w in workers}
         self.reports: list[ExecutionReport] = []
@@ -74,7 +76,7 @@ class Desk:
     def _coordinator(self) -> Coordinator:
         orch: Orchestrator[ParentSaga] = Orchestrator(self.log, self.outbox, ParentSaga)
         c = Coordinator(orch, self.config, wall=lambda: self.now)
-        c.recover()
+        c.recover(self.snapshots if getattr(self, "from_snapshot", False) else None)
         for sym, ts in getattr(self, "_market", {}).items():
             c.on_market_time(sym, ts)
         return c

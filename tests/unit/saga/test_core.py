@@ -199,3 +199,61 @@ def test_the_outbox_does_not_wait_for_the_broker_but_a_lost_publish_stops_the_or
     successor: Orchestrator[Trip] = Orchestrator(o.log, PulsarOutbox(Bus.memory(broker)), Trip)
     assert successor.recover() == (2, 1)
     bus.close()
+
+
+def test_a_snapshot_in_parts_on_the_bus_gives_the_state_and_the_tail_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PulsarLog and PulsarSnapshots on the in-memory broker: message ids as text, parts, the last manifest
+    found in one read; a save cut short (parts, no manifest) falls back to the whole log, same state."""
+    from models import SagaSnapshotPart
+    from runtime.bus import Bus
+    from runtime.membus import MemoryBroker
+    from saga import PulsarLog, PulsarSnapshots, snapshot
+
+    monkeypatch.setattr(snapshot, "PART_BYTES", 300)  # a few sagas per part
+    broker = MemoryBroker()
+    bus = Bus.memory(broker)
+    log = PulsarLog(bus)
+    assert log.try_acquire()
+    store = PulsarSnapshots(bus)
+    o: Orchestrator[Trip] = Orchestrator(log, MemoryOutbox(), Trip)
+    o.recover(store)
+    for i in range(12):
+        with o.transaction(f"T{i}", create=True) as ctx:
+            assert ctx is not None
+            ctx.emit(Booked(what=f"flight-{i}"))
+            if i % 4 == 0:
+                ctx.complete("done")
+    o.prune(10**12)
+    snap = o.snapshot(store)
+    assert snap is not None and snap.position == 15 and len(snap.sagas) == 9 and len(snap.ended) == 3
+    with o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="hotel"))
+    log.release()
+
+    def successor(store: PulsarSnapshots | None) -> tuple[Orchestrator[Trip], tuple[int, int]]:
+        plog = PulsarLog(Bus.memory(broker))
+        assert plog.try_acquire()
+        s: Orchestrator[Trip] = Orchestrator(plog, MemoryOutbox(), Trip)
+        got = s.recover(store)
+        plog.release()
+        return s, got
+
+    manifest = [m for m in broker.topic(topics.SAGA_SNAPSHOTS).messages if b'"saga_snapshot"' in m.payload]
+    assert len(manifest) == 1 and len(broker.topic(topics.SAGA_SNAPSHOTS).messages) >= 4  # parts first
+    s, (replayed, _) = successor(PulsarSnapshots(Bus.memory(broker)))
+    assert replayed == 1 and s.sagas == o.sagas and s.ended == o.ended and s.position == 16
+    assert s.sagas["T1"].booked == ["flight-1", "hotel"]
+    # A save cut short: a part after the last manifest. The whole log then; the same running sagas.
+    bus.producer(topics.SAGA_SNAPSHOTS).send(SagaSnapshotPart(snapshot_id="cut", index=0))
+    s2, (replayed, _) = successor(PulsarSnapshots(Bus.memory(broker)))
+    assert replayed == 16 and {k: v for k, v in s2.sagas.items() if not v.terminal} == o.sagas
+    # A tail event for a saga the state says ended is a corrupt history: refused, never applied.
+    o2: Orchestrator[Trip] = Orchestrator(MemoryLog(), MemoryOutbox(), Trip)
+    o2.ended = dict(o.ended)
+    o2.log.append([e for e in s2.log.replay() if e.saga_id == "T0"])
+    with pytest.raises(SagaError, match="after the saga ended"):
+        o2.recover()
+    bus.close()
