@@ -129,6 +129,7 @@ class BrokerVenue(Venue):
         if fence.waiting:
             return []
         del self.fences[job.job_id]
+        self._forget(job)
         return [VenueCommandAck(
             command_id=fence.cmd.command_id, op=fence.cmd.op, job_id=job.job_id, parent_id=job.parent_id,
             epoch=job.min_epoch, filled=job.filled, canceled=tuple(fence.canceled), ts_init=now_ns(),

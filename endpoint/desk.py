@@ -114,7 +114,10 @@ class OrderDesk:
         self.orders: dict[str, Order] = {}
         self.by_cl: dict[tuple[str, str], str] = {}
         self.sinks: dict[str, list[Sink]] = {}
-        self.seen_reports: set[str] = set()
+        # Report ids delivered, per parent while it is open; once its terminal report (the saga's last) is
+        # delivered, the parent's ids go and any later report for it is a duplicate (``finished``).
+        self.seen_reports: dict[str, set[str]] = {}
+        self.finished: set[str] = set()
         self._lock = threading.RLock()
         self._req = 0
 
@@ -136,7 +139,7 @@ class OrderDesk:
         for m in reports:
             self._apply(m)
             if isinstance(m, ExecutionReport) and (sent is None or m.report_id in sent):
-                self.seen_reports.add(m.report_id)
+                self._delivered(m)
 
     # --- client requests ------------------------------------------------------------------------------
     def _request_id(self) -> str:
@@ -294,8 +297,8 @@ class OrderDesk:
         delivered, so the redelivery that follows is not dropped as a duplicate."""
         received = now_ns()
         with self._lock:
-            report_id = m.report_id if isinstance(m, ExecutionReport) else None
-            if report_id is not None and report_id in self.seen_reports:
+            report = m if isinstance(m, ExecutionReport) else None
+            if report is not None and self._seen(report):
                 return
             m = self._apply(m)
             sinks = list(self.sinks.get(getattr(m, "client_id", ""), ()))
@@ -306,10 +309,20 @@ class OrderDesk:
                                   strict=True):  # fmt: skip
                 if sec is not None:
                     ACK_STAGE.labels(stage).observe(sec)
-        if report_id is not None:
+        if report is not None:
             with self._lock:
-                self.seen_reports.add(report_id)
+                self._delivered(report)
         REPORTS_OUT.labels(type(m).__name__).inc()
+
+    def _seen(self, r: ExecutionReport) -> bool:
+        return r.parent_id in self.finished or r.report_id in self.seen_reports.get(r.parent_id, ())
+
+    def _delivered(self, r: ExecutionReport) -> None:
+        if r.ord_status.terminal:
+            self.seen_reports.pop(r.parent_id, None)
+            self.finished.add(r.parent_id)
+        else:
+            self.seen_reports.setdefault(r.parent_id, set()).add(r.report_id)
 
 
 __all__ = ["Order", "OrderDesk", "Refusal", "RequestReject", "parent_id_for"]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from endpoint.broker_venue import BrokerVenue, FixBrokerLink
 from endpoint.config import EndpointConfig
@@ -59,6 +59,7 @@ REFUSED = Counter("paceline_venue_refused_total", "Child-order actions refused, 
 FILLS = Counter("paceline_venue_fills_total", "Fills executed", ["liquidity"])
 SHARES = Counter("paceline_venue_filled_shares_total", "Shares executed")
 ACKS = Counter("paceline_venue_acks_total", "Child-order answers by status", ["status"])
+JOB_TOPICS = Gauge("paceline_venue_job_topics", "Per-job producers and subscriptions open (jobs not closed)")
 # The pipeline's latency as the venue sees it: the triggering tick's publish until its child order is here.
 TICK_TO_CHILD = Histogram(
     "paceline_endpoint_tick_to_child_seconds", "Tick published -> child order received at the endpoint",
@@ -219,6 +220,20 @@ class EndpointService:
         self._actions[job_id] = self.bus.subscribe(
             topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
         )
+        JOB_TOPICS.set(len(self._actions) + len(self._job_out))
+
+    def _close_job(self, job_id: str) -> None:
+        """A closed job's topics are let go once its cancels and the CLOSE's ack are out: the subscription
+        is removed (the broker keeps no cursor for it) and the producer closed, so a day of parents leaves
+        nothing open behind it. The producer goes under the venue's lock: nothing is publishing on it."""
+        with self._venue_lock:
+            out = self._job_out.pop(job_id, None)
+            if out is not None:
+                out.close()
+        actions = self._actions.pop(job_id, None)
+        if actions is not None:
+            actions.unsubscribe()
+        JOB_TOPICS.set(len(self._actions) + len(self._job_out))
 
     def _command_loop(self) -> None:
         """The saga's venue commands, in order, each acknowledged once handled (redelivered if it raised)."""
@@ -254,6 +269,8 @@ class EndpointService:
             # After the venue knows the job: its actions subscription (from the earliest, so nothing the
             # worker sent before is lost) may deliver at once, on the listener thread.
             self._open_job(cmd.job_id, cmd.symbol)
+        elif cmd.op is VenueOp.CLOSE:
+            self._close_job(cmd.job_id)
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:

@@ -74,7 +74,10 @@ class Config:
     leader_timeout_s: float = 2.0  # a standby that hears no beat this long fences the leader out
     start_tolerance_s: float = 60.0  # how far in the past a window may start
     snapshot_every: int = 5_000  # log events between snapshots: the most a takeover replays
-    ended_keep_s: float = 24 * 3600.0  # how long an ended saga's record answers late inputs
+    # How long an ended saga's record answers late inputs: far past any redelivery (inputs are acknowledged
+    # once decided; a takeover's redeliveries arrive in seconds). The endpoint answers its clients about
+    # closed orders itself.
+    ended_keep_s: float = 600.0
     symbols: frozenset[str] | None = None  # the tradable universe (None: any)
 
     @property

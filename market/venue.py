@@ -98,6 +98,7 @@ class Venue:
                 if job.closed or order.epoch < job.min_epoch:
                     out += self._cancel(job, order, "fenced" if not job.closed else "job closed")
                     canceled.append(child_id)
+        self._forget(job)
         out.append(
             VenueCommandAck(
                 command_id=cmd.command_id,
@@ -111,6 +112,13 @@ class Venue:
             )
         )
         return out
+
+    def _forget(self, job: VenueJob) -> None:
+        """A closed job with nothing open never trades again (its actions are refused before its orders
+        are looked up): its orders leave memory."""
+        if job.closed and not job.open:
+            for child_id in [c for c, o in self.orders.items() if o.action.job_id == job.job_id]:
+                del self.orders[child_id]
 
     # --- child orders -----------------------------------------------------------------------------------
     def action(self, a: ChildOrderAction) -> list[Message]:

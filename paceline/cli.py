@@ -109,6 +109,11 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import fix
 
         return fix.run(settings, orders=args.orders, worker=not args.no_worker)
+    if args.what == "takeover":
+        from paceline.bench import takeover
+
+        lengths = [int(float(x)) for x in args.events.split(",")]
+        return takeover.run(settings, lengths=lengths, fills=args.fills)
     if args.what == "latency":
         from paceline.bench import latency
 
@@ -633,7 +638,10 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=_cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix", "latency"])
+    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix", "latency", "takeover"])
+    be.add_argument("--events", default="10000,100000,1000000",
+                    help="takeover: saga log lengths, comma-separated")  # fmt: skip
+    be.add_argument("--fills", type=int, default=20, help="takeover: fills per parent in the history")
     be.add_argument("--orders", type=int, default=200, help="fix: orders timed (after 10 warm-up ones)")
     be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")

@@ -395,7 +395,7 @@ class Bus:
     # --- message ids as text (a snapshot names the log entry it follows) -------------------------------
     def id_token(self, message_id: Any) -> str:
         """A message id as text that ``read_all(after=...)`` and ``read_at`` take back."""
-        if isinstance(message_id, pulsar.MessageId):
+        if hasattr(message_id, "serialize"):  # the client's own (its wrapper or the binding's)
             return "p:" + base64.b64encode(message_id.serialize()).decode()
         return f"m:{message_id.index}"  # runtime.membus
 

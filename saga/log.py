@@ -18,8 +18,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import pulsar
-
 from models import SagaEvent, topics
 from runtime.bus import Bus, BusError, Producer, ProducerBusyError
 
@@ -133,7 +131,7 @@ class PulsarLog:
             raise LeaseLostError(str(errors[0]))
         if last_id is not None:
             # A re-appended entry the broker de-duplicated has no id of its own: no snapshot names it.
-            dup = isinstance(last_id, pulsar.MessageId) and last_id.ledger_id() < 0
+            dup = hasattr(last_id, "ledger_id") and last_id.ledger_id() < 0
             self._last_id = None if dup else self.bus.id_token(last_id)
 
     def release(self) -> None:

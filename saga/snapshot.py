@@ -20,7 +20,7 @@ from typing import Protocol
 import pydantic_core
 from pydantic import JsonValue
 
-from models import Message, SagaSnapshot, SagaSnapshotPart, now_ns, topics
+from models import Message, SagaSnapshot, SagaSnapshotPart, codec, now_ns, topics
 from runtime.bus import Bus, BusError, Producer
 from runtime.logs import get_logger
 
@@ -109,14 +109,17 @@ class PulsarSnapshots:
         self.bus = bus
         self.topic = topic
         self._producer: Producer | None = None
+        self.last_bytes = 0  # the last snapshot's size, encoded
 
     def save(self, snapshot: Snapshot) -> None:
         if self._producer is None:
             self._producer = self.bus.producer(self.topic)
         sid = f"snap.{snapshot.position}.{now_ns()}"
         ids: list[str] = []
+        self.last_bytes = 0
         for i, (sagas, ended) in enumerate(_parts(snapshot)):
             part = SagaSnapshotPart(snapshot_id=sid, index=i, sagas=tuple(sagas), ended=ended)
+            self.last_bytes += len(codec.encode(part))
             ids.append(self.bus.id_token(self._producer.send(part)))
         self._producer.send(SagaSnapshot(
             snapshot_id=sid, position=snapshot.position, log_id=snapshot.log_id, parts=tuple(ids),

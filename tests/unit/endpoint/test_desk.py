@@ -87,3 +87,23 @@ def test_orders_from_many_threads_while_ticks_flow_keep_every_structure_consiste
     assert errors == []
     assert len(desk.orders) == n_threads * per_thread
     assert sum(isinstance(m, JobRequest) for m in sent) == n_threads * per_thread
+
+
+def test_reports_reach_the_client_once_and_a_closed_order_keeps_no_report_ids() -> None:
+    """Redelivered reports are dropped; once an order's terminal report is delivered its ids are let go
+    (a day of reports does not pile up) and anything later for it is a duplicate."""
+    from models import ExecType, OrdStatus
+    from tests.factories import report
+
+    desk, _ = _desk()
+    got: list[str] = []
+    desk.attach("CLIENT1", lambda m: got.append(getattr(m, "report_id", "?")))
+    r1 = report(report_id="P-1.1", parent_id="P-1")
+    r2 = report(report_id="P-1.2", parent_id="P-1", exec_type=ExecType.TRADE, ord_status=OrdStatus.FILLED,
+                cum_qty=1000, leaves_qty=0)  # fmt: skip
+    other = report(report_id="P-2.1", parent_id="P-2", cl_ord_id="C-2")
+    for m in (r1, r1, other, r2, r1, r2):
+        desk.on_report(m)
+    assert got == ["P-1.1", "P-2.1", "P-1.2"]
+    assert "P-1" not in desk.seen_reports and desk.seen_reports["P-2"] == {"P-2.1"}
+    assert "P-1" in desk.finished

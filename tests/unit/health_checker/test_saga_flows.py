@@ -277,3 +277,23 @@ def test_a_market_that_stops_ends_the_parent_on_the_wall_clock_with_a_reason() -
     assert last.exec_type is ExecType.EXPIRED and last.ord_status is OrdStatus.EXPIRED
     assert last.cum_qty == 300 and last.text is not None and "no market data" in last.text
     check_reports(d.reports, {"P-1": 1_000})
+
+
+def test_a_closed_job_leaves_the_venues_memory() -> None:
+    from models import CancelRequest
+
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    other = d.submit("P-2", qty=1_000)
+    w, w2 = d.saga().worker_id, d.saga("P-2").worker_id
+    assert w is not None and w2 is not None
+    d.trade(w, 300)
+    d.trade(w, 400, limit=True)  # rests until the close cancels it
+    d.trade(w2, 100, limit=True)
+    assert len(d.venue.orders) == 3
+    d.coord.handle(CancelRequest(request_id="X1", parent_id="P-1", client_id="CLIENT1", cl_ord_id="C-X",
+                                 ts_init=d.now))  # fmt: skip
+    d.pump()
+    assert d.saga().terminal and d.venue.jobs[job].closed and d.saga().filled == 300
+    assert [o.action.job_id for o in d.venue.orders.values()] == [other]  # the open job's are kept
