@@ -123,6 +123,19 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 2
 
 
+def _cmd_soak(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from paceline.soak import run_soak
+
+    res = run_soak(
+        settings, parents=args.parents, fix_clients=args.fix_clients, native_clients=args.native_clients,
+        symbols=args.symbols, speed=args.speed, seed=args.seed, kill_leader_at=args.kill_leader_at,
+        start=args.start, end=args.end, out_dir=Path(args.out) if args.out else None,
+    )  # fmt: skip
+    return 0 if res.passed else 1
+
+
 def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     from dashboard.service import Dashboard
     from runtime import metrics
@@ -662,6 +675,21 @@ def build_parser() -> argparse.ArgumentParser:
     da.add_argument("--port", type=int, default=8765)
     da.add_argument("--rate", type=float, default=4.0, help="most pushes per second to each browser")
     da.set_defaults(func=_cmd_dashboard)
+
+    so = sub.add_parser(
+        "soak", help="a desk's day at an accelerated clock: many parents, every service, all checks"
+    )
+    so.add_argument("--parents", type=int, default=1_000)
+    so.add_argument("--fix-clients", type=int, default=5)
+    so.add_argument("--native-clients", type=int, default=5)
+    so.add_argument("--symbols", type=int, default=8, help="how many equities (up to 8)")
+    so.add_argument("--speed", type=float, default=20.0, help="market clock against the wall clock")
+    so.add_argument("--seed", type=int, default=11)
+    so.add_argument("--kill-leader-at", metavar="HH:MM", help="SIGKILL the leading health-checker then")
+    so.add_argument("--start", metavar="HH:MM", help="the session's start (default 09:30)")
+    so.add_argument("--end", metavar="HH:MM", help="the session's end (default 16:00)")
+    so.add_argument("--out", help="the run's folder (default ~/.paceline/soak/<run>)")
+    so.set_defaults(func=_cmd_soak)
 
     dr = sub.add_parser("drill", help="inject a fault mid-execution and check every promise")
     from paceline.faults import FAULTS

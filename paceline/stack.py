@@ -56,19 +56,28 @@ def start_scratch_broker(
     return cfg
 
 
+def demo_client(i: int) -> tuple[str, str]:
+    """The i-th demo client (from 1): its id (also its FIX SenderCompID) and its native token."""
+    return f"CLIENT{i}", DEMO_TOKEN if i == 1 else f"{DEMO_TOKEN}-{i}"
+
+
 def write_endpoint_config(
-    path: Path, *, name: str, fix_port: int, state_dir: Path, symbols: list[str], native_port: int = 0
-) -> Path:
-    """An endpoint configuration with one client, CLIENT1 (demo credentials: native token
-    ``DEMO_TOKEN``, no FIX password), whose limits never get in a demo's, a drill's or a benchmark's way."""
-    client = {
-        "client_id": "CLIENT1", "comp_id": "CLIENT1", "token_hash": hash_token(DEMO_TOKEN), "demo": True,
-        "limits": {"max_order_notional": 50_000_000.0, "max_open_notional": 1e12, "max_position": 100_000_000,
-                   "max_child_notional": 5_000_000.0, "max_orders_per_s": 1000.0,
-                   "max_children_per_s": 100_000.0},
-    }  # fmt: skip
+    path: Path, *, name: str, fix_port: int, state_dir: Path, symbols: list[str], native_port: int = 0,
+    clients: int = 1,
+) -> Path:  # fmt: skip
+    """An endpoint configuration with ``clients`` clients, CLIENT1 up (demo credentials: native tokens from
+    ``demo_client``, no FIX password), whose limits never get in a demo's, a drill's or a benchmark's way."""
+    docs = []
+    for i in range(1, clients + 1):
+        client_id, token = demo_client(i)
+        docs.append({
+            "client_id": client_id, "comp_id": client_id, "token_hash": hash_token(token), "demo": True,
+            "limits": {"max_order_notional": 50_000_000.0, "max_open_notional": 1e12,
+                       "max_position": 100_000_000, "max_child_notional": 5_000_000.0,
+                       "max_orders_per_s": 1000.0, "max_children_per_s": 100_000.0},
+        })  # fmt: skip
     doc = {"name": name, "fix_port": fix_port, "native_port": native_port, "state_dir": str(state_dir),
-           "symbols": symbols, "clients": [client]}  # fmt: skip
+           "symbols": symbols, "clients": docs}  # fmt: skip
     path.write_text(tomli_w.dumps(doc))
     return path
 
