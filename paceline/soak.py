@@ -246,7 +246,7 @@ def _rss_mb(pid: int) -> float | None:
 
 
 def _ms(xs: list[float], q: float) -> float | None:
-    return round(percentile(xs, q), 2) if xs else None
+    return round(percentile(xs, q / 100), 2) if xs else None
 
 
 class Soak:
@@ -443,7 +443,7 @@ class Soak:
                 self._send(kind, p, day)
                 i += 1
             if now >= next_minute:
-                self._row(next_minute - day)
+                self._row((next_minute - day) // S)
                 next_minute += 60 * S
             if self.kill_at is not None and not killed and now >= day + self.kill_at * S:
                 killed = True
