@@ -229,18 +229,31 @@ def render_conf(cfg: BrokerConfig) -> dict[str, str]:
     if cfg.low_latency:
         managed["journalWriteData"] = "false"
     if cfg.auth:
-        tokens = auth.write_tokens(cfg.auth_dir)
-        managed.update({
-            "authenticationEnabled": "true",
-            "authenticationProviders": "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
-            "tokenSecretKey": f"file://{cfg.auth_dir / auth.SECRET_FILE}",
-            "authorizationEnabled": "true",
-            "superUserRoles": auth.SUPERUSER,
-            # The broker's own client (system topics, the standalone's set-up) is the superuser.
-            "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
-            "brokerClientAuthenticationParameters": f"file://{tokens[auth.SUPERUSER]}",
-        })  # fmt: skip
+        managed.update(auth_conf(cfg.auth_dir))
     managed.update(cfg.overrides)
+    write_conf(cfg.conf_file, managed)
+    return managed
+
+
+def auth_conf(auth_dir: Path) -> dict[str, str]:
+    """The broker keys for token authentication and authorisation (the role tokens written in ``auth_dir``
+    once, then reused: every broker of a cluster shares them)."""
+    tokens = auth.write_tokens(auth_dir)
+    return {
+        "authenticationEnabled": "true",
+        "authenticationProviders": "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
+        "tokenSecretKey": f"file://{auth_dir / auth.SECRET_FILE}",
+        "authorizationEnabled": "true",
+        "superUserRoles": auth.SUPERUSER,
+        # The broker's own client (system topics, the standalone's set-up, other brokers) is the superuser.
+        "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
+        "brokerClientAuthenticationParameters": f"file://{tokens[auth.SUPERUSER]}",
+    }
+
+
+def write_conf(path: Path, managed: dict[str, str]) -> None:
+    """``deploy/pulsar/standalone.conf`` with ``managed``'s keys set (added when the template lacks them):
+    the standalone and every broker of a cluster start from the same file."""
     lines = (DEPLOY / "standalone.conf").read_text().splitlines()
     out, seen = [], set()
     for line in lines:
@@ -251,8 +264,7 @@ def render_conf(cfg: BrokerConfig) -> dict[str, str]:
         else:
             out.append(line)
     out += [f"{k}={v}" for k, v in managed.items() if k not in seen]
-    cfg.conf_file.write_text("\n".join(out) + "\n")
-    return managed
+    path.write_text("\n".join(out) + "\n")
 
 
 def read_pid(cfg: BrokerConfig) -> int | None:
@@ -377,10 +389,10 @@ def wait(cfg: BrokerConfig, timeout_s: float = 300.0) -> float:
     return time.monotonic() - t0
 
 
-def ensure_namespaces(admin_url: str, token: str | None = None) -> None:
+def ensure_namespaces(admin_url: str, token: str | None = None, cluster: str = "standalone") -> None:
     """Create the tenant and namespaces (idempotent) and set retention and de-duplication on each."""
     api = f"{admin_url}/admin/v2"
-    tenant = {"allowedClusters": ["standalone"], "adminRoles": list(TENANT_ADMINS)}
+    tenant = {"allowedClusters": [cluster], "adminRoles": list(TENANT_ADMINS)}
     status, body = _http("PUT", f"{api}/tenants/{topics.TENANT}", tenant, token=token)
     if status == 409:  # it exists: keep its admins in step
         status, body = _http("POST", f"{api}/tenants/{topics.TENANT}", tenant, token=token)

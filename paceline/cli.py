@@ -63,12 +63,45 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
             print("broker stopped" if stopped else "no broker running for this run folder")
         elif args.action == "setup":
             admin = args.admin_url or settings.pulsar_admin_url
-            broker.ensure_namespaces(admin)
+            broker.ensure_namespaces(admin, cluster=args.cluster)
             print(f"tenant {topics.TENANT} and namespaces {', '.join(topics.NAMESPACES)} ready on {admin}")
         elif args.action == "status":
             st = broker.status(cfg)
             print(json.dumps(st, indent=2))
             return 0 if st["ready"] else 3
+    except broker.BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from paceline import broker, cluster
+
+    run_dir = Path(args.run_dir) if args.run_dir else settings.home / "cluster"
+    cfg = cluster.ClusterConfig.load(run_dir, settings.cache_dir)
+    try:
+        if args.action == "start":
+            if cfg is None:
+                cfg = cluster.ClusterConfig.new(run_dir, settings.cache_dir, auth=args.auth)
+            broker.provision(settings.cache_dir)
+            took = cluster.start(cfg)
+            st = cluster.status(cfg)
+            print(f"cluster {cluster.CLUSTER} ready after {took['ready']:.1f} s "
+                  f"(zookeeper {took['zookeeper']:.1f}, metadata {took['metadata']:.1f}, "
+                  f"bookies {took['bookies']:.1f}, brokers {took['brokers']:.1f}); "
+                  f"{st['rss_mb_total']} MB resident")  # fmt: skip
+            print(f"service URL {cfg.service_url} (PACELINE_PULSAR_URL), admin {cfg.admin_urls[0]}")
+        elif cfg is None:
+            print(f"no cluster in {run_dir}", file=sys.stderr)
+            return 3
+        elif args.action == "stop":
+            stopped = cluster.stop(cfg)
+            print(f"stopped {', '.join(stopped) or 'nothing (nothing ran)'}")
+        else:
+            st = cluster.status(cfg)
+            print(json.dumps(st, indent=2))
+            return 0 if all(st["brokers_ready"]) else 3
     except broker.BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,10 +187,11 @@ def _cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
     from paceline.drill import run_drill
-    from paceline.faults import FAULTS
+    from paceline.faults import CLUSTER_FAULTS, FAULTS
 
     failed = 0
-    for fault in FAULTS if args.fault == "all" else [args.fault]:
+    chosen = {"all": FAULTS, "all-cluster": CLUSTER_FAULTS}.get(args.fault, (args.fault,))
+    for fault in chosen:
         res = run_drill(fault, settings, speed=args.speed, window_s=args.window, seed=args.seed)
         print(res.table(), flush=True)
         failed += not res.passed
@@ -487,6 +521,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="paceline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
+    cl = sub.add_parser("cluster", help="a local Apache Pulsar cluster: ZooKeeper, 3 bookies, 2 brokers")
+    cl.add_argument("action", choices=["start", "stop", "status"])
+    cl.add_argument("--run-dir", help="its folder (default ~/.paceline/cluster)")
+    cl.add_argument(
+        "--auth",
+        action="store_true",
+        help="token authentication and authorisation (first start)",
+    )
+    cl.set_defaults(func=_cmd_cluster)
+
     b = sub.add_parser("broker", help="provision, start, stop and inspect a local Apache Pulsar standalone")
     b.add_argument("action", choices=["provision", "start", "stop", "status", "wait", "setup"])
     b.add_argument(
@@ -502,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start: token authentication and per-role authorisation (tokens in <run-dir>/auth)",
     )
+    b.add_argument("--cluster", default="standalone", help="setup: the Pulsar cluster the tenant may use")
     b.add_argument("--no-wait", action="store_true", help="start: return before the broker is ready")
     b.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for readiness")
     b.add_argument("-v", "--verbose", action="store_true")
@@ -692,9 +737,9 @@ def build_parser() -> argparse.ArgumentParser:
     so.set_defaults(func=_cmd_soak)
 
     dr = sub.add_parser("drill", help="inject a fault mid-execution and check every promise")
-    from paceline.faults import FAULTS
+    from paceline.faults import CLUSTER_FAULTS, FAULTS
 
-    dr.add_argument("fault", choices=[*FAULTS, "all"])
+    dr.add_argument("fault", choices=[*FAULTS, "all", *CLUSTER_FAULTS, "all-cluster"])
     dr.add_argument("--speed", type=float, default=10.0, help="market clock against the wall clock")
     dr.add_argument("--window", type=int, default=480, help="the parents' window in market seconds")
     dr.add_argument("--seed", type=int, default=3, help="synthetic market seed")

@@ -51,8 +51,9 @@ from models import (
     VenueOp,
     topics,
 )
-from paceline import broker
-from paceline.faults import FAULTS
+from paceline import broker, cluster
+from paceline.cluster import ClusterConfig
+from paceline.faults import CLUSTER_FAULTS, FAULTS
 from paceline.stack import (
     Feed,
     Proc,
@@ -131,15 +132,19 @@ class Drill:
         self,
         fault: str,
         settings: Settings,
-        cfg: broker.BrokerConfig,
+        cfg: broker.BrokerConfig | ClusterConfig,
         out_dir: Path,
         *,
         speed: float,
         window_s: int,
         seed: int,
     ) -> None:
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+        if fault not in (*FAULTS, *CLUSTER_FAULTS):
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join((*FAULTS, *CLUSTER_FAULTS))}")
+        if (fault in CLUSTER_FAULTS) != isinstance(cfg, ClusterConfig):
+            raise ValueError(
+                f"{fault} is a drill for {'a cluster' if fault in CLUSTER_FAULTS else 'a standalone'}"
+            )
         self.fault, self.settings, self.cfg, self.speed, self.window_s = fault, settings, cfg, speed, window_s
         self.run = uuid.uuid4().hex[:6]
         self.out = out_dir
@@ -313,7 +318,10 @@ class Drill:
                 f"after {time.time() - t_kill:.1f} s"
             )
             return lambda b, t0: self._times_endpoint(b, t0, t_drop)
+        if isinstance(self.cfg, ClusterConfig):
+            return self._inject_cluster(bus, self.cfg)
         # broker-restart: a graceful stop and a start of the same standalone (same data)
+        assert isinstance(self.cfg, broker.BrokerConfig)
         t0 = time.monotonic()
         broker.stop(self.cfg)
         down = time.monotonic() - t0
@@ -324,6 +332,87 @@ class Drill:
             f"broker stopped in {down:.1f} s, ready again {time.monotonic() - t0:.1f} s after the fault"
         )
         return lambda b, t0_: self._times_broker(b, t0_, t_ready)
+
+    def _parent_topics(self, bus: Bus) -> list[str]:
+        """The topics this drill's parents use: the saga's, their symbols' ticks, their jobs'."""
+        jobs = self._jobs(bus)
+        return [
+            topics.EXECUTIONS,
+            topics.REPORTS,
+            topics.VENUE_COMMANDS,
+            topics.SAGA_LOG,
+            *(topics.ticks(s) for s in SYMBOLS),
+            *(topics.job_actions(j) for j in jobs),
+            *(topics.job_executions(j) for j in jobs),
+        ]
+
+    def _inject_cluster(self, bus: Bus, cfg: ClusterConfig) -> Callable[[Bus, float], None]:
+        watched = self._parent_topics(bus)
+        before = {t: cluster.owner(cfg, t) for t in watched}
+        if self.fault == "broker-kill":
+            victim = before[topics.EXECUTIONS] or "broker-1"
+            cluster.stop_member(cfg, victim, signal.SIGKILL)
+            t_kill = time.time()
+            # Detected when the executions topic has an owner again, and it is the other broker.
+            moved_at = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                now_owner = cluster.owner(cfg, topics.EXECUTIONS)
+                if now_owner is not None and now_owner != victim:
+                    moved_at = time.time()
+                    break
+                time.sleep(0.1)
+            after = {t: cluster.owner(cfg, t) for t in watched}
+            moved = sum(1 for t in watched if before[t] == victim and after[t] not in (None, victim))
+            owned = sum(1 for t in watched if before[t] == victim)
+            self.res.notes.append(
+                f"SIGKILL {victim}, which owned {owned} of the parents' {len(watched)} topics; "
+                f"{moved} of them moved to the surviving broker"
+            )
+            cluster.start_member(
+                cfg, victim
+            )  # back for the next drill (it joins as a broker with no bundles)
+            return lambda b, t0: self._times_cluster(
+                b,
+                t0,
+                moved_at and moved_at - t_kill,
+                "SIGKILL → the executions topic owned by the other broker",
+            )
+        victim = "bookie-1"
+        cluster.stop_member(cfg, victim, signal.SIGKILL)
+        self.res.notes.append(
+            f"SIGKILL {victim} (ensemble {cluster.ENSEMBLE[0]}, write and ack quorum "
+            f"{cluster.ENSEMBLE[1]} over {len(cfg.bookie_ports)} bookies)"
+        )
+
+        def after_bookie(b: Bus, t0: float) -> None:
+            self._times_cluster(b, t0, None, "")
+            cluster.start_member(cfg, victim)
+
+        return after_bookie
+
+    def _times_cluster(self, bus: Bus, t0: float, detected: float | None, what: str) -> None:
+        """Recovery: the first fill after the fault. The pause: the longest silence on the executions topic
+        around the fault (it carries every fill and ack), against the longest in the same span before."""
+        self.res.detected_s, self.res.detected_what = detected, what
+        self.res.recovered_s = self._fills_after(bus, t0)
+        self.res.recovered_what = "fault → the first fill after it"
+        times = sorted(d.publish_time_ms / 1e3 for d in bus.read_all(topics.EXECUTIONS, Message))
+
+        def longest(lo: float, hi: float) -> float:
+            xs = [t for t in times if lo <= t <= hi]
+            return max((b - a for a, b in itertools.pairwise([lo, *xs])), default=hi - lo)
+
+        gap, base = longest(t0, t0 + 20), longest(t0 - 20, t0)
+        self.res.notes.append(
+            f"longest silence on exec/executions: {gap:.2f} s in the 20 s after the fault, "
+            f"{base:.2f} s in the 20 s before"
+        )
+        if self.fault == "bookie-kill":
+            self.res.detected_s, self.res.detected_what = (
+                gap,
+                "the longest pause of the writes after the fault",
+            )
 
     # --- detection and recovery ------------------------------------------------------------------------
     def _jobs(self, bus: Bus) -> dict[str, str]:
@@ -352,11 +441,17 @@ class Drill:
             cmds, t0, lambda c: c.op is VenueOp.FENCE and c.job_id in victim_jobs
         )
         self.res.detected_what = "fault → the health-checker fences the lost worker's job at the venue"
-        epoch = {d.message.child_id: d.message.epoch for j in victim_jobs
-                 for d in bus.read_all(topics.job_actions(j), ChildOrderAction)}  # fmt: skip
-        venue = [(d.publish_time_ms / 1e3, d.message) for j in victim_jobs
-                 for d in bus.read_all(topics.job_executions(j), Message)
-                 if isinstance(d.message, Fill | ChildOrderAck)]  # fmt: skip
+        epoch = {
+            d.message.child_id: d.message.epoch
+            for j in victim_jobs
+            for d in bus.read_all(topics.job_actions(j), ChildOrderAction)
+        }
+        venue = [
+            (d.publish_time_ms / 1e3, d.message)
+            for j in victim_jobs
+            for d in bus.read_all(topics.job_executions(j), Message)
+            if isinstance(d.message, Fill | ChildOrderAck)
+        ]
         self.res.recovered_s = self._first_after(
             venue,
             t0,
@@ -383,8 +478,11 @@ class Drill:
         self.res.recovered_what = f"{fault} → the first fill reported by the new leader"
 
     def _fills_after(self, bus: Bus, t0: float) -> float | None:
-        fills = [(d.publish_time_ms / 1e3, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)
-                 if isinstance(d.message, Fill)]  # fmt: skip
+        fills = [
+            (d.publish_time_ms / 1e3, d.message)
+            for d in bus.read_all(topics.EXECUTIONS, Message)
+            if isinstance(d.message, Fill)
+        ]
         jobs = self._jobs(bus)
         return self._first_after(fills, t0, lambda f: f.job_id in jobs)
 
@@ -404,21 +502,31 @@ class Drill:
 
     # --- the promises ----------------------------------------------------------------------------------
     def _check(self, bus: Bus) -> None:
-        assignments = [d.message for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
-                       if d.message.parent.cl_ord_id in self.cl]  # fmt: skip
+        assignments = [
+            d.message
+            for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment)
+            if d.message.parent.cl_ord_id in self.cl
+        ]
         jobs = {a.job_id for a in assignments}
         assert self.client is not None
         h = History(
             parents={a.parent.cl_ord_id: a.parent for a in assignments},
-            reports=[d.message for d in bus.read_all(topics.REPORTS, Message)
-                     if isinstance(d.message, ExecutionReport)],
+            reports=[
+                d.message
+                for d in bus.read_all(topics.REPORTS, Message)
+                if isinstance(d.message, ExecutionReport)
+            ],
             actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
             executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
-            job_executions=[(j, d.publish_time_ms, d.message) for j in jobs
-                            for d in bus.read_all(topics.job_executions(j), Message)],
-            fix_final={f[11]: int(f[14]) for f in self.client.reports()
-                       if f.get(39) in ("2", "3", "4", "8", "C")},
-        )  # fmt: skip
+            job_executions=[
+                (j, d.publish_time_ms, d.message)
+                for j in jobs
+                for d in bus.read_all(topics.job_executions(j), Message)
+            ],
+            fix_final={
+                f[11]: int(f[14]) for f in self.client.reports() if f.get(39) in ("2", "3", "4", "8", "C")
+            },
+        )
         checks, rows = evaluate(h)
         self.res.checks += checks
         for row in rows:
@@ -537,24 +645,36 @@ def _every_parent_finished(e: Evidence) -> Check:
     parents, fix_final = e.h.parents, e.h.fix_final
     unfinished = [cl for cl in parents if (r := e.last_report(cl)) is None or not r.ord_status.terminal]
     at_fix = [cl for cl in parents if cl in fix_final]
-    return Check("every parent finished", not unfinished and len(at_fix) == len(parents),
-                 f"{len(parents) - len(unfinished)}/{len(parents)} terminal on the topic, "
-                 f"{len(at_fix)} at the FIX client")  # fmt: skip
+    return Check(
+        "every parent finished",
+        not unfinished and len(at_fix) == len(parents),
+        f"{len(parents) - len(unfinished)}/{len(parents)} terminal on the topic, "
+        f"{len(at_fix)} at the FIX client",
+    )
 
 
 def _no_over_execution(e: Evidence) -> Check:
-    over = [f"{cl}: {q} > {p.quantity}" for cl, p in e.h.parents.items()
-            if (q := sum(f.qty for f in e.by_parent[p.parent_id])) > p.quantity]  # fmt: skip
-    over += [f"child {ch}: {q} > {e.child_qty.get(ch, 0)}" for ch, q in e.by_child.items()
-             if q > e.child_qty.get(ch, 0)]  # fmt: skip
+    over = [
+        f"{cl}: {q} > {p.quantity}"
+        for cl, p in e.h.parents.items()
+        if (q := sum(f.qty for f in e.by_parent[p.parent_id])) > p.quantity
+    ]
+    over += [
+        f"child {ch}: {q} > {e.child_qty.get(ch, 0)}"
+        for ch, q in e.by_child.items()
+        if q > e.child_qty.get(ch, 0)
+    ]
     fine = f"{len(e.fills)} fills, none past a parent's or a child's quantity"
     return Check("no over-execution", not over, "; ".join(over) or fine)
 
 
 def _no_duplicate_child_order(e: Evidence) -> Check:
     dup = [ch for (ch, _), ts in e.accepted.items() if len(ts) > 1] + sorted(e.reused)
-    text = (f"{len(e.taken)} child orders taken once each, {e.fill_conflicts} conflicting fill ids"
-            if not dup else f"accepted twice: {dup[:5]}")  # fmt: skip
+    text = (
+        f"{len(e.taken)} child orders taken once each, {e.fill_conflicts} conflicting fill ids"
+        if not dup
+        else f"accepted twice: {dup[:5]}"
+    )
     return Check("no duplicate child order", not dup and not e.fill_conflicts, text)
 
 
@@ -593,8 +713,11 @@ def _consistent_reports(e: Evidence) -> Check:
         fix = e.h.fix_final.get(cl)
         if fix is not None and fix != rs[-1].cum_qty:
             incons.append(f"{cl}: FIX CumQty {fix} != {rs[-1].cum_qty}")
-    return Check("consistent execution reports", not incons, "; ".join(incons[:4])
-                 or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees")  # fmt: skip
+    return Check(
+        "consistent execution reports",
+        not incons,
+        "; ".join(incons[:4]) or "CumQty monotone, one terminal report last, one TRADE per fill, FIX agrees",
+    )
 
 
 def _fenced_epochs_stay_fenced(e: Evidence) -> Check:
@@ -603,18 +726,29 @@ def _fenced_epochs_stay_fenced(e: Evidence) -> Check:
 
 
 PROMISES: tuple[Callable[[Evidence], Check], ...] = (
-    _every_parent_finished, _no_over_execution, _no_duplicate_child_order, _no_lost_fill,
-    _consistent_reports, _fenced_epochs_stay_fenced,
-)  # fmt: skip
+    _every_parent_finished,
+    _no_over_execution,
+    _no_duplicate_child_order,
+    _no_lost_fill,
+    _consistent_reports,
+    _fenced_epochs_stay_fenced,
+)
 
 
 def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
     """The brief's promises checked on a history (one function each, ``PROMISES``); also a row per parent
     for the table."""
     e = Evidence.of(h)
-    rows = [{"cl_ord_id": cl, "cum_qty": last.cum_qty, "status": last.ord_status.value,
-             "fills": len(e.by_parent[p.parent_id])}
-            for cl, p in h.parents.items() if (last := e.last_report(cl)) is not None]  # fmt: skip
+    rows = [
+        {
+            "cl_ord_id": cl,
+            "cum_qty": last.cum_qty,
+            "status": last.ord_status.value,
+            "fills": len(e.by_parent[p.parent_id]),
+        }
+        for cl, p in h.parents.items()
+        if (last := e.last_report(cl)) is not None
+    ]
     return [promise(e) for promise in PROMISES], rows
 
 
@@ -628,8 +762,11 @@ def run_drill(
     out_dir: Path | None = None,
     cfg: broker.BrokerConfig | None = None,
 ) -> DrillResult:
-    """Run one drill; on a fresh broker of its own unless ``cfg`` names one it may restart."""
+    """Run one drill; on a fresh broker of its own unless ``cfg`` names one it may restart. A cluster's
+    drill runs on the cluster ``paceline cluster start`` brought up (or one of its own when none runs)."""
     out = out_dir or settings.home / "drills" / f"{fault}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if fault in CLUSTER_FAULTS:
+        return _run_cluster_drill(fault, settings, out, speed=speed, window_s=window_s, seed=seed)
     own = cfg is None
     tmp = tempfile.TemporaryDirectory(prefix="paceline-drill-") if own else None
     if cfg is None:
@@ -642,3 +779,21 @@ def run_drill(
             broker.stop(cfg)
             if tmp is not None:
                 tmp.cleanup()
+
+
+def _run_cluster_drill(
+    fault: str, settings: Settings, out: Path, *, speed: float, window_s: int, seed: int
+) -> DrillResult:
+    running = cluster.ClusterConfig.load(settings.home / "cluster", settings.cache_dir)
+    if running is not None and all(cluster.status(running)["brokers_ready"]):
+        return Drill(fault, settings, running, out, speed=speed, window_s=window_s, seed=seed).execute()
+    with tempfile.TemporaryDirectory(prefix="paceline-cluster-drill-") as tmp:
+        cfg = cluster.ClusterConfig.new(Path(tmp), settings.cache_dir, auth=True)
+        broker.provision(settings.cache_dir)
+        took = cluster.start(cfg)
+        try:
+            res = Drill(fault, settings, cfg, out, speed=speed, window_s=window_s, seed=seed).execute()
+        finally:
+            cluster.stop(cfg)
+        res.notes.insert(0, f"a cluster of its own, up in {took['ready']:.1f} s")
+        return res

@@ -5,3 +5,5 @@ FAULTS = (
     "worker-kill", "broker-restart", "health-checker-kill", "health-checker-pause", "endpoint-restart",
     "network-pause",
 )  # fmt: skip
+# On a Pulsar cluster (``paceline cluster``): a broker or a bookie SIGKILLed mid-execution.
+CLUSTER_FAULTS = ("broker-kill", "bookie-kill")

@@ -87,7 +87,8 @@ def test_compose_overrides_only_keys_our_config_has() -> None:
 
 def test_every_paceline_service_waits_for_a_healthy_broker() -> None:
     services = _compose()["services"]
-    ours = {n: s for n, s in services.items() if s.get("image") == "paceline:dev"}
+    ours = {n: s for n, s in services.items() if s.get("image") == "paceline:dev" and "cluster" not in
+            s.get("profiles", [])}  # fmt: skip
     assert {"receiver", "health-checker", "worker-1", "worker-2", "endpoint", "dashboard", "demo"} <= set(
         ours
     )
@@ -122,3 +123,47 @@ def test_every_scraped_service_serves_metrics_where_prometheus_looks() -> None:
     mounts = services["grafana"]["volumes"]
     assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in mounts
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in mounts
+
+
+def test_the_compose_cluster_is_the_bare_machine_cluster() -> None:
+    """``paceline cluster`` (paceline/cluster.py) and the compose ``cluster`` profile: same image version,
+    the same broker keys over the same standalone.conf, the same bookie keys, the tenant on the cluster."""
+    from paceline import cluster
+
+    services = _compose()["services"]
+    members = {n: s for n, s in services.items() if "cluster" in s.get("profiles", [])}
+    assert {"zookeeper", "cluster-init", "bookie-1", "bookie-2", "bookie-3", "broker-1", "broker-2",
+            "cluster-setup"} <= set(members)  # fmt: skip
+    for name, svc in members.items():
+        if svc.get("image", "").startswith("apachepulsar/"):
+            assert svc["image"] == f"apachepulsar/pulsar:{broker.pulsar_version()}", name
+    cfg = cluster.ClusterConfig(Path("/x"), Path("/y"), 2181, (3181, 3182, 3183), (6650, 6651), (8080, 8081))
+    bare = cluster.broker_conf(cfg, 0)
+    for name in ("broker-1", "broker-2"):
+        env = members[name]["environment"]
+        assert "cp /paceline/standalone.conf conf/broker.conf" in members[name]["command"]
+        assert "./deploy/pulsar/standalone.conf:/paceline/standalone.conf:ro" in members[name]["volumes"]
+        keys = {k.removeprefix("PULSAR_PREFIX_"): v for k, v in env.items() if k != "PULSAR_MEM"}
+        for k in ("clusterName", "metadataStoreSessionTimeoutMillis", "managedLedgerDefaultEnsembleSize",
+                  "managedLedgerDefaultWriteQuorum", "managedLedgerDefaultAckQuorum", "loadManagerClassName",
+                  "loadBalancerEnabled"):  # fmt: skip
+            assert keys[k] == bare[k], (name, k)
+        assert keys["metadataStoreUrl"] == keys["configurationMetadataStoreUrl"] == "zk:zookeeper:2181"
+        # apply-config-from-env.py rewrites only keys the file has; others need the PULSAR_PREFIX_ form.
+        conf_keys = {line.split("=", 1)[0] for line in (ROOT / "deploy/pulsar/standalone.conf").read_text()
+                     .splitlines() if "=" in line and not line.startswith("#")}  # fmt: skip
+        assert {k for k in env if not k.startswith("PULSAR_")} <= conf_keys, name
+    bookie = dict(line.split("=", 1) for line in cluster.bookie_conf(cfg, 0).splitlines() if "=" in line)
+    for name in ("bookie-1", "bookie-2", "bookie-3"):
+        env = members[name]["environment"]
+        assert env["advertisedAddress"] == name
+        for k in ("zkTimeout", "httpServerEnabled", "journalSyncData", "journalWriteData",
+                  "dbStorage_writeCacheMaxSizeMb", "dbStorage_readAheadCacheMaxSizeMb"):  # fmt: skip
+            assert env[k] == bookie[k], (name, k)
+    assert "--cluster paceline" in members["cluster-init"]["command"] and cluster.CLUSTER == "paceline"
+    assert members["cluster-setup"]["command"][-4:] == [
+        "--cluster",
+        "paceline",
+        "--admin-url",
+        "http://broker-1:8080",
+    ]
