@@ -3,7 +3,7 @@
 #   make test   set everything up from nothing, run the whole test suite against a real broker
 BIN := .venv/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench drills-cluster soak clean
 setup:
 	./scripts/bootstrap.sh
 
@@ -21,6 +21,14 @@ lint: setup
 
 bench: setup
 	$(BIN)/paceline bench codec
+
+# On a Pulsar cluster of their own (ZooKeeper, three bookies, two brokers): a broker and a bookie killed.
+drills-cluster: setup
+	$(BIN)/paceline drill all-cluster
+
+# A desk's day: 1,000 parents through every service, the leading health-checker killed at 15:00.
+soak: setup
+	$(BIN)/paceline soak --kill-leader-at 15:00
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache *.egg-info
