@@ -543,12 +543,12 @@ class Soak:
 
     def _check(self, bus: Bus) -> None:
         mine = {p.cl for p in self.plan}
-        first: dict[str, ParentOrder] = {}
+        first: dict[str, ParentOrder] = {}  # by the parent's first ClOrdID, as the client last asked
         jobs: set[str] = set()
         for d in bus.read_all(topics.ASSIGNMENTS, JobAssignment):
             cl = self._first(d.message.parent.cl_ord_id)
             if cl in mine:
-                first.setdefault(cl, d.message.parent)
+                first[cl] = d.message.parent  # the last one: an amend changes the quantity
                 jobs.add(d.message.job_id)
         h = History(
             parents=first,
