@@ -351,12 +351,20 @@ def _http(
     token = token or auth.token_from_env()
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace")
+    for _ in range(3):
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            location = exc.headers.get("Location")
+            if exc.code in (307, 308) and location:
+                # On a cluster, a topic's admin call goes to the broker that owns it: follow (urllib does
+                # not, for a PUT or a POST).
+                url = location
+                continue
+            return exc.code, exc.read().decode(errors="replace")
+    return 307, f"redirected too often ({url})"
 
 
 def is_ready(admin_url: str, token: str | None = None) -> bool:

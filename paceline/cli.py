@@ -753,23 +753,29 @@ NEEDS_BROKER_BENCH = {"receiver"}
 
 
 def broker_answers(url: str, timeout_s: float = 5.0) -> bool:
-    """Whether anything accepts a connection at the Pulsar service URL's host and port within
-    ``timeout_s`` (retried: a broker that is starting gets those seconds)."""
+    """Whether anything accepts a connection at one of the Pulsar service URL's hosts (a cluster's URL names
+    several: ``pulsar://h1:p1,h2:p2``) within ``timeout_s`` (retried: a broker that is starting gets those
+    seconds)."""
     import socket
     import time
-    from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
-    host, port = parts.hostname or "localhost", parts.port or (6651 if parts.scheme == "pulsar+ssl" else 6650)
+    scheme, _, hosts = url.partition("://")
+    default = 6651 if scheme == "pulsar+ssl" else 6650
+    addrs = []
+    for h in hosts.split("/", 1)[0].split(","):
+        host, _, port = h.rpartition(":") if ":" in h else (h, "", "")
+        addrs.append((host or "localhost", int(port) if port.isdigit() else default))
     deadline = time.monotonic() + timeout_s
     while True:
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return True
-        except OSError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.25)
+        for addr in addrs:
+            try:
+                with socket.create_connection(addr, timeout=1.0):
+                    return True
+            except OSError:
+                pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

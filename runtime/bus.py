@@ -588,10 +588,18 @@ def unload_topic(admin_url: str, topic: str, timeout_s: float = 10.0) -> None:
     import urllib.request
 
     path = topic.replace("://", "/", 1)  # persistent://t/ns/name -> persistent/t/ns/name
-    req = urllib.request.Request(f"{admin_url.rstrip('/')}/admin/v2/{path}/unload", method="PUT",
-                                 headers=auth.admin_headers())  # fmt: skip
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            resp.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise BusError(f"cannot unload {topic}: {exc}") from exc
+    url = f"{admin_url.rstrip('/')}/admin/v2/{path}/unload"
+    for _ in range(3):
+        req = urllib.request.Request(url, method="PUT", headers=auth.admin_headers())
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                resp.read()
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (307, 308) and exc.headers.get("Location"):
+                url = exc.headers["Location"]  # on a cluster: the broker that owns the topic
+                continue
+            raise BusError(f"cannot unload {topic}: {exc}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise BusError(f"cannot unload {topic}: {exc}") from exc
+    raise BusError(f"cannot unload {topic}: redirected too often")

@@ -36,3 +36,16 @@ def test_a_listening_port_counts_as_a_broker_answering() -> None:
         s.listen()
         assert cli.broker_answers(f"pulsar://127.0.0.1:{s.getsockname()[1]}", timeout_s=1)
     assert not cli.broker_answers(f"pulsar://127.0.0.1:{_closed_port()}", timeout_s=0.5)
+
+
+def test_a_clusters_service_url_answers_when_any_of_its_brokers_does() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        live = s.getsockname()[1]
+        assert cli.broker_answers(f"pulsar://127.0.0.1:{_closed_port()},127.0.0.1:{live}", timeout_s=1)
+    assert not cli.broker_answers(
+        f"pulsar://127.0.0.1:{_closed_port()},127.0.0.1:{_closed_port()}", timeout_s=0.3
+    )
