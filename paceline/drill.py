@@ -63,7 +63,7 @@ from paceline.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
-from runtime.bus import Bus
+from runtime.bus import Bus, stream_of
 from runtime.settings import Settings
 
 HC_PAUSE_S = 8.0  # the leader is SIGSTOPped this long (past the standby's leader timeout), then SIGCONT
@@ -347,72 +347,73 @@ class Drill:
         ]
 
     def _inject_cluster(self, bus: Bus, cfg: ClusterConfig) -> Callable[[Bus, float], None]:
+        """SIGKILL a broker (the one that owns the saga's executions topic) or a bookie. What this process
+        receives on live readers, timed as it arrives, says when traffic stopped and resumed: a message's
+        publish time is the producer's, taken before a broker's death held it back."""
         watched = self._parent_topics(bus)
         before = {t: cluster.owner(cfg, t) for t in watched}
+        heard: dict[str, list[float]] = {
+            t: [] for t in (topics.EXECUTIONS, *(topics.ticks(s) for s in SYMBOLS))
+        }
+        fills: list[float] = []
+
+        def hear(topic: str) -> Callable[[Any], None]:
+            def on(d: Any) -> None:
+                now = time.time()
+                heard[topic].append(now)
+                if isinstance(d.message, Fill):
+                    fills.append(now)
+
+            return on
+
+        readers = [bus.tail(t, Message, hear(t)) for t in heard]
+        time.sleep(5.0)  # the traffic before the fault, for comparison
+        victim = (before[topics.EXECUTIONS] or "broker-1") if self.fault == "broker-kill" else "bookie-1"
+        cluster.stop_member(cfg, victim, signal.SIGKILL)
+        t_kill = time.time()
+        moved_at = None
         if self.fault == "broker-kill":
-            victim = before[topics.EXECUTIONS] or "broker-1"
-            cluster.stop_member(cfg, victim, signal.SIGKILL)
-            t_kill = time.time()
-            # Detected when the executions topic has an owner again, and it is the other broker.
-            moved_at = None
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # detected: the executions topic has an owner again
                 now_owner = cluster.owner(cfg, topics.EXECUTIONS)
                 if now_owner is not None and now_owner != victim:
                     moved_at = time.time()
                     break
                 time.sleep(0.1)
             after = {t: cluster.owner(cfg, t) for t in watched}
-            moved = sum(1 for t in watched if before[t] == victim and after[t] not in (None, victim))
-            owned = sum(1 for t in watched if before[t] == victim)
+            owned = [t for t in watched if before[t] == victim]
+            moved = [t for t in owned if after[t] not in (None, victim)]
             self.res.notes.append(
-                f"SIGKILL {victim}, which owned {owned} of the parents' {len(watched)} topics; "
-                f"{moved} of them moved to the surviving broker"
+                f"SIGKILL {victim}, which owned {len(owned)} of the parents' {len(watched)} topics; "
+                f"{len(moved)} of them moved to the surviving broker"
             )
-            cluster.start_member(
-                cfg, victim
-            )  # back for the next drill (it joins as a broker with no bundles)
-            return lambda b, t0: self._times_cluster(
-                b,
-                t0,
-                moved_at and moved_at - t_kill,
-                "SIGKILL → the executions topic owned by the other broker",
+        else:
+            self.res.notes.append(
+                f"SIGKILL {victim} (ensemble {cluster.ENSEMBLE[0]}, write and ack quorum "
+                f"{cluster.ENSEMBLE[1]} over {len(cfg.bookie_ports)} bookies)"
             )
-        victim = "bookie-1"
-        cluster.stop_member(cfg, victim, signal.SIGKILL)
-        self.res.notes.append(
-            f"SIGKILL {victim} (ensemble {cluster.ENSEMBLE[0]}, write and ack quorum "
-            f"{cluster.ENSEMBLE[1]} over {len(cfg.bookie_ports)} bookies)"
-        )
 
-        def after_bookie(b: Bus, t0: float) -> None:
-            self._times_cluster(b, t0, None, "")
-            cluster.start_member(cfg, victim)
+        def measure(_bus: Bus, _t0: float) -> None:
+            for r in readers:
+                r.close()
+            cluster.start_member(cfg, victim)  # back for the next drill
+            first = next((t for t in sorted(fills) if t > t_kill), None)
+            self.res.recovered_s = None if first is None else first - t_kill
+            self.res.recovered_what = f"SIGKILL {victim} → the first fill received after it"
+            gaps = {t: (_longest(xs, t_kill - 5, t_kill), _longest(xs, t_kill, t_kill + 20))
+                    for t, xs in heard.items()}  # fmt: skip
+            for t, (pre, post) in gaps.items():
+                owner = before.get(t) or "?"
+                self.res.notes.append(f"longest silence on {stream_of(t)}: {post:.2f} s in the 20 s after, "
+                                      f"{pre:.2f} s in the 5 s before (owner {owner})")  # fmt: skip
+            if self.fault == "broker-kill":
+                self.res.detected_s = None if moved_at is None else moved_at - t_kill
+                self.res.detected_what = "SIGKILL → the executions topic owned by the surviving broker"
+            else:
+                self.res.detected_s = max(post for _, post in gaps.values())
+                self.res.detected_what = "the longest pause on a topic written through the fault"
 
-        return after_bookie
-
-    def _times_cluster(self, bus: Bus, t0: float, detected: float | None, what: str) -> None:
-        """Recovery: the first fill after the fault. The pause: the longest silence on the executions topic
-        around the fault (it carries every fill and ack), against the longest in the same span before."""
-        self.res.detected_s, self.res.detected_what = detected, what
-        self.res.recovered_s = self._fills_after(bus, t0)
-        self.res.recovered_what = "fault → the first fill after it"
-        times = sorted(d.publish_time_ms / 1e3 for d in bus.read_all(topics.EXECUTIONS, Message))
-
-        def longest(lo: float, hi: float) -> float:
-            xs = [t for t in times if lo <= t <= hi]
-            return max((b - a for a, b in itertools.pairwise([lo, *xs])), default=hi - lo)
-
-        gap, base = longest(t0, t0 + 20), longest(t0 - 20, t0)
-        self.res.notes.append(
-            f"longest silence on exec/executions: {gap:.2f} s in the 20 s after the fault, "
-            f"{base:.2f} s in the 20 s before"
-        )
-        if self.fault == "bookie-kill":
-            self.res.detected_s, self.res.detected_what = (
-                gap,
-                "the longest pause of the writes after the fault",
-            )
+        return measure
 
     # --- detection and recovery ------------------------------------------------------------------------
     def _jobs(self, bus: Bus) -> dict[str, str]:
@@ -733,6 +734,12 @@ PROMISES: tuple[Callable[[Evidence], Check], ...] = (
     _consistent_reports,
     _fenced_epochs_stay_fenced,
 )
+
+
+def _longest(times: list[float], lo: float, hi: float) -> float:
+    """The longest gap between messages received in [lo, hi] (from lo, to the last one)."""
+    xs = [t for t in times if lo <= t <= hi]
+    return max((b - a for a, b in itertools.pairwise([lo, *xs])), default=hi - lo)
 
 
 def evaluate(h: History) -> tuple[list[Check], list[dict[str, Any]]]:
