@@ -235,6 +235,7 @@ def _launch(cfg: ClusterConfig, member: str, cmd: list[str]) -> int:
             start_new_session=True,
         )
     (d / "pid").write_text(str(proc.pid))
+    _LAUNCHED[str(d)] = proc
     return proc.pid
 
 
@@ -256,10 +257,20 @@ def _tail(cfg: ClusterConfig, member: str, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
+# The members this process launched: until a child has exec'd the JVM its command line is still ours, so
+# "is it alive" is asked of the process handle, not of /proc's command line.
+_LAUNCHED: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def _exited(cfg: ClusterConfig, member: str) -> bool:
+    proc = _LAUNCHED.get(str(cfg.dir(member)))
+    return proc.poll() is not None if proc is not None else pid_of(cfg, member) is None
+
+
 def _wait_port(cfg: ClusterConfig, member: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not _port_open(cfg.port(member)):
-        if pid_of(cfg, member) is None:
+        if _exited(cfg, member):
             raise BrokerError(f"{member} exited during start-up:\n{_tail(cfg, member)}")
         if time.monotonic() > deadline:
             raise BrokerError(f"{member} did not open port {cfg.port(member)} in {timeout_s:.0f} s")
@@ -353,7 +364,7 @@ def start(cfg: ClusterConfig, timeout_s: float = 300.0) -> dict[str, float]:
     for m, url in zip(brokers, cfg.admin_urls, strict=True):
         deadline = time.monotonic() + timeout_s
         while not broker.is_ready(url, cfg.admin_token):
-            if pid_of(cfg, m) is None:
+            if _exited(cfg, m):
                 raise BrokerError(f"{m} exited during start-up:\n{_tail(cfg, m)}")
             if time.monotonic() > deadline:
                 raise BrokerError(f"{m} did not answer in {timeout_s:.0f} s; see {cfg.dir(m)}/console.log")
@@ -429,3 +440,19 @@ def owner(cfg: ClusterConfig, topic: str) -> str | None:
                     if owner_url.endswith(f":{p}"):
                         return f"broker-{i + 1}"
     return None
+
+
+def ensemble(cfg: ClusterConfig, topic: str) -> list[str]:
+    """The bookies (``bookie-N``) the topic's open ledger writes to now, from its internal stats."""
+    import re
+
+    path = topic.replace("://", "/", 1)
+    code, body = broker._http("GET", f"{cfg.admin_url}/admin/v2/{path}/internalStats?metadata=true", timeout=10,
+                              token=cfg.admin_token)  # fmt: skip
+    if code != 200:
+        return []
+    ledgers = json.loads(body).get("ledgers") or []
+    meta = str(ledgers[-1].get("metadata", "")) if ledgers else ""
+    last = re.findall(r"\d+=\[([^\]]*)\]", meta)
+    ports = [int(a.rsplit(":", 1)[1]) for a in last[-1].split(",")] if last else []
+    return [f"bookie-{cfg.bookie_ports.index(p) + 1}" for p in ports if p in cfg.bookie_ports]
