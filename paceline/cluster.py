@@ -447,8 +447,8 @@ def ensemble(cfg: ClusterConfig, topic: str) -> list[str]:
     import re
 
     path = topic.replace("://", "/", 1)
-    code, body = broker._http("GET", f"{cfg.admin_url}/admin/v2/{path}/internalStats?metadata=true", timeout=10,
-                              token=cfg.admin_token)  # fmt: skip
+    url = f"{cfg.admin_url}/admin/v2/{path}/internalStats?metadata=true"
+    code, body = broker._http("GET", url, timeout=10, token=cfg.admin_token)
     if code != 200:
         return []
     ledgers = json.loads(body).get("ledgers") or []

@@ -63,7 +63,7 @@ from paceline.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
-from runtime.bus import Bus, stream_of
+from runtime.bus import Bus
 from runtime.settings import Settings
 
 HC_PAUSE_S = 8.0  # the leader is SIGSTOPped this long (past the standby's leader timeout), then SIGCONT
@@ -406,8 +406,8 @@ class Drill:
             gaps = {t: (_longest(xs, t_kill - 5, t_kill), _longest(xs, t_kill, t_kill + 20))
                     for t, xs in heard.items()}  # fmt: skip
             for t, (pre, post) in gaps.items():
-                owner = before.get(t) or "?"
-                self.res.notes.append(f"longest silence on {stream_of(t)}: {post:.2f} s in the 20 s after, "
+                owner, name = before.get(t) or "?", t.rsplit("/", 1)[-1]
+                self.res.notes.append(f"longest silence on {name}: {post:.2f} s in the 20 s after, "
                                       f"{pre:.2f} s in the 5 s before (owner {owner})")  # fmt: skip
             if self.fault == "broker-kill":
                 self.res.detected_s = None if moved_at is None else moved_at - t_kill
