@@ -118,6 +118,7 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         speed=args.speed,
         keep_broker=args.keep_broker,
         out_dir=args.out,
+        on_cluster=args.cluster,
     )
 
 
@@ -557,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--minutes", type=float, default=390.0, help="minutes of the session to publish (min 3)")
     d.add_argument("--speed", type=float, default=100.0, help="clock acceleration (event time / wall time)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
+    d.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on the Pulsar cluster of `paceline cluster` (started when none runs)",
+    )
     d.add_argument(
         "--out", type=Path, default=None, help="where the TCA report goes (default: the run's folder)"
     )

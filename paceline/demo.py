@@ -98,7 +98,10 @@ def run_demo(
     speed: float,
     keep_broker: bool,
     out_dir: Path | None = None,
+    on_cluster: bool = False,
 ) -> int:
+    if on_cluster:
+        return _on_cluster(settings, symbols, minutes, speed, out_dir, keep=keep_broker)
     # The demo's broker runs with authentication and authorisation on: every service under its own role.
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir, auth=True)
     started_here = False
@@ -121,6 +124,35 @@ def run_demo(
         if started_here and not keep_broker:
             broker.stop(cfg)
             print("broker stopped")
+
+
+def _on_cluster(
+    settings: Settings, symbols: list[str], minutes: float, speed: float, out_dir: Path | None, *, keep: bool
+) -> int:
+    """The demo on the Pulsar cluster of ``paceline cluster`` (started here, with authentication, when none
+    runs): the same services, on its multi-host service URL."""
+    from paceline import cluster
+
+    run_dir = settings.home / "cluster"
+    cfg = cluster.ClusterConfig.load(run_dir, settings.cache_dir)
+    started_here = cfg is None or not all(cluster.status(cfg)["brokers_ready"])
+    if cfg is None:
+        cfg = cluster.ClusterConfig.new(run_dir, settings.cache_dir, auth=True)
+    if started_here:
+        broker.provision(settings.cache_dir)
+        print("starting the cluster (ZooKeeper, three bookies, two brokers) ...")
+        print(f"cluster ready after {cluster.start(cfg)['ready']:.1f} s")
+    else:
+        print(f"using the cluster already running at {cfg.service_url}")
+        broker.ensure_namespaces(cfg.admin_url, cfg.admin_token, cluster=cluster.CLUSTER)
+    on = settings.model_copy(update={"pulsar_url": cfg.service_url, "pulsar_admin_url": cfg.admin_url})
+    try:
+        return _push_ticks(on, symbols, minutes, speed, out_dir, auth_dir=cfg.auth_dir if cfg.auth else None,
+                           token=cfg.admin_token)  # fmt: skip
+    finally:
+        if started_here and not keep:
+            cluster.stop(cfg)
+            print("cluster stopped")
 
 
 def _push_ticks(
