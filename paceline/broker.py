@@ -96,8 +96,34 @@ def pulsar_version() -> str:
     return match.group(1)
 
 
+class RunFolder:
+    """What a standalone's and a cluster's configurations share: the jars in the cache, and the role tokens
+    in the run folder's ``auth/`` when authentication is on."""
+
+    run_dir: Path
+    cache_dir: Path
+    auth: bool
+
+    @property
+    def lib_dir(self) -> Path:
+        return self.cache_dir / f"pulsar-{pulsar_version()}" / "lib"
+
+    @property
+    def auth_dir(self) -> Path:
+        return self.run_dir / "auth"
+
+    def token_file(self, role: str) -> Path | None:
+        """The token file of ``role`` when authentication is on (None when off)."""
+        return self.auth_dir / f"{role}.token" if self.auth else None
+
+    @property
+    def admin_token(self) -> str | None:
+        path = self.token_file(auth.SUPERUSER)
+        return path.read_text().strip() if path is not None and path.exists() else None
+
+
 @dataclass(frozen=True)
-class BrokerConfig:
+class BrokerConfig(RunFolder):
     """One standalone instance: its ports and run folder. Two instances need two of each."""
 
     run_dir: Path
@@ -119,10 +145,6 @@ class BrokerConfig:
         return f"http://127.0.0.1:{self.web_port}"
 
     @property
-    def lib_dir(self) -> Path:
-        return self.cache_dir / f"pulsar-{pulsar_version()}" / "lib"
-
-    @property
     def pid_file(self) -> Path:
         return self.run_dir / "broker.pid"
 
@@ -133,19 +155,6 @@ class BrokerConfig:
     @property
     def conf_file(self) -> Path:
         return self.run_dir / "standalone.conf"
-
-    @property
-    def auth_dir(self) -> Path:
-        return self.run_dir / "auth"
-
-    def token_file(self, role: str) -> Path | None:
-        """The token file of ``role`` when authentication is on (None when off)."""
-        return self.auth_dir / f"{role}.token" if self.auth else None
-
-    @property
-    def admin_token(self) -> str | None:
-        path = self.token_file(auth.SUPERUSER)
-        return path.read_text().strip() if path is not None and path.exists() else None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from paceline import broker
-from paceline.broker import DEPLOY, JVM_OPENS, BrokerError, java_command, pulsar_version
+from paceline.broker import DEPLOY, JVM_OPENS, BrokerError, RunFolder, java_command, pulsar_version
 from runtime import auth
 
 CLUSTER = "paceline"
@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
+class ClusterConfig(RunFolder):
     run_dir: Path
     cache_dir: Path
     zk_port: int
@@ -107,22 +107,6 @@ class ClusterConfig:
             if _port_open(port):
                 return url
         return self.admin_urls[0]
-
-    @property
-    def lib_dir(self) -> Path:
-        return self.cache_dir / f"pulsar-{pulsar_version()}" / "lib"
-
-    @property
-    def auth_dir(self) -> Path:
-        return self.run_dir / "auth"
-
-    def token_file(self, role: str) -> Path | None:
-        return self.auth_dir / f"{role}.token" if self.auth else None
-
-    @property
-    def admin_token(self) -> str | None:
-        path = self.token_file(auth.SUPERUSER)
-        return path.read_text().strip() if path is not None and path.exists() else None
 
     # --- the members -------------------------------------------------------------------------------------
     @property

@@ -166,13 +166,7 @@ class Drill:
 
     # --- services --------------------------------------------------------------------------------------
     def _spawn(self, key: str, *args: str) -> Proc:
-        p = Proc(
-            *args,
-            service_url=self.cfg.service_url,
-            admin_url=self.cfg.admin_url,
-            log=self.log,
-            auth_dir=self.cfg.auth_dir if self.cfg.auth else None,
-        )  # each service under its own role
+        p = Proc.on(self.cfg, *args, log=self.log)  # each service under its own role
         self.procs[key] = p
         return p
 
@@ -513,20 +507,10 @@ class Drill:
         ]
         jobs = {a.job_id for a in assignments}
         assert self.client is not None
-        h = History(
-            parents={a.parent.cl_ord_id: a.parent for a in assignments},
-            reports=[
-                d.message
-                for d in bus.read_all(topics.REPORTS, Message)
-                if isinstance(d.message, ExecutionReport)
-            ],
-            actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
-            executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
-            job_executions=[
-                (j, d.publish_time_ms, d.message)
-                for j in jobs
-                for d in bus.read_all(topics.job_executions(j), Message)
-            ],
+        h = History.read(
+            bus,
+            {a.parent.cl_ord_id: a.parent for a in assignments},
+            jobs,
             fix_final={
                 f[11]: int(f[14]) for f in self.client.reports() if f.get(39) in ("2", "3", "4", "8", "C")
             },
@@ -565,6 +549,28 @@ class History:
     executions: list[tuple[int, Message]]  # the saga's executions topic: (publish ms, message)
     job_executions: list[tuple[str, int, Message]]  # each job's executions topic: (job, publish ms, message)
     fix_final: dict[str, int]  # ClOrdID -> CumQty of the terminal report the FIX client received
+
+    @classmethod
+    def read(
+        cls, bus: Bus, parents: dict[str, ParentOrder], jobs: set[str], fix_final: dict[str, int]
+    ) -> History:
+        """The history of ``parents`` (worked as ``jobs``) off the topics, and what their clients got."""
+        return cls(
+            parents=parents,
+            reports=[
+                d.message
+                for d in bus.read_all(topics.REPORTS, Message)
+                if isinstance(d.message, ExecutionReport)
+            ],
+            actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
+            executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
+            job_executions=[
+                (j, d.publish_time_ms, d.message)
+                for j in jobs
+                for d in bus.read_all(topics.job_executions(j), Message)
+            ],
+            fix_final=fix_final,
+        )
 
 
 @dataclass

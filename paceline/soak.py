@@ -35,7 +35,6 @@ from fixclient import FixClient
 from market.session import SESSION_CLOSE_S, SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSim, SymbolSpec
 from models import (
-    ChildOrderAction,
     ExecType,
     ExecutionReport,
     Fill,
@@ -296,14 +295,7 @@ class Soak:
 
     # --- services and clients ----------------------------------------------------------------------------
     def _spawn(self, key: str, *args: str) -> Proc:
-        p = Proc(
-            *args,
-            service_url=self.cfg.service_url,
-            admin_url=self.cfg.admin_url,
-            log=self.log,
-            auth_dir=self.cfg.auth_dir if self.cfg.auth else None,
-            env={"PACELINE_LOG_LEVEL": "WARNING"},
-        )
+        p = Proc.on(self.cfg, *args, log=self.log, env={"PACELINE_LOG_LEVEL": "WARNING"})
         self.procs[key] = p
         return p
 
@@ -550,22 +542,7 @@ class Soak:
             if cl in mine:
                 first[cl] = d.message.parent  # the last one: an amend changes the quantity
                 jobs.add(d.message.job_id)
-        h = History(
-            parents=first,
-            reports=[
-                d.message
-                for d in bus.read_all(topics.REPORTS, Message)
-                if isinstance(d.message, ExecutionReport)
-            ],
-            actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
-            executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
-            job_executions=[
-                (j, d.publish_time_ms, d.message)
-                for j in jobs
-                for d in bus.read_all(topics.job_executions(j), Message)
-            ],
-            fix_final=self._finals(),
-        )
+        h = History.read(bus, first, jobs, self._finals())
         checks, rows = evaluate(h)
         never = mine - set(first)
         detail = f"{len(mine) - len(never)}/{len(mine)}" + (f"; never: {sorted(never)[:5]}" if never else "")

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models import Tick, WorkerHeartbeat, topics
 from paceline import broker
+from paceline.cluster import ClusterConfig
 from receiver.service import Receiver
 from runtime import auth
 from runtime.bus import Bus
@@ -116,6 +117,13 @@ class Proc:
         self._log = log
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    @classmethod
+    def on(cls, cfg: broker.BrokerConfig | ClusterConfig, *args: str, log: IO[str] | None = None,
+           env: dict[str, str] | None = None) -> Proc:  # fmt: skip
+        """``paceline <args>`` on ``cfg``'s standalone or cluster, under its own role when auth is on."""
+        return cls(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log, env=env,
+                   auth_dir=cfg.auth_dir if cfg.auth else None)  # fmt: skip
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
