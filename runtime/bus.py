@@ -301,6 +301,11 @@ class Consumer(Generic[M]):
             self._dlq.close()
         with contextlib.suppress(pulsar.AlreadyClosed):
             self._raw.close()
+        # pulsar-client forgets a consumer only when its own close() succeeds: one that unsubscribe() closed
+        # stays in its client's list, with its native consumer and receive queue, for the client's life
+        # (measured: ~33 KB per job's subscription, +36 MB over a day of 1,000 parents at the endpoint).
+        with contextlib.suppress(AttributeError, ValueError):
+            self._raw._client._consumers.remove(self._raw)
 
     def unsubscribe(self) -> None:
         """Delete the subscription (its backlog goes with it) and close."""
