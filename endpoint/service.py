@@ -19,6 +19,7 @@ On start the desk's order table is rebuilt from the reports topic, and the repor
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -59,6 +60,7 @@ REFUSED = Counter("paceline_venue_refused_total", "Child-order actions refused, 
 FILLS = Counter("paceline_venue_fills_total", "Fills executed", ["liquidity"])
 SHARES = Counter("paceline_venue_filled_shares_total", "Shares executed")
 ACKS = Counter("paceline_venue_acks_total", "Child-order answers by status", ["status"])
+CLOSE_AFTER_S = 2.0  # a closed job's topics are let go this long after its CLOSE
 JOB_TOPICS = Gauge("paceline_venue_job_topics", "Per-job producers and subscriptions open (jobs not closed)")
 # The pipeline's latency as the venue sees it: the triggering tick's publish until its child order is here.
 TICK_TO_CHILD = Histogram(
@@ -101,6 +103,8 @@ class EndpointService:
         self._ticks: dict[str, Consumer[Tick]] = {}
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
         self._job_out: dict[str, Producer] = {}
+        self._closing: list[tuple[float, str]] = []  # (when, job id): closed jobs whose topics go then
+        self._closing_lock = threading.Lock()
         self._consumers: list[Consumer[Any]] = []
         self._executions: Producer | None = None
         self._requests: Producer | None = None
@@ -143,9 +147,10 @@ class EndpointService:
             topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, from_earliest=False
         )
         self._consumers.append(self._commands)
-        th = threading.Thread(target=self._command_loop, name=f"{n}-commands", daemon=True)
-        th.start()
-        self._threads.append(th)
+        for target, what in ((self._command_loop, "commands"), (self._janitor, "janitor")):
+            th = threading.Thread(target=target, name=f"{n}-{what}", daemon=True)
+            th.start()
+            self._threads.append(th)
         log.info("endpoint started", name=n, symbols=list(self.cfg.symbols), fix_port=self.cfg.fix_port)
         metrics.READY.labels("endpoint").set(1)
 
@@ -223,17 +228,32 @@ class EndpointService:
         JOB_TOPICS.set(len(self._actions) + len(self._job_out))
 
     def _close_job(self, job_id: str) -> None:
-        """A closed job's topics are let go once its cancels and the CLOSE's ack are out: the subscription
-        is removed (the broker keeps no cursor for it) and the producer closed, so a day of parents leaves
-        nothing open behind it. The producer goes under the venue's lock: nothing is publishing on it."""
+        """A closed job's topics are let go: its actions subscription removed (the broker keeps no cursor for
+        it) and its executions producer closed, so a day of parents leaves nothing open behind it. Both
+        leave the tables under the venue's lock (nothing publishes on them after) and are closed outside it:
+        a close waits for the broker, and the listener thread must not wait behind it."""
         with self._venue_lock:
             out = self._job_out.pop(job_id, None)
-            if out is not None:
-                out.close()
-        actions = self._actions.pop(job_id, None)
+            actions = self._actions.pop(job_id, None)
+        if out is not None:
+            out.close()
         if actions is not None:
             actions.unsubscribe()
         JOB_TOPICS.set(len(self._actions) + len(self._job_out))
+
+    def _janitor(self) -> None:
+        """Closes jobs' topics a while after their CLOSE (its cancels and acknowledgement delivered first),
+        off the venue-command thread."""
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            with self._closing_lock:
+                due = [j for t, j in self._closing if t <= now]
+                self._closing = [(t, j) for t, j in self._closing if t > now]
+            for job_id in due:
+                try:
+                    self._close_job(job_id)
+                except Exception as exc:  # the broker is away: the topics close with the client
+                    log.warning("closing a job's topics failed", job_id=job_id, error=str(exc))
 
     def _command_loop(self) -> None:
         """The saga's venue commands, in order, each acknowledged once handled (redelivered if it raised)."""
@@ -270,7 +290,8 @@ class EndpointService:
             # worker sent before is lost) may deliver at once, on the listener thread.
             self._open_job(cmd.job_id, cmd.symbol)
         elif cmd.op is VenueOp.CLOSE:
-            self._close_job(cmd.job_id)
+            with self._closing_lock:
+                self._closing.append((time.monotonic() + CLOSE_AFTER_S, cmd.job_id))
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
