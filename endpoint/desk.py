@@ -287,8 +287,10 @@ class OrderDesk:
             self.by_cl[(m.client_id, m.cl_ord_id)] = m.parent_id
             o.status, o.cum_qty, o.avg_px = m.ord_status, m.cum_qty, m.avg_px
             if m.ord_status.terminal and m.is_bps is None:
-                shortfall, slip = self.tca.finish(m.parent_id, m.avg_px, m.cum_qty, m.order_qty)
-                m = m.model_copy(update={"is_bps": shortfall, "vwap_slippage_bps": slip})
+                f = self.tca.finish(m.parent_id, m.avg_px, m.cum_qty, m.order_qty)
+                if f is not None:
+                    m = m.model_copy(update={"is_bps": f.is_bps, "vwap_slippage_bps": f.vwap_slippage_bps,
+                                             "tca": f})  # fmt: skip
             o.last = m
         return m
 

@@ -10,9 +10,19 @@ arrival, positive = cost:
 The second term is the opportunity cost of what did not fill, marked at the mid when the order ended: an
 order that leaves quantity behind cannot look cheaper than one that completes. VWAP slippage compares the
 average fill with the market's volume-weighted price over the order's life.
+
+The shortfall splits into four parts that add up to it exactly (``shortfall_parts``), with ``m_i`` the mid
+when fill ``i`` was made and ``m_0`` the mid at the first fill:
+
+    delay       = side * filled * (m_0 - arrival)            the market's move before we first traded
+    spread      = side * sum(qty_i * (px_i - m_i))           what each fill paid over the mid: spread and impact
+    timing      = side * sum(qty_i * (m_i - m_0))            the mid's move while we traded
+    opportunity = side * (quantity - filled) * (end mid - arrival)   what did not fill
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from models import Side
 
@@ -47,8 +57,53 @@ def fill_cost_bps(side: Side, reference: float, px: float, qty: int, quantity: i
     return side.sign * (px - reference) * qty / (quantity * reference) * BPS
 
 
+def slippage_bps(side: Side, avg_px: float, benchmark: float | None) -> float | None:
+    """Average fill against a benchmark price in bps (positive = cost); None without fills or benchmark."""
+    if not benchmark or avg_px <= 0:
+        return None
+    return side.sign * (avg_px - benchmark) / benchmark * BPS
+
+
 def vwap_slippage_bps(side: Side, avg_px: float, interval_vwap: float | None) -> float | None:
     """Average fill against the interval VWAP in bps (positive = cost); None without fills or volume."""
-    if not interval_vwap or avg_px <= 0:
-        return None
-    return side.sign * (avg_px - interval_vwap) / interval_vwap * BPS
+    return slippage_bps(side, avg_px, interval_vwap)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The shortfall's parts in bps (module docstring); ``sum(parts) == shortfall_bps``."""
+
+    delay: float
+    spread: float
+    timing: float
+    opportunity: float
+
+    @property
+    def total(self) -> float:
+        return self.delay + self.spread + self.timing + self.opportunity
+
+
+def shortfall_parts(
+    side: Side,
+    arrival_mid: float,
+    *,
+    quantity: int,
+    filled: int,
+    notional: float,
+    end_mid: float | None,
+    first_mid: float | None,
+    mid_notional: float,
+    seen_notional: float,
+) -> Parts:
+    """The shortfall of ``shortfall_bps`` split into its parts. ``mid_notional`` and ``seen_notional`` are
+    sum(qty_i * m_i) and sum(qty_i * px_i) over the fills the caller saw; timing is the filled part's
+    remainder, so the parts add up to the total even if a fill was seen that the order did not count."""
+    total = shortfall_bps(side, arrival_mid, quantity=quantity, filled=filled, notional=notional,
+                          end_mid=end_mid)  # fmt: skip
+    scale = side.sign / (quantity * arrival_mid) * BPS
+    left = max(0, quantity - filled)
+    mark = arrival_mid if end_mid is None or end_mid <= 0 else end_mid
+    opportunity = left * (mark - arrival_mid) * scale
+    delay = filled * ((first_mid or arrival_mid) - arrival_mid) * scale
+    spread = (seen_notional - mid_notional) * scale if filled else 0.0
+    return Parts(delay, spread, total - opportunity - delay - spread, opportunity)

@@ -1,27 +1,49 @@
-"""Transaction-cost analysis from the ticks a service follows: the endpoint's for the client's final report,
-the live page's for the running figure, by one rule.
+"""Transaction-cost analysis from the ticks and fills a service sees: the endpoint's for the client's final
+report, the live page's for the running figure, ``paceline tca``'s replay of the recorded topics, by one
+rule.
 
-Per symbol: the mid and the running sums of the market's trade prints. Per parent: the arrival mid (the
-mid at the first tick at or after its start) and the market's notional and volume at that point; when the
-parent ends, implementation shortfall (with the unfilled remainder costed at the mid then) and VWAP
-slippage by the one definition in ``market.costs``, in basis points (positive = cost).
+Per symbol: the mid, the touch, the running sums of the market's trade prints and the recent mids (to find
+the mid when a fill was made, by the fill's event time). Per parent: the arrival mid (the mid at the first
+tick at or after its start) and the market's notional and volume at that point; the fills it has made
+(each against the mid when it was made); and the time-weighted far touch since arrival (what a TWAP that
+took the touch all along would have paid). When the parent ends, ``finish`` gives its ``TcaFigures``:
+implementation shortfall in its four parts, slippage against the interval VWAP and against that TWAP, by
+the one set of definitions in ``market.costs`` (bps, positive = cost).
+
+Fed the same ticks and fills in event-time order, two instances give the same figures: the TCA report
+replays the topics through this class and so matches what the client was told.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
-from market.costs import arrives, shortfall_bps, vwap_slippage_bps
-from models import Side, Tick
+from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps
+from models import Fill, Side, TcaFigures, Tick
+
+RECENT_MIDS = (
+    4096  # per symbol: a fill is matched to the mid of its time if it is at most this many ticks old
+)
 
 
 @dataclass
 class _Market:
     mid: float = 0.0
+    bid: float = 0.0
+    ask: float = 0.0
     ts: int = 0
     notional: float = 0.0
     volume: int = 0
+    recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RECENT_MIDS))
+
+    def mid_at(self, ts: int) -> float:
+        """The mid prevailing at event time ``ts`` (the latest tick at or before it)."""
+        for t, mid in reversed(self.recent):
+            if t <= ts:
+                return mid
+        return self.recent[0][1] if self.recent else self.mid
 
 
 @dataclass
@@ -30,8 +52,26 @@ class _Parent:
     side: Side
     start_ns: int
     arrival: float | None = None
+    arrival_ts: int = 0
     notional0: float = 0.0
     volume0: int = 0
+    fills: set[str] = field(default_factory=set)
+    seen_notional: float = 0.0
+    mid_notional: float = 0.0
+    first_mid: float | None = None
+    far: float = 0.0  # the far touch prevailing (ask for a buy, bid for a sell) and since when
+    far_ts: int = 0
+    far_area: float = 0.0  # integral of the far touch over event time since arrival (price x ns)
+
+    def touch(self, m: _Market) -> None:
+        far = m.ask if self.side is Side.BUY else m.bid
+        if self.far > 0:
+            self.far_area += self.far * (m.ts - self.far_ts)
+        self.far, self.far_ts = far, m.ts
+
+    def twap(self) -> float | None:
+        span = self.far_ts - self.arrival_ts
+        return self.far_area / span if span > 0 else (self.far or None)
 
 
 class Tca:
@@ -62,14 +102,23 @@ class Tca:
         m = self.markets.get(t.symbol)
         if m is None:
             m = self.markets[t.symbol] = _Market()
-        m.mid = (t.bid_px + t.ask_px) / 2
-        m.ts = t.ts_event
+        m.mid, m.bid, m.ask, m.ts = (t.bid_px + t.ask_px) / 2, t.bid_px, t.ask_px, t.ts_event
+        m.recent.append((t.ts_event, m.mid))
+        for p in self.parents.values():
+            if p.symbol != t.symbol:
+                continue
+            if arrives(p.arrival, p.start_ns, t.ts_event):
+                self._arrive(p, m)  # before this tick's print is added: the print is in the order's life
+            elif p.arrival is not None:
+                p.touch(m)
         if t.trade_px is not None and t.trade_sz:
             m.notional += t.trade_px * t.trade_sz
             m.volume += t.trade_sz
-        for p in self.parents.values():
-            if p.symbol == t.symbol and arrives(p.arrival, p.start_ns, t.ts_event):
-                p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
+
+    @staticmethod
+    def _arrive(p: _Parent, m: _Market) -> None:
+        p.arrival, p.arrival_ts, p.notional0, p.volume0 = m.mid, m.ts, m.notional, m.volume
+        p.touch(m)
 
     def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
         with self._lock:
@@ -81,7 +130,21 @@ class Tca:
         p = self.parents[parent_id] = _Parent(symbol, side, start_ns)
         m = self.markets.get(symbol)
         if m is not None and arrives(None, start_ns, m.ts):  # already started: the mid now is its arrival
-            p.arrival, p.notional0, p.volume0 = m.mid, m.notional, m.volume
+            self._arrive(p, m)
+
+    def on_fill(self, f: Fill) -> None:
+        """A fill of a tracked parent, costed against the mid when it was made (once per fill id)."""
+        with self._lock:
+            p = self.parents.get(f.parent_id)
+            m = self.markets.get(f.symbol)
+            if p is None or m is None or f.fill_id in p.fills:
+                return
+            p.fills.add(f.fill_id)
+            mid = m.mid_at(f.ts_event)
+            if p.first_mid is None:
+                p.first_mid = mid
+            p.seen_notional += f.px * f.qty
+            p.mid_notional += mid * f.qty
 
     def running(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> float | None:
         """The shortfall so far (bps), what is not filled marked at the mid now; None where unknown."""
@@ -93,22 +156,52 @@ class Tca:
         return shortfall_bps(p.side, p.arrival, quantity=quantity, filled=filled, notional=avg_px * filled,
                              end_mid=mid)  # fmt: skip
 
+    def arrival(self, parent_id: str) -> float | None:
+        with self._lock:
+            p = self.parents.get(parent_id)
+            return None if p is None else p.arrival
+
     def drop(self, parent_id: str) -> None:
         with self._lock:
             self.parents.pop(parent_id, None)
 
-    def finish(
-        self, parent_id: str, avg_px: float, filled: int, quantity: int
-    ) -> tuple[float | None, float | None]:
-        """(shortfall bps, VWAP slippage bps) for a finished parent; None where unknown."""
+    def figures(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
+        """The parent's figures marked now (it stays tracked); None where unknown."""
+        with self._lock:
+            p = self.parents.get(parent_id)
+            if p is None or p.arrival is None or quantity <= 0:
+                return None
+            return _figures(p, self.markets[p.symbol], avg_px, filled, quantity)
+
+    def finish(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
+        """A finished parent's figures, marked at the latest tick (once: it is no longer tracked)."""
         with self._lock:
             p = self.parents.pop(parent_id, None)
             if p is None or p.arrival is None or quantity <= 0:
-                return None, None
-            m = _Market(**vars(self.markets[p.symbol]))  # a copy: the listener thread moves it on
-        shortfall = shortfall_bps(
-            p.side, p.arrival, quantity=quantity, filled=filled, notional=avg_px * filled, end_mid=m.mid
-        )
-        vol = m.volume - p.volume0
-        slip = vwap_slippage_bps(p.side, avg_px, (m.notional - p.notional0) / vol if vol else None)
-        return round(shortfall, 3), None if slip is None else round(slip, 3)
+                return None
+            return _figures(p, self.markets[p.symbol], avg_px, filled, quantity)
+
+
+def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) -> TcaFigures:
+    assert p.arrival is not None
+    notional = avg_px * filled
+    parts = shortfall_parts(
+        p.side, p.arrival, quantity=quantity, filled=filled, notional=notional, end_mid=m.mid,
+        first_mid=p.first_mid, mid_notional=p.mid_notional, seen_notional=p.seen_notional,
+    )  # fmt: skip
+    vol = m.volume - p.volume0
+    vwap = (m.notional - p.notional0) / vol if vol else None
+    twap = p.twap()
+
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, 3)
+
+    return TcaFigures(
+        quantity=quantity, filled=filled, avg_px=round(avg_px, 6), arrival_mid=p.arrival,
+        arrival_ts=p.arrival_ts, first_fill_mid=p.first_mid, end_mid=m.mid, end_ts=m.ts,
+        interval_vwap=None if vwap is None else round(vwap, 6), twap_px=None if twap is None else round(twap, 6),
+        is_bps=round(parts.total, 3), delay_bps=round(parts.delay, 3), spread_bps=round(parts.spread, 3),
+        timing_bps=round(parts.timing, 3), opportunity_bps=round(parts.opportunity, 3),
+        vwap_slippage_bps=r(slippage_bps(p.side, avg_px, vwap)),
+        twap_slippage_bps=r(slippage_bps(p.side, avg_px, twap)),
+    )  # fmt: skip

@@ -43,6 +43,7 @@ from models.orders import (
     ParentOrder,
     RequestKind,
     RequestReject,
+    TcaFigures,
 )
 from models.saga import Effect, SagaEvent, SagaSnapshot, SagaSnapshotPart
 
@@ -83,6 +84,7 @@ __all__ = [
     "SagaSnapshotPart",
     "Side",
     "Strategy",
+    "TcaFigures",
     "Tick",
     "TimeInForce",
     "VenueCommand",

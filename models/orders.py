@@ -8,7 +8,7 @@ Commands are imperative (``ChildOrderAction`` with ``NEW``/``CANCEL``/``REPLACE`
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -206,6 +206,36 @@ class AckTrace(BaseModel):
         )
 
 
+Bps = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class TcaFigures(BaseModel):
+    """A parent's transaction costs as ``market.tca`` measures them (the final report's, the TCA report's).
+    Costs in bps of the order's notional at the arrival mid, positive = cost; the four parts add up to
+    ``is_bps`` (``market.costs``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quantity: Size
+    filled: Size
+    avg_px: float = Field(ge=0.0, allow_inf_nan=False)
+    arrival_mid: float = Field(gt=0.0, allow_inf_nan=False)
+    arrival_ts: TimestampNs  # market time of the arrival tick
+    first_fill_mid: float | None = Field(default=None, allow_inf_nan=False)
+    end_mid: float = Field(gt=0.0, allow_inf_nan=False)
+    end_ts: TimestampNs  # market time the figures are marked at (the last tick before the order ended)
+    interval_vwap: float | None = Field(default=None, allow_inf_nan=False)  # the market's, arrival to end
+    twap_px: float | None = Field(
+        default=None, allow_inf_nan=False
+    )  # time-weighted far touch, arrival to end
+    is_bps: Bps
+    delay_bps: Bps
+    spread_bps: Bps  # spread and impact paid on what filled, against the mid at each fill
+    timing_bps: Bps
+    opportunity_bps: Bps
+    vwap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
+    twap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
+
+
 class ExecutionReport(Message):
     """A parent-level report to the client, mirroring FIX 35=8.
 
@@ -234,6 +264,9 @@ class ExecutionReport(Message):
     # mid, and slippage against the market's VWAP over the order's life.
     is_bps: float | None = Field(default=None, allow_inf_nan=False)
     vwap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
+    tca: TcaFigures | None = (
+        None  # the whole breakdown on the final report (native clients; FIX: the two tags)
+    )
     trace: AckTrace | None = None  # on the first report of a new order: where its acknowledgement's time went
     ts_event: TimestampNs
     ts_init: TimestampNs
