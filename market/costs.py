@@ -15,7 +15,7 @@ The shortfall splits into four parts that add up to it exactly (``shortfall_part
 when fill ``i`` was made and ``m_0`` the mid at the first fill:
 
     delay       = side * filled * (m_0 - arrival)            the market's move before we first traded
-    spread      = side * sum(qty_i * (px_i - m_i))           what each fill paid over the mid: spread and impact
+    spread      = side * sum(qty_i * (px_i - m_i))           paid over the mid at each fill: spread and impact
     timing      = side * sum(qty_i * (m_i - m_0))            the mid's move while we traded
     opportunity = side * (quantity - filled) * (end mid - arrival)   what did not fill
 """

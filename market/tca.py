@@ -23,9 +23,7 @@ from dataclasses import dataclass, field
 from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps
 from models import Fill, Side, TcaFigures, Tick
 
-RECENT_MIDS = (
-    4096  # per symbol: a fill is matched to the mid of its time if it is at most this many ticks old
-)
+RECENT_MIDS = 4096  # per symbol: a fill up to this many ticks old is costed against the mid of its time
 
 
 @dataclass
@@ -196,10 +194,13 @@ def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) 
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
 
+    def r6(x: float | None) -> float | None:
+        return None if x is None else round(x, 6)
+
     return TcaFigures(
         quantity=quantity, filled=filled, avg_px=round(avg_px, 6), arrival_mid=p.arrival,
         arrival_ts=p.arrival_ts, first_fill_mid=p.first_mid, end_mid=m.mid, end_ts=m.ts,
-        interval_vwap=None if vwap is None else round(vwap, 6), twap_px=None if twap is None else round(twap, 6),
+        interval_vwap=r6(vwap), twap_px=r6(twap),
         is_bps=round(parts.total, 3), delay_bps=round(parts.delay, 3), spread_bps=round(parts.spread, 3),
         timing_bps=round(parts.timing, 3), opportunity_bps=round(parts.opportunity, 3),
         vwap_slippage_bps=r(slippage_bps(p.side, avg_px, vwap)),

@@ -56,6 +56,9 @@ class JobRef(Message):
     kind: Literal["job_ref"] = "job_ref"
     job_id: Identifier
     epoch: int = Field(ge=1)
+    # How far behind the TWAP schedule the job's policy may fall (a fraction of its quantity; None: no
+    # band): the live page draws it under the schedule.
+    band: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 class WorkerHeartbeat(Message):

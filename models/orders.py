@@ -224,9 +224,7 @@ class TcaFigures(BaseModel):
     end_mid: float = Field(gt=0.0, allow_inf_nan=False)
     end_ts: TimestampNs  # market time the figures are marked at (the last tick before the order ended)
     interval_vwap: float | None = Field(default=None, allow_inf_nan=False)  # the market's, arrival to end
-    twap_px: float | None = Field(
-        default=None, allow_inf_nan=False
-    )  # time-weighted far touch, arrival to end
+    twap_px: float | None = Field(default=None, allow_inf_nan=False)  # time-weighted far touch, ditto
     is_bps: Bps
     delay_bps: Bps
     spread_bps: Bps  # spread and impact paid on what filled, against the mid at each fill
@@ -264,9 +262,7 @@ class ExecutionReport(Message):
     # mid, and slippage against the market's VWAP over the order's life.
     is_bps: float | None = Field(default=None, allow_inf_nan=False)
     vwap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
-    tca: TcaFigures | None = (
-        None  # the whole breakdown on the final report (native clients; FIX: the two tags)
-    )
+    tca: TcaFigures | None = None  # all of the final report's TCA (native clients; FIX carries two tags)
     trace: AckTrace | None = None  # on the first report of a new order: where its acknowledgement's time went
     ts_event: TimestampNs
     ts_init: TimestampNs

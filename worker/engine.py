@@ -50,6 +50,14 @@ TICK = 0.01
 _serials = itertools.count()
 
 
+def _band(policy: Policy | LoadedPolicy | Agent) -> float | None:
+    """A policy's band around the TWAP schedule: a policy file's manifest's, or a rule's own."""
+    if isinstance(policy, LoadedPolicy):
+        return policy.manifest.band
+    band = getattr(policy, "band", None)
+    return float(band) if isinstance(band, int | float) else None
+
+
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
     """The TWAP slice: the job's quantity over its decisions, in whole lots (at least one)."""
     n_decisions = max(1, window_ns // decision_ns)
@@ -391,5 +399,6 @@ class Engine:
         elif ack.child_id in job.open:
             job.open[ack.child_id].leaves = ack.leaves_qty
 
-    def refs(self) -> list[tuple[str, int]]:
-        return [(j.job_id, j.assignment.epoch) for j in self.jobs.values()]
+    def refs(self) -> list[tuple[str, int, float | None]]:
+        """Each job's id, epoch and its policy's band around the TWAP schedule (None: none)."""
+        return [(j.job_id, j.assignment.epoch, _band(j.policy)) for j in self.jobs.values()]

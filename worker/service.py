@@ -200,7 +200,7 @@ class WorkerService:
     # --- heartbeats -----------------------------------------------------------------------------------
     def heartbeat(self) -> WorkerHeartbeat:
         with self._lock:
-            jobs = tuple(JobRef(job_id=j, epoch=e) for j, e in self.engine.refs())
+            jobs = tuple(JobRef(job_id=j, epoch=e, band=b) for j, e, b in self.engine.refs())
         policies = (*RULE_POLICIES, *(self.registry.names() if self.registry else ()))
         self._hb_seq += 1
         return WorkerHeartbeat(
