@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import Counter, Gauge
 from websockets.exceptions import ConnectionClosed
@@ -47,7 +48,56 @@ log = get_logger("paceline.dashboard")
 PUSHES = Counter("paceline_dashboard_pushes_total", "Snapshots pushed to browsers (one per client per push)")
 CLIENTS = Gauge("paceline_dashboard_clients", "Browsers connected")
 INPUTS = Counter("paceline_dashboard_inputs_total", "Messages folded into the snapshot", ["kind"])
+BAD_INPUT = Counter("paceline_dashboard_bad_input_total", "Messages from browsers that were not JSON")
 LOST_AFTER_S = 3.0  # a worker silent this long is shown as lost (the health-checker's default timeout)
+CHART_POINTS = 600  # quotes kept per parent for its chart: one per 1/600 of its window (the latest of each)
+CHART_FILLS = 2000  # fills kept per parent for its chart (the latest)
+PART_BUCKETS = 40  # participation over the window, in this many intervals
+
+
+@dataclass
+class Series:
+    """What a parent's chart draws, on the market's clock: the touch sampled over its window (at most
+    ``CHART_POINTS``, the latest tick of each step, so the chart follows the market), its fills, and the
+    market's and our volume per interval (participation)."""
+
+    start_ns: int
+    end_ns: int
+    t: list[int] = field(default_factory=list)
+    bid: list[float] = field(default_factory=list)
+    ask: list[float] = field(default_factory=list)
+    fills: deque[tuple[int, int, float, int]] = field(default_factory=lambda: deque(maxlen=CHART_FILLS))
+    cum: int = 0
+    market_vol: list[int] = field(default_factory=lambda: [0] * PART_BUCKETS)
+    our_vol: list[int] = field(default_factory=lambda: [0] * PART_BUCKETS)
+
+    @property
+    def span(self) -> int:
+        return max(1, self.end_ns - self.start_ns)
+
+    def bucket(self, ts: int) -> int | None:
+        if ts < self.start_ns or self.end_ns <= self.start_ns:
+            return None
+        return min(PART_BUCKETS - 1, (ts - self.start_ns) * PART_BUCKETS // self.span)
+
+    def on_tick(self, m: Tick) -> None:
+        if m.ts_event < self.start_ns:
+            return
+        step = self.span // CHART_POINTS or 1
+        if self.t and (m.ts_event - self.start_ns) // step == (self.t[-1] - self.start_ns) // step:
+            self.t[-1], self.bid[-1], self.ask[-1] = m.ts_event, m.bid_px, m.ask_px
+        else:
+            self.t.append(m.ts_event)
+            self.bid.append(m.bid_px)
+            self.ask.append(m.ask_px)
+        if m.trade_sz and (b := self.bucket(m.ts_event)) is not None:
+            self.market_vol[b] += m.trade_sz
+
+    def on_fill(self, f: Fill) -> None:
+        self.cum += f.qty
+        self.fills.append((f.ts_event, f.qty, f.px, self.cum))
+        if (b := self.bucket(f.ts_event)) is not None:
+            self.our_vol[b] += f.qty
 
 
 @dataclass
@@ -67,6 +117,8 @@ class ParentView:
     is_bps: float | None = None  # the final report's figure once it is closed
     fills: int = 0
     updated: float = field(default_factory=time.time)
+    job_id: str | None = None
+    series: Series | None = None
 
     @property
     def live(self) -> bool:
@@ -90,6 +142,8 @@ class State:
         self.broker: dict[str, Any] = {"ok": None, "rtt_ms": None}
         self.version = 0  # bumped on every change: the pusher sends only when it moved
         self.tca = Tca()  # arrival mids and running shortfall, by the endpoint's rule
+        self.bands: dict[str, float] = {}  # job id -> its policy's band around the schedule (heartbeats)
+        self._fill_ids: dict[str, set[str]] = {}  # per parent: fills drawn (a redelivery is drawn once)
 
     def on_message(self, m: Message) -> None:
         with self.lock:
@@ -97,12 +151,16 @@ class State:
             if isinstance(m, Tick):
                 self.market[m.symbol] = {"mid": (m.bid_px + m.ask_px) / 2, "t": m.ts_event}
                 self.tca.on_tick(m)
+                for view in self.parents.values():
+                    if view.series is not None and view.symbol == m.symbol and view.live:
+                        view.series.on_tick(m)
             elif isinstance(m, JobRequest):
                 p = m.parent
                 if p.parent_id not in self.parents:
                     self.parents[p.parent_id] = ParentView(
                         p.parent_id, p.cl_ord_id, p.client_id, p.symbol, p.side.value, p.quantity,
-                        p.strategy.value, p.start_ns, p.end_ns,
+                        p.strategy.value, p.start_ns, p.end_ns, job_id=m.job_id,
+                        series=Series(p.start_ns, p.end_ns),
                     )  # fmt: skip
                     self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
                     self._trim()
@@ -115,9 +173,14 @@ class State:
                                               "qty": m.qty, "px": m.px, "parent": m.parent_id})  # fmt: skip
                 if (pv := self.parents.get(m.parent_id)) is not None:
                     pv.fills += 1
+                    seen = self._fill_ids.setdefault(m.parent_id, set())
+                    if pv.series is not None and m.fill_id not in seen:
+                        seen.add(m.fill_id)
+                        pv.series.on_fill(m)
             elif isinstance(m, WorkerHeartbeat):
                 self.workers[m.worker_id] = {"seen": time.time(), "jobs": len(m.jobs), "capacity": m.capacity,
                                              "policies": len(m.policies)}  # fmt: skip
+                self.bands.update({j.job_id: j.band for j in m.jobs if j.band is not None})
             elif isinstance(m, RiskControl):
                 self.risk[m.client_id or "ALL"] = m.state.value
             INPUTS.labels(getattr(m, "kind", "?")).inc()
@@ -145,11 +208,34 @@ class State:
             done = sorted((p for p in self.parents.values() if not p.live), key=lambda p: p.updated)
             for p in done[: len(self.parents) - self.max_parents]:
                 del self.parents[p.parent_id]
+                self._fill_ids.pop(p.parent_id, None)
+                if p.job_id is not None:
+                    self.bands.pop(p.job_id, None)
                 self.tca.drop(p.parent_id)
 
     def symbols(self) -> set[str]:
         with self.lock:
             return {p.symbol for p in self.parents.values() if p.live}
+
+    def chart(self, parent_id: str) -> dict[str, Any] | None:
+        """The chart of one parent (times in seconds of market time, for the page's time axes)."""
+        with self.lock:
+            p = self.parents.get(parent_id)
+            if p is None or p.series is None:
+                return None
+            s = p.series
+            arrival = self.tca.arrival(parent_id)
+            return {
+                "parent_id": p.parent_id, "cl_ord_id": p.cl_ord_id, "symbol": p.symbol, "side": p.side,
+                "qty": p.qty, "strategy": p.strategy, "status": p.status, "live": p.live,
+                "start": s.start_ns / 1e9, "end": s.end_ns / 1e9, "arrival_mid": arrival,
+                "band": self.bands.get(p.job_id or ""),
+                "now": (self.market.get(p.symbol) or {}).get("t", s.start_ns) / 1e9,
+                "t": [t / 1e9 for t in s.t], "bid": list(s.bid), "ask": list(s.ask),
+                "fills": [[t / 1e9, q, px, cum] for t, q, px, cum in s.fills],
+                "part": {"t": [(s.start_ns + i * s.span // PART_BUCKETS) / 1e9 for i in range(PART_BUCKETS)],
+                         "market": list(s.market_vol), "ours": list(s.our_vol)},
+            }  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         now = time.time()
@@ -192,9 +278,10 @@ class Dashboard:
         self.state = State()
         self._port = port
         self._server: Server | None = None
-        self._clients: set[ServerConnection] = set()
+        self._clients: dict[ServerConnection, str | None] = {}  # each browser's chosen parent (its chart)
         self._clients_lock = threading.Lock()
         self._stop = threading.Event()
+        self._chosen = threading.Event()  # a browser chose a chart: push at the next period even if unchanged
         self._readers: list[Any] = []
         self._ticks: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
@@ -240,38 +327,66 @@ class Dashboard:
             return _respond(conn, HTTPStatus.OK, self._page, "text/html; charset=utf-8")
         if path == "/snapshot.json":
             return _respond(conn, HTTPStatus.OK, json.dumps(self.state.snapshot()), "application/json")
+        if path == "/chart.json":
+            chart = self.state.chart(parse_qs(urlsplit(req.path).query).get("parent", [""])[0])
+            if chart is None:
+                return _respond(conn, HTTPStatus.NOT_FOUND, "no such parent\n", "text/plain")
+            return _respond(conn, HTTPStatus.OK, json.dumps(chart), "application/json")
+        if path == "/vendor/uplot.js":
+            return _respond(conn, HTTPStatus.OK, self._vendor("uPlot.iife.min.js"), "text/javascript")
+        if path == "/vendor/uplot.css":
+            return _respond(conn, HTTPStatus.OK, self._vendor("uPlot.min.css"), "text/css")
         if path == "/healthz":
             return _respond(conn, HTTPStatus.OK, "ok\n", "text/plain")
         return _respond(conn, HTTPStatus.NOT_FOUND, "not found\n", "text/plain")
 
+    @staticmethod
+    def _vendor(name: str) -> str:
+        return resources.files("dashboard").joinpath("vendor", name).read_text()
+
     def _handle(self, conn: ServerConnection) -> None:
         with self._clients_lock:
-            self._clients.add(conn)
+            self._clients[conn] = None
             CLIENTS.set(len(self._clients))
         try:
             conn.send(json.dumps(self.state.snapshot()))
-            for _ in conn:  # the page sends nothing we need; this waits for it to go
-                pass
+            for raw in conn:  # the page says which parent it charts: {"chart": parent_id or null}
+                try:
+                    doc = json.loads(raw)
+                    chosen = doc.get("chart") if isinstance(doc, dict) else None
+                except ValueError:
+                    chosen = None
+                    BAD_INPUT.inc()
+                with self._clients_lock:
+                    self._clients[conn] = chosen if isinstance(chosen, str) else None
+                self._chosen.set()
         except ConnectionClosed:
             pass
         finally:
             with self._clients_lock:
-                self._clients.discard(conn)
+                self._clients.pop(conn, None)
                 CLIENTS.set(len(self._clients))
 
     def _push_loop(self) -> None:
+        """At most ``rate_hz`` pushes a second, each only if something changed: the snapshot, with the chart
+        of the parent each browser chose (built once per parent chosen)."""
         sent_version = -1
         gap = 1.0 / self.rate_hz
         while not self._stop.wait(gap):
-            if self.state.version == sent_version:
+            new_choice = self._chosen.is_set()
+            self._chosen.clear()
+            if self.state.version == sent_version and not new_choice:
                 continue
             sent_version = self.state.version
-            payload = json.dumps(self.state.snapshot())
+            base = self.state.snapshot()
             with self._clients_lock:
-                clients = list(self._clients)
-            for c in clients:
+                clients = list(self._clients.items())
+            payloads: dict[str | None, str] = {None: json.dumps(base)}
+            for c, pid in clients:
+                if pid is not None and pid not in payloads:
+                    payloads[pid] = json.dumps({**base, "chart": self.state.chart(pid)})
                 with contextlib.suppress(Exception):  # a slow or gone browser never holds up the others
-                    c.send(payload)
+                    c.send(payloads[pid])
                     PUSHES.inc()
             self.pushes += 1
 

@@ -146,3 +146,85 @@ def test_the_pulsar_grafana_dashboard_queries_what_the_broker_exports(
         wait_for(scrape, 90, f"the broker to export {sorted(used - exported)}")
     finally:
         sub.close()
+
+
+def test_the_chart_draws_a_parent_against_the_market_and_follows_new_fills(
+    bus: Bus, dashboard: Dashboard
+) -> None:
+    """Choose a parent: its chart shows the touch over its window, the arrival mid, our fills as marks, the
+    executed curve against the schedule with the policy's band, and participation; new fills appear."""
+    if CHROMIUM is None:
+        pytest.fail("chromium is not installed: scripts/bootstrap.sh installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    from models import JobRef, Strategy
+
+    tag = uuid.uuid4().hex[:6]
+    pid, sym, job = f"P-{tag}", "CHT" + tag[:3].upper(), f"J-{tag}"
+    window = 600 * 10**9
+    ticks = bus.producer(topics.ticks(sym))
+    p = parent(parent_id=pid, cl_ord_id=f"cl-{tag}", symbol=sym, quantity=1000, end_ns=T0 + window,
+               strategy=Strategy.RL, policy="rl-exec")  # fmt: skip
+    bus.producer(topics.JOB_REQUESTS).send(JobRequest(job_id=job, parent=p, ts_init=T0))
+    bus.producer(topics.HEARTBEATS).send(WorkerHeartbeat(
+        worker_id=f"w-{tag}", incarnation="i", seq=1, capacity=5, ts_init=time.time_ns(),
+        jobs=(JobRef(job_id=job, epoch=1, band=0.1),),
+    ))  # fmt: skip
+    wait_for(lambda: sym in dashboard.following(), 10, "the dashboard to follow the parent's symbol")
+    s = 10**9
+    for i in range(300):  # the market drifts up over half the window, with prints
+        px = 50.00 + 0.001 * i
+        ticks.send(tick(symbol=sym, bid_px=round(px, 2), ask_px=round(px + 0.02, 2), ts_event=T0 + i * s,
+                        seq=i + 1, trade_px=round(px + 0.02, 2), trade_sz=100))  # fmt: skip
+    execs = bus.producer(topics.EXECUTIONS)
+    for i, (t, q) in enumerate([(20, 100), (90, 300), (160, 100)]):
+        execs.send(fill(fill_id=f"F{tag}{i}", parent_id=pid, symbol=sym, qty=q, px=50.02 + 0.001 * t,
+                        ts_event=T0 + t * s), key=pid)  # fmt: skip
+    wait_for(lambda: len((dashboard.state.chart(pid) or {}).get("fills", [])) == 3, 15, "the fills folded in")
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"http://127.0.0.1:{dashboard.port}/")
+        page.locator(f'tr[data-parent="{pid}"]').click()
+        page.wait_for_function(
+            f'document.getElementById("chart-title").textContent.startsWith("cl-{tag}")', timeout=15_000
+        )
+        page.wait_for_function('document.getElementById("chart-stats").textContent.startsWith("3 fills")',
+                               timeout=15_000)  # fmt: skip
+        assert "500 shares" in page.locator("#chart-stats").inner_text()
+        assert "band 10.0%" in page.locator("#chart-stats").inner_text()
+        drawn = page.evaluate("""() => {
+            const u = charts.price, p = charts.progress;
+            const [t, q, px] = u._fills[1];
+            const x = Math.round(u.valToPos(t, "x", true)), y = Math.round(u.valToPos(px, "y", true));
+            const [r, g, b, a] = u.ctx.getImageData(x, y, 1, 1).data;  // the centre of the second fill's mark
+            return {quotes: u.data[0].length, arrival: u.data[4][0], mark: [r, g, b, a],
+                    executed: p.data[3].filter((v) => v !== null), band: p.data[1],
+                    schedule: p.data[2], part: charts.part.data[1]};
+        }""")
+        assert drawn["quotes"] >= 290  # one point per second of market time: under the 600-point cap
+        assert drawn["arrival"] == pytest.approx(50.01)
+        r, g, b, a = drawn["mark"]
+        assert b > r and b > g and a > 0, drawn["mark"]  # blue: our fill's mark, not the background
+        assert max(drawn["executed"]) == pytest.approx(50.0)  # 500 of 1,000
+        # The band lies 10 % of the quantity under the TWAP schedule (clipped at zero).
+        gaps = [round(s - b, 6) for s, b in zip(drawn["schedule"], drawn["band"], strict=True) if s >= 10]
+        assert gaps and set(gaps) == {10.0}
+        # Participation: the intervals with our fills show our share of the market's prints.
+        assert max(drawn["part"]) > 0
+
+        # New fills reach the open chart without a reload.
+        for i in range(3, 8):
+            execs.send(fill(fill_id=f"F{tag}{i}", parent_id=pid, symbol=sym, qty=100, px=50.30,
+                            ts_event=T0 + (200 + i) * s), key=pid)  # fmt: skip
+        ticks.send(tick(symbol=sym, bid_px=50.30, ask_px=50.32, ts_event=T0 + 210 * s, seq=400))
+        page.wait_for_function('document.getElementById("chart-stats").textContent.startsWith("8 fills")',
+                               timeout=15_000)  # fmt: skip
+        assert page.evaluate("charts.price._fills.length") == 8
+        shot = Path(os.environ.get("PACELINE_CHART_SCREENSHOT")
+                    or Settings().home / "screenshots" / "dashboard-chart.png")  # fmt: skip
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000

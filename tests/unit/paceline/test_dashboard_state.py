@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dashboard.service import State
-from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat
+from models import JobRef, JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat
 from tests.factories import T0, fill, parent, report, tick
 
 H = 3600 * 10**9
@@ -76,3 +78,24 @@ def test_closed_parents_are_trimmed_first() -> None:
             s.on_message(report(parent_id=pid, cl_ord_id=f"C{i}", ord_status=OrdStatus.CANCELED, cum_qty=0,
                                 leaves_qty=0, avg_px=0.0, exec_type="CANCELED", last_qty=0))  # fmt: skip
     assert sorted(s.parents) == ["P-2", "P-3", "P-4"]
+
+
+def test_a_parents_chart_samples_the_touch_over_its_window_and_keeps_its_fills_and_participation() -> None:
+    from dashboard.service import CHART_POINTS, PART_BUCKETS
+
+    s = _state()
+    for i in range(1, 3001):  # 3,000 ticks over the hour: sampled to one point per 1/600 of the window
+        s.on_message(tick(symbol="AAPL", bid_px=100.00, ask_px=100.02, ts_event=T0 + i * H // 3000, seq=i + 1,
+                          trade_px=100.02, trade_sz=10))  # fmt: skip
+    s.on_message(fill(fill_id="F1", qty=30, px=100.02, ts_event=T0 + H // 2))
+    s.on_message(fill(fill_id="F1", qty=30, px=100.02, ts_event=T0 + H // 2))  # a redelivery: drawn once
+    s.on_message(WorkerHeartbeat(worker_id="w", incarnation="i", seq=1, capacity=1, ts_init=T0,
+                                 jobs=(JobRef(job_id="J1", epoch=1, band=0.05),)))  # fmt: skip
+    c = s.chart("P-1")
+    assert c is not None and s.chart("nope") is None
+    assert CHART_POINTS - 1 <= len(c["t"]) <= CHART_POINTS + 1 and c["t"] == sorted(c["t"])
+    assert c["t"][-1] == (T0 + H) / 1e9  # the latest tick is always the last point: the chart follows
+    assert c["fills"] == [[(T0 + H // 2) / 1e9, 30, 100.02, 30]]
+    assert c["arrival_mid"] == pytest.approx(100.01) and c["band"] == 0.05
+    b = PART_BUCKETS // 2
+    assert c["part"]["ours"][b] == 30 and c["part"]["market"][b] == 3000 * 10 // PART_BUCKETS
