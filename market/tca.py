@@ -130,19 +130,21 @@ class Tca:
         if m is not None and arrives(None, start_ns, m.ts):  # already started: the mid now is its arrival
             self._arrive(p, m)
 
-    def on_fill(self, f: Fill) -> None:
-        """A fill of a tracked parent, costed against the mid when it was made (once per fill id)."""
+    def on_fill(self, f: Fill) -> float | None:
+        """A fill of a tracked parent, costed against the mid when it was made (once per fill id): that mid,
+        or None if the fill is not counted (untracked, no market yet, or seen before)."""
         with self._lock:
             p = self.parents.get(f.parent_id)
             m = self.markets.get(f.symbol)
             if p is None or m is None or f.fill_id in p.fills:
-                return
+                return None
             p.fills.add(f.fill_id)
             mid = m.mid_at(f.ts_event)
             if p.first_mid is None:
                 p.first_mid = mid
             p.seen_notional += f.px * f.qty
             p.mid_notional += mid * f.qty
+            return mid
 
     def running(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> float | None:
         """The shortfall so far (bps), what is not filled marked at the mid now; None where unknown."""

@@ -481,6 +481,23 @@ def _cmd_risk(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_tca(args: argparse.Namespace, settings: Settings) -> int:
+    from paceline import tca_report
+    from runtime.bus import Bus
+
+    out = args.out or settings.home / "tca"
+    with Bus(settings.pulsar_url) as bus:
+        archive = tca_report.Archive(bus)
+        try:
+            paths = [tca_report.write(archive, cl, out, args.client) for cl in args.cl_ord_id]
+        except tca_report.NotFoundError as exc:
+            print(f"paceline tca: {exc}", file=sys.stderr)
+            return 1
+    for p in paths:
+        print(p)
+    return 0
+
+
 def _cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
     from receiver.service import Receiver
     from receiver.sources import FeedMerger, Record, lobster, synthetic, tick_file
@@ -622,6 +639,13 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--client", default=None, help="a client id (default: every client)")
     rk.set_defaults(func=_cmd_risk)
 
+    tc = sub.add_parser("tca", help="a parent's transaction-cost report (HTML) from the recorded topics")
+    tc.add_argument("cl_ord_id", nargs="+", help="the client's ClOrdID (the first, or one it was amended to)")
+    tc.add_argument("--client", default=None, help="the client id, where two clients used the ClOrdID")
+    tc.add_argument("--out", type=Path, default=None,
+                    help="a folder (default ~/.paceline/tca) or, for one order, an .html path")  # fmt: skip
+    tc.set_defaults(func=_cmd_tca)
+
     t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
     t.add_argument("--name", default=DEFAULT_RL_POLICY)
     t.add_argument("--steps", type=int, default=120_000, help="environment steps (decisions)")
@@ -754,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that talk to a broker someone else started (the demo, drills and `bench latency` start their own).
-NEEDS_BROKER = {"receiver", "worker", "health-checker", "endpoint", "risk", "dashboard"}
+NEEDS_BROKER = {"receiver", "worker", "health-checker", "endpoint", "risk", "dashboard", "tca"}
 NEEDS_BROKER_BENCH = {"receiver"}
 
 
