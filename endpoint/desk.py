@@ -38,6 +38,7 @@ from models import (
     RequestReject,
     Side,
     Strategy,
+    TcaRecord,
     TimeInForce,
     now_ns,
     topics,
@@ -291,6 +292,11 @@ class OrderDesk:
                 if f is not None:
                     m = m.model_copy(update={"is_bps": f.is_bps, "vwap_slippage_bps": f.vwap_slippage_bps,
                                              "tca": f})  # fmt: skip
+                    # Kept for ``paceline tca``: the figures this client is told, once per parent.
+                    self.publish(topics.TCA, TcaRecord(
+                        parent_id=m.parent_id, client_id=m.client_id, cl_ord_id=m.cl_ord_id,
+                        ord_status=m.ord_status, figures=f, ts_init=now_ns(),
+                    ), m.parent_id)  # fmt: skip
             o.last = m
         return m
 

@@ -108,6 +108,7 @@ class EndpointService:
         self._consumers: list[Consumer[Any]] = []
         self._executions: Producer | None = None
         self._requests: Producer | None = None
+        self._tca: Producer | None = None
         self._commands: Consumer[VenueCommand] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -116,6 +117,7 @@ class EndpointService:
         n = self.name
         self._executions = self.bus.producer(topics.EXECUTIONS, name=f"{n}-venue")
         self._requests = self.bus.producer(topics.JOB_REQUESTS)
+        self._tca = self.bus.producer(topics.TCA)
         for d in self.bus.read_all(topics.RISK, RiskControl):
             self.risk.set_state(d.message.client_id, d.message.state)
         self.desk.rebuild([d.message for d in self.bus.read_all(topics.REPORTS, Message)],
@@ -173,15 +175,16 @@ class EndpointService:
             a.close()
         for p in self._job_out.values():
             p.close()
-        for prod in (self._executions, self._requests):
+        for prod in (self._executions, self._requests, self._tca):
             if prod is not None:
                 prod.flush()
                 prod.close()
 
     # --- the desk's outputs ---------------------------------------------------------------------------
     def _publish_request(self, topic: str, m: Message, key: str) -> None:
-        assert self._requests is not None and topic == topics.JOB_REQUESTS
-        self._requests.send_async(m, key=key)
+        out = {topics.JOB_REQUESTS: self._requests, topics.TCA: self._tca}[topic]
+        assert out is not None
+        out.send_async(m, key=key)
 
     def _market_now(self, symbol: str) -> int | None:
         return self.tca.market_ts(symbol)

@@ -44,6 +44,7 @@ from models.orders import (
     RequestKind,
     RequestReject,
     TcaFigures,
+    TcaRecord,
 )
 from models.saga import Effect, SagaEvent, SagaSnapshot, SagaSnapshotPart
 
@@ -85,6 +86,7 @@ __all__ = [
     "Side",
     "Strategy",
     "TcaFigures",
+    "TcaRecord",
     "Tick",
     "TimeInForce",
     "VenueCommand",

@@ -32,6 +32,7 @@ from models.orders import (
     Fill,
     ParentOrder,
     RequestReject,
+    TcaRecord,
 )
 from models.saga import SagaEvent, SagaSnapshot, SagaSnapshotPart
 
@@ -46,6 +47,7 @@ AnyMessage = Annotated[
     | ChildOrderAck
     | Fill
     | ExecutionReport
+    | TcaRecord
     | JobRequest
     | JobAssignment
     | WorkerHeartbeat

@@ -234,6 +234,19 @@ class TcaFigures(BaseModel):
     twap_slippage_bps: float | None = Field(default=None, allow_inf_nan=False)
 
 
+class TcaRecord(Message):
+    """A finished parent's TCA as its client was told it (the endpoint, on ``topics.TCA``): what
+    ``paceline tca`` reports, so the kept report and the final ExecutionReport agree by construction."""
+
+    kind: Literal["tca_record"] = "tca_record"
+    parent_id: Identifier
+    client_id: Identifier
+    cl_ord_id: str = Field(min_length=1, max_length=64)
+    ord_status: OrdStatus
+    figures: TcaFigures
+    ts_init: TimestampNs
+
+
 class ExecutionReport(Message):
     """A parent-level report to the client, mirroring FIX 35=8.
 

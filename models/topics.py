@@ -73,6 +73,7 @@ def job_executions(job_id: str) -> str:
 
 EXECUTIONS = f"{_ns('exec')}/executions"  # every ack and fill, keyed by parent (endpoint -> saga)
 REPORTS = f"{_ns('exec')}/reports"  # execution reports, keyed by client
+TCA = f"{_ns('exec')}/tca"  # each finished parent's TCA as its client got it, by parent (endpoint -> tools)
 VENUE_COMMANDS = f"{_ns('exec')}/venue-commands"  # saga -> venue: open, fence, close a job
 PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"

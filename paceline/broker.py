@@ -64,7 +64,7 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "endpoint": (
         ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
-        (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P,)), (topics.REPORTS, (C,)),
+        (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P,)), (topics.REPORTS, (C,)), (topics.TCA, (P,)),
         (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)),
     ),
     "operator": ((topics.RISK, (P, C)),),

@@ -155,6 +155,33 @@ def _on_cluster(
             print("cluster stopped")
 
 
+def _tca_reports(bus: Bus, pipe: PipelineDemo) -> None:
+    """Each parent's TCA report (``paceline tca``), from the topics the run left."""
+    from paceline import tca_report
+
+    archive = tca_report.Archive(bus)
+    print(f"\n{'ClOrdID':24s} {'IS':>7s} {'delay':>7s} {'spread':>7s} {'timing':>7s} {'opport.':>7s} "
+          f"{'vs VWAP':>7s} {'vs TWAP':>7s}  (bps; positive = cost)")  # fmt: skip
+    for cl in pipe.parents:
+        try:
+            rec = archive.record(cl)
+            path = tca_report.write(archive, cl, pipe.out_dir / "tca")
+        except tca_report.NotFoundError as exc:
+            print(f"{cl:24s} no report: {exc}")
+            continue
+        f = rec.told
+        if f is None:
+            print(f"{cl:24s} {'no final figures':>55s}  {path}")
+            continue
+        cells = (f.is_bps, f.delay_bps, f.spread_bps, f.timing_bps, f.opportunity_bps, f.vwap_slippage_bps,
+                 f.twap_slippage_bps)  # fmt: skip
+        print(f"{cl:24s} " + " ".join(_bps(v) for v in cells) + f"  {path}")
+
+
+def _bps(v: float | None) -> str:
+    return f"{'n/a':>7s}" if v is None else f"{v:+7.2f}"
+
+
 def _push_ticks(
     settings: Settings, symbols: list[str], minutes: float, speed: float, out_dir: Path | None,
     *, auth_dir: Path | None, token: str | None,
@@ -205,6 +232,7 @@ def _push_ticks(
             png = pipe.report()
             pipe.observed()
             print(f"report: {png}")
+            _tca_reports(bus, pipe)
         finally:
             rx.stop()
             pipe.stop_services()

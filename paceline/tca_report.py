@@ -21,7 +21,17 @@ from typing import Any
 
 from market.session import second_of_day
 from market.tca import Tca
-from models import ExecutionReport, Fill, JobRequest, Message, ParentOrder, TcaFigures, Tick, topics
+from models import (
+    ExecutionReport,
+    Fill,
+    JobRequest,
+    Message,
+    ParentOrder,
+    TcaFigures,
+    TcaRecord,
+    Tick,
+    topics,
+)
 from runtime.bus import Bus
 
 DASH = "\u2013"
@@ -47,6 +57,7 @@ class Record:
     reports: list[ExecutionReport]
     fills: list[Fill]  # first of each fill id, in event-time order
     ticks: list[Tick]  # its symbol's, in event-time order
+    told: TcaFigures | None = None  # what its client's final report said (``topics.TCA``)
 
     @property
     def last(self) -> ExecutionReport | None:
@@ -65,6 +76,7 @@ class Archive:
     _requests: list[JobRequest] | None = None
     _reports: list[ExecutionReport] | None = None
     _fills: dict[str, list[Fill]] | None = None
+    _told: dict[str, TcaFigures] | None = None
     _ticks: dict[str, list[Tick]] = field(default_factory=dict)
 
     def requests(self) -> list[JobRequest]:
@@ -91,6 +103,12 @@ class Archive:
                     seen.add(f.fill_id)
                     self._fills.setdefault(f.parent_id, []).append(f)
         return sorted(self._fills.get(parent_id, []), key=lambda f: f.ts_event)
+
+    def told(self, parent_id: str) -> TcaFigures | None:
+        if self._told is None:
+            records = self.bus.read_all(topics.TCA, TcaRecord)
+            self._told = {d.message.parent_id: d.message.figures for d in records}
+        return self._told.get(parent_id)
 
     def ticks(self, symbol: str) -> list[Tick]:
         if symbol not in self._ticks:
@@ -122,7 +140,9 @@ class Archive:
         reports = [r for r in self.reports() if r.parent_id == pid]
         if req is None:
             raise NotFoundError(f"parent {pid} has reports but no request on {topics.JOB_REQUESTS}")
-        return Record(req.parent, req.job_id, reports, self.fills(pid), self.ticks(req.parent.symbol))
+        return Record(
+            req.parent, req.job_id, reports, self.fills(pid), self.ticks(req.parent.symbol), self.told(pid)
+        )
 
     def _last_seen(self, parent_id: str) -> int:
         return max((r.ts_event for r in self.reports() if r.parent_id == parent_id), default=0)
@@ -138,7 +158,7 @@ def replay(rec: Record) -> Replay:
     """The recorded ticks and fills through a fresh ``Tca``, in event-time order (a tick before a fill of
     the same time: the tick made it), up to where the final report's figures were marked."""
     tca = Tca()
-    final = rec.final.tca if rec.final is not None else None
+    final = rec.told
     p = rec.parent
     # The endpoint's arrival was the first tick at or after the later of the start and its first sight
     # of the order: the final figures say when.
@@ -237,7 +257,12 @@ def _charts(rec: Record, fig_: TcaFigures | None) -> list[tuple[str, str]]:
     def when(ns: int) -> float:  # the x axes: seconds of the market's day, labelled HH:MM
         return second_of_day(ns)
 
-    clock = FuncFormatter(lambda v, _: f"{int(v // 3600):02d}:{int(v % 3600 // 60):02d}")
+    short = (end - start) < 20 * 60 * 10**9  # a short window's axis needs the seconds
+
+    def hhmm(v: float, _: object) -> str:
+        return f"{int(v // 3600):02d}:{int(v % 3600 // 60):02d}" + (f":{int(v % 60):02d}" if short else "")
+
+    clock = FuncFormatter(hhmm)
 
     out: list[tuple[str, str]] = []
     fig, ax = plt.subplots(figsize=(10, 4))
@@ -285,7 +310,8 @@ def _charts(rec: Record, fig_: TcaFigures | None) -> list[tuple[str, str]]:
     ax.set_ylabel("price")
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    out.append(("price", _svg(fig)))
+    out.append(("the touch and the mid over the order's life, our fills, the arrival mid and the benchmarks",
+                _svg(fig)))  # fmt: skip
 
     fig, ax = plt.subplots(figsize=(10, 2.8))
     span = max(1, p.end_ns - p.start_ns)
@@ -344,8 +370,8 @@ figure { margin: 8px 0 16px; } figcaption { font-size: 12px; color: #57606a; }
 
 def render(rec: Record, rp: Replay) -> str:
     p = rec.parent
-    final, last = rec.final, rec.last
-    figs = final.tca if final is not None and final.tca is not None else rp.figures
+    last = rec.last
+    figs = rec.told or rp.figures
     e = html.escape
     status = last.ord_status.value if last else "PENDING_NEW"
     head = [
@@ -375,7 +401,7 @@ def render(rec: Record, rp: Replay) -> str:
     else:
         source = (
             "the final report the client received"
-            if final is not None and final.tca is not None
+            if rec.told is not None
             else "marked at the latest recorded tick (the order is still working, or its final report "
             "carried none)"
         )
@@ -410,8 +436,8 @@ def render(rec: Record, rp: Replay) -> str:
             for k, label, px, v in bench
         )
         agree = ""
-        if rp.figures is not None and final is not None and final.tca is not None:
-            gap = agreement(rp.figures, final.tca)
+        if rp.figures is not None and rec.told is not None:
+            gap = agreement(rp.figures, rec.told)
             agree = (
                 f"<p class='dim' id='replay'>Replayed from the recorded ticks and fills through the same "
                 f"code: largest difference {gap:.3f} bps"

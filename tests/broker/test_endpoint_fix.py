@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -404,11 +405,57 @@ def test_native_websocket_protocol_same_semantics(desk: Desk) -> None:
         assert new["kind"] == "execution_report" and new["leaves_qty"] == 2_000
         final = until(lambda m: m.get("cl_ord_id") == "W3" and m.get("ord_status") == "FILLED")
         assert final["cum_qty"] == 2_000 and final["is_bps"] is not None
+        # The whole TCA on the native final report: its parts add up, and it is the FIX tags' figure.
+        tca = final["tca"]
+        assert isinstance(tca, dict) and tca["is_bps"] == final["is_bps"]
+        parts = sum(tca[k] for k in ("delay_bps", "spread_bps", "timing_bps", "opportunity_bps"))
+        assert parts == pytest.approx(tca["is_bps"], abs=0.005) and tca["opportunity_bps"] == 0
+        assert tca["filled"] == 2_000 and tca["twap_px"] > 0 and tca["first_fill_mid"] > 0
         ws.send(json.dumps({"op": "status", "cl_ord_id": "W3"}))
         st = until(lambda m: m.get("type") == "status")
         assert st["ord_status"] == "FILLED" and st["cum_qty"] == 2_000
         ws.send(json.dumps({"op": "cancel", "cl_ord_id": "W4", "orig_cl_ord_id": "W3"}))
         assert until(lambda m: m.get("cl_ord_id") == "W4")["reason"] == "too_late"
+    _the_tca_report_opens_with_the_clients_figures(desk, "W3", tca)
+
+
+def _the_tca_report_opens_with_the_clients_figures(desk: Desk, cl_ord_id: str, tca: dict[str, Any]) -> None:
+    """``paceline tca``'s report of the parent, in headless Chromium: the figures the client received, a
+    replay of the recorded topics that agrees with them, the charts and every fill."""
+    import os
+    import shutil
+
+    from paceline import tca_report
+    from runtime.settings import Settings
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is not installed: scripts/bootstrap.sh installs Debian's chromium package")
+    from playwright.sync_api import sync_playwright
+
+    archive = tca_report.Archive(desk.bus)
+    rec = archive.record(cl_ord_id, "CLIENT1")
+    path = tca_report.write(archive, cl_ord_id, desk.tmp / "tca", "CLIENT1")
+    rp = tca_report.replay(rec)
+    assert rp.figures is not None and rec.told is not None
+    assert rec.told.model_dump() == tca  # the record kept is what the client was told
+    assert tca_report.agreement(rp.figures, rec.told) < 0.01  # the same code over the same inputs
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(path.as_uri())
+        for key in ("is_bps", "delay_bps", "spread_bps", "timing_bps", "opportunity_bps", "vwap_slippage_bps",
+                    "twap_slippage_bps"):  # fmt: skip
+            shown = page.locator(f'[data-figure="{key}"]').inner_text()
+            assert float(shown) == pytest.approx(float(tca[key]), abs=0.005), key
+        assert "the same figures" in page.locator("#replay").inner_text()
+        assert page.locator("figure.chart svg").count() == 3
+        assert page.locator("#fills tr").count() == len(rec.fills) + 1 > 1
+        shot = Path(os.environ.get("PACELINE_TCA_SCREENSHOT") or Settings().home / "screenshots" / "tca.png")
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert shot.stat().st_size > 10_000
 
 
 def test_child_orders_routed_to_a_broker_over_fix(bus: Bus, tmp_path: Path) -> None:
