@@ -153,7 +153,8 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
-                           seconds=args.seconds, modes=modes, decision_s=args.decision)  # fmt: skip
+                           seconds=args.seconds, modes=modes, decision_s=args.decision,
+                           browser=args.browser)  # fmt: skip
     return 2
 
 
@@ -732,6 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--fills", type=int, default=20, help="takeover: fills per parent in the history")
     be.add_argument("--orders", type=int, default=200, help="fix: orders timed (after 10 warm-up ones)")
     be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
+    be.add_argument("--browser", action="store_true",
+                    help="latency: the live page in headless Chromium with a chart open (its own update "
+                    "rate, render times, main-thread stalls)")  # fmt: skip
     be.add_argument("--iterations", type=int, default=50_000, help="codec: timing loop length")
     be.add_argument("--symbols", default=",".join(DEFAULT_SYMBOLS), help="receiver, market: equities")
     be.add_argument("--ticks", type=int, default=10_000, help="receiver: ticks per symbol")

@@ -68,8 +68,9 @@ class ModeResult:
     # The same path by stage, from the order's stamps (``ChildOrderAction.stage_seconds``).
     stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     floor_ms: list[float] = field(default_factory=list)  # bare round trip = two hops
-    page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it
+    page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it (a chart chosen)
     page_kb: float = 0.0
+    browser: dict[str, float] = field(default_factory=dict)  # --browser: the page itself, chart open
 
     def stats(self, xs: list[float]) -> dict[str, float]:
         return summary(xs)
@@ -170,12 +171,15 @@ def _answers(url: str) -> bool:
 
 
 class PageWatcher:
-    """A WebSocket client of the live page counting the pushes it receives (what a browser gets)."""
+    """A WebSocket client of the live page counting the pushes it receives (what a browser gets), with the
+    chart of ``chart`` (a parent id) chosen, as a trader watching one parent has it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, chart: str | None = None) -> None:
         from websockets.sync.client import connect
 
         self.ws = connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
+        if chart is not None:
+            self.ws.send(json.dumps({"chart": chart}))
         self.count, self.bytes, self.measuring = 0, 0, False
         self._th = threading.Thread(target=self._run, daemon=True)
         self._th.start()
@@ -192,8 +196,51 @@ class PageWatcher:
         self.ws.close()
 
 
+class BrowserPage:
+    """The live page in headless Chromium with one parent's chart open; reads the page's own counters
+    (``perf`` in page.html): updates rendered, the time each render took, the longest main-thread stall."""
+
+    def __init__(self, port: int, chart: str, shot: Path) -> None:
+        import shutil
+
+        from playwright.sync_api import sync_playwright
+
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        if exe is None:
+            raise RuntimeError("--browser needs chromium (scripts/bootstrap.sh installs Debian's package)")
+        self.shot = shot
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        self.page = self._browser.new_page(viewport={"width": 1400, "height": 1100})
+        self.page.goto(f"http://127.0.0.1:{port}/")
+        self.page.wait_for_function("typeof choose === 'function' && socket && socket.readyState === 1")
+        self.page.evaluate(f"choose({json.dumps(chart)})")
+        self._t0, self._u0 = 0.0, 0
+
+    def begin(self) -> None:
+        self.page.evaluate("perf.renderMs = []; perf.maxStallMs = 0")
+        self._t0, self._u0 = time.perf_counter(), int(self.page.evaluate("perf.updates"))
+
+    def end(self) -> dict[str, float]:
+        doc = self.page.evaluate("({u: perf.updates, r: perf.renderMs, s: perf.maxStallMs, "
+                                 "c: document.getElementById('chart-stats').textContent})")  # fmt: skip
+        elapsed = time.perf_counter() - self._t0
+        renders = summary(list(doc["r"]))
+        self.page.screenshot(path=str(self.shot), full_page=True)
+        fills = str(doc["c"]).split(" ")[0]
+        return {"updates_per_s": (doc["u"] - self._u0) / elapsed, "render_p50_ms": renders.get("p50", 0.0),
+                "render_p99_ms": renders.get("p99", 0.0), "render_max_ms": renders.get("max", 0.0),
+                "max_stall_ms": float(doc["s"]),
+                "fills_drawn": float(fills) if fills.isdigit() else 0.0}  # fmt: skip
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
+
+
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
-              seconds: float, warmup_s: float, decision_s: int, out: Path) -> ModeResult:  # fmt: skip
+              seconds: float, warmup_s: float, decision_s: int, out: Path,
+              browser: bool = False) -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
     measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
@@ -225,7 +272,8 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         page_port = free_port()
         spawn("dashboard", "--port", str(page_port))
         until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
-        page = PageWatcher(page_port)
+        charted = f"PB{run}-0"  # the first bench parent (``_submit_jobs``): its chart is open throughout
+        page = PageWatcher(page_port, chart=charted)
         workers = {f"bench-w{i}-{run}" for i in (1, 2)}
         for w in sorted(workers):
             spawn("worker", "--id", w, "--decision", str(decision_s))
@@ -257,14 +305,22 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             stack.callback(c.close)
         pp = PingPong(cfg.service_url, run).start()
         stack.callback(pp.stop)
+        view = None
+        if browser:
+            view = BrowserPage(page_port, charted, out / f"page-{mode}.png")
+            stack.callback(view.close)
         time.sleep(warmup_s)
         n0 = len(published)
         measuring.set()
         pp.measuring = page.measuring = True
+        if view is not None:
+            view.begin()
         t_meas = time.perf_counter()
         time.sleep(seconds)
         measuring.clear()
         pp.measuring = False
+        if view is not None:
+            res.browser = view.end()
         res.ticks = len(published) - n0
         res.rate = res.ticks / (time.perf_counter() - t_meas)
         res.floor_ms = list(pp.rtts)
@@ -319,11 +375,13 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
-        decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0) -> int:  # fmt: skip
+        decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
+        browser: bool = False) -> int:  # fmt: skip
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
-                         warmup_s=warmup_s, decision_s=decision_s, out=out) for m in modes]  # fmt: skip
+                         warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser)
+               for m in modes]  # fmt: skip
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
         f"{decision_s} s of market time, {seconds:g} s measured\n"
@@ -351,11 +409,18 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         if ratio:
             print(f"{r.mode:12s} {'ratio to the floor':22s} {'':6s} {ratio['p50']:7.2f}x "
                   f"{ratio['p99']:7.2f}x {ratio['p99.9']:8.2f}x  ({r.rate:,.0f} ticks/s)")  # fmt: skip
-        print(f"{r.mode:12s} {'live page':22s} {r.page_updates_per_s:.1f} updates/s to a connected client, "
-              f"{r.page_kb:.1f} kB each")  # fmt: skip
+        print(f"{r.mode:12s} {'live page':22s} {r.page_updates_per_s:.1f} updates/s to a connected client "
+              f"with a chart open, {r.page_kb:.1f} kB each")  # fmt: skip
+        if r.browser:
+            b = r.browser
+            print(f"{r.mode:12s} {'page in Chromium':22s} {b['updates_per_s']:.1f} updates/s rendered, "
+                  f"render p50 {b['render_p50_ms']:.1f} / p99 {b['render_p99_ms']:.1f} / max "
+                  f"{b['render_max_ms']:.1f} ms, longest main-thread stall {b['max_stall_ms']:.0f} ms, "
+                  f"{b['fills_drawn']:.0f} fills on the chart")  # fmt: skip
         doc["modes"][r.mode] = {
             "page_updates_per_s": r.page_updates_per_s,
             "page_kb": r.page_kb,
+            "browser": r.browser,
             "ticks_per_s": r.rate,
             "pipeline_ms": pipe,
             "stages_ms": stages,
