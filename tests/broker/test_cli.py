@@ -44,6 +44,13 @@ def test_demo_works_parents_through_every_service(pulsar: broker.BrokerConfig) -
     assert [line.split()[0] for line in tca] == ["TWAP", "VWAP", "POV", "IS", "RL"]
     assert all(line.split()[-1] in ("FILLED", "DONE_FOR_DAY") for line in tca), tca
     assert "report: " in res.stdout
+    # A TCA report per parent, with the figures its client was told (the table's IS is the file's).
+    rows = res.stdout[res.stdout.index("(bps; positive = cost)") :].splitlines()[1:6]
+    assert len(rows) == 5 and not any("no report" in r or "no final figures" in r for r in rows), rows
+    for row in rows:
+        page = Path(row.split()[-1]).read_text()
+        assert f"data-figure='is_bps'>{float(row.split()[1]):+.2f}<" in page, row
+        assert "the same figures" in page and page.count("<svg") == 3
     assert "every tick arrived, in order per symbol" in res.stdout
     # The live page and the services' metrics were up: the page showed all five parents, and the
     # endpoint's tick -> child histogram had samples.

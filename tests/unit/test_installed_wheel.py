@@ -46,6 +46,7 @@ def test_the_installed_wheel_finds_its_policies_config_and_maven_project(tmp_pat
     assert any(n.startswith("paceline/_shipped/policies/rl-exec/") for n in names)
     assert not any("/target/" in n for n in names)
     assert "dashboard/page.html" in names and "fixclient/client.py" in names  # the live page, the client
+    assert {"dashboard/vendor/uPlot.iife.min.js", "dashboard/vendor/uPlot.LICENSE"} <= set(names)  # its chart
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
