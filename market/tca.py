@@ -3,7 +3,7 @@ report, the live page's for the running figure, ``paceline tca``'s replay of the
 rule.
 
 Per symbol: the mid, the touch, the running sums of the market's trade prints and the recent mids (to find
-the mid when a fill was made, by the fill's event time). Per parent: the arrival mid (the mid at the first
+the mid a fill met, by the fill's event time and liquidity). Per parent: the arrival mid (the mid at the first
 tick at or after its start) and the market's notional and volume at that point; the fills it has made
 (each against the mid when it was made); and the time-weighted far touch since arrival (what a TWAP that
 took the touch all along would have paid). When the parent ends, ``finish`` gives its ``TcaFigures``:
@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps
-from models import Fill, Side, TcaFigures, Tick
+from models import Fill, Liquidity, Side, TcaFigures, Tick
 
 RECENT_MIDS = 4096  # per symbol: a fill up to this many ticks old is costed against the mid of its time
 
@@ -36,10 +36,11 @@ class _Market:
     volume: int = 0
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RECENT_MIDS))
 
-    def mid_at(self, ts: int) -> float:
-        """The mid prevailing at event time ``ts`` (the latest tick at or before it)."""
+    def mid_at(self, ts: int, *, before: bool = False) -> float:
+        """The mid prevailing at event time ``ts``: the latest tick at or before it (``before``: strictly
+        before it)."""
         for t, mid in reversed(self.recent):
-            if t <= ts:
+            if t < ts or (t == ts and not before):
                 return mid
         return self.recent[0][1] if self.recent else self.mid
 
@@ -139,7 +140,10 @@ class Tca:
             if p is None or m is None or f.fill_id in p.fills:
                 return None
             p.fills.add(f.fill_id)
-            mid = m.mid_at(f.ts_event)
+            # The mid of the quote the fill met: a taker's, the book it crossed (the tick of its time); a
+            # maker's, the book it rested in, before the tick whose trade went through it (that tick's move
+            # is the market's, and lands in timing).
+            mid = m.mid_at(f.ts_event, before=f.liquidity is Liquidity.MAKER)
             if p.first_mid is None:
                 p.first_mid = mid
             p.seen_notional += f.px * f.qty

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from market.costs import shortfall_bps, shortfall_parts
 from market.tca import Tca
-from models import Side
+from models import Liquidity, Side
 from tests.factories import T0, fill, tick
 
 
@@ -58,6 +58,21 @@ def test_the_shortfall_splits_into_delay_spread_timing_and_opportunity() -> None
     assert f.twap_px == pytest.approx(twap, abs=1e-6)
     assert f.twap_slippage_bps == pytest.approx((avg - twap) / twap * 1e4, abs=1e-3)
     assert (f.arrival_ts, f.end_ts) == (T0, T0 + 60)
+
+
+def test_a_maker_fill_is_costed_against_the_quote_it_rested_in() -> None:
+    tca = Tca()
+    tca.track("P1", "AAPL", Side.BUY, T0)
+    tca.on_tick(tick(bid_px=100.00, ask_px=100.02, ts_event=T0))  # our bid rests at 100.00; mid 100.01
+    tca.on_tick(tick(bid_px=99.96, ask_px=99.98, ts_event=T0 + 5, seq=2, trade_px=100.00, trade_sz=500))
+    mid = tca.on_fill(fill(fill_id="F1", parent_id="P1", qty=100, px=100.00, ts_event=T0 + 5,
+                           liquidity=Liquidity.MAKER))  # fmt: skip
+    assert mid == pytest.approx(100.01)  # the quote it rested in, not the one after the trade through it
+    f = tca.finish("P1", avg_px=100.00, filled=100, quantity=100)
+    assert f is not None and f.spread_bps == pytest.approx(
+        -0.01 / 100.01 * 1e4, abs=1e-3
+    )  # half the spread earned
+    assert f.delay_bps == 0 and f.timing_bps == pytest.approx(0, abs=1e-3)
 
 
 def test_a_sell_takes_the_bid_as_its_twap_touch_and_gains_when_it_sells_above_the_mid() -> None:
