@@ -26,6 +26,7 @@ from paceline.pipeline_demo import STRATEGIES, PipelineDemo, follow_clock
 from paceline.stats import percentile
 from receiver.service import Receiver, ReceiverStats
 from receiver.sources import synthetic
+from runtime import auth
 from runtime.bus import Bus, Consumer
 from runtime.logs import get_logger
 from runtime.settings import Settings
@@ -105,6 +106,13 @@ def run_demo(
     # The demo's broker runs with authentication and authorisation on: every service under its own role.
     cfg = broker.BrokerConfig(run_dir=settings.home / "broker", cache_dir=settings.cache_dir, auth=True)
     started_here = False
+    # The caller's token first (PACELINE_PULSAR_TOKEN): the run folder's is the demo's own broker's, and a
+    # broker the caller points at would refuse it. Every service then runs with the caller's token.
+    env_token = auth.token_from_env()
+    if env_token and broker.is_ready(settings.pulsar_admin_url, env_token):
+        print(f"using the broker already answering at {settings.pulsar_admin_url}")
+        broker.ensure_namespaces(settings.pulsar_admin_url, env_token)
+        return _push_ticks(settings, symbols, minutes, speed, out_dir, auth_dir=None, token=env_token)
     if broker.is_ready(settings.pulsar_admin_url, cfg.admin_token):
         print(f"using the broker already answering at {settings.pulsar_admin_url}")
         broker.ensure_namespaces(settings.pulsar_admin_url, cfg.admin_token)
