@@ -34,7 +34,19 @@ class _Market:
     ts: int = 0
     notional: float = 0.0
     volume: int = 0
+    # Integrals of the touch over event time (price x ns, each quote held until the next tick): a parent's
+    # TWAP at the touch is the difference since its arrival over the time, so a tick costs O(1), not
+    # O(parents).
+    bid_area: float = 0.0
+    ask_area: float = 0.0
     recent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=RECENT_MIDS))
+
+    def area(self, side: Side) -> float:
+        """The far touch's integral: the ask's for a buy, the bid's for a sell."""
+        return self.ask_area if side is Side.BUY else self.bid_area
+
+    def far(self, side: Side) -> float:
+        return self.ask if side is Side.BUY else self.bid
 
     def mid_at(self, ts: int, *, before: bool = False) -> float:
         """The mid prevailing at event time ``ts``: the latest tick at or before it (``before``: strictly
@@ -58,19 +70,12 @@ class _Parent:
     seen_notional: float = 0.0
     mid_notional: float = 0.0
     first_mid: float | None = None
-    far: float = 0.0  # the far touch prevailing (ask for a buy, bid for a sell) and since when
-    far_ts: int = 0
-    far_area: float = 0.0  # integral of the far touch over event time since arrival (price x ns)
+    area0: float = 0.0  # the far touch's integral at arrival
 
-    def touch(self, m: _Market) -> None:
-        far = m.ask if self.side is Side.BUY else m.bid
-        if self.far > 0:
-            self.far_area += self.far * (m.ts - self.far_ts)
-        self.far, self.far_ts = far, m.ts
-
-    def twap(self) -> float | None:
-        span = self.far_ts - self.arrival_ts
-        return self.far_area / span if span > 0 else (self.far or None)
+    def twap(self, m: _Market) -> float | None:
+        """The time-weighted far touch from arrival to the latest tick (the touch then, if no time passed)."""
+        span = m.ts - self.arrival_ts
+        return (m.area(self.side) - self.area0) / span if span > 0 else (m.far(self.side) or None)
 
 
 class Tca:
@@ -80,6 +85,7 @@ class Tca:
     def __init__(self) -> None:
         self.markets: dict[str, _Market] = {}
         self.parents: dict[str, _Parent] = {}
+        self._waiting: dict[str, set[str]] = {}  # per symbol: parents without an arrival mid yet
         self._lock = threading.Lock()
 
     def mid(self, symbol: str) -> float | None:
@@ -101,15 +107,17 @@ class Tca:
         m = self.markets.get(t.symbol)
         if m is None:
             m = self.markets[t.symbol] = _Market()
+        if m.ts:
+            held = max(0, t.ts_event - m.ts)
+            m.bid_area += m.bid * held
+            m.ask_area += m.ask * held
         m.mid, m.bid, m.ask, m.ts = (t.bid_px + t.ask_px) / 2, t.bid_px, t.ask_px, t.ts_event
         m.recent.append((t.ts_event, m.mid))
-        for p in self.parents.values():
-            if p.symbol != t.symbol:
-                continue
-            if arrives(p.arrival, p.start_ns, t.ts_event):
-                self._arrive(p, m)  # before this tick's print is added: the print is in the order's life
-            elif p.arrival is not None:
-                p.touch(m)
+        waiting = self._waiting.get(t.symbol)
+        if waiting:
+            for pid in [pid for pid in waiting if arrives(None, self.parents[pid].start_ns, t.ts_event)]:
+                waiting.discard(pid)
+                self._arrive(self.parents[pid], m)  # before this tick's print: it is in the order's life
         if t.trade_px is not None and t.trade_sz:
             m.notional += t.trade_px * t.trade_sz
             m.volume += t.trade_sz
@@ -117,7 +125,7 @@ class Tca:
     @staticmethod
     def _arrive(p: _Parent, m: _Market) -> None:
         p.arrival, p.arrival_ts, p.notional0, p.volume0 = m.mid, m.ts, m.notional, m.volume
-        p.touch(m)
+        p.area0 = m.area(p.side)
 
     def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:
         with self._lock:
@@ -130,6 +138,8 @@ class Tca:
         m = self.markets.get(symbol)
         if m is not None and arrives(None, start_ns, m.ts):  # already started: the mid now is its arrival
             self._arrive(p, m)
+        else:
+            self._waiting.setdefault(symbol, set()).add(parent_id)
 
     def on_fill(self, f: Fill) -> float | None:
         """A fill of a tracked parent, costed against the mid when it was made (once per fill id): that mid,
@@ -167,7 +177,13 @@ class Tca:
 
     def drop(self, parent_id: str) -> None:
         with self._lock:
-            self.parents.pop(parent_id, None)
+            self._pop(parent_id)
+
+    def _pop(self, parent_id: str) -> _Parent | None:
+        p = self.parents.pop(parent_id, None)
+        if p is not None:
+            self._waiting.get(p.symbol, set()).discard(parent_id)
+        return p
 
     def figures(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
         """The parent's figures marked now (it stays tracked); None where unknown."""
@@ -180,7 +196,7 @@ class Tca:
     def finish(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
         """A finished parent's figures, marked at the latest tick (once: it is no longer tracked)."""
         with self._lock:
-            p = self.parents.pop(parent_id, None)
+            p = self._pop(parent_id)
             if p is None or p.arrival is None or quantity <= 0:
                 return None
             return _figures(p, self.markets[p.symbol], avg_px, filled, quantity)
@@ -195,7 +211,7 @@ def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) 
     )  # fmt: skip
     vol = m.volume - p.volume0
     vwap = (m.notional - p.notional0) / vol if vol else None
-    twap = p.twap()
+    twap = p.twap(m)
 
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
