@@ -348,7 +348,7 @@ class EndpointService:
                 job = self.venue.jobs.get(m.job_id)
                 if job is not None and job.client_id is not None:
                     self.risk.on_fill(job.client_id, m.symbol, m.side, m.qty)
-                self.tca.on_fill(m)  # against the mid when it was made: the final report's TCA
+                self.tca.on_fill(m)  # against the mid of the quote it met: the final report's TCA
                 self._to_job(m.job_id, m)
                 self._executions.send_async(m, key=m.parent_id)
             elif isinstance(m, ChildOrderAck):

@@ -12,7 +12,8 @@ order that leaves quantity behind cannot look cheaper than one that completes. V
 average fill with the market's volume-weighted price over the order's life.
 
 The shortfall splits into four parts that add up to it exactly (``shortfall_parts``), with ``m_i`` the mid
-when fill ``i`` was made and ``m_0`` the mid at the first fill:
+of the quote fill ``i`` met (``market.tca``: a taker's, the book it crossed; a maker's, the book it rested in)
+and ``m_0`` that of the first fill:
 
     delay       = side * filled * (m_0 - arrival)            the market's move before we first traded
     spread      = side * sum(qty_i * (px_i - m_i))           paid over the mid at each fill: spread and impact
@@ -46,9 +47,13 @@ def shortfall_bps(
             f"shortfall needs a positive arrival mid and quantity, got {arrival_mid}, {quantity}"
         )
     left = max(0, quantity - filled)
-    mark = arrival_mid if end_mid is None or end_mid <= 0 else end_mid
-    cost = (notional - filled * arrival_mid) + left * (mark - arrival_mid)
+    cost = (notional - filled * arrival_mid) + left * (_mark(arrival_mid, end_mid) - arrival_mid)
     return side.sign * cost / (quantity * arrival_mid) * BPS
+
+
+def _mark(arrival_mid: float, end_mid: float | None) -> float:
+    """Where what did not fill is marked: the end mid, or the arrival mid when it is unknown."""
+    return arrival_mid if end_mid is None or end_mid <= 0 else end_mid
 
 
 def fill_cost_bps(side: Side, reference: float, px: float, qty: int, quantity: int) -> float:
@@ -101,9 +106,7 @@ def shortfall_parts(
     total = shortfall_bps(side, arrival_mid, quantity=quantity, filled=filled, notional=notional,
                           end_mid=end_mid)  # fmt: skip
     scale = side.sign / (quantity * arrival_mid) * BPS
-    left = max(0, quantity - filled)
-    mark = arrival_mid if end_mid is None or end_mid <= 0 else end_mid
-    opportunity = left * (mark - arrival_mid) * scale
+    opportunity = max(0, quantity - filled) * (_mark(arrival_mid, end_mid) - arrival_mid) * scale
     delay = filled * ((first_mid or arrival_mid) - arrival_mid) * scale
     spread = (seen_notional - mid_notional) * scale if filled else 0.0
     return Parts(delay, spread, total - opportunity - delay - spread, opportunity)
