@@ -185,14 +185,6 @@ class Tca:
             self._waiting.get(p.symbol, set()).discard(parent_id)
         return p
 
-    def figures(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
-        """The parent's figures marked now (it stays tracked); None where unknown."""
-        with self._lock:
-            p = self.parents.get(parent_id)
-            if p is None or p.arrival is None or quantity <= 0:
-                return None
-            return _figures(p, self.markets[p.symbol], avg_px, filled, quantity)
-
     def finish(self, parent_id: str, avg_px: float, filled: int, quantity: int) -> TcaFigures | None:
         """A finished parent's figures, marked at the latest tick (once: it is no longer tracked)."""
         with self._lock:
