@@ -34,6 +34,10 @@ class _Market:
     ts: int = 0
     notional: float = 0.0
     volume: int = 0
+    # The latest tick's own print: a parent that arrives at that tick counts it whether the tick or the
+    # order was seen first (the replay sees the order first, the endpoint either way).
+    print_notional: float = 0.0
+    print_volume: int = 0
     # Integrals of the touch over event time (price x ns, each quote held until the next tick): a parent's
     # TWAP at the touch is the difference since its arrival over the time, so a tick costs O(1), not
     # O(parents).
@@ -113,18 +117,23 @@ class Tca:
             m.ask_area += m.ask * held
         m.mid, m.bid, m.ask, m.ts = (t.bid_px + t.ask_px) / 2, t.bid_px, t.ask_px, t.ts_event
         m.recent.append((t.ts_event, m.mid))
+        if t.trade_px is not None and t.trade_sz:
+            m.print_notional, m.print_volume = t.trade_px * t.trade_sz, t.trade_sz
+        else:
+            m.print_notional, m.print_volume = 0.0, 0
+        m.notional += m.print_notional
+        m.volume += m.print_volume
         waiting = self._waiting.get(t.symbol)
         if waiting:
             for pid in [pid for pid in waiting if arrives(None, self.parents[pid].start_ns, t.ts_event)]:
                 waiting.discard(pid)
-                self._arrive(self.parents[pid], m)  # before this tick's print: it is in the order's life
-        if t.trade_px is not None and t.trade_sz:
-            m.notional += t.trade_px * t.trade_sz
-            m.volume += t.trade_sz
+                self._arrive(self.parents[pid], m)
 
     @staticmethod
     def _arrive(p: _Parent, m: _Market) -> None:
-        p.arrival, p.arrival_ts, p.notional0, p.volume0 = m.mid, m.ts, m.notional, m.volume
+        # The arrival tick's print is in the order's life (at or after its start).
+        p.arrival, p.arrival_ts = m.mid, m.ts
+        p.notional0, p.volume0 = m.notional - m.print_notional, m.volume - m.print_volume
         p.area0 = m.area(p.side)
 
     def track(self, parent_id: str, symbol: str, side: Side, start_ns: int) -> None:

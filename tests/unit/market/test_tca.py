@@ -108,3 +108,24 @@ def test_the_parts_add_up_to_the_shortfall(
     total = shortfall_bps(side, arrival, quantity=quantity, filled=filled, notional=notional,
                           end_mid=arrival + end_move)  # fmt: skip
     assert parts.total == pytest.approx(total, abs=1e-6)
+
+
+def test_the_arrival_ticks_print_counts_whether_the_order_or_the_tick_came_first() -> None:
+    """The endpoint may see an order just after the tick it arrives at (the replay always sees it before):
+    the interval VWAP must not depend on which."""
+    ticks = [
+        tick(bid_px=100.00, ask_px=100.02, ts_event=T0, trade_px=100.02, trade_sz=900),  # the arrival tick
+        tick(bid_px=100.10, ask_px=100.12, ts_event=T0 + 50, seq=2, trade_px=100.12, trade_sz=100),
+    ]
+    figures = []
+    for order_first in (True, False):
+        tca = Tca()
+        if order_first:
+            tca.track("P1", "AAPL", Side.BUY, T0)
+        tca.on_tick(ticks[0])
+        if not order_first:
+            tca.track("P1", "AAPL", Side.BUY, T0)
+        tca.on_tick(ticks[1])
+        figures.append(tca.finish("P1", avg_px=100.05, filled=100, quantity=100))
+    assert figures[0] is not None and figures[0] == figures[1]
+    assert figures[0].interval_vwap == pytest.approx((100.02 * 900 + 100.12 * 100) / 1000)
