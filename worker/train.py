@@ -7,6 +7,7 @@ configuration and a quick evaluation against TWAP on fresh seeds.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +17,7 @@ import gymnasium as gym
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from stable_baselines3.common.logger import HumanOutputFormat, Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
@@ -82,6 +84,8 @@ def train(
             assert isinstance(head, torch.nn.Linear)
             with torch.no_grad():
                 head.bias[prefer] += prefer_logit
+    # Our own logger: SB3's default makes an empty /tmp/SB3-<time> folder on every learn(), never removed.
+    model.set_logger(Logger(folder=None, output_formats=[HumanOutputFormat(sys.stdout)] if verbose else []))
     callbacks: list[BaseCallback] = []
     if checkpoint_dir is not None:
         callbacks.append(
