@@ -30,7 +30,7 @@ from endpoint.desk import OrderDesk
 from endpoint.fix_gateway import FixGateway, sent_exec_ids
 from endpoint.native import NativeServer
 from endpoint.risk import RiskGate
-from market.tca import Tca
+from market.tca import Tca, tracked_from
 from market.venue import Venue
 from models import (
     AckStatus,
@@ -38,6 +38,7 @@ from models import (
     ChildOrderAck,
     ChildOrderAction,
     Fill,
+    JobRequest,
     Message,
     RiskControl,
     Tick,
@@ -122,12 +123,15 @@ class EndpointService:
             self.risk.set_state(d.message.client_id, d.message.state)
         self.desk.rebuild([d.message for d in self.bus.read_all(topics.REPORTS, Message)],
                           sent_exec_ids(self.cfg.state_dir) if self.fix else None)  # fmt: skip
+        # A restart (this endpoint ran before with this state folder) takes its venue and the TCA of the
+        # parents still working back up; a new one starts at the present, like its subscriptions below.
+        marker = self.cfg.state_dir / "venue.started"
+        restart = marker.exists()
+        if restart:  # before the ticks are followed: nothing else feeds the TCA meanwhile
+            self._restore_tca()
         for sym in self.cfg.symbols:
             self._follow(sym)
-        # A restart (this endpoint ran before with this state folder) takes its venue back up; a new one
-        # starts at the present, like its subscriptions below.
-        marker = self.cfg.state_dir / "venue.started"
-        if marker.exists():
+        if restart:
             self._restore_venue()
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         marker.touch()
@@ -202,6 +206,30 @@ class EndpointService:
             self._ticks[symbol] = self.bus.subscribe(
                 topics.ticks(symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
             )
+
+    def _restore_tca(self) -> None:
+        """After a restart: each parent not yet ended tracked again and its symbol's recorded ticks and its
+        fills fed through the TCA, so that its final report carries the figures it would have without the
+        restart (and ``exec/tca`` its record). Ticks published before the earliest such parent's start or
+        acceptance are passed over undecoded."""
+        live: dict[str, list[JobRequest]] = {}
+        for d in self.bus.read_all(topics.JOB_REQUESTS, Message):
+            q = d.message
+            if not isinstance(q, JobRequest) or q.parent.symbol not in self.cfg.symbols:
+                continue
+            o = self.desk.orders.get(q.parent.parent_id)
+            if o is None or o.live:  # no report yet, or not ended
+                live.setdefault(q.parent.symbol, []).append(q)
+        for sym, reqs in live.items():
+            froms = [tracked_from(q.parent.start_ns, q.parent.ts_init) for q in reqs]
+            fills = []
+            for q, start in zip(reqs, froms, strict=True):
+                self.tca.track(q.parent.parent_id, sym, q.parent.side, start)
+                history = self.bus.read_all(topics.job_executions(q.job_id), Message)
+                fills += [d.message for d in history if isinstance(d.message, Fill)]
+            ticks = self.bus.read_all(topics.ticks(sym), Tick, published_from_ms=min(froms) // 1_000_000)
+            self.tca.restore((d.message for d in ticks), fills)
+            log.info("tca restored", symbol=sym, parents=len(reqs), ticks=len(ticks), fills=len(fills))
 
     def _restore_venue(self) -> None:
         """After a restart: the jobs from the command history, each open one's child orders and fills from

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps
@@ -90,6 +91,10 @@ class Tca:
         self.markets: dict[str, _Market] = {}
         self.parents: dict[str, _Parent] = {}
         self._waiting: dict[str, set[str]] = {}  # per symbol: parents without an arrival mid yet
+        # Per symbol, after a restore from the recorded ticks: the last one it fed (event time, seq). The
+        # service's subscription then redelivers from where it acknowledged; those already counted are
+        # passed over until the first newer one.
+        self._restored: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def mid(self, symbol: str) -> float | None:
@@ -108,6 +113,11 @@ class Tca:
             self._on_tick(t)
 
     def _on_tick(self, t: Tick) -> None:
+        mark = self._restored.get(t.symbol)
+        if mark is not None:
+            if (t.ts_event, t.seq) <= mark:
+                return
+            del self._restored[t.symbol]
         m = self.markets.get(t.symbol)
         if m is None:
             m = self.markets[t.symbol] = _Market()
@@ -128,6 +138,21 @@ class Tca:
             for pid in [pid for pid in waiting if arrives(None, self.parents[pid].start_ns, t.ts_event)]:
                 waiting.discard(pid)
                 self._arrive(self.parents[pid], m)
+
+    def restore(self, ticks: Iterable[Tick], fills: Iterable[Fill]) -> None:
+        """A restarted service's state for the parents it tracks again (``track`` first): the symbol's
+        recorded ticks and their fills fed as they were seen live (``feed``); the same ticks redelivered by
+        its subscription afterwards are not counted twice."""
+        last: dict[str, Tick] = {}
+
+        def seen(t: Tick) -> Tick:
+            last[t.symbol] = t
+            return t
+
+        feed(self, (seen(t) for t in ticks), fills)
+        with self._lock:
+            for sym, t in last.items():
+                self._restored[sym] = (t.ts_event, t.seq)
 
     @staticmethod
     def _arrive(p: _Parent, m: _Market) -> None:
@@ -201,6 +226,37 @@ class Tca:
             if p is None or p.arrival is None or quantity <= 0:
                 return None
             return _figures(p, self.markets[p.symbol], avg_px, filled, quantity)
+
+
+def tracked_from(start_ns: int, seen_ns: int) -> int:
+    """Where a replay tracks a parent from, so that it arrives where the live service's ``track`` did: at
+    the first tick at or after the later of its start and the market time the desk accepted it (its
+    ``ts_init``: the latest tick's then)."""
+    return max(start_ns, seen_ns)
+
+
+def feed(
+    tca: Tca, ticks: Iterable[Tick], fills: Iterable[Fill], *, end_ns: int | None = None
+) -> dict[str, float]:
+    """Recorded ticks and fills through ``tca`` as a service saw them live: in event-time order, a tick
+    before a fill of its time (the tick made it); ticks after ``end_ns`` left out. The mid each fill it
+    counted was costed against, by fill id."""
+    mids: dict[str, float] = {}
+    pending = iter(sorted(fills, key=lambda f: f.ts_event))
+    nxt = next(pending, None)
+    for t in ticks:
+        if end_ns is not None and t.ts_event > end_ns:
+            break
+        while nxt is not None and nxt.ts_event < t.ts_event:
+            if (mid := tca.on_fill(nxt)) is not None:
+                mids[nxt.fill_id] = mid
+            nxt = next(pending, None)
+        tca.on_tick(t)
+    while nxt is not None:
+        if (mid := tca.on_fill(nxt)) is not None:
+            mids[nxt.fill_id] = mid
+        nxt = next(pending, None)
+    return mids
 
 
 def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) -> TcaFigures:

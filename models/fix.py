@@ -84,6 +84,9 @@ ORD_STATUS_OUT = {
     OrdStatus.NEW: "0", OrdStatus.PARTIALLY_FILLED: "1", OrdStatus.FILLED: "2", OrdStatus.DONE_FOR_DAY: "3",
     OrdStatus.CANCELED: "4", OrdStatus.REJECTED: "8", OrdStatus.EXPIRED: "C",
 }  # fmt: skip
+TERMINAL_ORD_STATUS = frozenset(
+    code for st, code in ORD_STATUS_OUT.items() if st.terminal
+)  # a final report's 39
 
 
 def dictionary(state_dir: Path) -> Path:

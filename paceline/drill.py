@@ -51,6 +51,7 @@ from models import (
     VenueOp,
     topics,
 )
+from models.fix import TERMINAL_ORD_STATUS, Tag
 from paceline import broker, cluster
 from paceline.cluster import ClusterConfig
 from paceline.faults import CLUSTER_FAULTS, FAULTS
@@ -243,7 +244,7 @@ class Drill:
         client = self.client
 
         def done() -> bool:
-            final = {f[11] for f in client.reports() if f.get(39) in ("2", "3", "4", "8", "C")}
+            final = {f[11] for f in client.reports() if f.get(39) in TERMINAL_ORD_STATUS}
             return set(self.cl) <= final
 
         with contextlib.suppress(RuntimeError):
@@ -511,12 +512,20 @@ class Drill:
             bus,
             {a.parent.cl_ord_id: a.parent for a in assignments},
             jobs,
-            fix_final={
-                f[11]: int(f[14]) for f in self.client.reports() if f.get(39) in ("2", "3", "4", "8", "C")
-            },
+            fix_final={f[11]: int(f[14]) for f in self.client.reports() if f.get(39) in TERMINAL_ORD_STATUS},
         )
         checks, rows = evaluate(h)
         self.res.checks += checks
+        # The client's TCA (FIX tag 20002 on its final report) survives the fault too: after an endpoint
+        # restart it is rebuilt from the recorded ticks and fills.
+        final_tca = {
+            f[11]: Tag.SHORTFALL_BPS in f for f in self.client.reports() if f.get(39) in TERMINAL_ORD_STATUS
+        }
+        without = sorted(cl for cl, has in final_tca.items() if not has)
+        self.res.checks.append(Check(
+            "TCA on every final report", bool(final_tca) and not without,
+            f"none on {', '.join(without)}" if without else f"{len(final_tca)} final reports",
+        ))  # fmt: skip
         for row in rows:
             label, sym, q = self.cl[row.pop("cl_ord_id")]
             self.res.parents.append({"label": label, "symbol": sym, "qty": q, **row})

@@ -44,7 +44,7 @@ from models import (
     Strategy,
     topics,
 )
-from models.fix import STRATEGY_OUT
+from models.fix import STRATEGY_OUT, TERMINAL_ORD_STATUS
 from paceline import broker
 from paceline.drill import Check, History, evaluate
 from paceline.stack import (
@@ -158,7 +158,6 @@ class NativeClient:
 
 
 TERMINAL = {"FILLED", "CANCELED", "DONE_FOR_DAY", "EXPIRED", "REJECTED"}
-FIX_TERMINAL = {"2", "3", "4", "8", "C"}
 
 
 @dataclass
@@ -516,7 +515,7 @@ class Soak:
         out: dict[str, int] = {}
         for c in self.fix.values():
             for f in c.reports():
-                if f.get(39) in FIX_TERMINAL and 11 in f:
+                if f.get(39) in TERMINAL_ORD_STATUS and 11 in f:
                     out[self._first(f[11])] = int(f[14])
         for n in self.native.values():
             for cl, cum in n.final.items():

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from market.session import second_of_day
-from market.tca import Tca
+from market.tca import Tca, feed, tracked_from
 from models import (
     ExecutionReport,
     Fill,
@@ -81,7 +81,10 @@ class Archive:
 
     def requests(self) -> list[JobRequest]:
         if self._requests is None:
-            self._requests = [d.message for d in self.bus.read_all(topics.JOB_REQUESTS, JobRequest)]
+            # The topic holds cancels and amends too: read as any message (as JobRequest they would be
+            # counted as undecodable), kept if a new parent.
+            got = self.bus.read_all(topics.JOB_REQUESTS, Message)
+            self._requests = [d.message for d in got if isinstance(d.message, JobRequest)]
         return self._requests
 
     def reports(self) -> list[ExecutionReport]:
@@ -160,25 +163,10 @@ def replay(rec: Record) -> Replay:
     tca = Tca()
     final = rec.told
     p = rec.parent
-    # The endpoint's arrival was the first tick at or after the later of the start and its first sight
-    # of the order: the final figures say when.
-    tca.track(p.parent_id, p.symbol, p.side, final.arrival_ts if final else p.start_ns)
-    end = final.end_ts if final else None
-    mids: dict[str, float] = {}
-    fills = iter(rec.fills)
-    nxt = next(fills, None)
-    for t in rec.ticks:
-        if end is not None and t.ts_event > end:
-            break
-        while nxt is not None and nxt.ts_event < t.ts_event:
-            if (mid := tca.on_fill(nxt)) is not None:
-                mids[nxt.fill_id] = mid
-            nxt = next(fills, None)
-        tca.on_tick(t)
-    while nxt is not None:
-        if (mid := tca.on_fill(nxt)) is not None:
-            mids[nxt.fill_id] = mid
-        nxt = next(fills, None)
+    # The final figures say where the endpoint's arrival was; without them, where it would have been.
+    start = final.arrival_ts if final else tracked_from(p.start_ns, p.ts_init)
+    tca.track(p.parent_id, p.symbol, p.side, start)
+    mids = feed(tca, rec.ticks, rec.fills, end_ns=final.end_ts if final else None)
     last = rec.last
     if last is None:
         return Replay(None, mids)

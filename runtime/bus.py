@@ -415,15 +415,19 @@ class Bus:
         raise BusError(f"not a message id token: {token!r}")
 
     def read_all(
-        self, topic: str, model: type[M], *, after: str | None = None, limit: int | None = None
-    ) -> list[Delivery[M]]:
+        self, topic: str, model: type[M], *, after: str | None = None, limit: int | None = None,
+        published_from_ms: int | None = None,
+    ) -> list[Delivery[M]]:  # fmt: skip
         """Every message on ``topic`` from the start (or from the one after the id token ``after``) to now,
-        in order (a non-durable reader); at most ``limit`` of them.
+        in order (a non-durable reader); at most ``limit`` of them. ``published_from_ms``: those published
+        earlier are passed over undecoded (a message is published at or after its event time, so none with
+        a later event time is lost; the reader does not seek: its end-of-topic check is unreliable after a
+        seek by time in the clients we use).
 
         Undecodable entries are counted and skipped (``paceline_bus_rejected_total``), not fatal.
         """
         start = pulsar.MessageId.earliest if after is None else self._message_id(after)
-        return self._read(topic, model, start, inclusive=False, limit=limit)
+        return self._read(topic, model, start, inclusive=False, limit=limit, since_ms=published_from_ms)
 
     def read_at(self, topic: str, model: type[M], token: str | None = None) -> Delivery[M] | None:
         """The one message with the id token ``token`` (None: the last message on the topic), or None if
@@ -433,8 +437,9 @@ class Bus:
         return got[0] if got else None
 
     def _read(
-        self, topic: str, model: type[M], start: Any, *, inclusive: bool, limit: int | None
-    ) -> list[Delivery[M]]:
+        self, topic: str, model: type[M], start: Any, *, inclusive: bool, limit: int | None,
+        since_ms: int | None = None,
+    ) -> list[Delivery[M]]:  # fmt: skip
         try:
             reader = self._client.create_reader(topic, start, start_message_id_inclusive=inclusive)
         except Exception as exc:
@@ -444,6 +449,8 @@ class Bus:
         try:
             while (limit is None or len(out) < limit) and reader.has_message_available():
                 msg = reader.read_next(10_000)
+                if since_ms is not None and msg.publish_timestamp() < since_ms:
+                    continue
                 data = msg.data()
                 try:
                     message: Any = codec.decode_any(data) if model is Message else codec.decode(data, model)

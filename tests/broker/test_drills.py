@@ -14,7 +14,8 @@ import pytest
 pytestmark = pytest.mark.broker
 
 CHECKS = {"every parent finished", "no over-execution", "no duplicate child order", "no lost fill",
-          "consistent execution reports", "fenced epochs stay fenced"}  # fmt: skip
+          "consistent execution reports", "fenced epochs stay fenced",
+          "TCA on every final report"}  # fmt: skip
 
 
 # broker-kill runs on a cluster of its own (ZooKeeper, three bookies, two brokers): ~2 minutes in all.

@@ -216,6 +216,16 @@ def test_endpoint_restart_mid_order_resumes_the_session_without_losing_or_repeat
     _consistent(reps, 5_000)
     assert sum(int(r[32]) for r in reps if r[150] == "F") == 5_000
     assert seq_before >= 0  # the session resumed its numbering (QuickFIX would have logged a reset otherwise)
+    # The TCA survived the restart: rebuilt from the recorded ticks and fills, the final report carries
+    # it, ``exec/tca`` keeps it, and a replay of the topics (with the arrival the client was told) agrees.
+    from paceline import tca_report
+
+    assert 20002 in final and 20003 in final, "no TCA on the final report after the restart"
+    rec = tca_report.Archive(bus).record("C1", "CLIENT1")
+    assert rec.told is not None and rec.told.filled == 5_000
+    assert float(final[20002]) == pytest.approx(rec.told.is_bps, abs=0.01)
+    rp = tca_report.replay(rec)
+    assert rp.figures is not None and tca_report.agreement(rp.figures, rec.told) < 0.01
 
 
 def test_each_risk_limit_refuses_an_order(desk: Desk, bus: Bus) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pulsar
 
 from models import ParentOrder, Tick, encode, topics
@@ -110,3 +112,17 @@ def test_wrong_type_on_a_topic_is_rejected(bus: Bus, unique: str) -> None:
     bus.producer(topic).send(parent(parent_id=f"P{unique}"))
     [d] = _drain(consumer, 1)
     assert d.message.parent_id == f"P{unique}"
+
+
+def test_read_all_passes_over_what_was_published_before_a_time(bus: Bus, unique: str) -> None:
+    """What a restarted endpoint reads back of a symbol's ticks: from a publish time on, in order."""
+    topic = topics.ticks(f"P{unique[:6].upper()}")
+    producer = bus.producer(topic, name=f"pf-{unique}")
+    for i in range(3):
+        producer.send(tick(symbol=f"P{unique[:6].upper()}", seq=i + 1))
+        time.sleep(0.02)
+    every = bus.read_all(topic, Tick)
+    assert [d.message.seq for d in every] == [1, 2, 3]
+    since = every[1].publish_time_ms
+    assert [d.message.seq for d in bus.read_all(topic, Tick, published_from_ms=since)] == [2, 3]
+    assert bus.read_all(topic, Tick, published_from_ms=every[2].publish_time_ms + 10_000) == []

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from market.tca import Tca
-from models import ExecType, JobRequest, Liquidity, OrdStatus, TcaRecord, topics
+from models import AmendRequest, ExecType, JobRequest, Liquidity, OrdStatus, TcaRecord, topics
 from paceline import tca_report
-from runtime.bus import Bus
+from runtime import metrics
+from runtime.bus import Bus, stream_of
 from runtime.membus import MemoryBroker
 from tests.factories import T0, fill, parent, report, tick
 
@@ -113,6 +114,13 @@ def test_the_report_shows_what_the_client_was_told_and_a_replay_agrees(tmp_path:
 def test_an_order_still_working_is_marked_at_the_latest_tick(tmp_path: Path) -> None:
     bus = Bus.memory(MemoryBroker())
     _day(bus, finished=False)
+    # The amend as the desk publishes it: on the requests topic, which the report reads as well.
+    amend = AmendRequest(
+        request_id="A1", parent_id="P-1", client_id="CLIENT1", cl_ord_id="C-2", quantity=1000, ts_init=T0
+    )
+    bus.producer(topics.JOB_REQUESTS).send(amend)
+    rejected = metrics.BUS_REJECTED.labels(stream_of(topics.JOB_REQUESTS), "wrong_type")
+    before = rejected._value.get()
     bus.producer(topics.REPORTS).send(
         report(
             report_id="R-amend",
@@ -127,6 +135,7 @@ def test_an_order_still_working_is_marked_at_the_latest_tick(tmp_path: Path) -> 
     archive = tca_report.Archive(bus)
     rec = archive.record("C-2")  # a ClOrdID it was amended to finds it too
     assert rec.parent.parent_id == "P-1" and rec.told is None
+    assert rejected._value.get() == before  # an amend on the requests topic is not an undecodable entry
     rp = tca_report.replay(rec)
     assert rp.figures is not None and rp.figures.end_ts == T0 + 149 * S
     assert "marked at the latest recorded tick" in tca_report.render(rec, rp)
