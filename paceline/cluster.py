@@ -345,20 +345,32 @@ def start(cfg: ClusterConfig, timeout_s: float = 300.0) -> dict[str, float]:
     brokers = [m for m in cfg.members if m.startswith("broker")]
     for m in brokers:
         start_member(cfg, m)
-    for m, url in zip(brokers, cfg.admin_urls, strict=True):
-        deadline = time.monotonic() + timeout_s
-        while not broker.is_ready(url, cfg.admin_token):
-            if _exited(cfg, m):
-                raise BrokerError(f"{m} exited during start-up:\n{_tail(cfg, m)}")
-            if time.monotonic() > deadline:
-                raise BrokerError(f"{m} did not answer in {timeout_s:.0f} s; see {cfg.dir(m)}/console.log")
-            time.sleep(0.5)
+    for m in brokers:
+        wait_member(cfg, m, timeout_s)
     took["brokers"] = time.monotonic() - t0
     broker.ensure_namespaces(cfg.admin_url, cfg.admin_token, cluster=CLUSTER)
     if cfg.auth:
         broker.grant_roles(cfg.admin_url, cfg.admin_token)
     took["ready"] = time.monotonic() - t0
     return took
+
+
+def wait_member(cfg: ClusterConfig, member: str, timeout_s: float = 300.0) -> None:
+    """Until ``member`` serves: its port is open and, for a broker, its admin API answers too (clients are
+    sent to it for topics from then on)."""
+    kind, _, n = member.partition("-")
+    _wait_port(cfg, member, timeout_s)
+    if kind != "broker":
+        return
+    url = cfg.admin_urls[int(n) - 1]
+    deadline = time.monotonic() + timeout_s
+    while not broker.is_ready(url, cfg.admin_token):
+        if _exited(cfg, member):
+            raise BrokerError(f"{member} exited during start-up:\n{_tail(cfg, member)}")
+        if time.monotonic() > deadline:
+            log = cfg.dir(member) / "console.log"
+            raise BrokerError(f"{member} did not answer in {timeout_s:.0f} s; see {log}")
+        time.sleep(0.5)
 
 
 def stop_member(cfg: ClusterConfig, member: str, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> bool:

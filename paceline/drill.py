@@ -394,7 +394,11 @@ class Drill:
         def measure(_bus: Bus, _t0: float) -> None:
             for r in readers:
                 r.close()
-            cluster.start_member(cfg, victim)  # back for the next drill
+            # Back for the next drill, and serving before the checks read the topics: a broker that has
+            # registered but not yet opened its port can be handed topics by a lookup (the check's reader
+            # then failed on connection refused until it timed out).
+            cluster.start_member(cfg, victim)
+            cluster.wait_member(cfg, victim, 180)
             first = next((t for t in sorted(fills) if t > t_kill), None)
             self.res.recovered_s = None if first is None else first - t_kill
             self.res.recovered_what = f"SIGKILL {victim} → the first fill received after it"
