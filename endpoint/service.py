@@ -127,12 +127,13 @@ class EndpointService:
         # parents still working back up; a new one starts at the present, like its subscriptions below.
         marker = self.cfg.state_dir / "venue.started"
         restart = marker.exists()
-        if restart:  # before the ticks are followed: nothing else feeds the TCA meanwhile
-            self._restore_tca()
+        # Before the ticks are followed: nothing else feeds the TCA meanwhile. The jobs' executions read for
+        # it serve the venue's restore too (only this endpoint writes them, and it has not yet).
+        histories = self._restore_tca() if restart else {}
         for sym in self.cfg.symbols:
             self._follow(sym)
         if restart:
-            self._restore_venue()
+            self._restore_venue(histories)
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         marker.touch()
         if self.link is not None:
@@ -207,12 +208,13 @@ class EndpointService:
                 topics.ticks(symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
             )
 
-    def _restore_tca(self) -> None:
+    def _restore_tca(self) -> dict[str, list[Message]]:
         """After a restart: each parent not yet ended tracked again and its symbol's recorded ticks and its
         fills fed through the TCA, so that its final report carries the figures it would have without the
         restart (and ``exec/tca`` its record). Ticks published before the earliest such parent's start or
-        acceptance are passed over undecoded."""
+        acceptance are passed over undecoded. Returns the executions read, by job."""
         live: dict[str, list[JobRequest]] = {}
+        histories: dict[str, list[Message]] = {}
         for d in self.bus.read_all(topics.JOB_REQUESTS, Message):
             q = d.message
             if not isinstance(q, JobRequest) or q.parent.symbol not in self.cfg.symbols:
@@ -225,21 +227,26 @@ class EndpointService:
             fills = []
             for q, start in zip(reqs, froms, strict=True):
                 self.tca.track(q.parent.parent_id, sym, q.parent.side, start)
-                history = self.bus.read_all(topics.job_executions(q.job_id), Message)
-                fills += [d.message for d in history if isinstance(d.message, Fill)]
+                history = [d.message for d in self.bus.read_all(topics.job_executions(q.job_id), Message)]
+                histories[q.job_id] = history
+                fills += [m for m in history if isinstance(m, Fill)]
             ticks = self.bus.read_all(topics.ticks(sym), Tick, published_from_ms=min(froms) // 1_000_000)
             self.tca.restore((d.message for d in ticks), fills)
             log.info("tca restored", symbol=sym, parents=len(reqs), ticks=len(ticks), fills=len(fills))
+        return histories
 
-    def _restore_venue(self) -> None:
+    def _restore_venue(self, histories: dict[str, list[Message]]) -> None:
         """After a restart: the jobs from the command history, each open one's child orders and fills from
-        its executions topic (resting orders are cancelled and the worker told), subscriptions resumed."""
+        its executions topic (``histories``, where already read; resting orders are cancelled and the worker
+        told), subscriptions resumed."""
         for d in self.bus.read_all(topics.VENUE_COMMANDS, VenueCommand):
             self.venue.command(d.message)  # the acks were published the first time
         for job in list(self.venue.jobs.values()):
             if job.closed:
                 continue
-            history = [d.message for d in self.bus.read_all(topics.job_executions(job.job_id), Message)]
+            history = histories.get(job.job_id)
+            if history is None:
+                history = [d.message for d in self.bus.read_all(topics.job_executions(job.job_id), Message)]
             self._open_job(job.job_id, job.symbol)
             self._publish(self.venue.restore(job.job_id, history))
         open_jobs = sum(not j.closed for j in self.venue.jobs.values())

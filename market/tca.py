@@ -143,16 +143,11 @@ class Tca:
         """A restarted service's state for the parents it tracks again (``track`` first): the symbol's
         recorded ticks and their fills fed as they were seen live (``feed``); the same ticks redelivered by
         its subscription afterwards are not counted twice."""
-        last: dict[str, Tick] = {}
-
-        def seen(t: Tick) -> Tick:
-            last[t.symbol] = t
-            return t
-
-        feed(self, (seen(t) for t in ticks), fills)
+        ticks = list(ticks)
+        feed(self, ticks, fills)
         with self._lock:
-            for sym, t in last.items():
-                self._restored[sym] = (t.ts_event, t.seq)
+            for t in ticks:
+                self._restored[t.symbol] = (t.ts_event, t.seq)
 
     @staticmethod
     def _arrive(p: _Parent, m: _Market) -> None:
