@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from sortedcontainers import SortedDict
 
-from market import lobster
+from market import lobster, orderflow
 from market.fills import Execution, FillModel, FillParams
 from market.lobster import EventType, HaltState, Message
 from market.prices import CENT, to_float, to_units
@@ -362,124 +362,31 @@ def generate_day(
     seed: int,
     symbol: str = "TEST",
     *,
-    price: float = 100.0,
+    profile: str = "mid",
     start_s: int = 34_200,
     end_s: int = 57_600,
-    events_per_s: float = 4.0,
-    daily_vol: float = 0.015,
+    **changes: float,
 ) -> list[Message]:
-    """A seeded order-level flow over a session, consistent by order id, for LOBSTER-format files:
-    limit orders placed around a drifting fair price (a random walk with the day's volatility), partial
-    cancels and deletes anywhere in the book, market orders with autocorrelated signs that execute the
-    resting queue in price-time priority (one type-4 message per order they hit), hidden executions, and
-    an intensity that is U-shaped over the session."""
-    rng = random.Random(seed)
-    books: dict[int, SortedDict] = {1: SortedDict(), -1: SortedDict()}  # price -> {order id: size}
-    live: dict[int, tuple[int, int]] = {}  # order id -> (direction, price)
-    out: list[Message] = []
-    next_id = [1]
-    t = start_s * S
-    fair: float = round(price * 10_000 / CENT) * CENT
-    session = (end_s - start_s) * S
-    step_sd = daily_vol * fair / math.sqrt(events_per_s * (end_s - start_s))
-    sign = 1
-
-    def best(d: int) -> int | None:
-        b = books[d]
-        if not b:
-            return None
-        return int(b.peekitem(-1)[0] if d == 1 else b.peekitem(0)[0])
-
-    def add(d: int, px: int, size: int) -> None:
-        oid = next_id[0]
-        next_id[0] += 1
-        books[d].setdefault(px, {})[oid] = size
-        live[oid] = (d, px)
-        out.append(Message(t, EventType.NEW, oid, size, px, d))
-
-    def remove(oid: int, qty: int, typ: EventType) -> None:
-        d, px = live[oid]
-        level = books[d][px]
-        out.append(Message(t, typ, oid, qty, px, d))
-        if qty >= level[oid]:
-            del level[oid]
-            del live[oid]
-            if not level:
-                del books[d][px]
-        else:
-            level[oid] -= qty
-
-    def quote(d: int) -> int:
-        """A price on side ``d`` near the fair price, never crossing the other side."""
-        half = CENT * (1 + (rng.random() < 0.3))
-        k = min(int(rng.expovariate(0.6)), 9)
-        px = (
-            (math.floor((fair - half) / CENT) - k) * CENT
-            if d == 1
-            else (math.ceil((fair + half) / CENT) + k) * CENT
-        )
-        other = best(-d)
-        if other is not None:
-            px = min(px, other - CENT) if d == 1 else max(px, other + CENT)
-        return max(CENT, px)
-
-    for d in (1, -1):  # an opening book
-        for _ in range(20):
-            add(d, quote(d), rng.randint(1, 8) * 100)
-    while True:
-        x = (t - start_s * S) / session
-        rate = events_per_s / 1.25 * (1 + 3.0 * math.exp(-x / 0.05) + 2.0 * math.exp(-(1 - x) / 0.05))
-        t += max(1, int(rng.expovariate(rate) * S))
-        if t >= end_s * S:
-            break
-        fair += rng.gauss(0, step_sd)
-        r = rng.random()
-        if r < 0.48 or len(live) < 30:
-            d = 1 if rng.random() < 0.5 else -1
-            add(d, quote(d), max(1, int(rng.lognormvariate(1.0, 0.8))) * 100)
-        elif r < 0.86:
-            d = 1 if rng.random() < 0.5 else -1
-            if not books[d]:
-                continue
-            levels = books[d]
-            k = min(int(rng.expovariate(0.5)), len(levels) - 1)
-            px = levels.peekitem(-1 - k)[0] if d == 1 else levels.peekitem(k)[0]
-            oid = rng.choice(list(levels[px]))
-            size = levels[px][oid]
-            if rng.random() < 0.3 and size > 100:
-                remove(
-                    oid, rng.randint(1, size // 100 - 1 or 1) * 100 if size > 200 else 100, EventType.CANCEL
-                )
-            else:
-                remove(oid, size, EventType.DELETE)
-        elif r < 0.97:
-            if rng.random() > 0.8:
-                sign = -sign
-            d = -sign  # a buy (sign +1) takes the asks
-            want = max(1, int(rng.lognormvariate(0.8, 0.9))) * 100
-            while want > 0 and books[d] and len(live) > 10:
-                px = best(d)
-                assert px is not None
-                level = books[d][px]
-                oid = next(iter(level))
-                n = min(want, level[oid])
-                remove(oid, n, EventType.EXECUTE)
-                want -= n
-            fair += sign * CENT * 0.3  # trades carry information
-        else:
-            d = 1 if rng.random() < 0.5 else -1
-            ref = best(d)
-            if ref is not None:
-                out.append(Message(t, EventType.HIDDEN_EXECUTE, 0, rng.randint(1, 4) * 100, ref, d))
-    return out
+    """A seeded order-level day of a market profile (``market.orderflow``: ``large-tick`` $30, ``mid``
+    $200, ``high`` $600), with any of the profile's fields changed (``price``, ``events_per_s``,
+    ``daily_vol``, ...)."""
+    return orderflow.generate(seed, orderflow.profile(profile, **changes), start_s=start_s, end_s=end_s)
 
 
 def write_day(
-    out_dir: Path, seed: int, symbol: str, date: str, levels: int = 10, **kw: object
+    out_dir: Path,
+    seed: int,
+    symbol: str,
+    date: str,
+    levels: int = 10,
+    *,
+    profile: str = "mid",
+    start_s: int = 34_200,
+    end_s: int = 57_600,
+    **changes: float,
 ) -> tuple[Path, Path]:
     """Generate a day and write it as a LOBSTER message/orderbook pair."""
-    start_s, end_s = int(kw.get("start_s", 34_200)), int(kw.get("end_s", 57_600))  # type: ignore[call-overload]
-    msgs = generate_day(seed, symbol, **kw)  # type: ignore[arg-type]
+    msgs = generate_day(seed, symbol, profile=profile, start_s=start_s, end_s=end_s, **changes)
     mname, oname = lobster.file_names(symbol, date, levels, start_s * 1000, end_s * 1000)
     m, o = lobster.write(msgs, out_dir, symbol, date, levels)
     if (m.name, o.name) != (mname, oname):

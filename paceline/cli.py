@@ -279,10 +279,12 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             symbols = args.symbols.split(",")
             data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
             days = backtest.synthetic_days(args.days, symbols, args.seed)
-        meta = {"data": data, "decision_s": args.decision, "horizons": horizons, "sizes": sizes,
-                "policies": names, "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
+        meta = {"data": data, "decision_s": args.decision, "latency_ms": args.latency_ms,
+                "horizons": horizons, "sizes": sizes, "policies": names,
+                "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
         rows = backtest.run(days, names, folder, horizons=horizons, sizes=sizes, decision_s=args.decision,
-                            progress=not args.no_progress, jobs=args.jobs)  # fmt: skip
+                            latency_ns=round(args.latency_ms * 1e6), progress=not args.no_progress,
+                            jobs=args.jobs)  # fmt: skip
     except RecordedDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -301,18 +303,29 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_lobster_days(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
+    from market.orderflow import PROFILES
     from market.recorded import write_day
 
+    symbols = args.symbols.split(",")
+    profiles = args.profiles.split(",")
+    if bad := [p for p in profiles if p not in PROFILES]:
+        print(f"error: unknown profile(s) {bad}; choose from {sorted(PROFILES)}", file=sys.stderr)
+        return 2
+    if len(profiles) == 1:
+        profiles *= len(symbols)
+    if len(profiles) != len(symbols):
+        print("error: --profiles takes one profile, or one per symbol", file=sys.stderr)
+        return 2
     out = Path(args.out)
     first = dt.date.fromisoformat(args.start_date)
+    changes = {"events_per_s": args.rate} if args.rate else {}
     n = 0
     for d in range(args.days):
         date = (first + dt.timedelta(days=d)).isoformat()
-        for k, sym in enumerate(args.symbols.split(",")):
+        for k, (sym, prof) in enumerate(zip(symbols, profiles, strict=True)):
             seed = args.seed + 1000 * d + k
-            m, o = write_day(out, seed, sym, date, levels=args.levels, price=50.0 + 40.0 * k,
-                             events_per_s=args.rate)  # fmt: skip
-            print(f"{m.name}, {o.name} (seed {seed})")
+            m, o = write_day(out, seed, sym, date, levels=args.levels, profile=prof, **changes)
+            print(f"{m.name}, {o.name} ({prof}, seed {seed})")
             n += 1
     print(f"{n} generated LOBSTER-format day(s) in {out}")
     return 0
@@ -694,6 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--horizons", default="30m,2h,day", help="comma-separated: 30m, 2h, day")
     bt.add_argument("--sizes", default="0.005,0.02,0.05", help="order sizes as shares of the day's volume")
     bt.add_argument("--decision", type=int, default=30, help="seconds of market time between decisions")
+    bt.add_argument("--latency-ms", type=float, default=5.0,
+                    help="a child order's trip from decision to venue, in market time (0: at once)")
     bt.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
     bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
     bt.add_argument("--jobs", type=int, default=1, help="processes (days are shared out)")
@@ -706,12 +721,14 @@ def build_parser() -> argparse.ArgumentParser:
         "lobster-days", help="generate LOBSTER-format days (order-level, with orderbook files)"
     )
     lb.add_argument("--out", required=True, help="folder for the message/orderbook pairs")
-    lb.add_argument("--symbols", default="AAA,BBB")
+    lb.add_argument("--symbols", default="LTK,MID,HIG")
+    lb.add_argument("--profiles", default="large-tick,mid,high",
+                    help="market profile per symbol, or one for all: large-tick ($30), mid ($200), high ($600)")
     lb.add_argument("--days", type=int, default=2)
     lb.add_argument("--start-date", default="2026-01-05")
     lb.add_argument("--seed", type=int, default=1_000_000, help="first seed (>= 1,000,000: held-out days)")
     lb.add_argument("--levels", type=int, default=10)
-    lb.add_argument("--rate", type=float, default=4.0, help="mean messages per second")
+    lb.add_argument("--rate", type=float, default=0.0, help="mean messages per second (0: the profile's)")
     lb.set_defaults(func=_cmd_lobster_days)
 
     pol = sub.add_parser("policy", help="list, validate and evaluate policy files")

@@ -32,7 +32,7 @@ from worker.baselines import PassiveSchedule
 from worker.env import HELD_OUT_SEED
 from worker.policy import Policy
 from worker.policy_files import LoadedPolicy, PolicyRegistry
-from worker.sim import Simulation, assignment, parent_order
+from worker.sim import ORDER_LATENCY_NS, Simulation, assignment, parent_order
 
 S = 1_000_000_000
 HORIZONS: dict[str, int | None] = {"30m": 1800, "2h": 7200, "day": None}
@@ -199,11 +199,14 @@ def resolve(names: Sequence[str], registry: PolicyRegistry | None) -> list[Polic
     return out
 
 
-def run_episode(day: Day, ep: Episode, spec: PolicySpec, decision_s: int = 30) -> dict[str, Any]:
+def run_episode(
+    day: Day, ep: Episode, spec: PolicySpec, decision_s: int = 30, latency_ns: int = ORDER_LATENCY_NS
+) -> dict[str, Any]:
     ticks, venue = day.market(ep.start_ns - WARMUP_S * S, ep.end_ns + TAIL_S * S)
     parent = parent_order(ep.symbol, ep.side, ep.quantity, ep.start_ns, ep.end_ns, name="bt",
                           strategy=spec.strategy)  # fmt: skip
-    sim = Simulation.start(assignment(parent), ticks, spec.policy, decision_s=decision_s, venue=venue)
+    sim = Simulation.start(assignment(parent), ticks, spec.policy, decision_s=decision_s, venue=venue,
+                           latency_ns=latency_ns)  # fmt: skip
     sim.run()
     return {"episode": ep.key, "policy": spec.label, **asdict(ep), **sim.summary()}
 
@@ -213,6 +216,7 @@ class Grid:
     horizons: tuple[str, ...] = tuple(HORIZONS)
     sizes: tuple[float, ...] = SIZES
     decision_s: int = 30
+    latency_ns: int = ORDER_LATENCY_NS
 
 
 def run_day(
@@ -222,7 +226,7 @@ def run_day(
     rows = []
     for ep in episodes(day, grid.horizons, grid.sizes):
         for spec in policies:
-            rows.append(run_episode(day, ep, spec, grid.decision_s))
+            rows.append(run_episode(day, ep, spec, grid.decision_s, grid.latency_ns))
             if tick is not None:
                 tick()
     return rows
@@ -242,6 +246,7 @@ def run(
     horizons: Sequence[str] = tuple(HORIZONS),
     sizes: Sequence[float] = SIZES,
     decision_s: int = 30,
+    latency_ns: int = ORDER_LATENCY_NS,
     progress: bool = True,
     jobs: int = 1,
 ) -> list[dict[str, Any]]:
@@ -250,7 +255,7 @@ def run(
     back in the days' order either way, so a report does not depend on it)."""
     from tqdm import tqdm
 
-    grid = Grid(tuple(horizons), tuple(sizes), decision_s)
+    grid = Grid(tuple(horizons), tuple(sizes), decision_s, latency_ns)
     if jobs <= 1:
         policies = resolve(names, PolicyRegistry(folder) if folder else None)
         bar = tqdm(desc="backtest", unit="run", disable=not progress)
@@ -330,7 +335,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "# Backtest",
         "",
         f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), "
-        f"decisions every {meta['decision_s']} s of market time, through the live engine and venue. "
+        f"decisions every {meta['decision_s']} s of market time, child orders reaching the venue "
+        f"{meta.get('latency_ms', 0)} ms after the decision, through the live engine and venue. "
         "Figures in basis points, mean [95 % bootstrap CI]; lower is better. "
         "IS = implementation shortfall against the arrival mid, the unfilled rest costed at the end mid; "
         "paired = the policy minus the reference on the same "

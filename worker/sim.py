@@ -2,9 +2,12 @@
 ``Venue``, with no bus between them. The RL environment steps through it and the backtest runs it, so a
 policy is trained and measured on exactly what the live worker would send.
 
-Order of events on each tick, as in production with zero latency: the venue sees the tick first (resting
-orders may fill, the fills reach the engine), then the engine decides on it, then the venue matches what
-the engine sent (fills and acks back to the engine) before the next tick.
+Order of events on each tick: the child orders whose arrival time has come reach the venue first (they meet
+the book as it stood before this event: an order arriving between two events is matched on the earlier
+state and joins a queue after the later event, never ahead of it), then the venue sees the tick (resting
+orders may fill, the fills reach the engine), then the engine decides on it. What the engine sends arrives
+``latency_ns`` later (default ``ORDER_LATENCY_NS``, a few ms: decision to venue); with zero latency it is
+matched at once, before the next tick.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from worker.policy import Agent, Policy
 from worker.policy_files import LoadedPolicy
 
 SIM_WORKER = "sim"
+ORDER_LATENCY_NS = 5_000_000  # decision -> venue: a co-located path is ~0.1-1 ms, ours over Pulsar a few
 
 
 def assignment(parent: ParentOrder, job_id: str | None = None) -> JobAssignment:
@@ -80,7 +84,9 @@ class Simulation:
     fill_mids: list[float] = field(default_factory=list)  # the mid when each fill happened
     last: Tick | None = None
     exhausted: bool = False
+    latency_ns: int = ORDER_LATENCY_NS
     _pending: Tick | None = None
+    _in_flight: list[tuple[int, ChildOrderAction]] = field(default_factory=list)  # (arrival ns, action)
 
     @classmethod
     def start(
@@ -91,6 +97,7 @@ class Simulation:
         *,
         decision_s: int = 30,
         venue: Venue | None = None,
+        latency_ns: int = ORDER_LATENCY_NS,
     ) -> Simulation:
         engine = Engine(SIM_WORKER, decision_s=decision_s)
         venue = venue or Venue()
@@ -101,7 +108,7 @@ class Simulation:
         ))  # fmt: skip
         if not engine.assign(a, policy):
             raise ValueError(f"assignment of {a.job_id} refused")
-        return cls(engine, venue, iter(ticks))
+        return cls(engine, venue, iter(ticks), latency_ns=latency_ns)
 
     @property
     def job(self) -> Job:
@@ -151,14 +158,20 @@ class Simulation:
             raise RuntimeError("an agent's job is decided from outside: use advance() and Engine.act")
 
     def on_tick(self, tick: Tick) -> None:
+        while self._in_flight and self._in_flight[0][0] <= tick.ts_event:
+            self._deliver(self.venue.action(self._in_flight.pop(0)[1]))
         self.last = tick
         self._deliver(self.venue.on_tick(tick))
         self.route(self.engine.on_tick(tick))
 
     def route(self, actions: list[ChildOrderAction]) -> None:
+        """Send the engine's actions: at once with zero latency, else in flight until they arrive."""
         for a in actions:
             self.sent.append(a)
-            self._deliver(self.venue.action(a))
+            if self.latency_ns <= 0 or self.last is None:
+                self._deliver(self.venue.action(a))
+            else:
+                self._in_flight.append((self.last.ts_event + self.latency_ns, a))
 
     def _deliver(self, messages: list[Message]) -> None:
         for m in messages:
