@@ -345,3 +345,94 @@ def _passive(tp: Tape) -> dict[str, float]:
 
 # Empty-level sentinels are never prices: a tape built from rows with them would be wrong.
 assert EMPTY_ASK > 0 > EMPTY_BID
+
+
+# --- the ranges real books show, and the report ------------------------------------------------------------
+# Wide-spread large caps ($200-600, the "mid" and "high" profiles): shared/market/REAL-BOOK-FACTS.md's three
+# NASDAQ days widened by the literature's spread of such stocks (docs/MARKET.md gives each source). A
+# generated day of those profiles must land inside every one (tests/unit/market/test_realism.py).
+REAL_RANGES: dict[str, tuple[float, float]] = {
+    "spread_ticks_median": (10, 30),
+    "spread_bps_median": (2.0, 7.0),
+    "touch_depth_median": (60, 200),
+    "depth5_median": (250, 800),
+    "exec_size_median": (30, 120),
+    "cancel_to_submit": (0.5, 1.0),
+    "hidden_volume_share": (0.15, 0.45),
+    "volume_first_30m": (0.05, 0.14),
+    "volume_last_30m": (0.15, 0.32),
+    "ret_1m_std_bps": (3.5, 9.0),
+    "ret_1m_ac1": (-0.25, 0.12),
+    "ret_30m_std_bps": (15, 45),
+    "sign_ac1_messages": (0.55, 0.85),
+    "imbalance_corr_10s": (-0.05, 0.08),
+    "fill_30s": (0.25, 0.60),
+    "fill_120s": (0.50, 0.85),
+    "fill_600s": (0.75, 0.95),
+    "markout_10s_bps": (-2.0, -0.2),
+    "markout_30s_bps": (-2.0, -0.2),
+    "markout_30s_vs_mid_bps": (-3.0, -0.5),
+    "drift_unfilled_120s_bps": (3.0, 9.0),
+    "drift_unfilled_600s_bps": (9.0, 25.0),
+}
+# A $30 large-tick stock (the "large-tick" profile): the literature's qualitative facts (docs/MARKET.md).
+LARGE_TICK_RANGES: dict[str, tuple[float, float]] = {
+    "spread_ticks_median": (1, 1),
+    "one_tick_share": (0.5, 1.0),
+    "queue_ahead_median": (1000, 1e9),
+    "touch_depth_median": (1000, 1e9),
+    "markout_30s_vs_mid_bps": (-5.0, 0.0),
+    "fill_600s": (0.5, 0.97),
+}
+
+
+def outside(f: dict[str, float], ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """The facts of ``f`` that leave their range (NaN counts as outside)."""
+    return {k: f[k] for k, (lo, hi) in ranges.items() if not lo <= f.get(k, math.nan) <= hi}
+
+
+def table(days: dict[str, dict[str, float]]) -> str:
+    """Markdown: one row a fact, one column a day, and the wide-spread real range beside them."""
+    names = list(days)
+    keys = list(next(iter(days.values()))) if days else []
+    lines = ["| fact | " + " | ".join(names) + " | real range (wide-spread large caps) |",
+             "|---|" + "---|" * (len(names) + 1)]  # fmt: skip
+    for k in keys:
+        lo_hi = REAL_RANGES.get(k)
+        cells = []
+        for n in names:
+            v = days[n].get(k, math.nan)
+            mark = "" if lo_hi is None or lo_hi[0] <= v <= lo_hi[1] else " ✗"
+            cells.append(("—" if math.isnan(v) else f"{v:.3g}") + mark)
+        rng = f"{lo_hi[0]:g} – {lo_hi[1]:g}" if lo_hi else ""
+        lines.append(f"| {k} | " + " | ".join(cells) + f" | {rng} |")
+    return "\n".join(lines)
+
+
+def plot(days: dict[str, dict[str, float]], path: Any) -> None:
+    """Fill odds by wait and markouts by horizon, each day a line, the real ranges shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    xs = list(FILL_HORIZONS_S)
+    a.fill_between(xs, [REAL_RANGES[f"fill_{h}s"][0] for h in xs], [REAL_RANGES[f"fill_{h}s"][1] for h in xs],
+                   color="0.85", label="real range")  # fmt: skip
+    for n, f in days.items():
+        a.plot(xs, [f[f"fill_{h}s"] for h in xs], marker="o", label=n)
+    a.set(xscale="log", xlabel="seconds after joining the back of the touch queue", ylabel="filled (exact FIFO)",
+          title="A passive order's fill odds")  # fmt: skip
+    a.legend(fontsize=7)
+    ms = list(MARKOUTS_S)
+    b.axhspan(*REAL_RANGES["markout_30s_bps"], color="0.85", label="real range at 30 s")
+    for n, f in days.items():
+        b.plot(ms, [f[f"markout_{h}s_bps"] for h in ms], marker="o", label=n)
+    b.axhline(0, color="k", lw=0.5)
+    b.set(xscale="log", xlabel="seconds after the fill", ylabel="bps (negative = against us)",
+          title="Markout after a passive fill")  # fmt: skip
+    b.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

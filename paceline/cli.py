@@ -331,6 +331,48 @@ def _cmd_lobster_days(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_market_facts(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+    import tempfile
+
+    from market import facts
+    from market.recorded import RecordedDataError, RecordedDay, find_days, write_day
+    from market.synthetic import SymbolSim, SymbolSpec
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    days: dict[str, dict[str, float]] = {}
+    try:
+        for spec in args.days:
+            kind, _, rest = spec.partition(":")
+            if kind == "gen":  # gen:PROFILE[:SEED]
+                prof, _, seed = rest.partition(":")
+                with tempfile.TemporaryDirectory() as tmp:
+                    m, _o = write_day(Path(tmp), int(seed or 1_000_000), "GEN", "2026-01-05", 5, profile=prof)
+                    tapes = [facts.Tape.from_day(RecordedDay.read(m), f"{prof}-{seed or 1_000_000}")]
+            elif kind == "synthetic":  # synthetic:SEED[:PRICE]
+                seed, _, price = rest.partition(":")
+                sim = SymbolSim(SymbolSpec("SYN", price=float(price or 100.0)), int(seed or 1_000_000))
+                tapes = [facts.Tape.from_ticks(f"synthetic-{seed}-{price or 100}", list(sim))]
+            else:
+                path = Path(spec)
+                files = find_days(path) if path.is_dir() else [path]
+                tapes = [facts.Tape.from_day(RecordedDay.read(p)) for p in files]
+            for tp in tapes:
+                print(f"measuring {tp.name} ...", file=sys.stderr)
+                days[tp.name] = facts.facts(tp)
+    except (RecordedDataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    md = facts.table(days)
+    (out / "facts.json").write_text(json.dumps(days, indent=1, default=float))
+    (out / "facts.md").write_text(md + "\n")
+    facts.plot(days, out / "facts.png")
+    print(md)
+    print(f"written: {out / 'facts.md'}, {out / 'facts.json'}, {out / 'facts.png'}")
+    return 0
+
+
 def _cmd_policy(args: argparse.Namespace, settings: Settings) -> int:
     from worker import policy_files
 
@@ -730,6 +772,13 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--levels", type=int, default=10)
     lb.add_argument("--rate", type=float, default=0.0, help="mean messages per second (0: the profile's)")
     lb.set_defaults(func=_cmd_lobster_days)
+
+    mf = sub.add_parser("market-facts", help="the facts of real books measured on days, side by side")
+    mf.add_argument("days", nargs="+",
+                    help="LOBSTER message files or folders of them, gen:PROFILE[:SEED] (a generated day), "
+                         "synthetic:SEED[:PRICE] (the tick-level synthetic market)")  # fmt: skip
+    mf.add_argument("--out", default="reports/market-facts", help="facts.md, facts.json, facts.png")
+    mf.set_defaults(func=_cmd_market_facts)
 
     pol = sub.add_parser("policy", help="list, validate and evaluate policy files")
     pol.add_argument("action", choices=["list", "validate", "evaluate"])
