@@ -147,7 +147,16 @@ class _Fate:
     ahead: int
     filled_ns: int | None  # when the last share filled (None: not within 10 minutes)
     naive_ns: int | None  # the first execution at or through our price, queue ignored
+    first_ns: int | None = None  # when its first share filled
     path: str = ""  # how it filled: "queue" (executions reached us), "through" (the price went through us)
+
+
+def join_times(tp: Tape) -> list[int]:
+    """Seconds after midnight at which the experiment's orders join: every 30 s from 09:35 to 15:25, within
+    what the tape covers (five minutes of market before, eleven after)."""
+    first = max(JOIN_FROM_S, math.ceil(tp.t[0] / S) + 300)
+    last = min(JOIN_TO_S, int(tp.t[-1] // S) - (FILL_HORIZONS_S[-1] + MARKOUTS_S[-1]))
+    return list(range(first, last + 1, JOIN_EVERY_S))
 
 
 def _fates_fifo(tp: Tape) -> list[_Fate]:
@@ -160,7 +169,7 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
     for i in np.flatnonzero(typ == EventType.NEW).tolist():
         first.setdefault(int(oid[i]), i)
     out: list[_Fate] = []
-    for join_s in range(JOIN_FROM_S, JOIN_TO_S + 1, JOIN_EVERY_S):
+    for join_s in join_times(tp):
         t0 = join_s * S
         i0 = int(tp.at(t0))
         i1 = int(np.searchsorted(tp.t, t0 + FILL_HORIZONS_S[-1] * S, side="right"))
@@ -176,7 +185,7 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
             at_px = (di == d) & (pr == px)
             execs = at_px & (ty == EventType.EXECUTE)
             k_naive = min(k_through, int(np.argmax(execs)) if execs.any() else len(ty))
-            left, filled, path = ORDER, None, ""
+            left, filled, path, first_fill = ORDER, None, "", None
 
             for k in np.flatnonzero(at_px[:k_through] & (ty[:k_through] != EventType.NEW)).tolist():
                 j = i0 + 1 + k
@@ -186,14 +195,16 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
                     ahead -= min(n, ahead)
                 elif typ[j] == EventType.EXECUTE:
                     left -= min(n, left)  # an order behind us traded: the queue ahead was gone
+                    first_fill = first_fill or int(tp.t[j])
                 if left == 0:
                     filled, path = int(tp.t[j]), "queue"
                     break
             if filled is None and k_through < len(ty):
                 filled, path = int(tp.t[i0 + 1 + k_through]), "through"
             naive = int(tp.t[i0 + 1 + k_naive]) if k_naive < len(ty) else None
+            first_fill = first_fill or filled
             out.append(_Fate(d, t0, px, ahead=int(tp.bid_sz[i0] if d == 1 else tp.ask_sz[i0]),
-                             filled_ns=filled, naive_ns=naive, path=path))  # fmt: skip
+                             filled_ns=filled, naive_ns=naive, first_ns=first_fill, path=path))  # fmt: skip
     return out
 
 
@@ -204,7 +215,7 @@ def _fates_model(tp: Tape) -> list[_Fate]:
     out: list[_Fate] = []
     fm = FillModel()
     pending: dict[str, _Fate] = {}
-    joins = iter(range(JOIN_FROM_S, JOIN_TO_S + 1, JOIN_EVERY_S))
+    joins = iter(join_times(tp))
     next_join = next(joins, None)
     for i, tick in enumerate(ticks):
         t = int(tp.t[i])

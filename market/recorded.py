@@ -34,6 +34,7 @@ import numpy as np
 from sortedcontainers import SortedDict
 
 from market import lobster, orderflow
+from market.book import Book
 from market.fills import Execution, FillModel, FillParams
 from market.lobster import EventType, HaltState, Message
 from market.prices import CENT, to_float, to_units
@@ -286,6 +287,31 @@ class RecordedDay:
             messages=np.asarray(msgs, dtype=np.int64), rows=np.asarray(rows, dtype=np.int64),
             tradable=np.asarray(tradable, dtype=bool), volume=np.asarray(volume, dtype=np.int64),
             problems=st.problems,
+        )  # fmt: skip
+
+    @classmethod
+    def from_messages(cls, symbol: str, date: str, messages: list[Message], levels: int = 5) -> RecordedDay:
+        """A day straight from a generated flow (``generate_day``), as if written and read back."""
+        book = Book(symbol)
+        rows: list[list[int]] = []
+        tradable: list[bool] = []
+        volume: list[int] = []
+        total = 0
+        for msg in messages:
+            if msg.type is EventType.NEW:
+                book.add(msg.side, msg.price, msg.size)
+            elif msg.type in (EventType.CANCEL, EventType.DELETE, EventType.EXECUTE):
+                book.reduce(msg.side, msg.price, msg.size)
+            rows.append(lobster.row_of(book, levels))
+            total += msg.size if msg.type in (EventType.EXECUTE, EventType.HIDDEN_EXECUTE) else 0
+            volume.append(total)
+            bid, ask = book.best_bid(), book.best_ask()
+            tradable.append(bid is not None and ask is not None and bid.price < ask.price)
+        arr = [(m.time_ns, int(m.type), m.order_id, m.size, m.price, m.direction) for m in messages]
+        return cls(
+            symbol=symbol, date=date, levels=levels, messages=np.asarray(arr, dtype=np.int64),
+            rows=np.asarray(rows, dtype=np.int64), tradable=np.asarray(tradable, dtype=bool),
+            volume=np.asarray(volume, dtype=np.int64),
         )  # fmt: skip
 
     def ticks(

@@ -276,9 +276,15 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             data = f"LOBSTER-format files in {args.lobster}"
             days = backtest.lobster_days(Path(args.lobster))
         else:
-            symbols = args.symbols.split(",")
-            data = f"synthetic market, {args.days} day(s) x {len(symbols)} symbol(s), seeds {args.seed}+"
-            days = backtest.synthetic_days(args.days, symbols, args.seed)
+            from market.orderflow import PROFILES
+
+            profiles = args.profiles.split(",")
+            if bad := [p for p in profiles if p not in PROFILES]:
+                print(f"error: unknown profile(s) {bad}; choose from {sorted(PROFILES)}", file=sys.stderr)
+                return 2
+            data = (f"generated order-level days (market.orderflow, queue-aware fills), {args.days} day(s) x "
+                    f"profiles {', '.join(profiles)}, seeds {args.seed}+")  # fmt: skip
+            days = backtest.synthetic_days(args.days, profiles, args.seed)
         meta = {"data": data, "decision_s": args.decision, "latency_ms": args.latency_ms,
                 "horizons": horizons, "sizes": sizes, "policies": names,
                 "command": "paceline " + " ".join(sys.argv[1:])}  # fmt: skip
@@ -743,9 +749,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--policies", help="comma-separated: twap,vwap,pov,ac, the rule passive and policy files "
                     "(name, name@v); default: every baseline and every policy file")  # fmt: skip
     bt.add_argument("--lobster", help="a folder of LOBSTER message/orderbook pairs (several symbols, days)")
-    bt.add_argument("--days", type=int, default=3, help="synthetic: days per symbol")
-    bt.add_argument("--symbols", default="AAPL,MSFT", help="synthetic: equities")
-    bt.add_argument("--seed", type=int, default=1_000_000, help="synthetic: first day's seed (held out)")
+    bt.add_argument("--days", type=int, default=3, help="generated: days per profile")
+    bt.add_argument("--profiles", default="large-tick,mid,high",
+                    help="generated: market profiles (large-tick $30, mid $200, high $600)")
+    bt.add_argument("--seed", type=int, default=1_000_000, help="generated: first day's seed (held out)")
     bt.add_argument("--horizons", default="30m,2h,day", help="comma-separated: 30m, 2h, day")
     bt.add_argument("--sizes", default="0.005,0.02,0.05", help="order sizes as shares of the day's volume")
     bt.add_argument("--decision", type=int, default=30, help="seconds of market time between decisions")

@@ -12,6 +12,7 @@ episodes, completion and participation.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
@@ -23,9 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from market.recorded import QueueFillModel, RecordedDay, find_days
+from market.recorded import QueueFillModel, RecordedDay, find_days, generate_day
 from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
-from market.synthetic import SymbolSim, SymbolSpec
 from market.venue import Venue
 from models import Strategy, Tick
 from worker.baselines import PassiveSchedule
@@ -73,32 +73,6 @@ class Day(Protocol):
 
 
 @dataclass
-class SyntheticDay:
-    """One symbol's synthetic session, generated once and replayed for every run."""
-
-    seed: int
-    symbol: str
-    price: float
-    depth: int = 5
-    ticks: list[Tick] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        sim = SymbolSim(SymbolSpec(self.symbol, price=self.price), self.seed, depth=self.depth)
-        self.day_ns = sim.open_ns - SESSION_OPEN_S * S
-        self.ticks = list(sim)
-        self.volume = sum(t.trade_sz for t in self.ticks)
-        self._ts = np.fromiter((t.ts_event for t in self.ticks), dtype=np.int64, count=len(self.ticks))
-        self.name = f"synthetic-{self.seed}-{self.symbol}"
-
-    def covers(self, start_ns: int, end_ns: int) -> bool:
-        return bool(len(self._ts)) and self._ts[0] <= start_ns and end_ns <= self._ts[-1]
-
-    def market(self, start_ns: int, end_ns: int) -> tuple[Iterator[Tick], Venue]:
-        i, j = np.searchsorted(self._ts, [start_ns, end_ns], side="right")
-        return iter(self.ticks[int(i) : int(j)]), Venue()
-
-
-@dataclass
 class LobsterDay:
     """A recorded day: the queue-aware fill model follows the file's orders."""
 
@@ -121,12 +95,23 @@ class LobsterDay:
 DayMaker = Callable[[], Day]  # builds a day where it runs (a worker process), so only recipes travel
 
 
-def synthetic_days(n: int, symbols: Sequence[str], seed: int = HELD_OUT_SEED) -> list[DayMaker]:
-    rng = np.random.default_rng(seed)
+PROFILE_SYMBOLS = {"large-tick": "LTK", "mid": "MID", "high": "HIG"}
+
+
+def _generated_day(seed: int, profile: str, date: str) -> LobsterDay:
+    sym = PROFILE_SYMBOLS.get(profile, profile.upper()[:3])
+    msgs = generate_day(seed, sym, profile=profile)
+    return LobsterDay(RecordedDay.from_messages(sym, date, msgs, levels=5))
+
+
+def synthetic_days(n: int, profiles: Sequence[str], seed: int = HELD_OUT_SEED) -> list[DayMaker]:
+    """``n`` generated order-level days per market profile (``market.orderflow``), replayed with the same
+    queue-aware fills as recorded days; seeds from ``seed`` (held out: >= 1,000,000)."""
+    first = dt.date(2026, 1, 5)
     return [
-        partial(SyntheticDay, seed + i, sym, round(float(rng.uniform(20, 400)), 2))
+        partial(_generated_day, seed + 1000 * i + k, p, (first + dt.timedelta(days=i)).isoformat())
         for i in range(n)
-        for sym in symbols
+        for k, p in enumerate(profiles)
     ]
 
 

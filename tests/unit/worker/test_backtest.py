@@ -62,7 +62,7 @@ def test_backtest_on_recorded_days(
 
 def test_backtest_on_a_synthetic_day_with_the_full_day_horizon(tmp_path: Path) -> None:
     out = tmp_path / "bt"
-    rc = main(["backtest", "--days", "1", "--symbols", "MSFT", "--horizons", "30m,day", "--sizes", "0.01",
+    rc = main(["backtest", "--days", "1", "--profiles", "mid", "--horizons", "30m,day", "--sizes", "0.01",
                "--policies", "twap,ac,passive,rl-exec", "--out", str(out), "--no-progress"])  # fmt: skip
     assert rc == 0
     summary = _report(out)["summary"]
@@ -123,7 +123,7 @@ def test_paired_intervals_separate_a_real_difference_and_not_noise() -> None:
 
 
 def test_days_shared_out_over_processes_give_the_same_rows(tmp_path: Path) -> None:
-    common = ["backtest", "--days", "1", "--symbols", "AAPL,MSFT", "--horizons", "30m", "--sizes", "0.01",
+    common = ["backtest", "--days", "1", "--profiles", "mid,high", "--horizons", "30m", "--sizes", "0.01",
               "--policies", "twap,ac", "--no-progress"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     assert main([*common, "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
@@ -143,7 +143,7 @@ def test_record_writes_the_paired_figures_into_the_policy_files_manifest(tmp_pat
     folder = tmp_path / "policies"
     shutil.copytree(Path("policies") / "rl-exec-mid", folder / "rl-exec-mid")
     before = sha256(folder / "rl-exec-mid" / "1" / "policy.pt2")
-    rc = main(["backtest", "--days", "1", "--symbols", "AAPL", "--horizons", "30m", "--sizes", "0.01",
+    rc = main(["backtest", "--days", "1", "--profiles", "high", "--horizons", "30m", "--sizes", "0.01",
                "--policies", "twap,ac,rl-exec-mid@1", "--dir", str(folder), "--out", str(tmp_path / "bt"),
                "--record", "--no-progress"])  # fmt: skip
     assert rc == 0
