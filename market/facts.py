@@ -117,7 +117,7 @@ class Tape:
 
     @property
     def mid(self) -> np.ndarray:
-        return (self.bid + self.ask) / 2
+        return np.asarray((self.bid + self.ask) / 2, dtype=float)
 
 
 def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
@@ -180,7 +180,9 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
             ty, pr, di = typ[sl], price[sl], direction[sl]
             opp = tp.ask[sl] if d == 1 else tp.bid[sl]
             worse = (pr < px) if d == 1 else (pr > px)
-            through = ((opp <= px) if d == 1 else (opp >= px)) | ((ty == EventType.EXECUTE) & (di == d) & worse)
+            through = ((opp <= px) if d == 1 else (opp >= px)) | (
+                (ty == EventType.EXECUTE) & (di == d) & worse
+            )
             k_through = int(np.argmax(through)) if through.any() else len(ty)
             at_px = (di == d) & (pr == px)
             execs = at_px & (ty == EventType.EXECUTE)
@@ -237,12 +239,16 @@ def _fates_model(tp: Tape) -> list[_Fate]:
         for oid, f in list(pending.items()):
             if f.naive_ns is None and tick.trade_sz and tick.trade_side is not None:
                 tpx = to_units(tick.trade_px or 0.0)
-                hit = (tick.trade_side is Side.SELL and tpx <= f.price) if f.side == 1 else (
-                    tick.trade_side is Side.BUY and tpx >= f.price
+                hit = (
+                    (tick.trade_side is Side.SELL and tpx <= f.price)
+                    if f.side == 1
+                    else (tick.trade_side is Side.BUY and tpx >= f.price)
                 )
                 if hit:
                     f.naive_ns = t
-            if f.naive_ns is None and ((f.side == 1 and tp.ask[i] <= f.price) or (f.side == -1 and tp.bid[i] >= f.price)):
+            if f.naive_ns is None and (
+                (f.side == 1 and tp.ask[i] <= f.price) or (f.side == -1 and tp.bid[i] >= f.price)
+            ):
                 f.naive_ns = t
             if t - f.join_ns > FILL_HORIZONS_S[-1] * S or f.filled_ns is not None:
                 if f.filled_ns is not None and f.filled_ns - f.join_ns > FILL_HORIZONS_S[-1] * S:
@@ -283,7 +289,14 @@ def facts(tp: Tape) -> dict[str, float]:
         hid = tp.typ == EventType.HIDDEN_EXECUTE
         f["hidden_volume_share"] = float(tp.trade_sz[hid].sum() / max(1, tp.trade_sz.sum()))
     else:
-        for k in ("submits", "cancels", "visible_execs", "hidden_execs", "cancel_to_submit", "hidden_volume_share"):
+        for k in (
+            "submits",
+            "cancels",
+            "visible_execs",
+            "hidden_execs",
+            "cancel_to_submit",
+            "hidden_volume_share",
+        ):
             f[k] = math.nan
     vol = tp.trade_sz * sess
     total = max(1, int(vol.sum()))
@@ -321,7 +334,9 @@ def _passive(tp: Tape) -> dict[str, float]:
     n = max(1, len(fates))
     for h in FILL_HORIZONS_S:
         f[f"fill_{h}s"] = sum(x.filled_ns is not None and x.filled_ns - x.join_ns <= h * S for x in fates) / n
-        f[f"naive_fill_{h}s"] = sum(x.naive_ns is not None and x.naive_ns - x.join_ns <= h * S for x in fates) / n
+        f[f"naive_fill_{h}s"] = (
+            sum(x.naive_ns is not None and x.naive_ns - x.join_ns <= h * S for x in fates) / n
+        )
     waits = [(x.filled_ns - x.join_ns) / S for x in fates if x.filled_ns is not None]
     f["fill_time_median_s"] = float(np.median(waits)) if waits else math.nan
     q = np.percentile([x.ahead for x in fates], [25, 50, 75]) if fates else [math.nan] * 3
@@ -335,7 +350,9 @@ def _passive(tp: Tape) -> dict[str, float]:
         for h in MARKOUTS_S:
             later = mid[tp.at(tf + h * S)]
             f[f"markout_{h}s_bps"] = float(np.mean(sgn * (later - px) / px * 1e4))
-        f["markout_30s_vs_mid_bps"] = float(np.mean(sgn * (mid[tp.at(tf + 30 * S)] - at_fill) / at_fill * 1e4))
+        f["markout_30s_vs_mid_bps"] = float(
+            np.mean(sgn * (mid[tp.at(tf + 30 * S)] - at_fill) / at_fill * 1e4)
+        )
         f["fill_vs_mid_bps"] = float(np.mean(sgn * (at_fill - px) / px * 1e4))
         f["filled_through_share"] = sum(x.path == "through" for x in filled) / len(filled)
     else:
@@ -397,6 +414,24 @@ LARGE_TICK_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# The three real days' figures themselves (shared/market/REAL-BOOK-FACTS.md; figures, not data), drawn
+# beside every day measured.
+REAL_BOOKS: dict[str, dict[str, float]] = {
+    "GOOG 2012-06-21 (real)": {
+        "fill_30s": 0.325, "fill_120s": 0.612, "fill_600s": 0.831, "markout_1s_bps": -0.25,
+        "markout_10s_bps": -0.53, "markout_30s_bps": -0.69, "markout_60s_bps": -0.43,
+    },
+    "AMZN 2012-06-21 (real)": {
+        "fill_30s": 0.330, "fill_120s": 0.620, "fill_600s": 0.835, "markout_1s_bps": -0.53,
+        "markout_10s_bps": -1.31, "markout_30s_bps": -1.57, "markout_60s_bps": -1.57,
+    },
+    "AAPL 2012-06-21 (real)": {
+        "fill_30s": 0.531, "fill_120s": 0.769, "fill_600s": 0.894, "markout_1s_bps": -0.23,
+        "markout_10s_bps": -0.43, "markout_30s_bps": -0.39, "markout_60s_bps": -0.38,
+    },
+}  # fmt: skip
+
+
 def outside(f: dict[str, float], ranges: dict[str, tuple[float, float]]) -> dict[str, float]:
     """The facts of ``f`` that leave their range (NaN counts as outside)."""
     return {k: f[k] for k, (lo, hi) in ranges.items() if not lo <= f.get(k, math.nan) <= hi}
@@ -415,7 +450,7 @@ def table(days: dict[str, dict[str, float]]) -> str:
             v = days[n].get(k, math.nan)
             mark = "" if lo_hi is None or lo_hi[0] <= v <= lo_hi[1] else " ✗"
             cells.append(("—" if math.isnan(v) else f"{v:.3g}") + mark)
-        rng = f"{lo_hi[0]:g} – {lo_hi[1]:g}" if lo_hi else ""
+        rng = f"{lo_hi[0]:g} to {lo_hi[1]:g}" if lo_hi else ""
         lines.append(f"| {k} | " + " | ".join(cells) + f" | {rng} |")
     return "\n".join(lines)
 
@@ -431,18 +466,26 @@ def plot(days: dict[str, dict[str, float]], path: Any) -> None:
     xs = list(FILL_HORIZONS_S)
     a.fill_between(xs, [REAL_RANGES[f"fill_{h}s"][0] for h in xs], [REAL_RANGES[f"fill_{h}s"][1] for h in xs],
                    color="0.85", label="real range")  # fmt: skip
+    for f in REAL_BOOKS.values():
+        a.plot(xs, [f[f"fill_{h}s"] for h in xs], ls="--", color="k", lw=0.8, alpha=0.6)
     for n, f in days.items():
         a.plot(xs, [f[f"fill_{h}s"] for h in xs], marker="o", label=n)
-    a.set(xscale="log", xlabel="seconds after joining the back of the touch queue", ylabel="filled (exact FIFO)",
-          title="A passive order's fill odds")  # fmt: skip
+    a.set(xscale="log", xlabel="seconds after joining the back of the touch queue", ylabel="filled",
+          title="A passive order's fill odds (dashed: the real days)")  # fmt: skip
+    a.set_xticks(xs, [f"{h} s" for h in xs])
+    a.minorticks_off()
     a.legend(fontsize=7)
     ms = list(MARKOUTS_S)
     b.axhspan(*REAL_RANGES["markout_30s_bps"], color="0.85", label="real range at 30 s")
+    for f in REAL_BOOKS.values():
+        b.plot(ms, [f[f"markout_{h}s_bps"] for h in ms], ls="--", color="k", lw=0.8, alpha=0.6)
     for n, f in days.items():
         b.plot(ms, [f[f"markout_{h}s_bps"] for h in ms], marker="o", label=n)
     b.axhline(0, color="k", lw=0.5)
     b.set(xscale="log", xlabel="seconds after the fill", ylabel="bps (negative = against us)",
-          title="Markout after a passive fill")  # fmt: skip
+          title="Markout after a passive fill (dashed: the real days)")  # fmt: skip
+    b.set_xticks(ms, [f"{h} s" for h in ms])
+    b.minorticks_off()
     b.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

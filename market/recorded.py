@@ -23,21 +23,18 @@ hidden liquidity ahead of us is invisible, so the model errs toward filling late
 from __future__ import annotations
 
 import datetime as dt
-import math
-import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sortedcontainers import SortedDict
 
 from market import lobster, orderflow
 from market.book import Book
 from market.fills import Execution, FillModel, FillParams
 from market.lobster import EventType, HaltState, Message
-from market.prices import CENT, to_float, to_units
+from market.prices import to_float, to_units
 from models import BookLevel, Side, Tick
 
 S = 1_000_000_000

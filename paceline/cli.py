@@ -750,14 +750,21 @@ def build_parser() -> argparse.ArgumentParser:
                     "(name, name@v); default: every baseline and every policy file")  # fmt: skip
     bt.add_argument("--lobster", help="a folder of LOBSTER message/orderbook pairs (several symbols, days)")
     bt.add_argument("--days", type=int, default=3, help="generated: days per profile")
-    bt.add_argument("--profiles", default="large-tick,mid,high",
-                    help="generated: market profiles (large-tick $30, mid $200, high $600)")
+    bt.add_argument(
+        "--profiles",
+        default="large-tick,mid,high",
+        help="generated: market profiles (large-tick $30, mid $200, high $600)",
+    )
     bt.add_argument("--seed", type=int, default=1_000_000, help="generated: first day's seed (held out)")
     bt.add_argument("--horizons", default="30m,2h,day", help="comma-separated: 30m, 2h, day")
     bt.add_argument("--sizes", default="0.005,0.02,0.05", help="order sizes as shares of the day's volume")
     bt.add_argument("--decision", type=int, default=30, help="seconds of market time between decisions")
-    bt.add_argument("--latency-ms", type=float, default=5.0,
-                    help="a child order's trip from decision to venue, in market time (0: at once)")
+    bt.add_argument(
+        "--latency-ms",
+        type=float,
+        default=5.0,
+        help="a child order's trip from decision to venue, in market time (0: at once)",
+    )
     bt.add_argument("--dir", help="policy folder (default: PACELINE_POLICY_DIR)")
     bt.add_argument("--out", default="reports/backtest", help="report.md, report.json, episodes, plots")
     bt.add_argument("--jobs", type=int, default=1, help="processes (days are shared out)")
@@ -771,8 +778,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lb.add_argument("--out", required=True, help="folder for the message/orderbook pairs")
     lb.add_argument("--symbols", default="LTK,MID,HIG")
-    lb.add_argument("--profiles", default="large-tick,mid,high",
-                    help="market profile per symbol, or one for all: large-tick ($30), mid ($200), high ($600)")
+    lb.add_argument(
+        "--profiles",
+        default="large-tick,mid,high",
+        help="market profile per symbol, or one for all: large-tick ($30), mid ($200), high ($600)",
+    )
     lb.add_argument("--days", type=int, default=2)
     lb.add_argument("--start-date", default="2026-01-05")
     lb.add_argument("--seed", type=int, default=1_000_000, help="first seed (>= 1,000,000: held-out days)")
