@@ -75,15 +75,15 @@ PROFILES: dict[str, Profile] = {
     ),
     # A $200 stock: spread around 11 ticks (5-6 bps), one order at the touch (the AMZN column).
     "mid": Profile(
-        name="mid", price=200.0, half_spread=6.0, depth_ticks=7.0, events_per_s=6.5, daily_vol=0.008,
-        orders=6, market=0.025, hidden=0.012, limit_size=90.0, market_size=50.0, sign_persistence=0.85,
+        name="mid", price=200.0, half_spread=6.0, depth_ticks=7.0, events_per_s=6.5, daily_vol=0.0085,
+        orders=6, market=0.018, hidden=0.009, limit_size=90.0, market_size=50.0, sign_persistence=0.85,
         impact=0.5, transient=2.0, half_life_s=60.0, snipe=0.6, stale_ticks=1.4, requote=6.0, fade=2.8,
         pull=1.4,
     ),
     # A $600 stock: spread 15-20 ticks (2.5-3.5 bps), one order at the touch (the GOOG and AAPL columns).
     "high": Profile(
-        name="high", price=600.0, half_spread=9.0, depth_ticks=10.0, events_per_s=6.5, daily_vol=0.007,
-        orders=6, market=0.025, hidden=0.012, limit_size=90.0, market_size=50.0, sign_persistence=0.85,
+        name="high", price=600.0, half_spread=9.0, depth_ticks=10.0, events_per_s=6.5, daily_vol=0.008,
+        orders=6, market=0.018, hidden=0.009, limit_size=90.0, market_size=50.0, sign_persistence=0.85,
         impact=1.0, transient=3.0, half_life_s=60.0, snipe=0.6, stale_ticks=2.0, requote=9.0, fade=4.0,
         pull=2.0,
     ),
