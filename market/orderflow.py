@@ -3,20 +3,22 @@
 What the flow is made of, and which fact of real books each part is there for (``docs/MARKET.md`` has the
 ranges and their sources; ``market.facts`` measures them; ``tests/unit/market/test_realism.py`` gates them):
 
-- A **fair value** (random walk, more volatile after the open) that nobody sees. Liquidity providers place
-  limit orders at ``half_spread`` ticks plus a geometric distance from it, never crossing: with few shares
-  at each price this gives the wide, one-order-deep touch of high-priced stocks (12-25 ticks, ~100 shares),
-  and for a low-priced profile a one-tick spread with queues of thousands of shares.
-- **Cancels** of random live orders, biased toward orders the fair value has left behind: cancel-to-submit
-  0.5-0.9, and a queue ahead of a new order that shrinks from cancels as well as executions.
-- **Market orders** with persistent signs (trade-sign autocorrelation ~0.7) that walk the book in
-  price-time priority, one type-4 message per order hit, each moving the fair value a little (information).
-- **Stale quotes are picked off**: when the fair value has moved through the touch, the next event is, with
-  probability ``snipe``, a market order against it. This is adverse selection: a resting order fills most
-  often when the price is about to move through it, so markouts after passive fills are negative and the
-  orders that do not fill are the ones the price ran away from (the cost of waiting).
-- **Hidden executions** strictly inside the spread (order id 0), a quarter to a third of the volume.
-- Intensity rises into the close (a fifth to a quarter of the volume in the last 30 minutes).
+- A **fair value** nobody sees: a random walk (more volatile after the open) plus the impact of market
+  orders, a permanent part and a part that decays. Market orders come in runs of one sign, so a passive fill
+  is followed by more of the same flow: adverse selection, and a slightly negative 1-minute autocorrelation.
+- **Limit orders** at ``half_spread`` plus a geometric number of ticks from the fair value, never crossing;
+  submits and cancels balance so each side holds about ``orders`` live orders: the wide, one-order-deep touch
+  of high-priced stocks (10-25 ticks, ~100 shares), or for a low-priced profile a one-tick spread with
+  queues of thousands of shares. A cancel takes the further from the fair value of two orders drawn.
+- **Quotes follow the price**: a touch quote the fair value comes within ``fade`` ticks of is pulled back,
+  one it leaves more than ``half_spread + pull`` behind is placed again ``requote`` ticks from it. So the
+  price moves *through* a waiting order's level by re-quoting, not only by trades, as on small-tick books.
+- **Stale quotes are picked off**: when the fair value is ``stale_ticks`` through the touch, the next event
+  is, with probability ``snipe``, a market order against it (it tells the market nothing new). A resting
+  order fills most often when the price is about to move through it, and the orders that do not fill are
+  the ones the price ran away from (the cost of waiting).
+- **Market orders** with persistent signs walk the book in price-time priority, one type-4 message per order
+  hit; **hidden executions** strictly inside the spread (order id 0); intensity rises into the close.
 
 Deterministic from the seed. Prices are in price units (``market.prices``: $1 = 10,000; a tick = ``CENT``).
 """
@@ -98,13 +100,11 @@ def profile(name: str, **changes: float) -> Profile:
 
 
 class _Book:
-    """Both sides' queues: price -> {order id: size} in arrival order, and every live order's place."""
+    """Both sides' queues: price -> {order id: size} in arrival order, and where every live order rests."""
 
     def __init__(self) -> None:
         self.side: dict[int, SortedDict] = {1: SortedDict(), -1: SortedDict()}
         self.where: dict[int, tuple[int, int]] = {}  # order id -> (direction, price)
-        self.ids: list[int] = []  # live order ids, for a uniform draw in O(1)
-        self.pos: dict[int, int] = {}
 
     def best(self, d: int) -> int | None:
         b = self.side[d]
@@ -115,8 +115,6 @@ class _Book:
     def add(self, oid: int, d: int, px: int, size: int) -> None:
         self.side[d].setdefault(px, {})[oid] = size
         self.where[oid] = (d, px)
-        self.pos[oid] = len(self.ids)
-        self.ids.append(oid)
 
     def take(self, oid: int, qty: int) -> None:
         """Remove ``qty`` shares of order ``oid`` (all of it: the order leaves the book)."""
@@ -129,11 +127,6 @@ class _Book:
         if not level:
             del self.side[d][px]
         del self.where[oid]
-        i = self.pos.pop(oid)
-        last = self.ids.pop()
-        if last != oid:
-            self.ids[i] = last
-            self.pos[last] = i
 
     def count(self, d: int) -> int:
         return sum(len(v) for v in self.side[d].values())
