@@ -10,6 +10,17 @@ from typing import Any
 import structlog
 
 
+class _Stderr:
+    """Whatever ``sys.stderr`` is at each write: a caller that swaps it for a while (a test capturing output,
+    then closing its capture) must not leave the loggers writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(service: str, *, fmt: str = "console", level: str = "INFO") -> None:
     """Configure structlog and the stdlib root logger (which libraries such as pulsar-client use)."""
     lvl = logging.getLevelNamesMapping()[level]
@@ -28,11 +39,11 @@ def configure(service: str, *, fmt: str = "console", level: str = "INFO") -> Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, force=True)
+    logging.basicConfig(level=max(lvl, logging.WARNING), stream=_Stderr(), force=True)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
