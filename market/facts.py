@@ -29,13 +29,12 @@ from typing import Any
 import numpy as np
 
 from market.fills import FillModel
-from market.lobster import EMPTY_ASK, EMPTY_BID, EventType
+from market.lobster import EventType
 from market.prices import CENT, to_units
 from market.recorded import RecordedDay
-from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S, S
 from models import Side, Tick
 
-S = 1_000_000_000
 JOIN_EVERY_S = 30
 JOIN_FROM_S = SESSION_OPEN_S + 300  # 09:35
 JOIN_TO_S = SESSION_CLOSE_S - 35 * 60  # 15:25: every order has its 10 minutes (and a minute of markout)
@@ -134,10 +133,6 @@ def _autocorr(x: np.ndarray) -> float:
     return float(np.corrcoef(x[:-1], x[1:])[0, 1])
 
 
-def _mean(x: list[float]) -> float:
-    return float(np.mean(x)) if x else math.nan
-
-
 # --- the passive order's fate ---------------------------------------------------------------------------
 @dataclass
 class _Fate:
@@ -175,7 +170,6 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
         i1 = int(np.searchsorted(tp.t, t0 + FILL_HORIZONS_S[-1] * S, side="right"))
         for d in (1, -1):
             px = int(tp.bid[i0] if d == 1 else tp.ask[i0])
-            ahead = int(tp.bid_sz[i0] if d == 1 else tp.ask_sz[i0])
             sl = slice(i0 + 1, i1)
             ty, pr, di = typ[sl], price[sl], direction[sl]
             opp = tp.ask[sl] if d == 1 else tp.bid[sl]
@@ -184,20 +178,17 @@ def _fates_fifo(tp: Tape) -> list[_Fate]:
                 (ty == EventType.EXECUTE) & (di == d) & worse
             )
             k_through = int(np.argmax(through)) if through.any() else len(ty)
-            at_px = (di == d) & (pr == px)
-            execs = at_px & (ty == EventType.EXECUTE)
+            execs = (di == d) & (pr == px) & (ty == EventType.EXECUTE)
             k_naive = min(k_through, int(np.argmax(execs)) if execs.any() else len(ty))
             left, filled, path, first_fill = ORDER, None, "", None
-
-            for k in np.flatnonzero(at_px[:k_through] & (ty[:k_through] != EventType.NEW)).tolist():
+            # Executions and cancels of orders ahead of us only move us up; an execution of an order that
+            # arrived after us means the queue ahead is gone, and it fills us.
+            for k in np.flatnonzero(execs[:k_through]).tolist():
                 j = i0 + 1 + k
-                before = first.get(int(oid[j]), -1) <= i0
-                n = int(size[j])
-                if before:
-                    ahead -= min(n, ahead)
-                elif typ[j] == EventType.EXECUTE:
-                    left -= min(n, left)  # an order behind us traded: the queue ahead was gone
-                    first_fill = first_fill or int(tp.t[j])
+                if first.get(int(oid[j]), -1) <= i0:
+                    continue
+                left -= min(int(size[j]), left)
+                first_fill = first_fill or int(tp.t[j])
                 if left == 0:
                     filled, path = int(tp.t[j]), "queue"
                     break
@@ -369,10 +360,6 @@ def _passive(tp: Tape) -> dict[str, float]:
         else:
             f[f"drift_unfilled_{h}s_bps"] = math.nan
     return f
-
-
-# Empty-level sentinels are never prices: a tape built from rows with them would be wrong.
-assert EMPTY_ASK > 0 > EMPTY_BID
 
 
 # --- the ranges real books show, and the report ------------------------------------------------------------

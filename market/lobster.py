@@ -321,6 +321,14 @@ def file_names(
     return f"{stem}_message_{levels}.csv", f"{stem}_orderbook_{levels}.csv"
 
 
+def apply(book: Book, m: Message) -> None:
+    """What a message does to the displayed book (hidden executions, crosses and halts leave it as it is)."""
+    if m.type is EventType.NEW:
+        book.add(m.side, m.price, m.size)
+    elif m.type in (EventType.CANCEL, EventType.DELETE, EventType.EXECUTE):
+        book.reduce(m.side, m.price, m.size)
+
+
 def write(
     messages: Iterable[Message], out_dir: Path, symbol: str, date: str, levels: int
 ) -> tuple[Path, Path]:
@@ -330,10 +338,7 @@ def write(
     book = Book(symbol)
     with (out_dir / mname).open("w") as mf, (out_dir / oname).open("w") as of:
         for m in messages:
-            if m.type is EventType.NEW:
-                book.add(m.side, m.price, m.size)
-            elif m.type in (EventType.CANCEL, EventType.DELETE, EventType.EXECUTE):
-                book.reduce(m.side, m.price, m.size)
+            apply(book, m)
             mf.write(m.to_csv() + "\n")
             of.write(",".join(map(str, row_of(book, levels))) + "\n")
     return out_dir / mname, out_dir / oname

@@ -33,9 +33,7 @@ from sortedcontainers import SortedDict
 
 from market.lobster import EventType, Message
 from market.prices import CENT
-from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
-
-S = 1_000_000_000
+from market.session import SESSION_CLOSE_S, SESSION_OPEN_S, S
 
 
 @dataclass(frozen=True)

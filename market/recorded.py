@@ -295,10 +295,7 @@ class RecordedDay:
         volume: list[int] = []
         total = 0
         for msg in messages:
-            if msg.type is EventType.NEW:
-                book.add(msg.side, msg.price, msg.size)
-            elif msg.type in (EventType.CANCEL, EventType.DELETE, EventType.EXECUTE):
-                book.reduce(msg.side, msg.price, msg.size)
+            lobster.apply(book, msg)
             rows.append(lobster.row_of(book, levels))
             total += msg.size if msg.type in (EventType.EXECUTE, EventType.HIDDEN_EXECUTE) else 0
             volume.append(total)

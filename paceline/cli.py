@@ -276,11 +276,7 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
             data = f"LOBSTER-format files in {args.lobster}"
             days = backtest.lobster_days(Path(args.lobster))
         else:
-            from market.orderflow import PROFILES
-
-            profiles = args.profiles.split(",")
-            if bad := [p for p in profiles if p not in PROFILES]:
-                print(f"error: unknown profile(s) {bad}; choose from {sorted(PROFILES)}", file=sys.stderr)
+            if (profiles := _profiles(args.profiles)) is None:
                 return 2
             data = (f"generated order-level days (market.orderflow, queue-aware fills), {args.days} day(s) x "
                     f"profiles {', '.join(profiles)}, seeds {args.seed}+")  # fmt: skip
@@ -306,16 +302,24 @@ def _cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _profiles(text: str) -> list[str] | None:
+    """Comma-separated market profiles (``market.orderflow``), or None after saying which are unknown."""
+    from market.orderflow import PROFILES
+
+    names = text.split(",")
+    if bad := [p for p in names if p not in PROFILES]:
+        print(f"error: unknown profile(s) {bad}; choose from {sorted(PROFILES)}", file=sys.stderr)
+        return None
+    return names
+
+
 def _cmd_lobster_days(args: argparse.Namespace, settings: Settings) -> int:
     import datetime as dt
 
-    from market.orderflow import PROFILES
     from market.recorded import write_day
 
     symbols = args.symbols.split(",")
-    profiles = args.profiles.split(",")
-    if bad := [p for p in profiles if p not in PROFILES]:
-        print(f"error: unknown profile(s) {bad}; choose from {sorted(PROFILES)}", file=sys.stderr)
+    if (profiles := _profiles(args.profiles)) is None:
         return 2
     if len(profiles) == 1:
         profiles *= len(symbols)

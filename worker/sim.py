@@ -12,6 +12,7 @@ matched at once, before the next tick.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -86,7 +87,7 @@ class Simulation:
     exhausted: bool = False
     latency_ns: int = ORDER_LATENCY_NS
     _pending: Tick | None = None
-    _in_flight: list[tuple[int, ChildOrderAction]] = field(default_factory=list)  # (arrival ns, action)
+    _in_flight: deque[tuple[int, ChildOrderAction]] = field(default_factory=deque)  # (arrival ns, action)
 
     @classmethod
     def start(
@@ -159,7 +160,7 @@ class Simulation:
 
     def on_tick(self, tick: Tick) -> None:
         while self._in_flight and self._in_flight[0][0] <= tick.ts_event:
-            self._deliver(self.venue.action(self._in_flight.pop(0)[1]))
+            self._deliver(self.venue.action(self._in_flight.popleft()[1]))
         self.last = tick
         self._deliver(self.venue.on_tick(tick))
         self.route(self.engine.on_tick(tick))
