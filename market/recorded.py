@@ -309,13 +309,22 @@ class RecordedDay:
         )  # fmt: skip
 
     def ticks(
-        self, fills: QueueFillModel, start_ns: int, end_ns: int, depth: int | None = None
+        self,
+        fills: QueueFillModel,
+        start_ns: int,
+        end_ns: int,
+        depth: int | None = None,
+        *,
+        after_seq: int | None = None,
     ) -> Iterator[Tick]:
         """The ticks from ``start_ns`` to ``end_ns``, each after the message that led to it, which
-        ``fills`` receives first. ``seq`` is the message's index in the file."""
+        ``fills`` receives first. ``seq`` is the message's index in the file. ``after_seq``: go on right
+        after that message instead (a replay forked at a tick, with a copy of the fill model)."""
         depth = self.levels if depth is None else min(depth, self.levels)
         t = self.messages[:, 0] + self.day_ns
         i0, i1 = (int(x) for x in np.searchsorted(t, [start_ns, end_ns], side="right"))
+        if after_seq is not None:
+            i0 = after_seq + 1
         for i in range(i0, i1):
             row = self.messages[i]
             msg = Message(

@@ -201,10 +201,23 @@ def _cmd_drill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    out = Path(args.out) if args.out else settings.policy_dir
+    if args.method == "placement":
+        from worker.placement import TRAIN_SEED, train_placement
+
+        if (profiles := _profiles(args.profiles)) is None:
+            return 2
+        seed = TRAIN_SEED if args.seed is None else args.seed
+        vdir = train_placement(out, args.name, days=args.days, profiles=profiles, seed=seed,
+                               horizon=args.horizon, jobs=args.jobs,
+                               samples=Path(args.samples) if args.samples else None,
+                               command="paceline " + " ".join(sys.argv[1:]),
+                               progress=not args.no_progress)  # fmt: skip
+        print(f"policy written to {vdir}")
+        print((vdir / "manifest.json").read_text())
+        return 0
     from worker.env import EnvConfig
     from worker.train import train
-
-    out = Path(args.out) if args.out else settings.policy_dir
 
     def pair(text: str | None) -> tuple[float, float] | None:
         if not text:
@@ -218,7 +231,8 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         sizes=pair(args.sizes), vols=pair(args.vols), lobster_dir=args.lobster,
         lobster_share=args.lobster_share,
     )  # fmt: skip
-    vdir = train(out, args.name, steps=args.steps, seed=args.seed, n_envs=args.envs, config=cfg,
+    vdir = train(out, args.name, steps=args.steps, seed=7 if args.seed is None else args.seed,
+                 n_envs=args.envs, config=cfg,
                  checkpoint_dir=Path(args.checkpoints) if args.checkpoints else None,
                  progress=not args.no_progress, eval_episodes=args.eval_episodes, processes=args.processes,
                  command="paceline " + " ".join(sys.argv[1:]), verbose=args.verbose,
@@ -712,10 +726,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a folder (default ~/.paceline/tca) or, for one order, an .html path")  # fmt: skip
     tc.set_defaults(func=_cmd_tca)
 
-    t = sub.add_parser("train", help="train an RL execution policy (PPO) and write a policy file")
+    t = sub.add_parser("train", help="train an execution policy and write a policy file")
+    t.add_argument("--method", choices=["placement", "ppo"], default="placement",
+                   help="placement: counterfactual rollouts of the passive rule on generated order-level "
+                   "days and fitted action values (worker.placement); ppo: PPO on Execution-v0")  # fmt: skip
     t.add_argument("--name", default=DEFAULT_RL_POLICY)
-    t.add_argument("--steps", type=int, default=120_000, help="environment steps (decisions)")
-    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--days", type=int, default=8, help="placement: generated training days per profile")
+    t.add_argument("--profiles", default="mid,high", help="placement: market profiles of those days")
+    t.add_argument("--horizon", type=int, default=10, help="placement: decisions each fork runs on")
+    t.add_argument("--jobs", type=int, default=2, help="placement: processes (days are shared out)")
+    t.add_argument("--samples", help="placement: the forks' file: loaded when it exists, else written")
+    t.add_argument("--steps", type=int, default=120_000, help="ppo: environment steps (decisions)")
+    t.add_argument("--seed", type=int, default=None,
+                   help="market seed of the first training day (placement, default 200000) or PPO's seed "
+                   "(default 7)")  # fmt: skip
     t.add_argument("--envs", type=int, default=4, help="environments stepped together")
     t.add_argument("--window", type=int, default=1800, help="seconds of market per episode")
     t.add_argument("--decision", type=int, default=30, help="seconds between decisions")

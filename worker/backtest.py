@@ -29,8 +29,9 @@ from market.session import SESSION_CLOSE_S, SESSION_OPEN_S
 from market.venue import Venue
 from models import Strategy, Tick
 from worker.baselines import PassiveSchedule
+from worker.engine import Job
 from worker.env import HELD_OUT_SEED
-from worker.policy import Policy
+from worker.policy import Action, Observation, Policy
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 from worker.sim import ORDER_LATENCY_NS, Simulation, assignment, parent_order
 
@@ -192,8 +193,20 @@ def run_episode(
                           strategy=spec.strategy)  # fmt: skip
     sim = Simulation.start(assignment(parent), ticks, spec.policy, decision_s=decision_s, venue=venue,
                            latency_ns=latency_ns)  # fmt: skip
+    seen = [0, 0]  # decisions, and those where a policy file left the passive rule
+    if isinstance(spec.policy, LoadedPolicy):
+        rule = PassiveSchedule()
+
+        def audit(job: Job, obs: Observation, action: Action) -> None:
+            seen[0] += 1
+            seen[1] += action != rule.decide(obs, job.context)
+
+        sim.engine.audit = audit
     sim.run()
-    return {"episode": ep.key, "policy": spec.label, **asdict(ep), **sim.summary()}
+    row = {"episode": ep.key, "policy": spec.label, **asdict(ep), **sim.summary()}
+    if seen[0]:
+        row |= {"decisions": seen[0], "leaves_rule": seen[1] / seen[0]}
+    return row
 
 
 @dataclass(frozen=True)
@@ -260,14 +273,25 @@ def run(
 
 
 # --- statistics and the report ----------------------------------------------------------------------------
-def bootstrap_ci(x: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95 % percentile-bootstrap interval over the episodes."""
+def bootstrap_ci(
+    x: np.ndarray, n: int = 2000, seed: int = 0, blocks: Sequence[str] | None = None
+) -> tuple[float, float, float]:
+    """Mean and 95 % percentile-bootstrap interval over the episodes; with ``blocks`` (each episode's day)
+    whole days are resampled, since episodes of one day share its market and are not independent."""
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     if len(x) == 1:
         return float(x[0]), float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    if blocks is None or len(set(blocks)) < 2:
+        means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    else:
+        names = sorted(set(blocks))
+        index = {b: i for i, b in enumerate(names)}
+        b = np.array([index[k] for k in blocks])
+        sums, counts = np.bincount(b, x, len(names)), np.bincount(b, minlength=len(names))
+        pick = rng.integers(0, len(names), size=(n, len(names)))
+        means = sums[pick].sum(axis=1) / counts[pick].sum(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5])
     return float(x.mean()), float(lo), float(hi)
 
@@ -276,13 +300,27 @@ def _by(rows: list[dict[str, Any]], policy: str) -> dict[str, dict[str, Any]]:
     return {r["episode"]: r for r in rows if r["policy"] == policy}
 
 
-def summarize(rows: list[dict[str, Any]], references: Sequence[str] = ("twap", "ac")) -> dict[str, Any]:
+REFERENCES = ("twap", "ac", "passive")
+
+
+def _day(row: dict[str, Any]) -> str:
+    """The block an episode is resampled in: its day (an episode alone where rows do not say)."""
+    return str(row.get("day", row["episode"]))
+
+
+def summarize(rows: list[dict[str, Any]], references: Sequence[str] = REFERENCES) -> dict[str, Any]:
+    """Per group (all, each horizon, size and symbol): each policy's figures, and its paired difference
+    from each reference run on the same episodes, bootstrapped by day."""
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     groups: dict[str, Any] = {"all": lambda r: True}
     for h in HORIZONS:
         groups[f"horizon {h}"] = lambda r, h=h: r["horizon"] == h
     for s in sorted({r["size"] for r in rows}):
         groups[f"size {s:.1%}"] = lambda r, s=s: r["size"] == s
+    symbols = sorted({r["symbol"] for r in rows if "symbol" in r})
+    if len(symbols) > 1:  # the price levels (a generated day's symbol is its profile's)
+        for sym in symbols:
+            groups[f"symbol {sym}"] = lambda r, sym=sym: r.get("symbol") == sym
     out: dict[str, Any] = {"policies": policies, "episodes": len({r["episode"] for r in rows}), "groups": {}}
     for gname, pred in groups.items():
         g: dict[str, Any] = {}
@@ -290,20 +328,29 @@ def summarize(rows: list[dict[str, Any]], references: Sequence[str] = ("twap", "
             mine = [r for r in _by(rows, pol).values() if pred(r)]
             if not mine:
                 continue
+            days = [_day(r) for r in mine]
             is_bps = np.array([r["is_bps"] for r in mine])
             entry: dict[str, Any] = {
                 "n": len(mine),
-                "is_bps": bootstrap_ci(is_bps),
-                "vwap_slippage_bps": bootstrap_ci(np.array([r["vwap_slippage_bps"] for r in mine])),
+                "days": len(set(days)),
+                "is_bps": bootstrap_ci(is_bps, blocks=days),
+                "vwap_slippage_bps": bootstrap_ci(
+                    np.array([r["vwap_slippage_bps"] for r in mine]), blocks=days
+                ),
                 "completion": float(np.mean([r["completed"] for r in mine])),
                 "participation": float(np.mean([r["participation"] for r in mine])),
                 "passive_share": float(np.mean([r["passive_share"] for r in mine])),
             }
+            if any("leaves_rule" in r for r in mine):  # decisions weighted alike
+                n_dec = sum(r.get("decisions", 0) for r in mine)
+                left = sum(r.get("leaves_rule", 0) * r.get("decisions", 0) for r in mine)
+                entry["leaves_rule"] = left / max(1, n_dec)
             for ref in references:
                 base = _by(rows, ref)
-                pairs = [(r["is_bps"], base[r["episode"]]["is_bps"]) for r in mine if r["episode"] in base]
-                if pairs and ref != pol:
-                    entry[f"minus_{ref}_bps"] = bootstrap_ci(np.array([a - b for a, b in pairs]))
+                paired = [r for r in mine if r["episode"] in base]
+                if paired and ref != pol:
+                    diff = np.array([r["is_bps"] - base[r["episode"]]["is_bps"] for r in paired])
+                    entry[f"minus_{ref}_bps"] = bootstrap_ci(diff, blocks=[_day(r) for r in paired])
             g[pol] = entry
         if g:
             out["groups"][gname] = g
@@ -322,7 +369,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), "
         f"decisions every {meta['decision_s']} s of market time, child orders reaching the venue "
         f"{meta.get('latency_ms', 0)} ms after the decision, through the live engine and venue. "
-        "Figures in basis points, mean [95 % bootstrap CI]; lower is better. "
+        "Figures in basis points, mean [95 % CI, bootstrap over days: a day's episodes share its market]; "
+        "lower is better. "
         "IS = implementation shortfall against the arrival mid, the unfilled rest costed at the end mid; "
         "paired = the policy minus the reference on the same "
         "episode. A paired CI entirely below zero means the policy is cheaper.",
@@ -332,14 +380,16 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     ]
     for gname, g in summary["groups"].items():
         lines += [f"## {gname}", "", "| policy | n | IS | vs interval VWAP | minus TWAP (paired) | "
-                  "minus Almgren-Chriss (paired) | completed | participation | passive |",
-                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "minus Almgren-Chriss (paired) | minus passive (paired) | completed | participation | "
+                  "passive fills | leaves the rule |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for pol, e in g.items():
-            tw = _ci(e["minus_twap_bps"]) if "minus_twap_bps" in e else "—"
-            ac = _ci(e["minus_ac_bps"]) if "minus_ac_bps" in e else "—"
+            vs = [_ci(e[f"minus_{r}_bps"]) if f"minus_{r}_bps" in e else "—" for r in REFERENCES]
+            leaves = f"{e['leaves_rule']:.1%}" if "leaves_rule" in e else "—"
             lines.append(
-                f"| {pol} | {e['n']} | {_ci(e['is_bps'])} | {_ci(e['vwap_slippage_bps'])} | {tw} | {ac} | "
-                f"{e['completion']:.0%} | {e['participation']:.1%} | {e['passive_share']:.0%} |"
+                f"| {pol} | {e['n']} | {_ci(e['is_bps'])} | {_ci(e['vwap_slippage_bps'])} | "
+                f"{' | '.join(vs)} | {e['completion']:.0%} | {e['participation']:.1%} | "
+                f"{e['passive_share']:.0%} | {leaves} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -409,7 +459,18 @@ def record(
             continue
         horizons = {
             g.removeprefix("horizon "): {
-                k: e[k] for k in ("n", "is_bps", "minus_twap_bps", "minus_ac_bps", "completion") if k in e
+                k: e[k]
+                for k in (
+                    "n",
+                    "days",
+                    "is_bps",
+                    "minus_twap_bps",
+                    "minus_ac_bps",
+                    "minus_passive_bps",
+                    "completion",
+                    "leaves_rule",
+                )
+                if k in e
             }
             for g, group in summary["groups"].items()
             if g.startswith("horizon ") and (e := group.get(label))

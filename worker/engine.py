@@ -135,6 +135,8 @@ class Engine:
         self.jobs: dict[str, Job] = {}
         self._symbols: dict[str, _Symbol] = {}
         self.awaiting: dict[str, Tick] = {}  # agent jobs due, by job id, with the tick they are due on
+        # Called with each decision the engine makes itself (the backtest compares a policy with a rule).
+        self.audit: Callable[[Job, Observation, Action], None] | None = None
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
 
     # --- assignments ----------------------------------------------------------------------------------
@@ -250,7 +252,10 @@ class Engine:
                 by_file[id(job.policy)].append(job)
             else:
                 obs = job.features.observe(tick.ts_event, job.filled, job.open_qty)
-                out += self._act(job, job.policy.decide(obs, job.context), tick)
+                action = job.policy.decide(obs, job.context)
+                if self.audit is not None:
+                    self.audit(job, obs, action)
+                out += self._act(job, action, tick)
         for jobs in by_file.values():  # one forward pass per policy file for every job due now
             pol = jobs[0].policy
             assert isinstance(pol, LoadedPolicy)
@@ -265,6 +270,8 @@ class Engine:
                     if self.on_fallback:
                         self.on_fallback(pol.name)
                     action = pol.fallback.decide(o, job.context)
+                if self.audit is not None:
+                    self.audit(job, o, action)
                 out += self._act(job, action, tick)
         return out
 
