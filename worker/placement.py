@@ -15,7 +15,7 @@ every action is tried on the *same* tape instead, so the market's noise cancels 
    less the rule's own action's, in bps of one TWAP slice.
 3. A ``PolicyNet`` regresses every action's advantage on the observation (Huber loss: a few forks that
    meet a price jump are large). The policy file scores an action by its predicted saving, plus a margin
-   for the rule's own action (chosen on validation days apart from the fitted ones): the policy leaves
+   for the rule's own action (chosen by cross-validation over days): the policy leaves
    the rule only where the state says it saves more than the margin. Policy improvement (Bertsekas'
    rollout) says the greedy policy on the rule's action values is no worse than the rule where the values
    are right; the backtest on held-out days says whether they were.
@@ -218,16 +218,17 @@ def fork_day(maker: DayMaker, profile: str, index: int, horizon: int, seed: int)
 
 def collect(
     n_days: int, profiles: Sequence[str], *, seed: int = TRAIN_SEED, horizon: int = 10, jobs: int = 2,
-    progress: bool = True,
+    progress: bool = True, first: int = 0,
 ) -> Samples:  # fmt: skip
-    """Forked decisions on ``n_days`` generated days per profile (training seeds only)."""
+    """Forked decisions on generated days ``first`` .. ``n_days - 1`` of each profile (training seeds only;
+    a day's forks depend only on its index, so a collection can be made in parts)."""
     from tqdm import tqdm
 
     if seed + 1000 * n_days + len(profiles) > HELD_OUT_SEED:
         raise ValueError(f"training seeds must stay below {HELD_OUT_SEED:,} (the backtest's held-out days)")
     makers = synthetic_days(n_days, profiles, seed)
     plist = [p for _ in range(n_days) for p in profiles]
-    pairs = enumerate(zip(makers, plist, strict=True))
+    pairs = list(enumerate(zip(makers, plist, strict=True)))[first * len(profiles) :]
     tasks = [partial(fork_day, m, p, i, horizon, seed + i) for i, (m, p) in pairs]
     bar = tqdm(desc="forks", unit="day", total=len(tasks), disable=not progress)
     parts = []
@@ -293,12 +294,30 @@ def realised(adv: np.ndarray, chosen: np.ndarray) -> tuple[float, float, float, 
 MARGINS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 
+FOLDS = 4
+
+
+def cross_validate(
+    data: Samples, adv: np.ndarray, *, hidden: int = 64, epochs: int = 60
+) -> dict[float, tuple[float, float, float, float]]:
+    """Per margin, the saving of the chosen actions on days the fit did not see: the days are split into
+    ``FOLDS`` folds and each is chosen for by a fit on the others."""
+    chosen = {m: np.zeros(len(adv), dtype=int) for m in MARGINS}
+    for k in range(FOLDS):
+        held = data.day % FOLDS == k
+        net = fit_net(data.x[~held], adv[~held], hidden=hidden, epochs=epochs)
+        scores = scores_of(net, data.x[held])
+        for m in MARGINS:
+            chosen[m][held] = choose(scores, m)
+    return {m: realised(adv, c) for m, c in chosen.items()}
+
+
 def train_placement(
     out_dir: Path, name: str, *, days: int, profiles: Sequence[str], seed: int = TRAIN_SEED,
     horizon: int = 10, jobs: int = 2, samples: Path | None = None, command: str = "", progress: bool = True,
 ) -> Path:  # fmt: skip
-    """Collect forks (or load them from ``samples``), fit on all days but the last of each profile, pick
-    the margin on those, refit on every day with it, and write the policy file."""
+    """Collect forks (or load them from ``samples``), pick the margin by cross-validation over days, fit on
+    every day with it, and write the policy file."""
     t0 = time.perf_counter()
     if samples is not None and samples.exists():
         data = Samples.load(samples)
@@ -309,11 +328,7 @@ def train_placement(
     collected = time.perf_counter() - t0
     kappa = data.kappa()
     adv = data.advantages(kappa)
-    last = {p: data.day[data.profile == p].max() for p in set(data.profile.tolist())}
-    val = np.array([d == last[p] for p, d in zip(data.profile.tolist(), data.day.tolist(), strict=True)])
-    net = fit_net(data.x[~val], adv[~val])
-    sv = scores_of(net, data.x[val])
-    table = {m: realised(adv[val], choose(sv, m)) for m in MARGINS}
+    table = cross_validate(data, adv)
     margin = max(MARGINS, key=lambda m: table[m][0])
     final = fit_net(data.x, adv)
     with torch.no_grad():
@@ -325,9 +340,11 @@ def train_placement(
         "algorithm": "counterfactual rollouts of the passive rule + fitted action values (worker.placement)",
         "command": command, "seed": seed, "days_per_profile": days, "profiles": list(profiles),
         "horizon_decisions": horizon, "forks_per_episode": FORKS, "samples": len(data.x),
-        "kappa_bps": kappa, "margin": margin, "rule_action": RULE_ACTION,
-        "validation": {f"{m}": {"saving_bps_of_slice": r[:3], "leaves_rule": r[3]} for m, r in table.items()},
-        "validation_days": {p: int(d) for p, d in last.items()},
+        "days": len(set(data.day.tolist())), "kappa_bps": kappa, "margin": margin, "rule_action": RULE_ACTION,
+        "cross_validation": {
+            f"{m}": {"saving_bps_of_slice": [round(v, 4) for v in r[:3]], "leaves_rule": round(r[3], 4)}
+            for m, r in table.items()
+        },
         "seconds": round(seconds, 1), "collect_seconds": round(collected, 1),
         "data": f"generated order-level days (market.orderflow), seeds {seed}+ (below {HELD_OUT_SEED:,})",
     }  # fmt: skip

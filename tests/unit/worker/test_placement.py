@@ -5,6 +5,7 @@ file that always picks the rule's action is the ``passive`` rule, decision for d
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,11 +98,8 @@ def test_the_fit_finds_a_saving_where_the_state_has_one() -> None:
 
 
 def test_a_file_that_always_picks_the_rules_action_is_the_rule(
-    day: LobsterDay, episode: Episode, tmp_path: object
+    day: LobsterDay, episode: Episode, tmp_path: Path
 ) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
     net = PolicyNet(actions=len(pl.PLACEMENT_ACTIONS))
     with torch.no_grad():
         net.head.bias[pl.RULE_ACTION] += 1e6
@@ -118,3 +116,25 @@ def test_a_file_that_always_picks_the_rules_action_is_the_rule(
     other = PolicyRegistry(tmp_path).load("placed", 2)
     row = run_episode(day, episode, PolicySpec(other.name, Strategy.RL, other))
     assert row["leaves_rule"] > 0.5
+
+
+def test_paceline_train_placement_writes_a_policy_file_that_loads(
+    day: LobsterDay, episode: Episode, tmp_path: Path
+) -> None:
+    from paceline.cli import main
+
+    rng = np.random.default_rng(2)
+    xs, outs, rule_is = pl.fork_episode(day, episode, forks=40, horizon=2, rng=rng)
+    n = len(xs)
+    out = np.asarray(outs).reshape(n, len(pl.PLACEMENT_ACTIONS), 3)
+    data = pl.Samples(np.asarray(xs), out[:, :, 0], out[:, :, 1], out[:, :, 2], np.full(n, "mid"),
+                      np.arange(n) % 8, {"mid": [rule_is]})  # fmt: skip
+    data.save(tmp_path / "forks.npz")
+    rc = main(["train", "--samples", str(tmp_path / "forks.npz"), "--out", str(tmp_path / "pol"),
+               "--name", "placed", "--no-progress"])  # fmt: skip
+    assert rc == 0
+    loaded = PolicyRegistry(tmp_path / "pol").load("placed")
+    t = loaded.manifest.training
+    assert t["samples"] == n and t["margin"] in pl.MARGINS and t["command"].startswith("paceline ")
+    assert [a.definition() for a in loaded.manifest.actions] == list(pl.PLACEMENT_ACTIONS)
+    assert loaded.manifest.band == pl.BAND and set(t["cross_validation"]) == {str(m) for m in pl.MARGINS}
