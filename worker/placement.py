@@ -24,6 +24,7 @@ every action is tried on the *same* tape instead, so the market's noise cancels 
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing
 import time
 from collections.abc import Sequence
@@ -46,28 +47,27 @@ from worker.backtest import (
     Episode,
     LobsterDay,
     S,
+    bootstrap_ci,
     episodes,
     synthetic_days,
 )
 from worker.baselines import PassiveSchedule
 from worker.env import HELD_OUT_SEED
 from worker.nets import PolicyNet
-from worker.policy import OBS_DIM, Action, ActionDef, Agent, PriceKind, action_of, scale
+from worker.policy import (
+    OBS_DIM,
+    PLACEMENT_ACTIONS,
+    Action,
+    ActionDef,
+    Agent,
+    PriceKind,
+    action_of,
+    scale,
+)
 from worker.sim import ORDER_LATENCY_NS, Simulation, assignment, parent_order
 
 TRAIN_SEED = 200_000  # generated training days: seeds from here, all below HELD_OUT_SEED
 _RULE = PassiveSchedule()
-# The placements the policy chooses among; the rule's is one of them, so choosing it everywhere is the rule.
-PLACEMENT_ACTIONS: tuple[ActionDef, ...] = (
-    ActionDef(PriceKind.HOLD),
-    ActionDef(PriceKind.MARKET, lead=0.0),
-    ActionDef(PriceKind.MARKET, lead=_RULE.lead),
-    ActionDef(PriceKind.LIMIT_TOUCH, lead=0.0),
-    ActionDef(PriceKind.LIMIT_TOUCH, lead=_RULE.lead),
-    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.0),
-    ActionDef(PriceKind.LIMIT_INSIDE, lead=_RULE.lead),  # the rule
-    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.05),
-)
 RULE_ACTION = PLACEMENT_ACTIONS.index(ActionDef(PriceKind.LIMIT_INSIDE, lead=_RULE.lead))
 BAND = _RULE.band
 # Forks per episode, per horizon: about as many decisions sampled from a 30-minute parent as from a day's.
@@ -116,15 +116,13 @@ class Samples:
     def save(self, path: Path) -> None:
         np.savez_compressed(path, x=self.x, paid=self.paid, left=self.left, moved=self.moved,
                             profile=self.profile, day=self.day,
-                            rule_is=np.array([repr(self.rule_is)]))  # fmt: skip
+                            rule_is=np.array([json.dumps(self.rule_is)]))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> Samples:
-        import ast
-
         z = np.load(path)
         return cls(z["x"], z["paid"], z["left"], z["moved"], z["profile"], z["day"],
-                   ast.literal_eval(str(z["rule_is"][0])))  # fmt: skip
+                   json.loads(str(z["rule_is"][0])))  # fmt: skip
 
 
 def _fork(sim: Simulation, day: RecordedDay, end_ns: int) -> Simulation:
@@ -171,7 +169,7 @@ def fork_episode(
     parent = parent_order(ep.symbol, ep.side, ep.quantity, ep.start_ns, ep.end_ns, name="cf",
                           strategy=Strategy.TWAP)  # fmt: skip
     sim = Simulation.start(assignment(parent), ticks, Agent(), venue=venue, latency_ns=latency_ns)
-    n_dec = max(1, (ep.end_ns - ep.start_ns) // (30 * S))
+    n_dec = max(1, (ep.end_ns - ep.start_ns) // sim.engine.decision_ns)
     chosen = set(rng.choice(n_dec, size=min(forks, n_dec), replace=False).tolist())
     xs: list[np.ndarray] = []
     outs: list[tuple[float, ...]] = []
@@ -285,10 +283,8 @@ def realised(adv: np.ndarray, chosen: np.ndarray) -> tuple[float, float, float, 
     """Mean saving of the chosen actions against the rule on forked decisions (bps of a slice, + saves),
     a 95 % bootstrap interval, and the share of decisions that leave the rule."""
     gain = -adv[np.arange(len(adv)), chosen]
-    rng = np.random.default_rng(0)
-    means = gain[rng.integers(0, len(gain), size=(1000, len(gain)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(gain.mean()), float(lo), float(hi), float((chosen != RULE_ACTION).mean())
+    mean, lo, hi = bootstrap_ci(gain, n=1000)
+    return mean, lo, hi, float((chosen != RULE_ACTION).mean())
 
 
 MARGINS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)

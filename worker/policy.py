@@ -108,7 +108,23 @@ SCHEDULE_ACTIONS: tuple[ActionDef, ...] = (
     ActionDef(PriceKind.LIMIT_INSIDE, lead=0.02),
     ActionDef(PriceKind.MARKET, lead=0.02),
 )
-ACTION_SETS: dict[str, tuple[ActionDef, ...]] = {"slice": ACTIONS, "schedule": SCHEDULE_ACTIONS}
+# "placement": where and how far ahead to rest against the schedule (the passive rule's own placement,
+# LIMIT_INSIDE 2 % ahead, among them), a catch-up at market, or hold (``worker.placement`` learns on it).
+PLACEMENT_ACTIONS: tuple[ActionDef, ...] = (
+    ActionDef(PriceKind.HOLD),
+    ActionDef(PriceKind.MARKET, lead=0.0),
+    ActionDef(PriceKind.MARKET, lead=0.02),
+    ActionDef(PriceKind.LIMIT_TOUCH, lead=0.0),
+    ActionDef(PriceKind.LIMIT_TOUCH, lead=0.02),
+    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.0),
+    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.02),
+    ActionDef(PriceKind.LIMIT_INSIDE, lead=0.05),
+)
+ACTION_SETS: dict[str, tuple[ActionDef, ...]] = {
+    "slice": ACTIONS,
+    "schedule": SCHEDULE_ACTIONS,
+    "placement": PLACEMENT_ACTIONS,
+}
 OBS_SCALE = np.array([1, 1, 1, 1, 0.1, 1, 1, 0.02, 0.05, 0.1, 0.5, 1], dtype=np.float32)
 OBS_LIMIT = 10.0
 
