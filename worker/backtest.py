@@ -273,17 +273,21 @@ def run(
 
 
 # --- statistics and the report ----------------------------------------------------------------------------
+MIN_BLOCKS = 8  # fewer days than this resample too few distinct sets to give an interval at all
+
+
 def bootstrap_ci(
     x: np.ndarray, n: int = 2000, seed: int = 0, blocks: Sequence[str] | None = None
 ) -> tuple[float, float, float]:
     """Mean and 95 % percentile-bootstrap interval over the episodes; with ``blocks`` (each episode's day)
-    whole days are resampled, since episodes of one day share its market and are not independent."""
+    and at least ``MIN_BLOCKS`` of them, whole days are resampled, since episodes of one day share its
+    market and are not independent (with 2-4 days a day bootstrap gives falsely narrow intervals)."""
     if len(x) == 0:
         return float("nan"), float("nan"), float("nan")
     if len(x) == 1:
         return float(x[0]), float(x[0]), float(x[0])
     rng = np.random.default_rng(seed)
-    if blocks is None or len(set(blocks)) < 2:
+    if blocks is None or len(set(blocks)) < MIN_BLOCKS:
         means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
     else:
         names = sorted(set(blocks))
@@ -310,7 +314,7 @@ def _day(row: dict[str, Any]) -> str:
 
 def summarize(rows: list[dict[str, Any]], references: Sequence[str] = REFERENCES) -> dict[str, Any]:
     """Per group (all, each horizon, size and symbol): each policy's figures, and its paired difference
-    from each reference run on the same episodes, bootstrapped by day."""
+    from each reference run on the same episodes (``bootstrap_ci`` over days where there are enough)."""
     policies = list(dict.fromkeys(r["policy"] for r in rows))
     groups: dict[str, Any] = {"all": lambda r: True}
     for h in HORIZONS:
@@ -369,8 +373,8 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"Data: {meta['data']}. Episodes: {summary['episodes']} (every policy on the same ones), "
         f"decisions every {meta['decision_s']} s of market time, child orders reaching the venue "
         f"{meta.get('latency_ms', 0)} ms after the decision, through the live engine and venue. "
-        "Figures in basis points, mean [95 % CI, bootstrap over days: a day's episodes share its market]; "
-        "lower is better. "
+        "Figures in basis points, mean [95 % CI, bootstrap over whole days where a group has at least "
+        f"{MIN_BLOCKS} (a day's episodes share its market), else over episodes]; lower is better. "
         "IS = implementation shortfall against the arrival mid, the unfilled rest costed at the end mid; "
         "paired = the policy minus the reference on the same "
         "episode. A paired CI entirely below zero means the policy is cheaper.",

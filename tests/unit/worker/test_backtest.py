@@ -153,3 +153,16 @@ def test_record_writes_the_paired_figures_into_the_policy_files_manifest(tmp_pat
     assert run["episodes"] == 8 and set(run["horizons"]) == {"30m"}
     assert len(run["horizons"]["30m"]["minus_twap_bps"]) == 3
     assert PolicyRegistry(folder).load("rl-exec-mid").manifest.evaluation == manifest.evaluation
+
+
+def test_whole_days_are_resampled_once_there_are_enough_of_them() -> None:
+    rng = np.random.default_rng(3)
+    # Episodes of a day share its market: a day effect the episode bootstrap would not see.
+    days = [f"d{k}" for k in range(12) for _ in range(20)]
+    effect = rng.normal(0, 3, 12).repeat(20)
+    x = effect + rng.normal(0, 1, len(days))
+    _, lo_ep, hi_ep = bootstrap_ci(x)
+    _, lo_day, hi_day = bootstrap_ci(x, blocks=days)
+    assert hi_day - lo_day > 1.5 * (hi_ep - lo_ep)
+    # With too few days there is no day interval to give: the episodes' one, unchanged.
+    assert bootstrap_ci(x[:60], blocks=days[:60]) == bootstrap_ci(x[:60])
