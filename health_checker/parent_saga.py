@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from health_checker import saga_events as ev
+from market.costs import vwap
 from market.session import DAY_NS
 from models import (
     AckTrace,
@@ -173,7 +174,7 @@ class ParentSaga(Saga):
 
     @property
     def avg_px(self) -> float:
-        return self.notional / self.filled if self.filled else 0.0
+        return vwap(self.notional, self.filled) or 0.0
 
     # --- client reports -------------------------------------------------------------------------------
     def _report(

@@ -23,11 +23,35 @@ and ``m_0`` that of the first fill:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from models import Side
 
 BPS = 1e4
+
+
+def vwap(notional: float, volume: float) -> float | None:
+    """Volume-weighted price, ``notional / volume``; None without volume. One definition for the interval
+    VWAP (the worker's features, the client's TCA) and an order's average fill."""
+    return notional / volume if volume else None
+
+
+class _Traded(Protocol):
+    @property
+    def qty(self) -> int: ...
+    @property
+    def px(self) -> float: ...
+
+
+def traded(fills: Iterable[_Traded]) -> tuple[int, float]:
+    """Shares filled and their notional (``vwap`` of the two is the average fill)."""
+    qty, notional = 0, 0.0
+    for f in fills:
+        qty += f.qty
+        notional += f.qty * f.px
+    return qty, notional
 
 
 def arrives(arrival_mid: float | None, start_ns: int, ts_ns: int) -> bool:

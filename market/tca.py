@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps
+from market.costs import arrives, shortfall_bps, shortfall_parts, slippage_bps, vwap
 from models import Fill, Liquidity, Side, TcaFigures, Tick
 
 RECENT_MIDS = 4096  # per symbol: a fill up to this many ticks old is costed against the mid of its time
@@ -262,7 +262,7 @@ def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) 
         first_mid=p.first_mid, mid_notional=p.mid_notional, seen_notional=p.seen_notional,
     )  # fmt: skip
     vol = m.volume - p.volume0
-    vwap = (m.notional - p.notional0) / vol if vol else None
+    interval = vwap(m.notional - p.notional0, vol)
     twap = p.twap(m)
 
     def r(x: float | None) -> float | None:
@@ -274,9 +274,9 @@ def _figures(p: _Parent, m: _Market, avg_px: float, filled: int, quantity: int) 
     return TcaFigures(
         quantity=quantity, filled=filled, avg_px=round(avg_px, 6), arrival_mid=p.arrival,
         arrival_ts=p.arrival_ts, first_fill_mid=p.first_mid, end_mid=m.mid, end_ts=m.ts,
-        interval_vwap=r6(vwap), twap_px=r6(twap),
+        interval_vwap=r6(interval), twap_px=r6(twap),
         is_bps=round(parts.total, 3), delay_bps=round(parts.delay, 3), spread_bps=round(parts.spread, 3),
         timing_bps=round(parts.timing, 3), opportunity_bps=round(parts.opportunity, 3),
-        vwap_slippage_bps=r(slippage_bps(p.side, avg_px, vwap)),
+        vwap_slippage_bps=r(slippage_bps(p.side, avg_px, interval)),
         twap_slippage_bps=r(slippage_bps(p.side, avg_px, twap)),
     )  # fmt: skip

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from fixclient import FixClient
+from market.costs import traded, vwap
 from market.session import SESSION_OPEN_S, midnight_ns
 from market.synthetic import SymbolSim, SymbolSpec
 from models import (
@@ -701,18 +702,14 @@ def _no_duplicate_child_order(e: Evidence) -> Check:
     return Check("no duplicate child order", not dup and not e.fill_conflicts, text)
 
 
-def _vwap(fs: list[Fill]) -> tuple[int, float]:
-    qty = sum(f.qty for f in fs)
-    return qty, (sum(f.qty * f.px for f in fs) / qty if qty else 0.0)
-
-
 def _no_lost_fill(e: Evidence) -> Check:
     lost = []
     for cl, p in e.h.parents.items():
         last = e.last_report(cl)
-        qty, vwap = _vwap(e.by_parent[p.parent_id])
-        if last is not None and (last.cum_qty != qty or (qty and abs(last.avg_px - vwap) > 1e-4 * vwap)):
-            lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {vwap:.4f}")
+        qty, notional = traded(e.by_parent[p.parent_id])
+        avg = vwap(notional, qty) or 0.0
+        if last is not None and (last.cum_qty != qty or (qty and abs(last.avg_px - avg) > 1e-4 * avg)):
+            lost.append(f"{cl}: reported {last.cum_qty} @ {last.avg_px:.4f}, fills {qty} @ {avg:.4f}")
     if e.job_fill_ids != set(e.fills):
         lost.append(f"{len(e.job_fill_ids ^ set(e.fills))} fills on one of the job and saga topics only")
     return Check("no lost fill", not lost, "; ".join(lost) or "final CumQty and AvgPx = the fills")
@@ -724,7 +721,7 @@ def _consistent_reports(e: Evidence) -> Check:
         rs, fs = e.reports.get(cl, []), e.by_parent[p.parent_id]
         if not rs:
             continue
-        qty, _ = _vwap(fs)
+        qty, _ = traded(fs)
         if any(b.cum_qty < a.cum_qty for a, b in itertools.pairwise(rs)):
             incons.append(f"{cl}: CumQty went down")
         terminal = [i for i, r in enumerate(rs) if r.ord_status.terminal]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
-from market.costs import arrives
+from market.costs import arrives, vwap
 from market.prices import PX_SCALE, to_units
 from models import Side, Tick
 from worker.policy import Observation
@@ -144,11 +144,8 @@ class Features:
 
     @property
     def interval_vwap(self) -> float | None:
-        volume = self.market_volume
-        if not volume:
-            return None
         market = (self.tape.notional_units - self._base_units) / PX_SCALE if self._begun else 0.0
-        return (market + self._own_notional) / volume
+        return vwap(market + self._own_notional, self.market_volume)
 
     def elapsed(self, t_ns: int) -> float:
         return min(1.0, max(0.0, (t_ns - self.start_ns) / (self.end_ns - self.start_ns)))

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from market.costs import shortfall_bps, vwap_slippage_bps
+from market.costs import shortfall_bps, traded, vwap, vwap_slippage_bps
 from market.venue import Venue
 from models import (
     ChildAction,
@@ -187,11 +187,10 @@ class Simulation:
     def summary(self) -> dict[str, object]:
         job = self.job
         p = job.assignment.parent
-        filled = sum(f.qty for f in self.fills)
-        notional = sum(f.qty * f.px for f in self.fills)
+        filled, notional = traded(self.fills)
+        avg = vwap(notional, filled) or 0.0
         arrival = job.features.arrival_mid
         end_mid = self.last.mid if self.last is not None else None
-        avg = notional / filled if filled else 0.0
         market_volume = job.features.market_volume
         return {
             "symbol": p.symbol,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from market.costs import fill_cost_bps, shortfall_bps, vwap_slippage_bps
-from models import Side
+from market.costs import fill_cost_bps, shortfall_bps, traded, vwap, vwap_slippage_bps
+from models import Fill, Liquidity, Side
 
 
 def test_a_completed_buy_above_arrival_is_a_cost_and_a_sell_below_it_too() -> None:
@@ -49,3 +49,13 @@ def test_vwap_slippage_and_its_unknowns() -> None:
     assert vwap_slippage_bps(Side.BUY, 100.0, None) is None
     with pytest.raises(ValueError, match="positive arrival"):
         shortfall_bps(Side.BUY, 0.0, quantity=1000, filled=0, notional=0.0, end_mid=100.0)
+
+
+def test_one_volume_weighted_price_for_the_interval_and_the_fills() -> None:
+    fills = [Fill(fill_id=f"F{i}", job_id="J", child_id="C", parent_id="P", symbol="MID", side=Side.BUY,
+                  qty=q, px=px, liquidity=Liquidity.MAKER, ts_event=i, ts_init=i)
+             for i, (q, px) in enumerate([(100, 10.0), (300, 10.4)])]  # fmt: skip
+    qty, notional = traded(fills)
+    assert (qty, notional) == (400, 100 * 10.0 + 300 * 10.4)
+    assert vwap(notional, qty) == pytest.approx(10.3)
+    assert vwap(0.0, 0) is None and traded([]) == (0, 0.0)
