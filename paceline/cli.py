@@ -733,7 +733,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=DEFAULT_RL_POLICY)
     t.add_argument("--days", type=int, default=8, help="placement: generated training days per profile")
     t.add_argument("--profiles", default="mid,high", help="placement: market profiles of those days")
-    t.add_argument("--horizon", type=int, default=10, help="placement: decisions each fork runs on")
+    t.add_argument(
+        "--horizon",
+        type=int,
+        default=10,
+        help="placement: decisions each fork runs on (30-minute parents' forks run to the end)",
+    )
     t.add_argument("--jobs", type=int, default=2, help="placement: processes (days are shared out)")
     t.add_argument("--samples", help="placement: the forks' file: loaded when it exists, else written")
     t.add_argument("--steps", type=int, default=120_000, help="ppo: environment steps (decisions)")

@@ -72,14 +72,18 @@ RULE_ACTION = PLACEMENT_ACTIONS.index(ActionDef(PriceKind.LIMIT_INSIDE, lead=_RU
 BAND = _RULE.band
 # Forks per episode, per horizon: about as many decisions sampled from a 30-minute parent as from a day's.
 FORKS: dict[str, int] = {"30m": 8, "2h": 16, "day": 32}
+# Parents whose forks run to the end of the tape (nothing left to value): on a short parent a fork's few
+# minutes are a large share of the time left, and the rule's mean cost of finishing (``kappa``) is least
+# right there. It misvalued leaving shares on 30-minute parents, where rl-place@1 lost (RESEARCH round 6).
+TO_END: frozenset[str] = frozenset({"30m"})
 
 
 @dataclass
 class Samples:
     """Forked decisions: ``x`` the scaled observations; per action ``paid`` (bps of a slice, against the mid
     at the fork), ``left`` (shares still to buy, in slices) and ``moved`` (the copy's own mid where it
-    stopped against the fork's, bps, signed so + is worse for us); which profile and day each came from;
-    and the rule's shortfall on each episode run (for ``kappa``)."""
+    stopped against the fork's, bps, signed so + is worse for us); which profile, day and parent horizon
+    each came from; and the rule's shortfall on each episode run (for ``kappa``)."""
 
     x: np.ndarray
     paid: np.ndarray
@@ -87,6 +91,7 @@ class Samples:
     moved: np.ndarray
     profile: np.ndarray
     day: np.ndarray
+    horizon: np.ndarray
     rule_is: dict[str, list[float]]
 
     @classmethod
@@ -99,7 +104,8 @@ class Samples:
         def cat(name: str) -> np.ndarray:
             return np.concatenate([getattr(p, name) for p in parts])
 
-        return cls(cat("x"), cat("paid"), cat("left"), cat("moved"), cat("profile"), cat("day"), rule_is)
+        return cls(cat("x"), cat("paid"), cat("left"), cat("moved"), cat("profile"), cat("day"),
+                   cat("horizon"), rule_is)  # fmt: skip
 
     def kappa(self) -> dict[str, float]:
         """The rule's mean shortfall per profile: the cost of finishing what a copy left (both sides run on
@@ -115,13 +121,13 @@ class Samples:
 
     def save(self, path: Path) -> None:
         np.savez_compressed(path, x=self.x, paid=self.paid, left=self.left, moved=self.moved,
-                            profile=self.profile, day=self.day,
+                            profile=self.profile, day=self.day, horizon=self.horizon,
                             rule_is=np.array([json.dumps(self.rule_is)]))  # fmt: skip
 
     @classmethod
     def load(cls, path: Path) -> Samples:
         z = np.load(path)
-        return cls(z["x"], z["paid"], z["left"], z["moved"], z["profile"], z["day"],
+        return cls(z["x"], z["paid"], z["left"], z["moved"], z["profile"], z["day"], z["horizon"],
                    json.loads(str(z["rule_is"][0])))  # fmt: skip
 
 
@@ -142,14 +148,19 @@ def _fork(sim: Simulation, day: RecordedDay, end_ns: int) -> Simulation:
     return c
 
 
-def _outcome(c: Simulation, action: Action, horizon: int, mid0: float, slice_qty: int) -> tuple[float, ...]:
+def _outcome(
+    c: Simulation, action: Action, horizon: int | None, mid0: float, slice_qty: int
+) -> tuple[float, ...]:
+    """``action`` on the copy, then the rule for ``horizon`` decisions (None: to the end of the tape)."""
     job = c.job
     sign = job.assignment.parent.side.sign
     c.route(c.engine.act(job.job_id, action))
-    for _ in range(horizon):
+    k = 0
+    while horizon is None or k < horizon:
         if not c.advance():
             break
         c.route(c.engine.act(job.job_id, _RULE.decide(c.engine.observe(job.job_id), job.context)))
+        k += 1
     else:
         c.advance()  # on to the next decision's tick, where every copy is compared
     paid = sign * sum(f.qty * (f.px - mid0) for f in c.fills) / (slice_qty * mid0) * 1e4
@@ -159,11 +170,12 @@ def _outcome(c: Simulation, action: Action, horizon: int, mid0: float, slice_qty
 
 
 def fork_episode(
-    day: LobsterDay, ep: Episode, forks: int, horizon: int, rng: np.random.Generator, *,
+    day: LobsterDay, ep: Episode, forks: int, horizon: int | None, rng: np.random.Generator, *,
     latency_ns: int = ORDER_LATENCY_NS,
 ) -> tuple[list[np.ndarray], list[tuple[float, ...]], float]:  # fmt: skip
-    """The rule on one episode, forked at ``forks`` random decisions; returns the scaled observations, the
-    outcomes (``paid``, ``left``, ``moved`` per action, flattened) and the rule's shortfall."""
+    """The rule on one episode, forked at ``forks`` random decisions, each copy run on for ``horizon``
+    decisions (None: to the end); returns the scaled observations, the outcomes (``paid``, ``left``,
+    ``moved`` per action, flattened) and the rule's shortfall."""
     end_ns = ep.end_ns + TAIL_S * S
     ticks, venue = day.market(ep.start_ns - WARMUP_S * S, end_ns)
     parent = parent_order(ep.symbol, ep.side, ep.quantity, ep.start_ns, ep.end_ns, name="cf",
@@ -200,17 +212,20 @@ def fork_day(maker: DayMaker, profile: str, index: int, horizon: int, seed: int)
     rng = np.random.default_rng(seed)
     xs: list[np.ndarray] = []
     outs: list[tuple[float, ...]] = []
+    labels: list[str] = []
     rule_is: list[float] = []
     for ep in episodes(day, ("30m", "2h", "day"), (0.005, 0.02, 0.05)):
-        x, o, is_bps = fork_episode(day, ep, FORKS[ep.horizon], horizon, rng)
+        runs_on = None if ep.horizon in TO_END else horizon
+        x, o, is_bps = fork_episode(day, ep, FORKS[ep.horizon], runs_on, rng)
         xs += x
         outs += o
+        labels += [ep.horizon] * len(x)
         rule_is.append(is_bps)
     a = len(PLACEMENT_ACTIONS)
     out = np.asarray(outs, dtype=np.float64).reshape(len(outs), a, 3)
     return Samples(
         np.asarray(xs, dtype=np.float32).reshape(len(xs), OBS_DIM), out[:, :, 0], out[:, :, 1], out[:, :, 2],
-        np.full(len(xs), profile), np.full(len(xs), index), {profile: rule_is},
+        np.full(len(xs), profile), np.full(len(xs), index), np.asarray(labels, dtype=str), {profile: rule_is},
     )  # fmt: skip
 
 
@@ -293,11 +308,13 @@ MARGINS = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 FOLDS = 4
 
 
-def cross_validate(
-    data: Samples, adv: np.ndarray, *, hidden: int = 64, epochs: int = 60
-) -> dict[float, tuple[float, float, float, float]]:
-    """Per margin, the saving of the chosen actions on days the fit did not see: the days are split into
-    ``FOLDS`` folds and each is chosen for by a fit on the others."""
+CV = dict[float, dict[str, tuple[float, float, float, float]]]
+
+
+def cross_validate(data: Samples, adv: np.ndarray, *, hidden: int = 64, epochs: int = 60) -> CV:
+    """Per margin, the saving of the chosen actions on days the fit did not see, over all forks (``all``)
+    and per parent horizon: the days are split into ``FOLDS`` folds and each is chosen for by a fit on the
+    others."""
     chosen = {m: np.zeros(len(adv), dtype=int) for m in MARGINS}
     for k in range(FOLDS):
         held = data.day % FOLDS == k
@@ -305,7 +322,18 @@ def cross_validate(
         scores = scores_of(net, data.x[held])
         for m in MARGINS:
             chosen[m][held] = choose(scores, m)
-    return {m: realised(adv, c) for m, c in chosen.items()}
+    groups = {"all": np.ones(len(adv), dtype=bool)} | {
+        str(h): data.horizon == h for h in np.unique(data.horizon)
+    }
+    return {m: {g: realised(adv[w], c[w]) for g, w in groups.items()} for m, c in chosen.items()}
+
+
+def pick_margin(table: CV) -> float:
+    """The margin with the largest cross-validated saving among those that save on every horizon's forks
+    (the policy cannot tell a 30-minute parent from a day's, so a margin that gains on days by losing on
+    short parents is not taken); the largest margin, the nearest to the rule, if none does."""
+    safe = [m for m in MARGINS if all(r[0] >= 0 for r in table[m].values())]
+    return max(safe, key=lambda m: table[m]["all"][0]) if safe else max(MARGINS)
 
 
 def train_placement(
@@ -325,7 +353,7 @@ def train_placement(
     kappa = data.kappa()
     adv = data.advantages(kappa)
     table = cross_validate(data, adv)
-    margin = max(MARGINS, key=lambda m: table[m][0])
+    margin = pick_margin(table)
     final = fit_net(data.x, adv)
     with torch.no_grad():
         final.head.bias[RULE_ACTION] += margin  # the margin lives in the file: argmax is the policy
@@ -335,11 +363,15 @@ def train_placement(
     training: dict[str, Any] = {
         "algorithm": "counterfactual rollouts of the passive rule + fitted action values (worker.placement)",
         "command": command, "seed": seed, "days_per_profile": days, "profiles": list(profiles),
-        "horizon_decisions": horizon, "forks_per_episode": FORKS, "samples": len(data.x),
+        "horizon_decisions": horizon, "forks_to_end": sorted(TO_END), "forks_per_episode": FORKS,
+        "samples": len(data.x),
         "days": len(set(data.day.tolist())), "kappa_bps": kappa, "margin": margin, "rule_action": RULE_ACTION,
         "cross_validation": {
-            f"{m}": {"saving_bps_of_slice": [round(v, 4) for v in r[:3]], "leaves_rule": round(r[3], 4)}
-            for m, r in table.items()
+            f"{m}": {
+                g: {"saving_bps_of_slice": [round(v, 4) for v in r[:3]], "leaves_rule": round(r[3], 4)}
+                for g, r in by.items()
+            }
+            for m, by in table.items()
         },
         "seconds": round(seconds, 1), "collect_seconds": round(collected, 1),
         "data": f"generated order-level days (market.orderflow), seeds {seed}+ (below {HELD_OUT_SEED:,})",

@@ -74,7 +74,7 @@ def test_forks_compare_every_action_against_the_rules_own(day: LobsterDay, episo
     assert 3 <= len(xs) <= 12 and np.isfinite(rule_is)
     out = np.asarray(outs).reshape(len(outs), len(pl.PLACEMENT_ACTIONS), 3)
     data = pl.Samples(np.asarray(xs), out[:, :, 0], out[:, :, 1], out[:, :, 2], np.full(len(xs), "mid"),
-                     np.zeros(len(xs), dtype=int), {"mid": [rule_is]})  # fmt: skip
+                     np.zeros(len(xs), dtype=int), np.full(len(xs), "30m"), {"mid": [rule_is]})  # fmt: skip
     adv = data.advantages(data.kappa())
     assert np.all(adv[:, pl.RULE_ACTION] == 0)
     assert np.any(adv != 0)  # the actions do differ somewhere on the same messages
@@ -128,7 +128,7 @@ def test_paceline_train_placement_writes_a_policy_file_that_loads(
     n = len(xs)
     out = np.asarray(outs).reshape(n, len(pl.PLACEMENT_ACTIONS), 3)
     data = pl.Samples(np.asarray(xs), out[:, :, 0], out[:, :, 1], out[:, :, 2], np.full(n, "mid"),
-                      np.arange(n) % 8, {"mid": [rule_is]})  # fmt: skip
+                      np.arange(n) % 8, np.full(n, "30m"), {"mid": [rule_is]})  # fmt: skip
     data.save(tmp_path / "forks.npz")
     rc = main(["train", "--samples", str(tmp_path / "forks.npz"), "--out", str(tmp_path / "pol"),
                "--name", "placed", "--no-progress"])  # fmt: skip
@@ -138,3 +138,4 @@ def test_paceline_train_placement_writes_a_policy_file_that_loads(
     assert t["samples"] == n and t["margin"] in pl.MARGINS and t["command"].startswith("paceline ")
     assert [a.definition() for a in loaded.manifest.actions] == list(pl.PLACEMENT_ACTIONS)
     assert loaded.manifest.band == pl.BAND and set(t["cross_validation"]) == {str(m) for m in pl.MARGINS}
+    assert set(t["cross_validation"]["0.0"]) == {"all", "30m"} and t["forks_to_end"] == ["30m"]
