@@ -248,7 +248,12 @@ def render_conf(cfg: BrokerConfig) -> dict[str, str]:
 def auth_conf(auth_dir: Path) -> dict[str, str]:
     """The broker keys for token authentication and authorisation (the role tokens written in ``auth_dir``
     once, then reused: every broker of a cluster shares them)."""
-    tokens = auth.write_tokens(auth_dir)
+    auth.write_tokens(auth_dir)
+    return auth_keys(auth_dir)
+
+
+def auth_keys(auth_dir: Path) -> dict[str, str]:
+    """``auth_conf``'s keys for the tokens in ``auth_dir``, not written (docker-compose.yml's are in step)."""
     return {
         "authenticationEnabled": "true",
         "authenticationProviders": "org.apache.pulsar.broker.authentication.AuthenticationProviderToken",
@@ -257,7 +262,7 @@ def auth_conf(auth_dir: Path) -> dict[str, str]:
         "superUserRoles": auth.SUPERUSER,
         # The broker's own client (system topics, the standalone's set-up, other brokers) is the superuser.
         "brokerClientAuthenticationPlugin": "org.apache.pulsar.client.impl.auth.AuthenticationToken",
-        "brokerClientAuthenticationParameters": f"file://{tokens[auth.SUPERUSER]}",
+        "brokerClientAuthenticationParameters": f"file://{auth_dir / f'{auth.SUPERUSER}.token'}",
     }
 
 

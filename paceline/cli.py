@@ -33,6 +33,7 @@ def _broker_cfg(args: argparse.Namespace, settings: Settings) -> BrokerConfig:
 
 def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
     from paceline import broker
+    from runtime import auth
 
     cfg = _broker_cfg(args, settings)
     try:
@@ -65,6 +66,12 @@ def _cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
             admin = args.admin_url or settings.pulsar_admin_url
             broker.ensure_namespaces(admin, cluster=args.cluster)
             print(f"tenant {topics.TENANT} and namespaces {', '.join(topics.NAMESPACES)} ready on {admin}")
+            if args.auth:  # as the superuser (PACELINE_PULSAR_TOKEN[_FILE])
+                broker.grant_roles(admin, None)
+                print(f"roles granted: {', '.join(broker.GRANTS)}")
+        elif args.action == "tokens":
+            files = auth.write_tokens(cfg.auth_dir)
+            print(f"secret key and one token per role in {cfg.auth_dir}: {', '.join(files)}")
         elif args.action == "status":
             st = broker.status(cfg)
             print(json.dumps(st, indent=2))
@@ -630,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.set_defaults(func=_cmd_cluster)
 
     b = sub.add_parser("broker", help="provision, start, stop and inspect a local Apache Pulsar standalone")
-    b.add_argument("action", choices=["provision", "start", "stop", "status", "wait", "setup"])
+    b.add_argument("action", choices=["provision", "start", "stop", "status", "wait", "setup", "tokens"])
     b.add_argument(
         "--admin-url", help="setup: the admin API of any broker (default: PACELINE_PULSAR_ADMIN_URL)"
     )
@@ -642,7 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--auth",
         action="store_true",
-        help="start: token authentication and per-role authorisation (tokens in <run-dir>/auth)",
+        help="start: token authentication and per-role authorisation (tokens in <run-dir>/auth); setup: "
+        "grant every role its permissions (run as the superuser)",
     )
     b.add_argument("--cluster", default="standalone", help="setup: the Pulsar cluster the tenant may use")
     b.add_argument("--no-wait", action="store_true", help="start: return before the broker is ready")

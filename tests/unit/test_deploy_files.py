@@ -74,12 +74,65 @@ def test_the_rewrite_check_catches_the_old_mount() -> None:
     )
 
 
-def test_compose_overrides_only_keys_our_config_has() -> None:
-    keys = {
+def _conf_keys() -> set[str]:
+    return {
         line.split("=", 1)[0]
         for line in (ROOT / "deploy/pulsar/standalone.conf").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     }
+
+
+def test_compose_follows_the_compose_specification() -> None:
+    """The file's grammar, checked without the engine: the Compose Specification's JSON schema
+    (deploy/compose-spec/README.md says where it comes from)."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "deploy/compose-spec/compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)
+    validator.check_schema(schema)
+    check = validator(schema, format_checker=validator.FORMAT_CHECKER)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in check.iter_errors(_compose())]
+    assert not errors, errors
+    # And it can fail: a misspelt key, a condition Compose does not know.
+    misspelt, unknown = _compose(), _compose()
+    misspelt["services"]["pulsar"]["helthcheck"] = misspelt["services"]["pulsar"].pop("healthcheck")
+    unknown["services"]["pulsar-setup"]["depends_on"]["pulsar"]["condition"] = "service_ready"
+    assert "'helthcheck' was unexpected" in " ".join(e.message for e in check.iter_errors(misspelt))
+    assert "'service_ready'" in " ".join(e.message for e in check.iter_errors(unknown))
+
+
+def test_the_compose_broker_authenticates_like_broker_start_auth() -> None:
+    """The broker's keys are ``paceline broker start --auth``'s, every service connects with its own
+    role's token, and the set-up grants the roles as the superuser."""
+    from runtime import auth
+
+    services = _compose()["services"]
+    env, conf = services["pulsar"]["environment"], _conf_keys()
+    for key, value in broker.auth_keys(Path("/auth")).items():
+        assert env[key if key in conf else f"PULSAR_PREFIX_{key}"] == value, key
+    assert "pulsar-auth:/auth:ro" in services["pulsar"]["volumes"]
+    assert services["pulsar"]["depends_on"]["pulsar-auth"]["condition"] == "service_completed_successfully"
+    assert "file:///auth/admin.token" in services["pulsar"]["healthcheck"]["test"]
+    assert "paceline broker tokens --run-dir /broker" in services["pulsar-auth"]["command"]
+    assert "pulsar-auth:/broker/auth" in services["pulsar-auth"]["volumes"]
+    roles = {"pulsar-setup": auth.SUPERUSER, "demo": auth.SUPERUSER, "receiver": "receiver",
+             "health-checker": "health-checker", "health-checker-standby": "health-checker",
+             "worker-1": "worker", "worker-2": "worker", "endpoint": "endpoint",
+             "dashboard": "viewer"}  # fmt: skip
+    ours = [n for n, s in services.items() if s.get("image") == "paceline:dev" and "cluster" not in
+            s.get("profiles", []) and n != "pulsar-auth"]  # fmt: skip
+    assert sorted(ours) == sorted(roles)
+    for name in ours:
+        svc = services[name]
+        assert svc["environment"]["PACELINE_PULSAR_TOKEN_FILE"] == f"/auth/{roles[name]}.token", name
+        assert "pulsar-auth:/auth:ro" in svc["volumes"], name
+    assert services["pulsar-setup"]["command"][-2:] == ["setup", "--auth"]
+
+
+def test_compose_overrides_only_keys_our_config_has() -> None:
+    keys = _conf_keys()
     env = _compose()["services"]["pulsar"]["environment"]
     # apply-config-from-env.py only rewrites keys that exist in the file.
     assert {k for k in env if not k.startswith("PULSAR_")} <= keys
@@ -88,7 +141,7 @@ def test_compose_overrides_only_keys_our_config_has() -> None:
 def test_every_paceline_service_waits_for_a_healthy_broker() -> None:
     services = _compose()["services"]
     ours = {n: s for n, s in services.items() if s.get("image") == "paceline:dev" and "cluster" not in
-            s.get("profiles", [])}  # fmt: skip
+            s.get("profiles", []) and n != "pulsar-auth"}  # fmt: skip
     assert {"receiver", "health-checker", "worker-1", "worker-2", "endpoint", "dashboard", "demo"} <= set(
         ours
     )
