@@ -1,1 +1,1 @@
-"""The client edge: FIX acceptor, native protocol, risk gate, venue routing, reports (issue 6)."""
+"""The client edge: FIX acceptor, native protocol, risk gate, venue routing, reports."""

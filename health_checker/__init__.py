@@ -1,1 +1,1 @@
-"""Job registry, worker pool, fenced assignment; drives the parent-order saga (issue 5)."""
+"""Job registry, worker pool, fenced assignment; drives the parent-order saga."""

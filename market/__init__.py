@@ -1,1 +1,1 @@
-"""Order book, LOBSTER reader, synthetic market, fill and impact model (issue 3)."""
+"""Order book, LOBSTER reader, synthetic market, fill and impact model."""

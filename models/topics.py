@@ -9,7 +9,7 @@ Namespaces (all under the ``paceline`` tenant; ``paceline broker start`` creates
   dlq      payloads a consumer could not decode, quarantined per topic and subscription
 
 Per-symbol and per-job topics live in namespaces of their own so that a role's permission can be granted
-on the namespace (``paceline.broker.GRANTS``); every other topic is granted one by one.
+on the namespace (``paceline.ops.broker.GRANTS``); every other topic is granted one by one.
 """
 
 from __future__ import annotations

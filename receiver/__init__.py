@@ -1,1 +1,1 @@
-"""Market-data ingestion: sources, normalisation, one Pulsar topic per equity (issue 3)."""
+"""Market-data ingestion: sources, normalisation, one Pulsar topic per equity."""

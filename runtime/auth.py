@@ -4,7 +4,7 @@ per role signed with the broker's secret key, and where a process finds its own 
 A process authenticates with ``PACELINE_PULSAR_TOKEN`` (the token itself) or ``PACELINE_PULSAR_TOKEN_FILE``
 (a file holding it); with neither it connects without credentials, which a broker with authentication on
 refuses. ``paceline broker start --auth`` writes the secret key and one token file per role into the run
-folder (``auth/``); what each role may do is granted there (``paceline.broker.GRANTS``).
+folder (``auth/``); what each role may do is granted there (``paceline.ops.broker.GRANTS``).
 """
 
 from __future__ import annotations

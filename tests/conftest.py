@@ -13,8 +13,8 @@ import pytest
 
 from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
-from paceline import broker
-from paceline.stack import start_scratch_broker
+from paceline.ops import broker
+from paceline.ops.stack import start_scratch_broker
 from runtime import auth
 from runtime.bus import Bus
 from runtime.settings import Settings

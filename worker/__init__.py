@@ -1,1 +1,1 @@
-"""Execution workers: policies turn ticks into child-order actions on per-job topics (issue 4)."""
+"""Execution workers: policies turn ticks into child-order actions on per-job topics."""

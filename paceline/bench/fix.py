@@ -25,9 +25,9 @@ from typing import Any
 
 from fixclient import FixClient
 from models import ACK_STAGES, ExecType, ExecutionReport, Message, Tick, topics
-from paceline import broker
-from paceline.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
-from paceline.stats import summary
+from paceline.bench.stats import summary
+from paceline.ops import broker
+from paceline.ops.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
 from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus

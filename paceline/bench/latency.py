@@ -36,8 +36,9 @@ import pulsar
 from market.session import SESSION_OPEN_S
 from market.synthetic import SymbolSim, SymbolSpec
 from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
-from paceline import broker
-from paceline.stack import (
+from paceline.bench.stats import summary
+from paceline.ops import broker
+from paceline.ops.stack import (
     Feed,
     Proc,
     free_port,
@@ -46,7 +47,6 @@ from paceline.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
-from paceline.stats import summary
 from runtime.bus import Bus, Consumer
 from runtime.settings import Settings
 

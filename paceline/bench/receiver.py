@@ -16,7 +16,7 @@ import pulsar
 
 from market.synthetic import SymbolSpec, SyntheticMarket
 from models import Tick, encode, topics
-from paceline.stats import percentile
+from paceline.bench.stats import percentile
 from receiver.service import Receiver
 from runtime.bus import Bus
 

@@ -38,8 +38,8 @@ from models import (
     WorkerHeartbeat,
     topics,
 )
-from paceline import broker
-from paceline.stack import start_scratch_broker
+from paceline.ops import broker
+from paceline.ops.stack import start_scratch_broker
 from runtime import logs
 from runtime.bus import Bus
 from runtime.settings import Settings

@@ -30,7 +30,7 @@ from models import (
     VenueOp,
     codec,
 )
-from paceline.stats import percentile
+from paceline.bench.stats import percentile
 from worker import policy_files
 from worker.engine import Engine
 from worker.nets import PolicyNet

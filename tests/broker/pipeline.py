@@ -19,8 +19,8 @@ from models import (
     Tick,
     topics,
 )
-from paceline import broker
-from paceline.stack import Proc, until
+from paceline.ops import broker
+from paceline.ops.stack import Proc, until
 from runtime.bus import Bus
 
 S = 1_000_000_000

@@ -1,4 +1,4 @@
-"""The broker's token authentication and per-role authorisation (``paceline.broker.GRANTS``), on the
+"""The broker's token authentication and per-role authorisation (``paceline.ops.broker.GRANTS``), on the
 session's broker (started with ``auth=True``): each role may do its own job and nothing else."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from models import topics
 from models.common import Message
-from paceline import broker
+from paceline.ops import broker
 from runtime import auth
 from runtime.bus import Bus, BusError
 

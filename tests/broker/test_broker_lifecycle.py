@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from models import Tick, topics
-from paceline import broker
+from paceline.ops import broker
 from runtime import auth
 from runtime.bus import Bus
 from tests.factories import tick

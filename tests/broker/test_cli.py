@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from models import Tick, encode, topics
-from paceline import broker
+from paceline.ops import broker
 from runtime.bus import Bus
 from tests.factories import T0, tick
 

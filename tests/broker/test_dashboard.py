@@ -17,7 +17,7 @@ import pytest
 
 from dashboard.service import Dashboard
 from models import JobRequest, KillState, OrdStatus, RiskControl, WorkerHeartbeat, topics
-from paceline import broker
+from paceline.ops import broker
 from runtime.bus import Bus, Profile
 from runtime.settings import Settings
 from tests.broker.pipeline import wait_for

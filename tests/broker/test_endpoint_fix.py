@@ -23,7 +23,7 @@ from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import ExecutionReport, KillState, RiskControl, Tick, now_ns, topics
 from models.fix import utc
-from paceline.stack import Feed
+from paceline.ops.stack import Feed
 from runtime.bus import Bus
 from runtime.secrets import hash_token
 from tests.broker.pipeline import session_ticks, wait_for
@@ -218,7 +218,7 @@ def test_endpoint_restart_mid_order_resumes_the_session_without_losing_or_repeat
     assert seq_before >= 0  # the session resumed its numbering (QuickFIX would have logged a reset otherwise)
     # The TCA survived the restart: rebuilt from the recorded ticks and fills, the final report carries
     # it, ``exec/tca`` keeps it, and a replay of the topics (with the arrival the client was told) agrees.
-    from paceline import tca_report
+    from paceline.reports import tca_report
 
     assert 20002 in final and 20003 in final, "no TCA on the final report after the restart"
     rec = tca_report.Archive(bus).record("C1", "CLIENT1")
@@ -435,7 +435,7 @@ def _the_tca_report_opens_with_the_clients_figures(desk: Desk, cl_ord_id: str, t
     import os
     import shutil
 
-    from paceline import tca_report
+    from paceline.reports import tca_report
     from runtime.settings import Settings
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -29,8 +29,8 @@ from models import (
     Side,
     topics,
 )
-from paceline import broker
-from paceline.stack import Feed
+from paceline.ops import broker
+from paceline.ops.stack import Feed
 from runtime.bus import Bus
 from tests.broker.pipeline import (
     Service,

@@ -9,7 +9,7 @@ import uuid
 from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
-from paceline.stack import Feed
+from paceline.ops.stack import Feed
 from runtime.bus import Bus
 from tests.broker.pipeline import check_reports, filled_qty, parent_order, session_ticks, submit, wait_for
 from worker.service import WorkerService

@@ -1,4 +1,4 @@
-"""Role tokens (``runtime.auth``) and the broker's grants (``paceline.broker.GRANTS``)."""
+"""Role tokens (``runtime.auth``) and the broker's grants (``paceline.ops.broker.GRANTS``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from models import topics
-from paceline import broker
+from paceline.ops import broker
 from runtime import auth
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from paceline import broker
+from paceline.ops import broker
 
 
 def _cfg(tmp_path: Path, **kw: object) -> broker.BrokerConfig:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from paceline import broker
+from paceline.ops import broker
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -181,7 +181,7 @@ def test_every_scraped_service_serves_metrics_where_prometheus_looks() -> None:
 def test_the_compose_cluster_is_the_bare_machine_cluster() -> None:
     """``paceline cluster`` (paceline/cluster.py) and the compose ``cluster`` profile: same image version,
     the same broker keys over the same standalone.conf, the same bookie keys, the tenant on the cluster."""
-    from paceline import cluster
+    from paceline.ops import cluster
 
     services = _compose()["services"]
     members = {n: s for n, s in services.items() if "cluster" in s.get("profiles", [])}

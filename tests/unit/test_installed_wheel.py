@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 PROBE = """
 import json, sys
-from paceline import broker
+from paceline.ops import broker
 from paceline.cli import main
 from endpoint.config import DEFAULT_FILE, load
 from runtime.settings import Settings

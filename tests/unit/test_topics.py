@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from models import topics
-from paceline.broker import RETENTION
+from paceline.ops.broker import RETENTION
 
 
 def test_tick_topic_per_equity() -> None:

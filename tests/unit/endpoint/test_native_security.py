@@ -20,7 +20,7 @@ from endpoint.config import Client, EndpointConfig, load
 from endpoint.desk import OrderDesk
 from endpoint.native import REFUSED, NativeServer
 from endpoint.risk import RiskGate
-from paceline.stack import free_port
+from paceline.ops.stack import free_port
 from runtime.secrets import hash_token
 
 TOKEN = "native-token-0123456789"

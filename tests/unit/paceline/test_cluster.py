@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from paceline import broker, cluster
+from paceline.ops import broker, cluster
 
 
 def test_a_cluster_folder_keeps_its_ports_and_the_brokers_start_from_the_standalones_file(

@@ -15,7 +15,7 @@ from models import (
     VenueCommandAck,
     VenueOp,
 )
-from paceline.drill import History, evaluate
+from paceline.drills.drill import History, evaluate
 from tests.factories import T0, ack, fill, parent, report
 
 P = parent(parent_id="P-1", cl_ord_id="C-1", quantity=300)

@@ -1,4 +1,4 @@
-"""The one percentile definition (``paceline.stats``)."""
+"""The one percentile definition (``paceline.bench.stats``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from paceline.stats import percentile, summary
+from paceline.bench.stats import percentile, summary
 
 
 def test_nearest_rank_percentiles_are_observed_values() -> None:

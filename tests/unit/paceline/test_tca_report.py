@@ -9,7 +9,7 @@ import pytest
 
 from market.tca import Tca
 from models import AmendRequest, ExecType, JobRequest, Liquidity, OrdStatus, TcaRecord, topics
-from paceline import tca_report
+from paceline.reports import tca_report
 from runtime import metrics
 from runtime.bus import Bus, stream_of
 from runtime.membus import MemoryBroker

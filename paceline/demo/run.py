@@ -21,9 +21,9 @@ from pathlib import Path
 
 from market.session import SESSION_OPEN_S, midnight_ns, second_of_day
 from models import Tick, now_ns, topics
-from paceline import broker
-from paceline.pipeline_demo import STRATEGIES, PipelineDemo, follow_clock
-from paceline.stats import percentile
+from paceline.bench.stats import percentile
+from paceline.demo.pipeline import STRATEGIES, PipelineDemo, follow_clock
+from paceline.ops import broker
 from receiver.service import Receiver, ReceiverStats
 from receiver.sources import synthetic
 from runtime import auth
@@ -139,7 +139,7 @@ def _on_cluster(
 ) -> int:
     """The demo on the Pulsar cluster of ``paceline cluster`` (started here, with authentication, when none
     runs): the same services, on its multi-host service URL."""
-    from paceline import cluster
+    from paceline.ops import cluster
 
     run_dir = settings.home / "cluster"
     cfg = cluster.ClusterConfig.load(run_dir, settings.cache_dir)
@@ -165,7 +165,7 @@ def _on_cluster(
 
 def _tca_reports(bus: Bus, pipe: PipelineDemo) -> None:
     """Each parent's TCA report (``paceline tca``), from the topics the run left."""
-    from paceline import tca_report
+    from paceline.reports import tca_report
 
     archive = tca_report.Archive(bus)
     print(f"\n{'ClOrdID':24s} {'IS':>7s} {'delay':>7s} {'spread':>7s} {'timing':>7s} {'opport.':>7s} "

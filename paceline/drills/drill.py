@@ -53,10 +53,10 @@ from models import (
     topics,
 )
 from models.fix import TERMINAL_ORD_STATUS, Tag
-from paceline import broker, cluster
-from paceline.cluster import ClusterConfig
-from paceline.faults import CLUSTER_FAULTS, FAULTS
-from paceline.stack import (
+from paceline.drills.faults import CLUSTER_FAULTS, FAULTS
+from paceline.ops import broker, cluster
+from paceline.ops.cluster import ClusterConfig
+from paceline.ops.stack import (
     Feed,
     Proc,
     free_port,

@@ -29,8 +29,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from paceline import broker
-from paceline.broker import DEPLOY, JVM_OPENS, BrokerError, RunFolder, java_command, pulsar_version
+from paceline.ops import broker
+from paceline.ops.broker import DEPLOY, JVM_OPENS, BrokerError, RunFolder, java_command, pulsar_version
 from runtime import auth
 
 CLUSTER = "paceline"

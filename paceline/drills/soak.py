@@ -45,9 +45,10 @@ from models import (
     topics,
 )
 from models.fix import STRATEGY_OUT, TERMINAL_ORD_STATUS
-from paceline import broker
-from paceline.drill import Check, History, evaluate
-from paceline.stack import (
+from paceline.bench.stats import percentile
+from paceline.drills.drill import Check, History, evaluate
+from paceline.ops import broker
+from paceline.ops.stack import (
     Feed,
     Proc,
     demo_client,
@@ -57,12 +58,11 @@ from paceline.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
-from paceline.stats import percentile
 from runtime.bus import Bus
 from runtime.logs import get_logger
 from runtime.settings import Settings
 
-log = get_logger("paceline.soak")
+log = get_logger("paceline.drills.soak")
 
 S = 1_000_000_000
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "JPM")

@@ -1,4 +1,4 @@
-"""The faults ``paceline drill`` injects (here, not in ``paceline.drill``, so the CLI's parser does not
+"""The faults ``paceline drill`` injects (here, not in ``paceline.drills.drill``, so the CLI's parser does not
 import QuickFIX and the market to list them)."""
 
 FAULTS = (

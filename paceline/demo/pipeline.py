@@ -23,7 +23,7 @@ from typing import Any
 
 from fixclient import FixClient
 from models import topics
-from paceline.stack import Proc, free_port, wait_for_workers, write_endpoint_config
+from paceline.ops.stack import Proc, free_port, wait_for_workers, write_endpoint_config
 from runtime.bus import Bus
 from runtime.settings import Settings
 

@@ -20,14 +20,14 @@ import tomli_w
 from prometheus_client.parser import text_string_to_metric_families
 
 from models import Tick, WorkerHeartbeat, topics
-from paceline import broker
-from paceline.cluster import ClusterConfig
+from paceline.ops import broker
+from paceline.ops.cluster import ClusterConfig
 from receiver.service import Receiver
 from runtime import auth
 from runtime.bus import Bus
 from runtime.secrets import hash_token
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_TOKEN = "demo-token-0123456789"
 
 
@@ -83,7 +83,7 @@ def write_endpoint_config(
     return path
 
 
-# The broker role each ``paceline`` service command runs under (``paceline.broker.GRANTS``).
+# The broker role each ``paceline`` service command runs under (``paceline.ops.broker.GRANTS``).
 ROLE_OF = {"receiver": "receiver", "worker": "worker", "health-checker": "health-checker",
            "endpoint": "endpoint", "dashboard": "viewer", "kill": "operator"}  # fmt: skip
 
