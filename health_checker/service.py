@@ -32,7 +32,7 @@ from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
 from runtime import metrics
-from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, ProducerBusyError, unload_topic
+from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, ProducerBusyError, free_subscription
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox, PulsarSnapshots
@@ -55,7 +55,6 @@ DECISION = Histogram(
 )
 SUBSCRIPTION = "health-checker"
 INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by the leader
-OUTPUTS = (topics.REPORTS, topics.VENUE_COMMANDS, topics.ASSIGNMENTS)  # the saga's effects (the outbox)
 
 
 class _Watchdog:
@@ -133,8 +132,8 @@ class HealthChecker:
             except (LeaseLostError, BusError) as exc:
                 log.error("stepping down", name=self.name, error=str(exc))
                 if isinstance(exc, ProducerBusyError):
-                    # An outbox producer's name is still held at the broker (one of ours orphaned by a
-                    # broker restart, or a hung predecessor's): the next lead unloads the topics first.
+                    # A producer's name is still held at the broker (one of ours orphaned by a broker
+                    # restart, or a hung predecessor's): the next lead frees the inputs first as well.
                     self._fenced = True
                     self._stop.wait(0.5)
             finally:
@@ -176,13 +175,15 @@ class HealthChecker:
     def _lead(self, plog: PulsarLog) -> None:
         t0 = time.perf_counter()
         if self._fenced and self.admin_url:
-            # The hung leader's open connection still holds the inputs' exclusive subscriptions and the
-            # outbox's named producers (a same-named producer waits for the broker's liveness check of the
-            # old one): unloading those topics disconnects it. Live clients reconnect at once; it cannot.
-            for topic in (*INPUTS, *OUTPUTS):
-                unload_topic(self.admin_url, topic)
+            # The hung leader's open connection still holds the inputs' exclusive subscriptions: resetting
+            # each to where it stands disconnects it (live clients reconnect at once; it cannot). Its outbox
+            # producers are fenced out below, as its saga log producer was.
+            for topic in INPUTS:
+                free_subscription(self.admin_url, topic, SUBSCRIPTION)
         self._fenced = False
-        outbox = PulsarOutbox(self.bus)
+        # Exclusive and fencing: a same-named producer of a hung leader would otherwise hold each output
+        # until the broker's liveness check of its connection.
+        outbox = PulsarOutbox(self.bus, fence=True)
         self._outbox = outbox
         orch: Orchestrator[ParentSaga] = Orchestrator(plog, outbox, ParentSaga)
         coord = Coordinator(orch, self.config)

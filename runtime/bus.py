@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import logging
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -592,26 +596,40 @@ class Bus:
         self.close()
 
 
-def unload_topic(admin_url: str, topic: str, timeout_s: float = 10.0) -> None:
-    """Ask the broker (admin API) to unload ``topic``: every producer and consumer on it is disconnected
-    and live clients reconnect at once. A hung process does not, which frees an exclusive subscription it
-    held. Raises BusError when the broker refuses."""
-    import urllib.error
-    import urllib.request
-
+def free_subscription(admin_url: str, topic: str, subscription: str, timeout_s: float = 10.0) -> None:
+    """Disconnect whoever holds ``subscription`` on ``topic`` without losing its place: the broker's admin
+    API resets the subscription's cursor to where it stands (just past its acknowledged messages), which
+    disconnects its consumers; live clients reconnect at once, a hung one does not, so its exclusive
+    subscription is free. Needs only consume permission on the topic (unloading the topic needs a tenant
+    admin, who may produce anywhere). What the holder had received but not acknowledged is delivered
+    again, as after any failover. Raises BusError when the broker refuses."""
     path = topic.replace("://", "/", 1)  # persistent://t/ns/name -> persistent/t/ns/name
-    url = f"{admin_url.rstrip('/')}/admin/v2/{path}/unload"
+    base = f"{admin_url.rstrip('/')}/admin/v2/{path}"
+    stats = json.loads(_admin("GET", f"{base}/internalStats", None, timeout_s, topic) or "{}")
+    cursor = stats.get("cursors", {}).get(subscription)
+    if cursor is None:
+        return  # no such subscription: nobody holds it
+    ledger, entry = (int(x) for x in cursor["markDeletePosition"].split(":"))
+    where = {"ledgerId": ledger, "entryId": entry, "isExcluded": True, "partitionIndex": -1, "batchIndex": -1}
+    sub = urllib.parse.quote(subscription)
+    _admin("POST", f"{base}/subscription/{sub}/resetcursor", where, timeout_s, topic)
+
+
+def _admin(method: str, url: str, body: object, timeout_s: float, topic: str) -> str:
+    """One admin API call with this process's token; on a cluster, redirects to the topic's owner."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {**auth.admin_headers(), "Content-Type": "application/json"}
     for _ in range(3):
-        req = urllib.request.Request(url, method="PUT", headers=auth.admin_headers())
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-                resp.read()
-            return
+                return str(resp.read().decode())
         except urllib.error.HTTPError as exc:
             if exc.code in (307, 308) and exc.headers.get("Location"):
                 url = exc.headers["Location"]  # on a cluster: the broker that owns the topic
                 continue
-            raise BusError(f"cannot unload {topic}: {exc}") from exc
+            why = exc.read().decode(errors="replace")[:200]
+            raise BusError(f"{method} {url} for {topic} refused: {exc} {why}") from exc
         except (urllib.error.URLError, OSError) as exc:
-            raise BusError(f"cannot unload {topic}: {exc}") from exc
-    raise BusError(f"cannot unload {topic}: redirected too often")
+            raise BusError(f"{method} {url} for {topic} failed: {exc}") from exc
+    raise BusError(f"{method} {url} for {topic}: redirected too often")

@@ -72,16 +72,19 @@ class MemoryOutbox:
 
 
 class PulsarOutbox:
-    def __init__(self, bus: Bus, prefix: str = "paceline-saga") -> None:
+    def __init__(self, bus: Bus, prefix: str = "paceline-saga", *, fence: bool = False) -> None:
+        """``fence``: each output's producer is exclusive and takes the topic from any holder (a leader that
+        went silent), whose next send is refused."""
         self.bus = bus
         self.prefix = prefix
+        self.fence = fence
         self._producers: dict[str, Producer] = {}
         self._failure: str | None = None
 
     def _producer(self, topic: str) -> Producer:
         p = self._producers.get(topic)
         if p is None:
-            p = self.bus.producer(topic, name=f"{self.prefix}.{stream_of(topic)}")
+            p = self.bus.producer(topic, name=f"{self.prefix}.{stream_of(topic)}", fence=self.fence)
             self._producers[topic] = p
         return p
 

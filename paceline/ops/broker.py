@@ -71,7 +71,9 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "operator": ((topics.RISK, (P, C)),),
     "viewer": tuple((ns, (C,)) for ns in topics.NAMESPACES),
 }  # fmt: skip
-TENANT_ADMINS = ("health-checker",)
+# No service is a tenant admin (a tenant admin may produce anywhere in the tenant): the health-checker frees
+# a hung leader's subscriptions by resetting their cursors, which consume permission allows.
+TENANT_ADMINS: tuple[str, ...] = ()
 
 # What Pulsar's own launcher passes to the JVM so the broker can reach JDK internals on Java 17+.
 JVM_OPENS = [

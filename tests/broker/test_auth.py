@@ -3,15 +3,22 @@ session's broker (started with ``auth=True``): each role may do its own job and 
 
 from __future__ import annotations
 
+import json
 import secrets
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 
+import pulsar as pulsar_client
 import pytest
 
 from models import topics
 from models.common import Message
 from paceline.ops import broker
 from runtime import auth
-from runtime.bus import Bus, BusError
+from runtime.bus import Bus, BusError, free_subscription
 
 pytestmark = pytest.mark.broker
 
@@ -78,3 +85,74 @@ def test_a_token_signed_with_another_key_or_none_is_refused(
     assert auth.token_from_env() is None
     with pytest.raises(BusError):  # no credentials at all
         _publish(pulsar, "", topics.HEARTBEATS)
+
+
+def test_the_health_checker_is_no_tenant_admin_and_refused_outside_its_topics(
+    pulsar: broker.BrokerConfig, unique: str
+) -> None:
+    token = _token(pulsar, "health-checker")
+    for topic in (topics.ticks("AAPL"), topics.RISK, topics.EXECUTIONS, topics.job_actions(f"J-{unique}")):
+        with pytest.raises(BusError, match="AuthorizationError"):
+            _publish(pulsar, token, topic)
+    _publish(pulsar, token, topics.SAGA_LOG)  # its own
+    path = topics.JOB_REQUESTS.replace("://", "/", 1)
+    req = urllib.request.Request(f"{pulsar.admin_url}/admin/v2/{path}/unload", method="PUT",
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:  # what only a tenant admin may do
+        urllib.request.urlopen(req, timeout=10)
+    assert refused.value.code in (401, 403)
+
+
+def _consumers(pulsar: broker.BrokerConfig, topic: str, sub: str) -> int:
+    path = topic.replace("://", "/", 1)
+    req = urllib.request.Request(f"{pulsar.admin_url}/admin/v2/{path}/stats", headers=auth.admin_headers())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return len(json.loads(r.read())["subscriptions"][sub]["consumers"])
+
+
+_HOLDER = """
+import sys, time, pulsar
+client = pulsar.Client(sys.argv[1], authentication=pulsar.AuthenticationToken(sys.argv[2]))
+consumer = client.subscribe(sys.argv[3], sys.argv[4], consumer_type=pulsar.ConsumerType.Exclusive)
+print("subscribed", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_health_checker_frees_a_hung_holders_subscription_and_nothing_is_lost(
+    pulsar: broker.BrokerConfig, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How a standby takes over a hung leader's inputs with consume permission only: the holder, SIGSTOPped
+    with messages in its queue unacknowledged, loses the subscription, and they come to the new holder."""
+    token, sub = _token(pulsar, "health-checker"), f"hc-free-{unique}"
+    args = [sys.executable, "-c", _HOLDER, pulsar.service_url, token, topics.JOB_REQUESTS, sub]
+    holder = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        lines = iter(holder.stdout.readline, "")
+        assert any(line.strip() == "subscribed" for line in lines)  # after the client's own log lines
+        sent = [f"{unique}-{i}".encode() for i in range(3)]
+        with Bus(pulsar.service_url, token=_token(pulsar, "endpoint"), quiet=True) as bus:
+            p = bus.raw_producer(topics.JOB_REQUESTS)
+            for body in sent:
+                p.send_bytes(body)
+            p.close()
+        client = pulsar_client.Client(
+            pulsar.service_url, authentication=pulsar_client.AuthenticationToken(token)
+        )
+        try:
+            with pytest.raises(Exception, match="ConsumerBusy"):  # held
+                client.subscribe(topics.JOB_REQUESTS, sub, consumer_type=pulsar_client.ConsumerType.Exclusive)
+            holder.send_signal(signal.SIGSTOP)
+            monkeypatch.setenv("PACELINE_PULSAR_TOKEN", token)
+            free_subscription(pulsar.admin_url, topics.JOB_REQUESTS, sub)
+            # Disconnected at once (not after the broker's liveness check of a later subscriber's rival).
+            assert _consumers(pulsar, topics.JOB_REQUESTS, sub) == 0
+            c = client.subscribe(topics.JOB_REQUESTS, sub, consumer_type=pulsar_client.ConsumerType.Exclusive)
+            got = [c.receive(timeout_millis=10_000).data() for _ in sent]
+            assert got == sent  # what the holder had received and not acknowledged
+        finally:
+            client.close()
+    finally:
+        holder.kill()
+        holder.wait()
