@@ -71,6 +71,10 @@ from runtime.settings import Settings
 HC_PAUSE_S = 8.0  # the leader is SIGSTOPped this long (past the standby's leader timeout), then SIGCONT
 S = 1_000_000_000
 HEARTBEAT_TIMEOUT_S = 2.0
+# The market runs in real time from the fault until this long after it, then at the drill's speed again: an
+# outage of a few wall seconds costs the parents a few market seconds, as in production, not ten times that
+# (at 10x a 5-s broker failover and the reassignments after it once ate a sixth of a 6-minute window).
+FAULT_REAL_TIME_S = 15.0
 SYMBOLS = ["AAPL", "MSFT"]
 # (label, symbol, FIX TargetStrategy, participation rate): four parents, two per worker
 PARENTS = (
@@ -228,7 +232,10 @@ class Drill:
                     lambda: feed is not None and feed.market_ns >= fault_ns, self.window_s, "the fault time"
                 )
                 t_fault = self._t_fault = time.time()
+                feed.set_speed(1.0)
                 after = self._inject(bus)
+                time.sleep(max(0.0, FAULT_REAL_TIME_S - (time.time() - t_fault)))
+                feed.set_speed(self.speed)
                 self._wait_done(feed, timeout_s=self.window_s / self.speed + 120)
                 after(bus, t_fault)
             finally:

@@ -225,6 +225,7 @@ class Feed:
         self.on_tick = on_tick
         self.done = threading.Event()
         self.last: Tick | None = None
+        self._pace: float | None = None  # a new speed, taken up at the next tick
         self._stop = threading.Event()
         self._th = threading.Thread(target=self._run, daemon=True)
 
@@ -238,11 +239,18 @@ class Feed:
         self._th.start()
         return self
 
+    def set_speed(self, speed: float) -> None:
+        """Pace at ``speed`` from the next tick on, the clock re-anchored where the market stands."""
+        self._pace = speed
+
     def _run(self) -> None:
         wall0, ev0 = time.perf_counter(), self.ticks[0].ts_event
         for t in self.ticks:
             if self._stop.is_set():
                 break
+            if (pace := self._pace) is not None:
+                self._pace, self.speed = None, pace
+                wall0, ev0 = time.perf_counter(), self.market_ns or t.ts_event
             delay = wall0 + (t.ts_event - ev0) / 1e9 / self.speed - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
