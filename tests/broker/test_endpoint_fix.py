@@ -343,26 +343,27 @@ def test_a_burst_of_malformed_messages_gets_rejects_and_the_session_lives(desk: 
 
 def test_a_possible_resend_of_a_live_order_gets_its_status_not_a_reject(desk: Desk) -> None:
     """PossDupFlag (43) or PossResend (97) on a NewOrderSingle for a known ClOrdID: the order's current
-    state (150=I), no second parent, the live order untouched; a plain duplicate keeps its reject."""
+    state (150=I), no second parent, the live order untouched; a plain duplicate keeps its reject. (Its
+    ClOrdID differs from every other test's: a new endpoint restores the client's orders from the reports.)"""
     raw = RawFix(desk.cfg.fix_port)
     try:
         raw.logon()
         end = desk.now() + 3 * 60 * S
         nos = [(55, desk.symbol), (54, "1"), (38, "300"), (40, "1"), (60, utc(desk.now())),
-               (168, utc(desk.now())), (126, utc(end)), (11, "R1")]  # fmt: skip
+               (168, utc(desk.now())), (126, utc(end)), (11, "P1")]  # fmt: skip
         raw.send("D", nos)
-        new = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) == "0")
+        new = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "P1" and f.get(150) == "0")
         orders = len(desk.endpoint.desk.orders)
         for flag in (43, 97):
             raw.send("D", [(flag, "Y"), (122, utc(desk.now())), *nos])
-            r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) in ("I", "8"))
+            r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "P1" and f.get(150) in ("I", "8"))
             assert r[150] == "I" and r[39] != "8" and r[37] == new[37], r
             assert "possible resend" in r[58]
         assert len(desk.endpoint.desk.orders) == orders
         raw.send("D", nos)  # the same ClOrdID without a resend flag: a duplicate
-        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "R1" and f.get(150) in ("I", "8"))
+        r = raw.read(lambda f: f.get(35) == "8" and f.get(11) == "P1" and f.get(150) in ("I", "8"))
         assert r[150] == "8" and r[103] == "6"
-        o = desk.endpoint.desk.find("CLIENT2", "R1")
+        o = desk.endpoint.desk.find("CLIENT2", "P1")
         assert o is not None and o.status.value != "REJECTED"
     finally:
         raw.close()
