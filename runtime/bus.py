@@ -186,8 +186,14 @@ class Producer:
 class Consumer(Generic[M]):
     """Typed consumer: ``receive`` returns decoded deliveries and quarantines what does not decode."""
 
-    def __init__(self, bus: Bus, raw: Any, topic: str, subscription: str, model: type[M]) -> None:
+    def __init__(
+        self, bus: Bus, raw: Any, topic: str, subscription: str, model: type[M], *,
+        listener_ref: list[Consumer[M]] | None = None,
+    ) -> None:  # fmt: skip
+        """``listener_ref``: the list through which the message listener reaches this wrapper, emptied on
+        close (see ``close``)."""
         self._bus = bus
+        self._listener_ref = listener_ref
         self._raw = raw
         self.topic = topic
         self.subscription = subscription
@@ -310,6 +316,11 @@ class Consumer(Generic[M]):
         # (measured: ~33 KB per job's subscription, +36 MB over a day of 1,000 parents at the endpoint).
         with contextlib.suppress(AttributeError, ValueError):
             self._raw._client._consumers.remove(self._raw)
+        # The native consumer holds its listener, the listener this wrapper, the wrapper the native consumer:
+        # a cycle through C++ that Python's collector cannot see, so every closed consumer with a handler
+        # stayed alive (~20 KB each: a day of 1,000 parents grew the endpoint 31 %). Cut it here.
+        if self._listener_ref is not None:
+            self._listener_ref.clear()
 
     def unsubscribe(self) -> None:
         """Delete the subscription (its backlog goes with it) and close."""
@@ -538,6 +549,8 @@ class Bus:
         holder: list[Consumer[M]] = []
 
         def _listener(_raw: Any, msg: Any) -> None:
+            if not holder:  # closed
+                return
             consumer = holder[0]
             delivery = consumer._decode(msg)
             if delivery is None or handler is None:
@@ -574,7 +587,7 @@ class Bus:
             raw = self._client.subscribe(topic, subscription, **kw)
         except Exception as exc:
             raise BusError(f"cannot subscribe {subscription!r} to {topic}: {exc}") from exc
-        consumer = Consumer(self, raw, topic, subscription, model)
+        consumer = Consumer(self, raw, topic, subscription, model, listener_ref=holder)
         holder.append(consumer)
         ready.set()
         return consumer
