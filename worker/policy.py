@@ -51,6 +51,12 @@ OBS_DIM = len(Observation.names())
 _values = operator.attrgetter(*Observation.names())
 
 
+def observation_values(obs: Observation) -> tuple[float, ...]:
+    """An observation's fields in order, as a tuple."""
+    values: tuple[float, ...] = _values(obs)
+    return values
+
+
 class PriceKind(IntEnum):
     HOLD = 0  # do nothing now
     MARKET = 1  # take liquidity
@@ -134,10 +140,9 @@ def scale(obs: Observation) -> np.ndarray:
     return np.clip(obs.vector() * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
 
 
-def scale_batch(batch: list[Observation]) -> np.ndarray:
-    """``scale`` of each observation as the rows of one array (the same float32 operations, at once)."""
-    rows = np.asarray([_values(o) for o in batch], dtype=np.float32).reshape(len(batch), OBS_DIM)
-    out: np.ndarray = np.clip(rows * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
+def scale_rows(rows: np.ndarray) -> np.ndarray:
+    """``scale`` of observations given as rows of their fields (float64, as the fields are Python floats)."""
+    out: np.ndarray = np.clip(rows.astype(np.float32) * OBS_SCALE, -OBS_LIMIT, OBS_LIMIT)
     return out
 
 
@@ -159,6 +164,52 @@ def action_of(
     target = min(1.0, obs.time_elapsed + d.lead)
     qty = _lots((target - (1.0 - obs.inventory_left)) * job.quantity, job.lot)
     return Action(d.price, qty) if qty > 0 else HOLD
+
+
+def actions_of(
+    defs: tuple[ActionDef, ...], index: np.ndarray, rows: np.ndarray, sizes: np.ndarray, *,
+    band: float | None = None,
+) -> list[Action]:  # fmt: skip
+    """``action_of`` for many jobs at once: ``index`` each job's action in ``defs``, ``rows`` their
+    observations (``observe_rows``), ``sizes`` their (TWAP slice, quantity, lot) as integer rows. The sizes
+    are the same float64 operations in the same order, so each action equals ``action_of``'s for that job
+    exactly (``np.rint`` rounds half to even, as ``round``)."""
+    slice_qty, quantity, lot = sizes[:, 0], sizes[:, 1], sizes[:, 2]
+    n = len(index)
+    elapsed, done = rows[:, _ELAPSED], 1.0 - rows[:, _INVENTORY_LEFT]
+    kinds = [defs[i].price for i in index.tolist()]
+    mult = np.array([d.slice_multiple for d in defs])[index]
+    lead = np.array([np.nan if d.lead is None else d.lead for d in defs])[index]
+    by_slice = np.trunc(slice_qty * mult).astype(np.int64).tolist()
+    target = np.minimum(1.0, elapsed + np.nan_to_num(lead))
+    by_lead = _lots_array((target - done) * quantity, lot).tolist()
+    anchored = (~np.isnan(lead)).tolist()
+    over: list[bool] = [False] * n
+    catch_up: list[int] = [0] * n
+    if band is not None:
+        behind = elapsed - done
+        over = (behind > band).tolist()
+        catch_up = _lots_array(behind * quantity, lot).tolist()
+    out: list[Action] = []
+    for k in range(n):
+        kind = kinds[k]
+        if over[k]:
+            out.append(Action(PriceKind.MARKET, catch_up[k]))
+        elif kind is PriceKind.HOLD:
+            out.append(HOLD)
+        elif not anchored[k]:
+            out.append(Action(kind, by_slice[k]))
+        else:
+            out.append(Action(kind, by_lead[k]) if by_lead[k] > 0 else HOLD)
+    return out
+
+
+_ELAPSED, _INVENTORY_LEFT = (Observation.names().index(n) for n in ("time_elapsed", "inventory_left"))
+
+
+def _lots_array(shares: np.ndarray, lot: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (np.maximum(0.0, np.rint(shares / lot)) * lot).astype(np.int64)
+    return out
 
 
 def _lots(shares: float, lot: int) -> int:
