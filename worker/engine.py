@@ -43,10 +43,21 @@ from models import (
 )
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
 from worker.features import Features, Tape, observe_rows
-from worker.policy import Action, Agent, JobContext, Observation, Policy, PriceKind, actions_of, scale_rows
+from worker.policy import (
+    Action,
+    Agent,
+    JobContext,
+    Observation,
+    Policy,
+    PriceKind,
+    actions_of,
+    observation_values,
+    scale_rows,
+)
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
 TICK = 0.01
+COLUMNAR_FROM = 16  # jobs of one policy file due on one tick, from which they are decided as columns
 _serials = itertools.count()
 
 
@@ -138,6 +149,7 @@ class Engine:
         # Called with each decision the engine makes itself (the backtest compares a policy with a rule).
         self.audit: Callable[[Job, Observation, Action], None] | None = None
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
+        self.columnar_from = COLUMNAR_FROM
 
     # --- assignments ----------------------------------------------------------------------------------
     def resolve_policy(self, a: JobAssignment) -> Policy | LoadedPolicy:
@@ -261,27 +273,41 @@ class Engine:
         return out
 
     def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildOrderAction]:
-        """The jobs of one policy file due on this tick, as columns: their observations in one array
-        (``observe_rows``), one forward pass, their actions sized at once (``actions_of``)."""
+        """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
+        on, as columns: their observations in one array (``observe_rows``), their actions sized at once
+        (``actions_of``); below it numpy's per-call cost outweighs the loop it saves. Both give the same
+        observations and actions bit for bit (tests/unit/worker/test_columnar.py)."""
         pol = jobs[0].policy
         assert isinstance(pol, LoadedPolicy)
-        rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs],
-                            [j.open_qty for j in jobs])  # fmt: skip
-        scores = pol.scores(scale_rows(rows))
-        usable = np.isfinite(scores).all(axis=1)
-        index = np.where(usable, scores.argmax(axis=1), 0)
-        sizes = np.array([(j.slice_qty, j.context.quantity, j.context.lot) for j in jobs], dtype=np.int64)
-        actions = actions_of(pol.actions, index, rows, sizes, band=pol.manifest.band)
+        if len(jobs) >= self.columnar_from:
+            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs],
+                                [j.open_qty for j in jobs])  # fmt: skip
+            scores = pol.scores(scale_rows(rows))
+            usable = np.isfinite(scores).all(axis=1)
+            index = np.where(usable, scores.argmax(axis=1), 0)
+            sizes = np.array([(j.slice_qty, j.context.quantity, j.context.lot) for j in jobs], dtype=np.int64)
+            sized = actions_of(pol.actions, index, rows, sizes, band=pol.manifest.band)
+            observed: list[Observation] | None = None
+        else:
+            observed = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
+            scores = pol.scores(scale_rows(np.array([observation_values(o) for o in observed])))
+            usable, best = np.isfinite(scores).all(axis=1), scores.argmax(axis=1).tolist()
+            sized = [
+                pol.action_of(i, j.slice_qty, o, j.context)
+                for i, j, o in zip(best, jobs, observed, strict=True)
+            ]
         out: list[ChildOrderAction] = []
         for k, (job, ok) in enumerate(zip(jobs, usable.tolist(), strict=True)):
-            action = actions[k]
-            if not ok:
-                pol.fallbacks += 1
-                if self.on_fallback:
-                    self.on_fallback(pol.name)
-                action = pol.fallback.decide(Observation(*rows[k].tolist()), job.context)
-            if self.audit is not None:
-                self.audit(job, Observation(*rows[k].tolist()), action)
+            action = sized[k]
+            if not ok or self.audit is not None:
+                obs = observed[k] if observed is not None else Observation(*rows[k].tolist())
+                if not ok:
+                    pol.fallbacks += 1
+                    if self.on_fallback:
+                        self.on_fallback(pol.name)
+                    action = pol.fallback.decide(obs, job.context)
+                if self.audit is not None:
+                    self.audit(job, obs, action)
             out += self._act(job, action, tick)
         return out
 
@@ -363,9 +389,7 @@ class Engine:
         px: float | None = None,
     ) -> ChildOrderAction:
         p = job.assignment.parent
-        # Built from validated parts (the assignment, the tick, the engine's own sizes), so not validated
-        # again: validation was a third of a decision's cost. The decision test checks these validate.
-        return ChildOrderAction.model_construct(
+        return ChildOrderAction(
             action=action,
             child_id=child_id,
             job_id=job.job_id,
