@@ -5,7 +5,8 @@
 - A tick costs O(1) in the number of jobs on its symbol: the market's part of the observations is kept
   once per symbol (``worker.features.Tape``), and jobs wait in a heap by their next decision time, so only
   the jobs due are touched. Jobs due at the same tick are decided together: one forward pass per policy
-  file for all of them.
+  file for all of them, and from ``COLUMNAR_FROM`` of them their observations and action sizes as numpy
+  columns (``observe_rows``, ``actions_of``), equal bit for bit to the per-job path.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
