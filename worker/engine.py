@@ -21,8 +21,10 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from market.prices import to_units
 from market.session import day_frac
@@ -58,6 +60,8 @@ from worker.policy import (
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
 TICK = 0.01
+ChildSpec = dict[str, Any]  # a child order's fields, before validation
+_CHILDREN: TypeAdapter[list[ChildOrderAction]] = TypeAdapter(list[ChildOrderAction])
 COLUMNAR_FROM = 16  # jobs of one policy file due on one tick, from which they are decided as columns
 _serials = itertools.count()
 
@@ -240,7 +244,7 @@ class Engine:
                 sym.ending[job_id] = None
             else:
                 due.append(job)
-        out: list[ChildOrderAction] = []
+        out: list[ChildSpec] = []
         for job_id in list(sym.ending):
             job = self.jobs[job_id]
             self.awaiting.pop(job_id, None)
@@ -250,10 +254,10 @@ class Engine:
         out += self._decide(due, tick)
         for job in due:
             heapq.heappush(sym.events, (job.next_event_ns, job.serial, job.job_id))
-        return out
+        return _CHILDREN.validate_python(out) if out else []
 
-    def _decide(self, due: list[Job], tick: Tick) -> list[ChildOrderAction]:
-        out: list[ChildOrderAction] = []
+    def _decide(self, due: list[Job], tick: Tick) -> list[ChildSpec]:
+        out: list[ChildSpec] = []
         by_file: dict[int, list[Job]] = defaultdict(list)
         for job in due:
             # The next decision time on the grid after this tick (gaps in the data skip slots).
@@ -273,7 +277,7 @@ class Engine:
             out += self._decide_file(jobs, tick)
         return out
 
-    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildOrderAction]:
+    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildSpec]:
         """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
         on, as columns: their observations in one array (``observe_rows``), their actions sized at once
         (``actions_of``); below it numpy's per-call cost outweighs the loop it saves. Both give the same
@@ -297,7 +301,7 @@ class Engine:
                 pol.action_of(i, j.slice_qty, o, j.context)
                 for i, j, o in zip(best, jobs, observed, strict=True)
             ]
-        out: list[ChildOrderAction] = []
+        out: list[ChildSpec] = []
         for k, (job, ok) in enumerate(zip(jobs, usable.tolist(), strict=True)):
             action = sized[k]
             if not ok or self.audit is not None:
@@ -325,9 +329,9 @@ class Engine:
         tick = self.awaiting.pop(job_id, None)
         if tick is None:
             raise ValueError(f"job {job_id} is not waiting for a decision")
-        return self._act(self.jobs[job_id], action, tick)
+        return _CHILDREN.validate_python(self._act(self.jobs[job_id], action, tick))
 
-    def _finish(self, job: Job, tick: Tick) -> list[ChildOrderAction]:
+    def _finish(self, job: Job, tick: Tick) -> list[ChildSpec]:
         """End of the window: cancel what rests, and once the venue has confirmed, send what is left at
         market (as the RL environment does). Until then each tick only waits: cancels go out once."""
         pending = [c for c in job.open.values() if c.child_id not in job.canceling]
@@ -339,7 +343,7 @@ class Engine:
         job.finished = True
         return self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
 
-    def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildOrderAction]:
+    def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildSpec]:
         """Open orders are cancelled first, except a limit order already resting at the price this action
         asks for: it keeps its place in the queue (a cancel and re-post would join the back every decision)
         and counts toward the action's quantity."""
@@ -358,7 +362,7 @@ class Engine:
             px = min(px, p.limit_px) if buy else max(px, p.limit_px)
         resting = action.price in (PriceKind.LIMIT_TOUCH, PriceKind.LIMIT_INSIDE)
         budget = action.quantity if resting else 0
-        out = []
+        out: list[ChildSpec] = []
         for c in job.open.values():
             same_price = c.px is not None and px is not None and to_units(c.px) == to_units(px)
             if same_price and not c.cancel_sent and c.leaves <= budget:
@@ -388,9 +392,11 @@ class Engine:
         *,
         ord_type: OrdType = OrdType.MARKET,
         px: float | None = None,
-    ) -> ChildOrderAction:
+    ) -> ChildSpec:
+        """A child order's fields; the caller validates a tick's children as one list (``_CHILDREN``: half
+        the cost of validating each on construction)."""
         p = job.assignment.parent
-        return ChildOrderAction(
+        return dict(
             action=action,
             child_id=child_id,
             job_id=job.job_id,

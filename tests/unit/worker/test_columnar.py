@@ -14,7 +14,7 @@ import pytest
 from models import ChildOrderAction, Side, Tick, VenueCommand, VenueOp
 from worker import policy_files
 from worker.backtest import HORIZONS, SIZES, Day, episodes, synthetic_days
-from worker.engine import Engine, Job
+from worker.engine import ChildSpec, Engine, Job
 from worker.nets import PolicyNet
 from worker.policy import observation_values
 from worker.policy_files import LoadedPolicy, PolicyRegistry
@@ -28,7 +28,7 @@ class Columnar(Engine):
 
     batches: list[int] = []
 
-    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildOrderAction]:
+    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildSpec]:
         Columnar.batches.append(len(jobs))
         return super()._decide_file(jobs, tick)
 
