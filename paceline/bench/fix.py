@@ -5,8 +5,8 @@ client.
 
 The New comes from the saga, not from the endpoint: the order crosses the broker to the health-checker,
 is appended to the saga log, and the report crosses the broker back. Where the time goes is read from the
-report's ``AckTrace`` (the saga log and the reports topic, read as the endpoint reads them) and this
-process's own stamps around the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare
+report's ``AckTrace`` (a subscription on the reports topic, beside the endpoint's) and this process's own
+stamps around the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare
 ``pulsar-client`` hop (send -> receive) on the same broker: the round trip is at least two such hops plus
 the log append.
 """
@@ -21,19 +21,17 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from fixclient import FixClient
-from models import ACK_STAGES, ExecType, ExecutionReport, Message, SagaEvent, Tick, topics
+from models import ACK_STAGES, ExecType, ExecutionReport, Message, Tick, topics
 from paceline.bench.stats import summary
 from paceline.ops import broker
 from paceline.ops.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
 from receiver import sources
 from receiver.service import Receiver
-from runtime.bus import Bus, stream_of
+from runtime.bus import Bus
 from runtime.settings import Settings
-from saga.core import effect_message
 
 # This process's view: its FIX send -> the endpoint took the message; the report received off the topic ->
 # the client's FIX session has it. Between them, the report's own trace.
@@ -67,14 +65,8 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             if isinstance(m, ExecutionReport) and m.exec_type is ExecType.NEW and m.trace is not None:
                 reports.setdefault(m.cl_ord_id, (time.time_ns(), m))
 
-        def on_log(d: Any) -> None:  # where the endpoint takes reports first (endpoint.service)
-            for e in d.message.effects:
-                if e.topic == topics.REPORTS:
-                    on_report(SimpleNamespace(message=effect_message(e)))
-
         stack.callback(bus.subscribe(topics.REPORTS, f"bench-{tag}", Message, from_earliest=False,
                                      handler=on_report).close)  # fmt: skip
-        stack.callback(bus.tail(topics.SAGA_LOG, SagaEvent, on_log).close)
         rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)
         last: list[Tick | None] = [None]
 
@@ -100,8 +92,6 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         rtts: list[float] = []
         stages: dict[str, list[float]] = {s: [] for s in STAGES}
         timed: list[tuple[str, int, int]] = []  # ClOrdID, sent, first reply (wall clock)
-        hop = _Hop(bus)
-        stack.callback(hop.close)
         for i in range(orders + 10):
             t = last[0]
             assert t is not None
@@ -116,7 +106,6 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
                 return 1
             if i < 10:  # the first ones warm up connections and code paths
                 continue
-            hop.probe()
             sent_ns = int(client.sent_at[cl] * 1e9) + wall_minus_perf
             replied_ns = int(client.first_reply_at[cl] * 1e9) + wall_minus_perf
             rtts.append((replied_ns - sent_ns) / 1e6)
@@ -136,13 +125,14 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
                                            (replied_ns - got[0]) / 1e9), strict=True):  # fmt: skip
                 if sec is not None:
                     stages[name].append(max(0.0, sec) * 1e3)
-        rtt, bare = summary(rtts), summary(hop.ms)
+        hop = _hop(bus, 200)
+        rtt, bare = summary(rtts), summary(hop)
         print(
             f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders, services in separate processes"
         )
         print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
         rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
-                ("bare pulsar-client hop (same broker, same run, one after each order)", bare)]  # fmt: skip
+                ("bare pulsar-client hop (same broker, same run)", bare)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"| {name} | {st['n']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} | {st['p99.9']:.2f} | "
@@ -155,18 +145,6 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             if total is not None and count:
                 means.append(f"{stage} {total / count * 1e3:.2f}")
         print("endpoint's histogram, mean ms by stage:", ", ".join(means))
-        hc = procs[0]  # the saga's own view: a request's decision (its log append inside), the append alone
-
-        def mean_ms(name: str, **labels: str) -> str:
-            total, count = hc.metric(f"{name}_sum", **labels), hc.metric(f"{name}_count", **labels)
-            return f"{total / count * 1e3:.2f}" if total is not None and count else "-"
-
-        decision = mean_ms("paceline_hc_decision_seconds", kind="job_request")
-        append = mean_ms("paceline_bus_publish_latency_seconds", stream=stream_of(topics.SAGA_LOG))
-        print(
-            f"health-checker, mean ms: a request's decision {decision} (its log append inside), "
-            f"an append {append}"
-        )
         result = {"orders": len(rtts), "rtt_ms": rtt, "bare_hop_ms": bare,
                   "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
@@ -174,30 +152,26 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
     return 1
 
 
-class _Hop:
-    """The bare hop: one message on a fresh topic, sent until the consumer has it (ms). Probed once between
-    orders, so it meets the broker at the orders' cadence and load: back to back, hops cost a third of
-    what they do one at a time (the broker's and the bookie's threads never sleep), which no order sees."""
-
-    def __init__(self, bus: Bus) -> None:
-        topic = f"persistent://paceline/exec/bench-hop-{uuid.uuid4().hex[:8]}"
-        self.consumer = bus.subscribe(topic, "bench", Tick)
-        self.producer = bus.producer(topic)
-        self.probe_msg: Any = Tick(symbol="HOP", seq=1, ts_event=1, ts_init=1, bid_px=1.0, bid_sz=1,
-                                   ask_px=1.01, ask_sz=1)  # fmt: skip
-        self.ms: list[float] = []
-
-    def probe(self) -> None:
-        t0 = time.perf_counter()
-        self.producer.send_async(self.probe_msg)
-        d = self.consumer.receive(timeout_ms=5_000)
-        if d is not None:
-            self.ms.append((time.perf_counter() - t0) * 1000)
-            self.consumer.ack(d)
-
-    def close(self) -> None:
-        self.producer.close()
-        self.consumer.unsubscribe()
+def _hop(bus: Bus, n: int) -> list[float]:
+    """One message at a time on a fresh topic: send until the consumer has it (ms)."""
+    topic = f"persistent://paceline/exec/bench-hop-{uuid.uuid4().hex[:8]}"
+    consumer = bus.subscribe(topic, "bench", Tick)
+    producer = bus.producer(topic)
+    probe: Any = Tick(symbol="HOP", seq=1, ts_event=1, ts_init=1, bid_px=1.0, bid_sz=1, ask_px=1.01, ask_sz=1)
+    out: list[float] = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            producer.send_async(probe)
+            d = consumer.receive(timeout_ms=5_000)
+            if d is None:
+                break
+            out.append((time.perf_counter() - t0) * 1000)
+            consumer.ack(d)
+    finally:
+        producer.close()
+        consumer.unsubscribe()
+    return out
 
 
 __all__ = ["run"]
