@@ -4,6 +4,7 @@ tests."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import gc
 import queue
 import threading
@@ -166,6 +167,8 @@ class FixClient(fix.Application):  # type: ignore[misc]
                         return f
             left = deadline - time.monotonic()
             if left <= 0:
+                # Where every thread is (QuickFIX's, the broker client's listener): a stall says why here.
+                faulthandler.dump_traceback(all_threads=True)
                 raise AssertionError(f"no {what} within {timeout_s} s; received {self.received[-5:]}")
             with contextlib.suppress(queue.Empty):
                 self._q.get(timeout=min(left, 0.2))
