@@ -61,7 +61,9 @@ class Strategy(StrEnum):
 
 # The demo's universe: the default wherever a list of equities is not given.
 DEFAULT_SYMBOLS: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "AMZN")
-DEFAULT_RL_POLICY = "rl-exec"  # the policy file an RL parent gets when it names none
+# The policy file an RL parent gets when it names none: the learned placement, which beat the rule, TWAP and
+# Almgren-Chriss at every horizon on held-out calibrated days (docs/RESEARCH.md, round 7).
+DEFAULT_RL_POLICY = "rl-place"
 
 
 def policy_name(strategy: Strategy, policy: str | None = None) -> str:

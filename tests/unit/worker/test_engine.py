@@ -14,6 +14,7 @@ from market.prices import to_float, to_units
 from market.session import SESSION_OPEN_S
 from market.synthetic import SymbolSim, SymbolSpec
 from models import (
+    DEFAULT_RL_POLICY,
     AckStatus,
     ChildAction,
     ChildOrderAck,
@@ -213,7 +214,7 @@ def test_a_fill_of_another_epochs_child_is_not_counted() -> None:
 
 def _policy_dir(tmp_path: Path) -> PolicyRegistry:
     torch.manual_seed(0)
-    policy_files.save(PolicyNet(), tmp_path, "rl-exec", 1)
+    policy_files.save(PolicyNet(), tmp_path, DEFAULT_RL_POLICY, 1)  # what an RL parent gets
     return PolicyRegistry(tmp_path)
 
 
@@ -223,7 +224,7 @@ def test_rl_jobs_are_decided_in_one_batch(tmp_path: Path) -> None:
     eng = Engine("w1", reg)
     for i in range(50):
         eng.assign(_assignment(f"J{i}", 2_000, t0, 10, Strategy.RL))
-    pol = reg.load("rl-exec")
+    pol = reg.load(DEFAULT_RL_POLICY)
     calls: list[int] = []
     original = pol.scores
     pol.scores = lambda batch: calls.append(len(batch)) or original(batch)  # type: ignore[method-assign]
@@ -239,11 +240,11 @@ def test_a_nan_policy_falls_back_to_twap_and_is_counted(tmp_path: Path) -> None:
     eng = Engine("w1", reg, on_fallback=seen.append)
     t0, ticks = _first_tick()
     eng.assign(_assignment("J1", 2_000, t0, 10, Strategy.RL))
-    pol = reg.load("rl-exec")
+    pol = reg.load(DEFAULT_RL_POLICY)
     pol.scores = lambda batch: batch[:, :6] * float("nan")  # type: ignore[method-assign]
     venue = Venue(eng)
     _run(eng, ticks, venue)
-    assert pol.fallbacks > 0 and seen and seen[0] == "rl-exec@1"
+    assert pol.fallbacks > 0 and seen and seen[0] == f"{DEFAULT_RL_POLICY}@1"
     assert venue.filled["J1"] == 2_000
 
 
