@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from models import DEFAULT_RL_POLICY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
@@ -44,6 +46,7 @@ def test_the_installed_wheel_finds_its_policies_config_and_maven_project(tmp_pat
     names = zipfile.ZipFile(wheel).namelist()
     assert "paceline/_shipped/deploy/endpoint/endpoint.toml" in names
     assert any(n.startswith("paceline/_shipped/policies/rl-exec/") for n in names)
+    assert any(n.startswith(f"paceline/_shipped/policies/{DEFAULT_RL_POLICY}/") for n in names)  # RL default
     assert not any("/target/" in n for n in names)
     assert "dashboard/page.html" in names and "fixclient/client.py" in names  # the live page, the client
     assert {"dashboard/vendor/uPlot.iife.min.js", "dashboard/vendor/uPlot.LICENSE"} <= set(names)  # its chart
