@@ -11,5 +11,8 @@ TICKS_PUBLISHED = Counter(
 DUPLICATES = Counter("paceline_receiver_duplicates_dropped_total", "Redundant-feed duplicates dropped")
 MALFORMED = Counter("paceline_receiver_malformed_total", "Malformed source records", ["source"])
 PUBLISH_FAILED = Counter("paceline_receiver_publish_failed_total", "Publishes the broker did not acknowledge")
+FLUSH_FAILED = Counter(
+    "paceline_receiver_flush_failed_total", "Flushes that timed out waiting for the broker (no tick dropped)"
+)
 # Publish latency (send until broker ack) is the bus's histogram for this process's tick stream:
 # paceline_bus_publish_latency_seconds{stream="ticks"}, with sub-millisecond buckets.

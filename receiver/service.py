@@ -141,9 +141,18 @@ class Receiver:
     def per_symbol(self) -> dict[str, int]:
         return {s: o.count for s, o in self._out.items()}
 
-    def flush(self) -> None:
-        for out in self._out.values():
-            out.producer.flush()
+    def flush(self) -> bool:
+        """Wait for every symbol's acknowledgements. A symbol whose flush times out is logged and counted, and
+        the others are still flushed: the feed's thread must outlive a slow broker. True when all flushed."""
+        ok = True
+        for symbol, out in self._out.items():
+            try:
+                out.producer.flush()
+            except BusError as exc:
+                ok = False
+                metrics.FLUSH_FAILED.inc()
+                log.error("flush failed", symbol=symbol, error=str(exc))
+        return ok
 
     def close(self) -> None:
         self.flush()

@@ -176,7 +176,12 @@ class Producer:
         return self._raw.send(payload, **self._kwargs(None, None, None, properties))
 
     def flush(self) -> None:
-        self._raw.flush()
+        """Wait until everything sent so far is acknowledged; BusError when the broker does not answer within
+        the send timeout (a restart under load): nothing sent is dropped, its callbacks say how it ended."""
+        try:
+            self._raw.flush()
+        except pulsar.PulsarException as exc:
+            raise BusError(f"flush of {self.topic} failed: {exc}") from exc
 
     def close(self) -> None:
         with contextlib.suppress(pulsar.AlreadyClosed):

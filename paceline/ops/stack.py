@@ -244,6 +244,13 @@ class Feed:
         self._pace = speed
 
     def _run(self) -> None:
+        try:
+            self._publish_all()
+            self.rx.flush()  # logs and goes on if the broker is slow: ``done`` must still be set
+        finally:
+            self.done.set()
+
+    def _publish_all(self) -> None:
         wall0, ev0 = time.perf_counter(), self.ticks[0].ts_event
         for t in self.ticks:
             if self._stop.is_set():
@@ -258,8 +265,6 @@ class Feed:
                 self.on_tick(t)
             self.last = t
             self.rx.publish(t)
-        self.rx.flush()
-        self.done.set()
 
     def stop(self) -> None:
         self._stop.set()

@@ -74,3 +74,33 @@ def test_seek_by_event_time_lands_on_the_right_tick(bus: Bus) -> None:
         first_at_or_after = next(t for t in source if t.ts_event >= target.ts_event)
         assert d.message.seq == first_at_or_after.seq
     consumer.close()
+
+
+def test_a_flush_that_times_out_is_logged_and_the_others_still_flush() -> None:
+    """A broker too slow to acknowledge within the send timeout (a restart under load) must not end the
+    feed's thread: the failed symbol is counted, the other symbols are still flushed, and ``run`` returns."""
+    from receiver import metrics
+    from runtime.bus import BusError
+    from runtime.membus import MemoryBroker
+
+    bus = Bus.memory(MemoryBroker())
+    syms = _symbols()
+    source = [t for t in synthetic(syms, seed=4, depth=0, close_s=SHORT) if not isinstance(t, Malformed)]
+    rx = Receiver(bus, name="slow", speed=None)
+    flushed: list[str] = []
+    for s in syms:
+        out = rx.prepare(s)
+
+        def flush(s: str = s) -> None:
+            if s == syms[0]:
+                raise BusError("flush timed out")
+            flushed.append(s)
+
+        out.producer.flush = flush  # type: ignore[method-assign]
+    before = metrics.FLUSH_FAILED._value.get()
+    stats = rx.run(iter(source))
+    assert stats.published == len(source)  # nothing was lost: only the wait for it failed
+    assert flushed == [syms[1]]
+    assert metrics.FLUSH_FAILED._value.get() == before + 1
+    assert rx.flush() is False
+    bus.close()
