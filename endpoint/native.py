@@ -163,21 +163,31 @@ class NativeServer:
             self._server.shutdown()
             self._server = None
 
+    @staticmethod
+    def _peer(conn: ServerConnection) -> str | None:
+        """The client's address, or None when the socket is already closed: websockets' reader may close it
+        (1009, a first message over the cap) before this connection's handler runs."""
+        try:
+            return str(conn.remote_address[0])
+        except OSError:
+            return None
+
     def _refuse(self, conn: ServerConnection, code: int, reason: str, text: str) -> None:
         REFUSED.labels(reason).inc()
-        log.warning("native connection refused", reason=reason, remote=str(conn.remote_address[0]))
+        log.warning("native connection refused", reason=reason, remote=self._peer(conn))
         conn.close(code, text)
 
     def _handle(self, conn: ServerConnection) -> None:
-        addr = str(conn.remote_address[0])
-        if self.limiter.blocked(addr):
+        addr = self._peer(conn)
+        if addr is not None and self.limiter.blocked(addr):
             self._refuse(conn, 1013, "rate_limited", "too many failed authentications from this address")
             return
         auth = (conn.request.headers.get("Authorization", "") if conn.request else "").removeprefix("Bearer ")
         client = self.cfg.client_by_token(auth.strip()) if auth else None
         if client is None:
             AUTH_FAILED.inc()
-            self.limiter.failed(addr)
+            if addr is not None:
+                self.limiter.failed(addr)
             self._refuse(conn, 1008, "bad_token", "bad or missing token")
             return
         with self._lock:

@@ -139,6 +139,36 @@ def test_an_oversized_message_closes_1009_and_an_idle_connection_1001(serve: Ser
         assert 0.8 < time.monotonic() - t0 < 4
 
 
+def test_a_connection_closed_before_its_handler_runs_is_still_counted(serve: Serve) -> None:
+    """Under load, websockets' reader can close a connection (1009: its first message over the cap) before
+    the handler runs, when the socket has no peer address any more: the handler must not crash on it, and
+    the refusal is counted like any other."""
+    from types import SimpleNamespace
+
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.frames import Close
+
+    class ClosedFirst:
+        request = SimpleNamespace(headers={"Authorization": f"Bearer {TOKEN}"})
+
+        @property
+        def remote_address(self) -> tuple[str, int]:
+            raise OSError(9, "Bad file descriptor")
+
+        def recv(self, timeout: float | None = None) -> str:
+            raise ConnectionClosedError(None, Close(1009, "over the size cap"))
+
+        def send(self, message: str) -> None:
+            raise AssertionError("nothing is sent on a closed connection")
+
+    srv = serve(native_max_message_bytes=2048, native_max_connections_per_client=1)
+    before = _count("message_too_big")
+    srv._handle(ClosedFirst())  # type: ignore[arg-type]
+    assert _count("message_too_big") == before + 1
+    with _open(srv) as ws:  # its one connection slot was given back
+        assert _status(ws)["type"] == "rejected"
+
+
 def test_tls_when_a_certificate_is_configured(serve: Serve, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
