@@ -243,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     pol.set_defaults(func=research.cmd_policy)
 
     be = sub.add_parser("bench", help="benchmarks that print their figures")
-    be.add_argument("what", choices=["codec", "receiver", "market", "worker", "fix", "latency", "takeover"])
+    be.add_argument(
+        "what", choices=["codec", "receiver", "market", "worker", "fix", "latency", "hops", "takeover"]
+    )
     be.add_argument("--events", default="10000,100000,1000000",
                     help="takeover: saga log lengths, comma-separated")  # fmt: skip
     be.add_argument("--fills", type=int, default=20, help="takeover: fills per parent in the history")
@@ -262,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--decision", type=int, default=10, help="latency: market seconds between a job's decisions"
     )
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
-                    help="latency: broker mode(s), each on a fresh standalone")  # fmt: skip
+                    help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
+    be.add_argument("--rounds", type=int, default=4, help="hops: interleaved rounds over the variants")
     be.set_defaults(func=checks.cmd_bench)
 
     da = sub.add_parser("dashboard", help="the live web page: parents, fills, workers, risk, broker")

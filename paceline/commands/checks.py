@@ -48,6 +48,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         lengths = [int(float(x)) for x in args.events.split(",")]
         return takeover.run(settings, lengths=lengths, fills=args.fills)
+    if args.what == "hops":
+        from paceline.bench import hops
+
+        modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
+        return max(hops.run(settings, low_latency=m == "low-latency", rounds=args.rounds) for m in modes)
     if args.what == "latency":
         from paceline.bench import latency
 
