@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from runtime.settings import Settings
 
 KINDS = ("persistent", "non-persistent")
 CLIENTS = ("raw", "bus")
+BUS_ECHO = [sys.executable, "-m", "paceline.bench.hops", "--echo"]  # ``_bus_echo`` in a process of its own
 
 
 def _bus_echo(url: str, src: str, dst: str) -> None:
@@ -56,15 +56,6 @@ def _bus_echo(url: str, src: str, dst: str) -> None:
     bus.subscribe(src, "echo", Tick, handler=on)
     print("ready", flush=True)
     threading.Event().wait()
-
-
-class _BusEcho(Echo):
-    def __init__(self, url: str, src: str, dst: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "paceline.bench.hops", "--echo", url, src, dst],
-                                     stdout=subprocess.PIPE, text=True)  # fmt: skip
-        assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the bus echo process did not start")
 
 
 def _topics(kind: str, client: str, run: str) -> tuple[str, str]:
@@ -98,7 +89,7 @@ def run(settings: Settings, *, low_latency: bool, rounds: int = 4, seconds: floa
             src, dst = _topics(kind, client, run_id)
             v = (kind, client)
             if client == "raw":
-                echo: Echo = Echo(cfg.service_url, src, dst)
+                echo = Echo(cfg.service_url, src, dst)
 
                 def on_raw(c: Any, m: Any, v: tuple[str, str] = v) -> None:
                     landed(v, int(m.data()))
@@ -107,7 +98,7 @@ def run(settings: Settings, *, low_latency: bool, rounds: int = 4, seconds: floa
                 raw_client.subscribe(dst, "ping", message_listener=on_raw)
                 senders[v] = raw_client.create_producer(src, batching_enabled=False)
             else:
-                echo = _BusEcho(cfg.service_url, src, dst)
+                echo = Echo(cfg.service_url, src, dst, argv=BUS_ECHO)
 
                 def on_bus(d: Delivery[ChildOrderAction], v: tuple[str, str] = v) -> None:
                     landed(v, d.message.tick_seq)

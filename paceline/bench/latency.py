@@ -109,12 +109,13 @@ class Echo:
         "threading.Event().wait()\n"
     )
 
-    def __init__(self, url: str, src: str, dst: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", self.CODE, url, src, dst], stdout=subprocess.PIPE,
-                                     text=True)  # fmt: skip
+    def __init__(self, url: str, src: str, dst: str, argv: list[str] | None = None) -> None:
+        """``argv``: another echo program (given ``url src dst`` last; prints ``ready`` once subscribed)."""
+        cmd = [*(argv or [sys.executable, "-c", self.CODE]), url, src, dst]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the echo process did not start")
+            raise RuntimeError(f"the echo process did not start: {cmd[:4]}")
 
     def stop(self) -> None:
         self.proc.kill()
