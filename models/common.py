@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 # Symbols and ids end up inside Pulsar topic names, so they are restricted to characters that are
 # legal there and unambiguous in logs.
 Symbol = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9.\-]{0,15}$")]
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 Price = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 Size = Annotated[int, Field(ge=0)]
 Quantity = Annotated[int, Field(gt=0)]

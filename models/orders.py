@@ -104,11 +104,25 @@ class ChildOrderAction(Message):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.action is ChildAction.NEW and self.quantity <= 0:
-            raise ValueError("a NEW child order needs a positive quantity")
-        if self.ord_type is OrdType.LIMIT and self.action is not ChildAction.CANCEL and self.limit_px is None:
-            raise ValueError("a LIMIT child order needs limit_px")
+        problem = child_problem(self.action, self.quantity, self.ord_type, self.limit_px)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+
+def child_problem(
+    action: ChildAction, quantity: int, ord_type: OrdType, limit_px: float | None
+) -> str | None:
+    """What makes a child order's fields inconsistent with each other (None: nothing). The model's validator
+    and the worker's encoder of many children at once (``codec.ChildActionEncoder``) both apply it."""
+    if action is _NEW and quantity <= 0:
+        return "a NEW child order needs a positive quantity"
+    if ord_type is _LIMIT and action is not _CANCEL and limit_px is None:
+        return "a LIMIT child order needs limit_px"
+    return None
+
+
+_NEW, _CANCEL, _LIMIT = ChildAction.NEW, ChildAction.CANCEL, OrdType.LIMIT  # per child: no class lookups
 
 
 class AckStatus(StrEnum):

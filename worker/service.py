@@ -181,14 +181,17 @@ class WorkerService:
     def _on_tick(self, d: Delivery[Tick]) -> None:
         t0 = now_ns()
         with self._lock:
-            actions = self.engine.on_tick(d.message, received_ns=t0)
+            actions = self.engine.on_tick_wire(d.message, received_ns=t0)
+            sent: dict[str, int] = {}  # counted once per action per tick, not per child
             for a in actions:
                 io = self._jobs.get(a.job_id)
                 if io is None:
                     continue
                 io.sequence += 1
-                io.actions.send_async(a, key=a.job_id, sequence_id=io.sequence)
-                DECISIONS.labels(a.action.value).inc()
+                io.actions.send_encoded_async(a.payload, key=a.job_id, sequence_id=io.sequence)
+                sent[a.action.value] = sent.get(a.action.value, 0) + 1
+        for action, n in sent.items():
+            DECISIONS.labels(action).inc(n)
         if actions:
             DECISION_LATENCY.observe((now_ns() - t0) / 1e9)
 

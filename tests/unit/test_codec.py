@@ -1,6 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from models import (
     CancelRequest,
@@ -12,6 +17,7 @@ from models import (
     JobRequest,
     LeaderBeat,
     Message,
+    OrdType,
     SagaEvent,
     Side,
     Tick,
@@ -154,3 +160,72 @@ def test_decode_any_rejects_unknown_kind() -> None:
 
 def test_tick_payload_is_compact() -> None:
     assert len(encode(tick())) < 300
+
+
+# --- ChildActionEncoder: the worker's children written in one pass --------------------------------------
+_ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,40}\Z")
+_px = st.one_of(
+    st.none(),
+    st.floats(min_value=1e-4, max_value=1e15, allow_nan=False),
+    st.integers(1, 10**7).map(lambda u: u / 10_000),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    action=st.sampled_from(ChildAction), ord_type=st.sampled_from(OrdType), side=st.sampled_from(Side),
+    job_id=_ids, parent_id=_ids, worker_id=_ids, symbol=st.from_regex(r"\A[A-Z][A-Z0-9.\-]{0,15}\Z"),
+    epoch=st.integers(1, 10**12), n=st.integers(0, 10**9), quantity=st.integers(0, 10**12), px=_px,
+    stamps=st.tuples(*(st.integers(0, 2**63 - 1),) * 2, *(st.none() | st.integers(0, 2**63 - 1),) * 3),
+)  # fmt: skip
+def test_the_child_encoder_writes_what_the_model_writes_byte_for_byte(
+    *, action: ChildAction, ord_type: OrdType, side: Side, job_id: str, parent_id: str, worker_id: str,
+    symbol: str, epoch: int, n: int, quantity: int, px: float | None, stamps: tuple[Any, ...],
+) -> None:  # fmt: skip
+    """Whatever the model accepts, the encoder writes exactly the model's bytes; whatever it refuses, the
+    encoder refuses too."""
+    child_id = f"{job_id}.{epoch}.{n}"
+    ts_event, ts_init, tick_seq, tick_ts_init, tick_recv_ns = stamps
+    fields = dict(action=action, child_id=child_id, job_id=job_id, parent_id=parent_id, worker_id=worker_id,
+                  epoch=epoch, symbol=symbol, side=side, quantity=quantity, ord_type=ord_type, limit_px=px,
+                  ts_event=ts_event, ts_init=ts_init, tick_seq=tick_seq, tick_ts_init=tick_ts_init,
+                  tick_recv_ns=tick_recv_ns)  # fmt: skip
+    enc = codec.ChildActionEncoder
+    job = enc.job_part(job_id=job_id, parent_id=parent_id, worker_id=worker_id, epoch=epoch, symbol=symbol,
+                       side=side)  # fmt: skip
+    tail = enc.tick_part(*stamps)
+    try:
+        model = ChildOrderAction(**fields)
+    except ValidationError:
+        with pytest.raises(ValueError):
+            enc.payload(action, child_id, quantity, ord_type, px, job_part=job, tick_part=tail)
+        return
+    payload = enc.payload(action, child_id, quantity, ord_type, px, job_part=job, tick_part=tail)
+    assert payload == encode(model)
+    assert decode(payload, ChildOrderAction) == model
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"child_id": "J" * 126 + ".1.0"}, "id"),  # over the identifier's 128 characters
+        ({"child_id": "J1.1.0\n"}, "id"),
+        ({"quantity": -100}, "quantity"),
+        ({"quantity": 0}, "positive quantity"),  # a NEW of nothing
+        ({"limit_px": None}, "needs limit_px"),
+        ({"limit_px": 0.0}, "range"),
+        ({"limit_px": float("nan")}, "range"),
+        ({"limit_px": float("inf")}, "range"),
+    ],
+)
+def test_the_child_encoder_refuses_what_the_model_refuses(change: dict[str, Any], why: str) -> None:
+    enc = codec.ChildActionEncoder
+    job = enc.job_part(job_id="J1", parent_id="P1", worker_id="w1", epoch=1, symbol="AAPL", side=Side.BUY)
+    child: dict[str, Any] = {"child_id": "J1.1.0", "quantity": 100, "limit_px": 100.01} | change
+    with pytest.raises(ValueError, match=why):
+        enc.payload(ChildAction.NEW, child["child_id"], child["quantity"], OrdType.LIMIT, child["limit_px"],
+                    job_part=job, tick_part=enc.tick_part(T0, T0, 1, None, None))  # fmt: skip
+    with pytest.raises(ValidationError):
+        enc.job_part(job_id="J1", parent_id="P1", worker_id="w1", epoch=0, symbol="AAPL", side=Side.BUY)
+    with pytest.raises(ValueError, match="counts"):
+        enc.tick_part(T0, -1, 1, None, None)

@@ -1,7 +1,8 @@
 """The columnar decision path (``observe_rows``, one forward pass, ``actions_of``) decides exactly as the
 per-job path (each job's ``Features.observe`` and ``action_of``): every job of a backtest day's episode grid
 on one engine, so that jobs due on the same tick are decided together, once with every batch as columns
-and once with every batch job by job."""
+and once with every batch job by job. And the live worker's children, written in one pass
+(``Engine.on_tick_wire``), are the validated models' (``Engine.on_tick``) byte for byte."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from models import ChildOrderAction, Side, Tick, VenueCommand, VenueOp
+from models import ChildOrderAction, Side, Tick, VenueCommand, VenueOp, codec
 from worker import policy_files
 from worker.backtest import HORIZONS, SIZES, Day, episodes, synthetic_days
 from worker.engine import ChildSpec, Engine, Job
@@ -42,8 +43,12 @@ def _day() -> Day:
     return synthetic_days(1, ("mid",))[0]()
 
 
-def _drive(columnar_from: int, policy: LoadedPolicy) -> tuple[list[ChildOrderAction], list[Any]]:
-    """Every episode of the day's grid as a job of one engine, over the whole day, the venue answering."""
+def _drive(
+    columnar_from: int, policy: LoadedPolicy, *, wire: bool = False
+) -> tuple[list[ChildOrderAction], list[Any]]:
+    """Every episode of the day's grid as a job of one engine, over the whole day, the venue answering.
+    ``wire``: the children as the live worker writes them, each payload decoded (validated) for the venue
+    after checking that the model re-encodes to the same bytes."""
     day = _day()
     eps = episodes(day, tuple(HORIZONS), SIZES)
     ticks, venue = day.market(min(e.start_ns for e in eps) - 60 * 10**9, max(e.end_ns for e in eps))
@@ -62,7 +67,13 @@ def _drive(columnar_from: int, policy: LoadedPolicy) -> tuple[list[ChildOrderAct
     for tick in ticks:
         for m in venue.on_tick(tick):
             engine.on_execution(m)
-        actions = engine.on_tick(tick)
+        if wire:
+            written = engine.on_tick_wire(tick)
+            actions = [codec.decode(w.payload, ChildOrderAction) for w in written]
+            for w, a in zip(written, actions, strict=True):
+                assert codec.encode(a) == w.payload and (w.job_id, w.action) == (a.job_id, a.action)
+        else:
+            actions = engine.on_tick(tick)
         sent += actions
         for act in actions:
             for m in venue.action(act):
@@ -94,3 +105,16 @@ def test_the_columnar_path_decides_as_the_per_job_path_bit_for_bit(which: str, t
     # The observations and actions themselves, float for float (NaN never appears in either).
     assert audited == ref_audited
     assert columns >= 8  # jobs were decided together
+
+
+def test_the_children_written_in_one_pass_are_the_validated_models_byte_for_byte() -> None:
+    """Every field but the decision's own wall-clock stamp (``ts_init``), over a day of the grid's jobs."""
+    policy = PolicyRegistry(SHIPPED).load("rl-place", 2)
+    Columnar.batches = []
+    written, _ = _drive(1, policy, wire=True)
+    assert max(Columnar.batches) >= 8
+    models, _ = _drive(1, policy)
+    assert len(written) > 100
+    assert [a.model_dump(exclude={"ts_init"}) for a in written] == [
+        a.model_dump(exclude={"ts_init"}) for a in models
+    ]
