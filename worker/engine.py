@@ -293,9 +293,10 @@ class Engine:
                 job.features.begin(tick)
         sym.tape.on_tick(tick)
         due: list[Job] = []
+        jobs = self.jobs
         for serial, job_id in sym.take(ts):
-            job = self._live(job_id, serial)
-            if job is None or job.finished:
+            job = jobs.get(job_id)
+            if job is None or job.serial != serial or job.finished:  # dropped, re-taken, or done
                 continue
             if ts >= job.assignment.parent.end_ns:
                 sym.ending[job_id] = None
@@ -310,7 +311,7 @@ class Engine:
                 del sym.ending[job_id]
         out += self._decide(due, tick)
         for job in due:
-            sym.schedule(job.next_event_ns, job.serial, job.job_id)
+            sym.schedule(job.next_event_ns, job.serial, job.assignment.job_id)
         return out
 
     def _decide(self, due: list[Job], tick: Tick) -> list[ChildSpec]:
@@ -342,8 +343,8 @@ class Engine:
         pol = jobs[0].policy
         assert isinstance(pol, LoadedPolicy)
         if len(jobs) >= self.columnar_from:
-            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs],
-                                [j.open_qty for j in jobs])  # fmt: skip
+            open_qty = [sum(c.leaves for c in j.open.values()) if j.open else 0 for j in jobs]
+            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs], open_qty)
             scores = pol.scores(scale_rows(rows))
             usable = np.isfinite(scores).all(axis=1)
             index = np.where(usable, scores.argmax(axis=1), 0)

@@ -7,6 +7,7 @@ the interface here, as plain data, is what lets a trained policy file run unchan
 
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass, fields
 from enum import IntEnum
@@ -80,6 +81,9 @@ class Action:
 
 
 HOLD = Action(PriceKind.HOLD)
+# Actions are immutable: the columns share one per (kind, quantity) (an aligned batch repeats a few of them,
+# and a frozen dataclass costs ~1 µs to build).
+_shared_action = functools.lru_cache(maxsize=4096)(Action)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +198,13 @@ def actions_of(
     for k in range(n):
         kind = kinds[k]
         if over[k]:
-            out.append(Action(PriceKind.MARKET, catch_up[k]))
+            out.append(_shared_action(PriceKind.MARKET, catch_up[k]))
         elif kind is PriceKind.HOLD:
             out.append(HOLD)
         elif not anchored[k]:
-            out.append(Action(kind, by_slice[k]))
+            out.append(_shared_action(kind, by_slice[k]))
         else:
-            out.append(Action(kind, by_lead[k]) if by_lead[k] > 0 else HOLD)
+            out.append(_shared_action(kind, by_lead[k]) if by_lead[k] > 0 else HOLD)
     return out
 
 

@@ -9,6 +9,7 @@ cancels are what they are live."""
 
 from __future__ import annotations
 
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from models import (
     codec,
 )
 from paceline.bench.stats import percentile
+from runtime import heap
 from worker import policy_files
 from worker.engine import Engine
 from worker.nets import PolicyNet
@@ -83,6 +85,7 @@ def run_engine(
                                    parent_id=parent.parent_id, symbol=parent.symbol, side=parent.side,
                                    quantity=a.quantity, epoch=1, ts_init=t0))  # fmt: skip
         eng.assign(a)
+    heap.settle()  # as the live worker once started: the bench's market out of the collector's sight
 
     def deliver(messages: list[Message]) -> None:
         for m in messages:
@@ -107,6 +110,7 @@ def run_engine(
             decided += len({a.job_id for a in actions})
         for child in actions:
             deliver(venue.action(child))
+    gc.unfreeze()
     total = sum(per_tick)
     return {
         "jobs": jobs, "p50_ms": percentile(per_tick, 0.5) * 1e3, "p99_ms": percentile(per_tick, 0.99) * 1e3,

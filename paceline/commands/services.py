@@ -38,7 +38,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     import torch
 
-    from runtime import metrics
+    from runtime import heap, metrics
     from runtime.bus import Bus
     from worker.policy_files import PolicyRegistry
     from worker.service import WorkerService
@@ -51,6 +51,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
                             decision_s=args.decision)  # fmt: skip
         svc.start()
+        heap.settle()
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
         svc.stop()
@@ -58,9 +59,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_until_signalled(start: Callable[[], None], stop_svc: Callable[[], None]) -> None:
+    from runtime import heap
+
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     start()
+    heap.settle()
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
     stop_svc()

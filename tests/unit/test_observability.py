@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ("runtime.metrics", "receiver.metrics", "receiver.service", "worker.service",
+MODULES = ("runtime.metrics", "runtime.heap", "receiver.metrics", "receiver.service", "worker.service",
            "health_checker.service", "health_checker.coordinator", "saga.orchestrator", "endpoint.service",
            "endpoint.fix_gateway", "endpoint.native", "endpoint.desk", "dashboard.service")  # fmt: skip
 
