@@ -398,8 +398,15 @@ class EndpointService:
 
     def _to_job(self, job_id: str, m: Message) -> None:
         p = self._job_out.get(job_id)
-        if p is None:  # a refused action for a job this venue never opened
+        if p is None:
+            # An answer for a job this venue never opened, or one whose topics are already let go (a late
+            # action, a broker's late report): it still reaches the worker, and the janitor closes the
+            # producer as it would the job's own.
             p = self._job_out[job_id] = self.bus.producer(
                 topics.job_executions(job_id), name=f"{self.name}-venue.{job_id}"
             )
+            JOB_TOPICS.set(len(self._actions) + len(self._job_out))
+            if job_id not in self._actions:
+                with self._closing_lock:
+                    self._closing.append((time.monotonic() + CLOSE_AFTER_S, job_id))
         p.send_async(m, key=job_id)
