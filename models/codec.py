@@ -191,7 +191,7 @@ class ChildActionEncoder:
         if (problem := child_problem(action, quantity, ord_type, limit_px)) is not None:
             raise ValueError(f"child {child_id}: {problem}")
         return (
-            f'{_HEAD}{_ACTION[action]},"child_id":"{child_id}"{job_part},"quantity":{int(quantity)},'
+            f'{_HEAD}{_ACTION[action]},"child_id":"{child_id}"{job_part},"quantity":{quantity:d},'
             f'"ord_type":{_ORD_TYPE[ord_type]},"limit_px":{px},{tick_part}}}'
         ).encode()
 

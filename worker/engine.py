@@ -21,7 +21,6 @@ import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
 from pydantic import TypeAdapter
@@ -84,13 +83,10 @@ def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
     return max(100, round(quantity / n_decisions / 100) * 100)
 
 
-class WireChild(NamedTuple):
-    """A child order as the live worker sends it: its job (the topic and the key), its action (counted), and
-    its payload, byte for byte what ``codec.encode`` writes for the ``ChildOrderAction``."""
-
-    job_id: str
-    action: ChildAction
-    payload: bytes
+# A child order as the live worker sends it: its job id (the topic and the key), its action (counted), and
+# its payload, byte for byte what ``codec.encode`` writes for the ``ChildOrderAction``. Plain tuples here
+# and in ``ChildSpec``: a NamedTuple costs ~0.37 µs to build against ~0.05, twice per child of 1,000.
+WireChild = tuple[str, ChildAction, bytes]
 
 
 @dataclass
@@ -136,15 +132,9 @@ class Job:
         return sum(c.leaves for c in self.open.values())
 
 
-class ChildSpec(NamedTuple):
-    """A child order decided on this tick, before it is written as a model or a payload."""
-
-    job: Job
-    action: ChildAction
-    child_id: str
-    quantity: int
-    ord_type: OrdType
-    px: float | None
+# A child order decided on this tick, before it is written as a model or a payload:
+# (job, action, child id, quantity, order type, limit price or None).
+ChildSpec = tuple["Job", ChildAction, str, int, OrdType, float | None]
 
 
 @dataclass
@@ -395,7 +385,7 @@ class Engine:
         pending = [c for c in job.open.values() if c.child_id not in job.canceling]
         if pending:
             job.canceling.update(c.child_id for c in pending)
-            return [ChildSpec(job, ChildAction.CANCEL, c.child_id, 0, OrdType.MARKET, None) for c in pending]
+            return [(job, _CANCEL, c.child_id, 0, _MKT, None) for c in pending]
         if job.open:
             return []  # cancels not confirmed yet: their leaves may still fill
         job.finished = True
@@ -433,7 +423,7 @@ class Engine:
                     budget -= c.leaves
                     continue
                 c.cancel_sent = True
-                out.append(ChildSpec(job, _CANCEL, c.child_id, 0, _MKT, None))
+                out.append((job, _CANCEL, c.child_id, 0, _MKT, None))
         # Cancels are requests: until confirmed, their leaves still count against what we may send.
         room = job.assignment.quantity - job.filled - open_qty
         qty = min(budget if resting else action.quantity, room)
@@ -441,7 +431,7 @@ class Engine:
             return out
         child_id = f"{job.assignment.job_id}.{job.assignment.epoch}.{job.decisions}"
         job.decisions += 1
-        out.append(ChildSpec(job, _NEW, child_id, qty, ord_type, px))
+        out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
         job.children.add(child_id)
         return out
@@ -455,13 +445,13 @@ class Engine:
         stamps = {"ts_event": tick.ts_event, "ts_init": ts_init, "tick_seq": tick.seq,
                   "tick_ts_init": tick.ts_init, "tick_recv_ns": self._received_ns}  # fmt: skip
         fields = []
-        for c in specs:
-            a = c.job.assignment
+        for job, action, child_id, qty, ord_type, px in specs:
+            a = job.assignment
             p = a.parent
             fields.append({
-                "action": c.action, "child_id": c.child_id, "job_id": a.job_id, "parent_id": p.parent_id,
+                "action": action, "child_id": child_id, "job_id": a.job_id, "parent_id": p.parent_id,
                 "worker_id": self.worker_id, "epoch": a.epoch, "symbol": p.symbol, "side": p.side,
-                "quantity": c.quantity, "ord_type": c.ord_type, "limit_px": c.px, **stamps,
+                "quantity": qty, "ord_type": ord_type, "limit_px": px, **stamps,
             })  # fmt: skip
         return _CHILDREN.validate_python(fields)
 
@@ -472,14 +462,14 @@ class Engine:
         enc = ChildActionEncoder
         tail = enc.tick_part(tick.ts_event, now_ns(), tick.seq, tick.ts_init, self._received_ns)
         payload = enc.payload
-        out: list[WireChild] = []
-        for c in specs:
-            job, action = c.job, c.action
-            body = payload(
-                action, c.child_id, c.quantity, c.ord_type, c.px, job_part=job.wire, tick_part=tail
+        return [
+            (
+                job.assignment.job_id,
+                action,
+                payload(action, child_id, qty, kind, px, job_part=job.wire, tick_part=tail),
             )
-            out.append(WireChild(job.assignment.job_id, action, body))
-        return out
+            for job, action, child_id, qty, kind, px in specs
+        ]
 
     # --- executions -----------------------------------------------------------------------------------
     def on_execution(self, m: Message) -> None:

@@ -183,15 +183,15 @@ class WorkerService:
         with self._lock:
             actions = self.engine.on_tick_wire(d.message, received_ns=t0)
             sent: dict[str, int] = {}  # counted once per action per tick, not per child
-            for a in actions:
-                io = self._jobs.get(a.job_id)
+            for job_id, action, payload in actions:
+                io = self._jobs.get(job_id)
                 if io is None:
                     continue
                 io.sequence += 1
-                io.actions.send_encoded_async(a.payload, key=a.job_id, sequence_id=io.sequence)
-                sent[a.action.value] = sent.get(a.action.value, 0) + 1
-        for action, n in sent.items():
-            DECISIONS.labels(action).inc(n)
+                io.actions.send_encoded_async(payload, key=job_id, sequence_id=io.sequence)
+                sent[action.value] = sent.get(action.value, 0) + 1
+        for value, n in sent.items():
+            DECISIONS.labels(value).inc(n)
         if actions:
             DECISION_LATENCY.observe((now_ns() - t0) / 1e9)
 

@@ -104,7 +104,9 @@ def run_engine(
             wire = eng.on_tick_wire(tick)
         dt = time.perf_counter() - t
         if not models:
-            actions = [codec.decode(w.payload, ChildOrderAction) for w in wire]  # for the venue, untimed
+            actions = [
+                codec.decode(payload, ChildOrderAction) for _, _, payload in wire
+            ]  # the venue's, untimed
         if actions:
             per_tick.append(dt)
             decided += len({a.job_id for a in actions})

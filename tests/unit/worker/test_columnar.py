@@ -69,9 +69,9 @@ def _drive(
             engine.on_execution(m)
         if wire:
             written = engine.on_tick_wire(tick)
-            actions = [codec.decode(w.payload, ChildOrderAction) for w in written]
-            for w, a in zip(written, actions, strict=True):
-                assert codec.encode(a) == w.payload and (w.job_id, w.action) == (a.job_id, a.action)
+            actions = [codec.decode(payload, ChildOrderAction) for _, _, payload in written]
+            for (job_id, action, payload), a in zip(written, actions, strict=True):
+                assert codec.encode(a) == payload and (job_id, action) == (a.job_id, a.action)
         else:
             actions = engine.on_tick(tick)
         sent += actions
