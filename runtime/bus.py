@@ -136,7 +136,7 @@ class Producer:
 
     def send_async(
         self,
-        message: Message,
+        message: Message | bytes,
         *,
         key: str | None = None,
         sequence_id: int | None = None,
@@ -145,24 +145,9 @@ class Producer:
         on_done: Callable[[Exception | None, float], None] | None = None,
     ) -> None:
         """Send without waiting. ``on_done(error or None, seconds until the ack)`` runs on the client's I/O
-        thread; keep it short, it is on the publish path."""
-        self.send_encoded_async(
-            codec.encode(message), key=key, sequence_id=sequence_id, event_time_ns=event_time_ns,
-            properties=properties, on_done=on_done,
-        )  # fmt: skip
-
-    def send_encoded_async(
-        self,
-        payload: bytes,
-        *,
-        key: str | None = None,
-        sequence_id: int | None = None,
-        event_time_ns: int | None = None,
-        properties: dict[str, str] | None = None,
-        on_done: Callable[[Exception | None, float], None] | None = None,
-    ) -> None:
-        """``send_async`` of a message already encoded (the worker writes a tick's child orders in one pass,
-        ``codec.ChildActionEncoder``)."""
+        thread; keep it short, it is on the publish path. ``message`` may be encoded already (bytes: the
+        worker writes a tick's child orders in one pass, ``codec.ChildActionEncoder``)."""
+        payload = message if isinstance(message, bytes) else codec.encode(message)
         t0 = time.perf_counter()
 
         def _cb(res: pulsar.Result, _msg_id: Any) -> None:

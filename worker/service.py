@@ -188,7 +188,7 @@ class WorkerService:
                 if io is None:
                     continue
                 io.sequence += 1
-                io.actions.send_encoded_async(payload, key=job_id, sequence_id=io.sequence)
+                io.actions.send_async(payload, key=job_id, sequence_id=io.sequence)
                 sent[action.value] = sent.get(action.value, 0) + 1
         for value, n in sent.items():
             DECISIONS.labels(value).inc(n)
