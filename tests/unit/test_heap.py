@@ -27,7 +27,7 @@ def test_settle_freezes_the_start_up_heap_and_times_each_collection(settled: Non
     assert gc.get_freeze_count() > 1000  # this test process's modules, at least
     before = _full_collections()
     gc.collect()
-    assert _full_collections() == before + 1
+    assert _full_collections() >= before + 1  # another thread's allocations may add one of their own
     heap.settle()  # twice: still one callback
     assert gc.callbacks.count(heap._timed) == 1
 
