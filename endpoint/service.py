@@ -263,6 +263,9 @@ class EndpointService:
         self._actions[job_id] = self.bus.subscribe(
             topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
         )
+        self._count_job_topics()
+
+    def _count_job_topics(self) -> None:
         JOB_TOPICS.set(len(self._actions) + len(self._job_out))
 
     def _close_job(self, job_id: str) -> None:
@@ -277,7 +280,7 @@ class EndpointService:
             out.close()
         if actions is not None:
             actions.unsubscribe()
-        JOB_TOPICS.set(len(self._actions) + len(self._job_out))
+        self._count_job_topics()
 
     def _janitor(self) -> None:
         """Closes jobs' topics a while after their CLOSE (its cancels and acknowledgement delivered first),
@@ -405,7 +408,7 @@ class EndpointService:
             p = self._job_out[job_id] = self.bus.producer(
                 topics.job_executions(job_id), name=f"{self.name}-venue.{job_id}"
             )
-            JOB_TOPICS.set(len(self._actions) + len(self._job_out))
+            self._count_job_topics()
             if job_id not in self._actions:
                 with self._closing_lock:
                     self._closing.append((time.monotonic() + CLOSE_AFTER_S, job_id))

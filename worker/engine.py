@@ -129,7 +129,7 @@ class Job:
 
     @property
     def open_qty(self) -> int:
-        return sum(c.leaves for c in self.open.values())
+        return sum(c.leaves for c in self.open.values()) if self.open else 0
 
 
 # A child order decided on this tick, before it is written as a model or a payload:
@@ -283,10 +283,9 @@ class Engine:
                 job.features.begin(tick)
         sym.tape.on_tick(tick)
         due: list[Job] = []
-        jobs = self.jobs
         for serial, job_id in sym.take(ts):
-            job = jobs.get(job_id)
-            if job is None or job.serial != serial or job.finished:  # dropped, re-taken, or done
+            job = self._live(job_id, serial)
+            if job is None or job.finished:
                 continue
             if ts >= job.assignment.parent.end_ns:
                 sym.ending[job_id] = None
@@ -333,8 +332,8 @@ class Engine:
         pol = jobs[0].policy
         assert isinstance(pol, LoadedPolicy)
         if len(jobs) >= self.columnar_from:
-            open_qty = [sum(c.leaves for c in j.open.values()) if j.open else 0 for j in jobs]
-            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs], open_qty)
+            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs],
+                                [j.open_qty for j in jobs])  # fmt: skip
             scores = pol.scores(scale_rows(rows))
             usable = np.isfinite(scores).all(axis=1)
             index = np.where(usable, scores.argmax(axis=1), 0)
@@ -413,11 +412,9 @@ class Engine:
         resting = kind is _TOUCH or kind is _INSIDE
         budget = action.quantity if resting else 0
         out: list[ChildSpec] = []
-        open_qty = 0
         if job.open:
             units = None if px is None else to_units(px)
             for c in job.open.values():
-                open_qty += c.leaves
                 keep = units is not None and not c.cancel_sent and c.leaves <= budget
                 if keep and c.px is not None and to_units(c.px) == units:  # resting there: keeps its place
                     budget -= c.leaves
@@ -425,7 +422,7 @@ class Engine:
                 c.cancel_sent = True
                 out.append((job, _CANCEL, c.child_id, 0, _MKT, None))
         # Cancels are requests: until confirmed, their leaves still count against what we may send.
-        room = job.assignment.quantity - job.filled - open_qty
+        room = job.assignment.quantity - job.filled - job.open_qty
         qty = min(budget if resting else action.quantity, room)
         if kind is _HOLD or qty <= 0:
             return out

@@ -34,27 +34,20 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import threading
 
     import torch
 
-    from runtime import heap, metrics
+    from runtime import metrics
     from runtime.bus import Bus
     from worker.policy_files import PolicyRegistry
     from worker.service import WorkerService
 
     torch.set_num_threads(1)  # inference at batch sizes this small is fastest on one thread
     metrics.serve(settings.metrics_port, settings.metrics_addr)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Bus(settings.pulsar_url) as bus:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
                             decision_s=args.decision)  # fmt: skip
-        svc.start()
-        heap.settle()
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
-        svc.stop()
+        _serve_until_signalled(svc.start, svc.stop)
     return 0
 
 
