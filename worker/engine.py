@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,7 +90,7 @@ def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
 WireChild = tuple[str, ChildAction, bytes]
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenChild:
     child_id: str
     leaves: int
@@ -106,6 +107,7 @@ class Job:
     slice_qty: int
     next_decision_ns: int
     wire: str  # its children's run of job fields on the wire (``ChildActionEncoder.job_part``)
+    child_prefix: str  # ``<job>.<epoch>.``: its children's ids are this and a count
     decisions: int = 0
     filled: int = 0
     open: dict[str, OpenChild] = field(default_factory=dict)
@@ -114,6 +116,7 @@ class Job:
     children: set[str] = field(default_factory=set)  # child ids sent under this assignment
     canceling: set[str] = field(default_factory=set)  # cancels sent at the end of the window
     serial: int = field(default_factory=lambda: next(_serials))  # tells this job from a later re-take
+    dropped: bool = False  # no longer the engine's (dropped, or re-taken under a newer epoch)
 
     @property
     def next_event_ns(self) -> int:
@@ -137,32 +140,41 @@ class Job:
 ChildSpec = tuple["Job", ChildAction, str, int, OrdType, float | None]
 
 
+_SERIAL = operator.attrgetter("serial")
+
+
 @dataclass
 class _Symbol:
-    """A symbol's tape and its jobs' timetable. Entries are ``(job serial, job id)``; one whose job was
-    dropped or re-taken since is stale and skipped when it comes up. Jobs decide on a grid from their start,
-    so many share an event time: the timetable is a heap of distinct times, each with its jobs (1,000 jobs
-    due together cost one heap operation, not 2,000), taken in the order ``(time, serial)``."""
+    """A symbol's tape and its jobs' timetable. A job dropped or re-taken since it was entered is skipped
+    when it comes up (``Job.dropped``). Jobs decide on a grid from their start, so many share an event time:
+    the timetable is a heap of distinct times, each with its jobs (1,000 jobs due together cost one heap
+    operation, not 2,000), taken in the order ``(time, serial)``."""
 
     tape: Tape = field(default_factory=Tape)
-    starts: list[tuple[int, int, str]] = field(default_factory=list)  # jobs not begun: a heap by start
+    starts: list[tuple[int, int, Job]] = field(default_factory=list)  # jobs not begun: a heap by start
     times: list[int] = field(default_factory=list)  # a heap of the event times below
-    events: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # next decision or window end
+    events: dict[int, list[Job]] = field(default_factory=dict)  # next decision or window end
     ending: dict[str, None] = field(default_factory=dict)  # past their window until finished, in order
 
-    def schedule(self, ns: int, serial: int, job_id: str) -> None:
-        slot = self.events.get(ns)
-        if slot is None:
-            slot = self.events[ns] = []
-            heapq.heappush(self.times, ns)
-        slot.append((serial, job_id))
+    def schedule(self, jobs: Iterable[Job]) -> None:
+        """Enter jobs at their next event time. Jobs decided together mostly share the next one too: the
+        slot is looked up again only when the time changes."""
+        at, slot = -1, None
+        for job in jobs:
+            ns = job.next_event_ns
+            if ns != at or slot is None:
+                at, slot = ns, self.events.get(ns)
+                if slot is None:
+                    slot = self.events[ns] = []
+                    heapq.heappush(self.times, ns)
+            slot.append(job)
 
-    def take(self, ts: int) -> list[tuple[int, str]]:
-        """The entries due at ``ts``, by time, then serial."""
-        out: list[tuple[int, str]] = []
+    def take(self, ts: int) -> list[Job]:
+        """The jobs due at ``ts``, by time, then serial."""
+        out: list[Job] = []
         while self.times and self.times[0] <= ts:
             slot = self.events.pop(heapq.heappop(self.times))
-            slot.sort()
+            slot.sort(key=_SERIAL)
             out += slot
         return out
 
@@ -239,11 +251,12 @@ class Engine:
             slice_qty=slice_qty(a.quantity, p.end_ns - start, self.decision_ns),
             next_decision_ns=start,
             wire=self._job_part(a),
+            child_prefix=f"{a.job_id}.{a.epoch}.",
         )
         self.drop(a.job_id)
         self.jobs[a.job_id] = job
-        heapq.heappush(sym.starts, (start, job.serial, a.job_id))
-        sym.schedule(job.next_event_ns, job.serial, a.job_id)
+        heapq.heappush(sym.starts, (start, job.serial, job))
+        sym.schedule((job,))
         return True
 
     def _job_part(self, a: JobAssignment) -> str:
@@ -255,11 +268,8 @@ class Engine:
         job = self.jobs.pop(job_id, None)
         self.awaiting.pop(job_id, None)
         if job is not None:
+            job.dropped = True
             self._symbols[job.assignment.parent.symbol].ending.pop(job_id, None)
-
-    def _live(self, job_id: str, serial: int) -> Job | None:
-        job = self.jobs.get(job_id)
-        return job if job is not None and job.serial == serial else None
 
     # --- market data and decisions --------------------------------------------------------------------
     def on_tick(self, tick: Tick, *, received_ns: int | None = None) -> list[ChildOrderAction]:
@@ -278,33 +288,30 @@ class Engine:
             return []
         ts = tick.ts_event
         while sym.starts and sym.starts[0][0] <= ts:
-            _, serial, job_id = heapq.heappop(sym.starts)
-            if (job := self._live(job_id, serial)) is not None:
+            job = heapq.heappop(sym.starts)[2]
+            if not job.dropped:
                 job.features.begin(tick)
         sym.tape.on_tick(tick)
         due: list[Job] = []
-        for serial, job_id in sym.take(ts):
-            job = self._live(job_id, serial)
-            if job is None or job.finished:
+        for job in sym.take(ts):
+            if job.dropped or job.finished:
                 continue
-            if ts >= job.assignment.parent.end_ns:
-                sym.ending[job_id] = None
+            if ts >= job.features.end_ns:
+                sym.ending[job.assignment.job_id] = None
             else:
                 due.append(job)
         out: list[ChildSpec] = []
         for job_id in list(sym.ending):
             job = self.jobs[job_id]
             self.awaiting.pop(job_id, None)
-            out += self._finish(job, tick)
+            self._finish(job, tick, out)
             if job.finished:
                 del sym.ending[job_id]
-        out += self._decide(due, tick)
-        for job in due:
-            sym.schedule(job.next_event_ns, job.serial, job.assignment.job_id)
+        self._decide(due, tick, out)
+        sym.schedule(due)
         return out
 
-    def _decide(self, due: list[Job], tick: Tick) -> list[ChildSpec]:
-        out: list[ChildSpec] = []
+    def _decide(self, due: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
         by_file: dict[int, list[Job]] = defaultdict(list)
         for job in due:
             # The next decision time on the grid after this tick (gaps in the data skip slots).
@@ -319,12 +326,11 @@ class Engine:
                 action = job.policy.decide(obs, job.context)
                 if self.audit is not None:
                     self.audit(job, obs, action)
-                out += self._act(job, action, tick)
+                self._act(job, action, tick, out)
         for jobs in by_file.values():
-            out += self._decide_file(jobs, tick)
-        return out
+            self._decide_file(jobs, tick, out)
 
-    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildSpec]:
+    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
         """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
         on, as columns: their observations in one array (``observe_rows``), their actions sized at once
         (``actions_of``); below it numpy's per-call cost outweighs the loop it saves. Both give the same
@@ -348,7 +354,6 @@ class Engine:
                 pol.action_of(i, j.slice_qty, o, j.context)
                 for i, j, o in zip(best, jobs, observed, strict=True)
             ]
-        out: list[ChildSpec] = []
         for k, (job, ok) in enumerate(zip(jobs, usable.tolist(), strict=True)):
             action = sized[k]
             if not ok or self.audit is not None:
@@ -360,8 +365,7 @@ class Engine:
                     action = pol.fallback.decide(obs, job.context)
                 if self.audit is not None:
                     self.audit(job, obs, action)
-            out += self._act(job, action, tick)
-        return out
+            self._act(job, action, tick, out)
 
     def observe(self, job_id: str) -> Observation:
         """The observation a job's policy sees now (at its latest tick)."""
@@ -376,24 +380,24 @@ class Engine:
         tick = self.awaiting.pop(job_id, None)
         if tick is None:
             raise ValueError(f"job {job_id} is not waiting for a decision")
-        return self._models(self._act(self.jobs[job_id], action, tick), tick)
+        return self._models(self._act(self.jobs[job_id], action, tick, []), tick)
 
-    def _finish(self, job: Job, tick: Tick) -> list[ChildSpec]:
+    def _finish(self, job: Job, tick: Tick, out: list[ChildSpec]) -> None:
         """End of the window: cancel what rests, and once the venue has confirmed, send what is left at
         market (as the RL environment does). Until then each tick only waits: cancels go out once."""
         pending = [c for c in job.open.values() if c.child_id not in job.canceling]
         if pending:
             job.canceling.update(c.child_id for c in pending)
-            return [(job, _CANCEL, c.child_id, 0, _MKT, None) for c in pending]
-        if job.open:
-            return []  # cancels not confirmed yet: their leaves may still fill
-        job.finished = True
-        return self._act(job, Action(PriceKind.MARKET, job.quantity), tick)
+            out += [(job, _CANCEL, c.child_id, 0, _MKT, None) for c in pending]
+        elif not job.open:  # else cancels not confirmed yet: their leaves may still fill
+            job.finished = True
+            self._act(job, Action(PriceKind.MARKET, job.quantity), tick, out)
 
-    def _act(self, job: Job, action: Action, tick: Tick) -> list[ChildSpec]:
-        """Open orders are cancelled first, except a limit order already resting at the price this action
-        asks for: it keeps its place in the queue (a cancel and re-post would join the back every decision)
-        and counts toward the action's quantity."""
+    def _act(self, job: Job, action: Action, tick: Tick, out: list[ChildSpec]) -> list[ChildSpec]:
+        """Appends to ``out`` the children of ``action`` (and returns it). Open orders are cancelled first,
+        except a limit order already resting at the price this action asks for: it keeps its place in the
+        queue (a cancel and re-post would join the back every decision) and counts toward the action's
+        quantity."""
         # Enum members as module constants: a class attribute lookup costs ~80 ns, and this runs per job.
         p = job.assignment.parent
         buy = p.side is _BUY
@@ -411,7 +415,6 @@ class Engine:
             px = min(px, p.limit_px) if buy else max(px, p.limit_px)
         resting = kind is _TOUCH or kind is _INSIDE
         budget = action.quantity if resting else 0
-        out: list[ChildSpec] = []
         if job.open:
             units = None if px is None else to_units(px)
             for c in job.open.values():
@@ -426,7 +429,7 @@ class Engine:
         qty = min(budget if resting else action.quantity, room)
         if kind is _HOLD or qty <= 0:
             return out
-        child_id = f"{job.assignment.job_id}.{job.assignment.epoch}.{job.decisions}"
+        child_id = f"{job.child_prefix}{job.decisions}"
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)

@@ -29,9 +29,9 @@ class Columnar(Engine):
 
     batches: list[int] = []
 
-    def _decide_file(self, jobs: list[Job], tick: Tick) -> list[ChildSpec]:
+    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
         Columnar.batches.append(len(jobs))
-        return super()._decide_file(jobs, tick)
+        super()._decide_file(jobs, tick, out)
 
 
 def _key(a: ChildOrderAction) -> tuple[Any, ...]:

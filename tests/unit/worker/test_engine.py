@@ -366,7 +366,9 @@ def test_a_tick_touches_only_the_jobs_that_are_due(monkeypatch: pytest.MonkeyPat
         eng.assign(_assignment(f"J{i}", 10_000, t0 + i * 150_000_000, 10))
     decided: list[int] = []
     original = eng._decide
-    monkeypatch.setattr(eng, "_decide", lambda due, tick: decided.append(len(due)) or original(due, tick))
+    monkeypatch.setattr(
+        eng, "_decide", lambda due, tick, out: decided.append(len(due)) or original(due, tick, out)
+    )
     tape = eng.jobs["J0"].features.tape
     assert all(j.features.tape is tape for j in eng.jobs.values())  # the market's state, once
     taken: list[int] = []
