@@ -14,6 +14,12 @@ job's executions topic (its worker); fills and command acks to the shared execut
 from one producer, so the saga sees every fill of a job before the ack of the FENCE or CLOSE that ends it.
 On start the desk's order table is rebuilt from the reports topic, and the reports QuickFIX already sent
 (its store) are not sent again.
+
+A client's execution reports arrive twice: first from the saga log itself (a non-durable reader: a report
+there is committed, and reading it there saves the outbox's publish and a second broker hop on every
+acknowledgement), then from the reports topic (the durable subscription, which also carries the request
+rejects and covers whatever the reader missed across a restart). The desk delivers each report once, on
+its first arrival; both streams hold a parent's reports in the same order, so the first arrivals do too.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from models import (
     JobRequest,
     Message,
     RiskControl,
+    SagaEvent,
     Tick,
     VenueCommand,
     VenueCommandAck,
@@ -52,6 +59,7 @@ from runtime import metrics
 from runtime.bus import Bus, Consumer, Delivery, Producer
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
+from saga.core import client_reports
 
 log = get_logger("paceline.endpoint")
 
@@ -111,6 +119,7 @@ class EndpointService:
         self._requests: Producer | None = None
         self._tca: Producer | None = None
         self._commands: Consumer[VenueCommand] | None = None
+        self._log_reader: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -150,6 +159,7 @@ class EndpointService:
                 topics.REPORTS, f"{n}-reports", Message, handler=self._on_report, from_earliest=False
             ),
         ]
+        self._log_reader = self.bus.tail(topics.SAGA_LOG, SagaEvent, self._on_log)
         self._commands = self.bus.subscribe(
             topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, from_earliest=False
         )
@@ -166,6 +176,8 @@ class EndpointService:
         self._stop.set()
         for th in self._threads:
             th.join(timeout=5)
+        if self._log_reader is not None:
+            self._log_reader.close()
         for c in self._consumers:  # no more reports in flight towards a stopping acceptor
             c.close()
         if self.fix is not None:
@@ -201,6 +213,11 @@ class EndpointService:
 
     def _on_report(self, d: Delivery[Message]) -> None:
         self.desk.on_report(d.message)
+
+    def _on_log(self, d: Delivery[SagaEvent]) -> None:
+        """The saga's committed decisions: their client execution reports, ahead of the reports topic."""
+        for m in client_reports(d.message):
+            self.desk.on_report(m)
 
     def _follow(self, symbol: str) -> None:
         if symbol not in self._ticks:

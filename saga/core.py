@@ -20,7 +20,7 @@ from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import JsonValue, ValidationError
 
-from models import Effect, Message, SagaEvent, codec, now_ns
+from models import Effect, ExecutionReport, Message, SagaEvent, codec, now_ns, topics
 from saga.events import (
     CompensationCompleted,
     CompensationRegistered,
@@ -55,6 +55,16 @@ def effect(topic: str, message: Message, key: str | None = None) -> Effect:
 def effect_message(e: Effect) -> Message:
     """An outbox entry's message, validated like any message off the wire."""
     return codec.from_data(e.message)
+
+
+def client_reports(event: SagaEvent) -> list[ExecutionReport]:
+    """The client execution reports a logged event commits (what its outbox will publish on the reports
+    topic): whoever reads the log has them one persistent write and one dispatch sooner."""
+    out = []
+    for e in event.effects:
+        if e.topic == topics.REPORTS and isinstance(m := effect_message(e), ExecutionReport):
+            out.append(m)
+    return out
 
 
 @dataclass

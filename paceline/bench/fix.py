@@ -5,10 +5,10 @@ client.
 
 The New comes from the saga, not from the endpoint: the order crosses the broker to the health-checker,
 is appended to the saga log, and the report crosses the broker back. Where the time goes is read from the
-report's ``AckTrace`` (a subscription on the reports topic, beside the endpoint's) and this process's own
-stamps around the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare
-``pulsar-client`` hop (send -> receive) on the same broker: the round trip is at least two such hops plus
-the log append.
+report's ``AckTrace`` (taken from the saga log and the reports topic, whichever brings it first, as the
+endpoint takes it) and this process's own stamps around the FIX session: ``models.ACK_STAGES``. For
+scale, the same run measures a bare ``pulsar-client`` hop (send -> receive) on the same broker: the round
+trip is at least two such hops plus the log append.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fixclient import FixClient
-from models import ACK_STAGES, ExecType, ExecutionReport, Message, Tick, topics
+from models import ACK_STAGES, ExecType, ExecutionReport, Message, SagaEvent, Tick, topics
 from paceline.bench.stats import summary
 from paceline.ops import broker
 from paceline.ops.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
@@ -32,6 +32,7 @@ from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus, stream_of
 from runtime.settings import Settings
+from saga.core import client_reports
 
 # This process's view: its FIX send -> the endpoint took the message; the report received off the topic ->
 # the client's FIX session has it. Between them, the report's own trace.
@@ -60,13 +61,19 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         bus = stack.enter_context(Bus(cfg.service_url, quiet=True))
         reports: dict[str, tuple[int, ExecutionReport]] = {}
 
-        def on_report(d: Any) -> None:
-            m = d.message
+        def take(m: Message) -> None:
             if isinstance(m, ExecutionReport) and m.exec_type is ExecType.NEW and m.trace is not None:
                 reports.setdefault(m.cl_ord_id, (time.time_ns(), m))
 
+        # As the endpoint takes them: from the saga log and the reports topic, whichever is first (both
+        # handlers run on the bus's one listener thread).
+        def on_log(d: Any) -> None:
+            for m in client_reports(d.message):
+                take(m)
+
+        stack.callback(bus.tail(topics.SAGA_LOG, SagaEvent, on_log).close)
         stack.callback(bus.subscribe(topics.REPORTS, f"bench-{tag}", Message, from_earliest=False,
-                                     handler=on_report).close)  # fmt: skip
+                                     handler=lambda d: take(d.message)).close)  # fmt: skip
         rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)
         last: list[Tick | None] = [None]
 

@@ -49,7 +49,8 @@ RETENTION: dict[str, tuple[int, int]] = {
 # What each role may do, and nothing else: (a namespace of per-symbol or per-job topics, or one topic) and
 # its actions. The health-checker is also the tenant's admin: fencing a hung leader unloads its topics.
 # The saga (health-checker) writes the client reports; the endpoint writes every execution. The endpoint
-# reads back the requests it wrote (a restart rebuilds the TCA of the parents still working from them).
+# reads back the requests it wrote (a restart rebuilds the TCA of the parents still working from them), and
+# reads the saga log for the reports it holds (a client's acknowledgement one broker hop sooner).
 P, C = "produce", "consume"
 GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "receiver": (("market", (P,)),),
@@ -66,7 +67,7 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "endpoint": (
         ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
         (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P, C)), (topics.REPORTS, (C,)), (topics.TCA, (P,)),
-        (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)),
+        (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)), (topics.SAGA_LOG, (C,)),
     ),
     "operator": ((topics.RISK, (P, C)),),
     "viewer": tuple((ns, (C,)) for ns in topics.NAMESPACES),

@@ -176,6 +176,7 @@ def bookie_conf(cfg: ClusterConfig, i: int) -> str:
                 # As the standalone's bookie (deploy/pulsar/standalone.conf): written, not fsynced.
                 "journalSyncData=false",
                 "journalWriteData=true",
+                "journalFlushWhenQueueEmpty=true",
                 "diskUsageThreshold=0.99",
                 "diskUsageWarnThreshold=0.98",
                 "diskCheckInterval=60000",
