@@ -147,9 +147,9 @@ def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) ->
     # Round trip NewOrderSingle -> ExecutionReport New, through the desk, Pulsar, the saga and back.
     rtts = []
     low = round((desk.endpoint.tca.mid(desk.symbol) or 100.0) * 0.97, 2)  # rests: a cap below the market
-    # At the desk's own rate limit at most (CLIENT1's: the default), or an order is refused for its rate:
-    # with a fast acknowledgement an unpaced loop sends faster than that.
-    gap_s = 1.0 / Limits().max_orders_per_s
+    # At CLIENT1's own rate limit at most, or an order is refused for its rate: with a fast acknowledgement
+    # an unpaced loop sends faster than that.
+    gap_s = 1.0 / desk.cfg.clients[0].limits.max_orders_per_s
     for i in range(40):
         cl = f"L{i}"
         if i:
