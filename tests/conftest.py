@@ -64,12 +64,3 @@ def venue(bus: Bus, tmp_path: Path) -> Iterator[EndpointService]:
 def unique() -> str:
     """A fresh suffix for topic and subscription names, so tests never see each other's messages."""
     return uuid.uuid4().hex[:10]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The live page's test runs last. After it, the next in-process health-checker on the shared
-    broker and client never hears its worker's heartbeats within the endpoint tests' 20 s wait (reproduced
-    on its own: `pytest tests/broker/test_dashboard.py tests/broker/test_endpoint_fix.py`; the cause is
-    not found yet). Until it is, nothing runs after it."""
-    last = [i for i in items if i.nodeid.startswith("tests/broker/test_dashboard.py")]
-    items[:] = [i for i in items if i not in last] + last
