@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--decision", type=int, default=10, help="latency: market seconds between a job's decisions"
     )
+    be.add_argument("--stagger", action="store_true",
+                    help="latency: the jobs' decision times spread over the interval (parents arriving at "
+                         "different times); default: all on one grid, the burst")  # fmt: skip
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.add_argument("--rounds", type=int, default=4, help="hops: interleaved rounds over the variants")

@@ -241,7 +241,7 @@ class BrowserPage:
 
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path,
-              browser: bool = False) -> ModeResult:  # fmt: skip
+              browser: bool = False, stagger: bool = False) -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
     measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
@@ -301,7 +301,8 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         stack.callback(feed.stop)
         feed.start()
         until(lambda: feed.market_ns > 0, 30, "the first tick")
-        subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns, on_action=on_action)
+        subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns, on_action=on_action,
+                            spread_ns=decision_s * S if stagger else 0)  # fmt: skip
         for c in subs:
             stack.callback(c.close)
         pp = PingPong(cfg.service_url, run).start()
@@ -332,9 +333,18 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
 
 
 def _submit_jobs(
-    bus: Bus, *, run: str, symbols: list[str], jobs: int, t0: int, on_action: Callable[[Any], None]
+    bus: Bus,
+    *,
+    run: str,
+    symbols: list[str],
+    jobs: int,
+    t0: int,
+    on_action: Callable[[Any], None],
+    spread_ns: int = 0,
 ) -> list[Consumer[ChildOrderAction]]:
-    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions."""
+    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions. A job's
+    decisions fall on a grid from its start: ``spread_ns`` spreads the starts evenly over that span (0: all
+    on one grid, so the jobs on a symbol decide on the same tick)."""
     consumers = []
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
@@ -343,7 +353,8 @@ def _submit_jobs(
                                        handler=on_action))  # fmt: skip
         p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
                         symbol=symbols[i % len(symbols)], side=Side.BUY if i % 2 == 0 else Side.SELL,
-                        quantity=5_000_000, start_ns=t0, end_ns=t0 + 4 * 3600 * S, strategy=Strategy.TWAP,
+                        quantity=5_000_000, start_ns=t0 + i * spread_ns // jobs, end_ns=t0 + 4 * 3600 * S,
+                        strategy=Strategy.TWAP,
                         ts_init=t0)  # fmt: skip
         req.send(JobRequest(job_id=job, parent=p, ts_init=t0), key=p.parent_id)
     req.close()
@@ -377,15 +388,17 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
         decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
-        browser: bool = False) -> int:  # fmt: skip
+        browser: bool = False, stagger: bool = False) -> int:  # fmt: skip
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
-                         warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser)
+                         warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser,
+                         stagger=stagger)
                for m in modes]  # fmt: skip
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
-        f"{decision_s} s of market time, {seconds:g} s measured\n"
+        f"{decision_s} s of market time ({'staggered over' if stagger else 'all on'} one interval's grid), "
+        f"{seconds:g} s measured\n"
     )
     print(
         f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
@@ -394,6 +407,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         "rate_asked": rate,
         "symbols": symbols,
         "jobs": jobs,
+        "staggered": stagger,
         "seconds": seconds,
         "modes": {},
     }
