@@ -173,6 +173,22 @@ class FixClient(fix.Application):  # type: ignore[misc]
             with contextlib.suppress(queue.Empty):
                 self._q.get(timeout=min(left, 0.2))
 
+    def wait_order(self, cl: str, pred: Any, timeout_s: float = 30, what: str = "a report") -> dict[int, str]:
+        """The first message for ClOrdID ``cl`` that satisfies ``pred``. A refusal of ``cl`` that ``pred``
+        does not take (an ExecutionReport with ExecType Rejected, an OrderCancelReject) fails at once with
+        its reason, rather than at the timeout."""
+
+        def match(f: dict[int, str]) -> bool:
+            if f.get(Tag.CL_ORD_ID) != cl:
+                return False
+            if pred(f):
+                return True
+            if f.get(Tag.MSG_TYPE) == "9" or (f.get(Tag.MSG_TYPE) == "8" and f.get(Tag.EXEC_TYPE) == "8"):
+                raise AssertionError(f"waiting for {what} of {cl}, it was refused: {f.get(Tag.TEXT)!r}")
+            return False
+
+        return self.wait(match, timeout_s, f"{what} of {cl}")
+
     def reports(self, cl_prefix: str = "") -> list[dict[int, str]]:
         with self._lock:
             return [

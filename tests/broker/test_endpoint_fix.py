@@ -125,9 +125,9 @@ def _consistent(reports: list[dict[int, str]], order_qty: int) -> None:
 def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) -> None:
     c = desk.client
     c.new_order("A1", desk.symbol, 4_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
-    new = c.wait(lambda f: f.get(11) == "A1" and f.get(150) == "0", what="ER New")
+    new = c.wait_order("A1", lambda f: f.get(150) == "0", what="ER New")
     assert new[39] == "0" and new[151] == "4000"
-    final = c.wait(lambda f: f.get(11) == "A1" and f.get(39) == "2", timeout_s=90, what="FILLED")
+    final = c.wait_order("A1", lambda f: f.get(39) == "2", timeout_s=90, what="FILLED")
     reps = c.reports("A1")
     trades = [r for r in reps if r[150] == "F"]
     assert sum(int(r[32]) for r in trades) == 4_000 and final[14] == "4000"
@@ -155,8 +155,7 @@ def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) ->
         if i:
             time.sleep(max(0.0, c.sent_at[f"L{i - 1}"] + gap_s - time.perf_counter()))
         c.new_order(cl, desk.symbol, 100, start_ns=desk.now(), end_ns=desk.start + 5 * 60 * S, price=low)
-        first = c.wait(lambda f, cl=cl: f.get(11) == cl and f.get(150) in ("0", "8"), what="ER New")
-        assert first[150] == "0", f"{cl} rejected: {first.get(58)}"
+        c.wait_order(cl, lambda f: f.get(150) == "0", what="ER New")
         rtts.append((c.first_reply_at[cl] - c.sent_at[cl]) * 1000)
         c.cancel(f"X{i}", cl, desk.symbol, 100)
     rtts.sort()
@@ -164,25 +163,24 @@ def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) ->
     print(f"\nFIX NewOrderSingle -> ER New round trip over {len(rtts)} orders (services in one process): "
           f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {rtts[-1]:.2f} ms")  # fmt: skip
     for i in range(40):
-        c.wait(lambda f, i=i: f.get(11) == f"X{i}" and f.get(150) == "4", what="Canceled")
+        c.wait_order(f"X{i}", lambda f: f.get(150) == "4", what="Canceled")
 
 
 def test_cancel_and_replace_mid_way(desk: Desk) -> None:
     c = desk.client
     c.new_order("B1", desk.symbol, 6_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
-    c.wait(lambda f: f.get(11) == "B1" and f.get(150) == "0", what="ER New")
-    first = c.wait(lambda f: f.get(11) == "B1" and f.get(150) == "F" and int(f[14]) >= 500, timeout_s=60,
-                   what="some fills")  # fmt: skip
+    c.wait_order("B1", lambda f: f.get(150) == "0", what="ER New")
+    first = c.wait_order("B1", lambda f: f.get(150) == "F" and int(f[14]) >= 500, timeout_s=60, what="fills")
     filled = int(first[14])
     c.replace("B2", "B1", desk.symbol, filled - 100)  # below what is filled: refused
     rej = c.wait(lambda f: f.get(35) == "9" and f.get(11) == "B2", what="OrderCancelReject")
     assert rej[434] == "2" and "below" in rej[58]
     c.replace("B3", "B1", desk.symbol, 8_000)
-    rep = c.wait(lambda f: f.get(11) == "B3" and f.get(150) == "5", what="Replaced")
+    rep = c.wait_order("B3", lambda f: f.get(150) == "5", what="Replaced")
     assert rep[38] == "8000" and rep[41] == "B1" and int(rep[151]) == 8_000 - int(rep[14])
     time.sleep(1.0)
     c.cancel("B4", "B3", desk.symbol, 8_000)
-    canceled = c.wait(lambda f: f.get(11) == "B4" and f.get(150) == "4", timeout_s=30, what="Canceled")
+    canceled = c.wait_order("B4", lambda f: f.get(150) == "4", timeout_s=30, what="Canceled")
     assert canceled[39] == "4" and canceled[41] == "B3" and canceled[151] == "0"
     cum = int(canceled[14])
     assert filled <= cum < 8_000
@@ -200,13 +198,11 @@ def test_endpoint_restart_mid_order_resumes_the_session_without_losing_or_repeat
 ) -> None:
     c = desk.client
     c.new_order("C1", desk.symbol, 5_000, start_ns=desk.start, end_ns=desk.start + 3 * 60 * S, strategy=1001)
-    c.wait(lambda f: f.get(11) == "C1" and f.get(150) == "F", timeout_s=60, what="a first fill")
+    c.wait_order("C1", lambda f: f.get(150) == "F", timeout_s=60, what="a first fill")
     seq_before = max(int(a.get(34, 0)) for a in c.admin) if c.admin else 0
     desk.restart_endpoint()
     wait_for(c.logged_on.is_set, 30, "the client logged on again")
-    final = c.wait(
-        lambda f: f.get(11) == "C1" and f.get(39) == "2", timeout_s=120, what="FILLED after the restart"
-    )
+    final = c.wait_order("C1", lambda f: f.get(39) == "2", timeout_s=120, what="FILLED after the restart")
     reps = [r for r in c.received if r.get(37) == final[37] and r.get(35) == "8"]
     ids = [r[17] for r in reps]
     assert len(ids) == len(set(ids)), "a report was delivered twice"
