@@ -52,6 +52,8 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
 def _open(srv: NativeServer, token: str = TOKEN, **kw: object) -> ClientConnection:
     scheme = "wss" if srv.cfg.native_tls_cert else "ws"
+    # Not websockets' 10 s: once in a CI run under full load the TLS opening handshake took longer.
+    kw.setdefault("open_timeout", 30)
     return connect(f"{scheme}://127.0.0.1:{srv.cfg.native_port}/",
                    additional_headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]  # fmt: skip
 
