@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from models import topics
+from models import SagaEvent, topics
 from runtime.bus import Bus
 from saga import MemoryOutbox, Orchestrator, PulsarLog, PulsarSnapshots, snapshot
 from tests.unit.saga.test_core import Booked, Trip
@@ -62,3 +62,31 @@ def test_a_takeover_on_pulsar_starts_from_the_latest_snapshot_and_replays_only_w
     third: Orchestrator[Trip] = Orchestrator(PulsarLog(bus, log_topic), MemoryOutbox(), Trip)
     assert third.recover(PulsarSnapshots(bus, snap_topic))[0] == 0
     assert third.sagas["T1"].booked == ["seat-1", "upgrade"]
+
+
+def test_a_transaction_is_one_entry_on_pulsar_and_its_re_append_is_stored_once(bus: Bus) -> None:
+    """One append is one batch: its events share one entry (one write at the bookie, one round trip), and
+    read back one by one, in order; appending them again (a retry after a lost receipt) stores nothing:
+    the broker drops the batch by its sequence ids."""
+    tag = uuid.uuid4().hex[:6]
+    log_topic = f"{topics.SAGA_LOG}-g{tag}"
+    plog = PulsarLog(bus, log_topic, name=f"log-{tag}")
+    assert plog.try_acquire()
+    o: Orchestrator[Trip] = Orchestrator(plog, MemoryOutbox(), Trip)
+    o.recover()
+    for i in range(2):
+        with o.transaction(f"T{i}", create=True) as ctx:
+            assert ctx is not None
+            ctx.emit(Booked(what=f"seat-{i}"))
+            ctx.emit(Booked(what=f"meal-{i}"))
+            ctx.complete("done")
+    got = bus.read_all(log_topic, SagaEvent)
+    assert [d.message.position for d in got] == list(range(1, 7))
+    entries = [(d.message_id.ledger_id(), d.message_id.entry_id()) for d in got]
+    assert entries[0] == entries[1] == entries[2] != entries[3] == entries[4] == entries[5]
+    assert [d.message_id.batch_index() for d in got] == [0, 1, 2, 0, 1, 2]
+    last = plog.last_id
+    plog.append([d.message for d in got[3:]])  # the second transaction again, same sequence ids
+    assert [d.message.position for d in bus.read_all(log_topic, SagaEvent)] == list(range(1, 7))
+    assert plog.last_id != last  # a de-duplicated append names no entry of its own
+    plog.release()

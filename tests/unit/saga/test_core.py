@@ -257,3 +257,29 @@ def test_a_snapshot_in_parts_on_the_bus_gives_the_state_and_the_tail_after_it(
     with pytest.raises(SagaError, match="after the saga ended"):
         o2.recover()
     bus.close()
+
+
+def test_a_pulsar_log_fenced_out_refuses_the_whole_append_and_gives_up_the_lease() -> None:
+    """On the in-memory broker: a transaction appended after another orchestrator fenced this one out is
+    refused as a whole (nothing of it stored), and the log lets the lease go."""
+    from runtime.bus import Bus
+    from runtime.membus import MemoryBroker
+    from saga import PulsarLog
+
+    broker = MemoryBroker()
+    first = PulsarLog(Bus.memory(broker))
+    assert first.try_acquire()
+    o: Orchestrator[Trip] = Orchestrator(first, MemoryOutbox(), Trip)
+    with o.transaction("T0", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="seat"))
+    assert len(broker.topic(topics.SAGA_LOG).messages) == 1
+    second = PulsarLog(Bus.memory(broker))
+    assert not second.try_acquire() and second.try_acquire(fence=True)
+    with pytest.raises(LeaseLostError), o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="hotel"))
+        ctx.emit(Booked(what="car"))
+    assert len(broker.topic(topics.SAGA_LOG).messages) == 1 and not first.held
+    with pytest.raises(LeaseLostError):
+        o.check()
