@@ -5,8 +5,11 @@
   did not publish (the outbox), and only then subscribes to the inputs. Nothing is sent twice: the
   broker de-duplicates the outbox by sequence id.
 - Inputs (job requests and cancels, heartbeats, executions) arrive on the Pulsar client's single listener
-  thread; each is acknowledged after its decision is appended and published, so a crash redelivers it
-  to the successor, which handles it idempotently (fills by id, requests by parent id).
+  thread, which queues them. A decision thread takes whatever has queued (up to ``GROUP_MAX``), decides
+  each in turn and commits them together: one saga log append for all (group commit), so inputs that
+  arrive while an append is on its way wait for one round trip, not one each. Each is acknowledged after
+  that append and its publishing, so a crash redelivers it to the successor, which handles it
+  idempotently (fills by id, requests by parent id).
 - A poll thread detects silent workers, fires timers and retries waiting jobs. A lock serialises it with
   the handlers. Every ``snapshot_every`` events it prunes ended sagas and snapshots the state to
   ``saga/snapshots`` (``saga.snapshot``): a takeover reads the latest snapshot and replays only the log
@@ -21,6 +24,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import time
 from functools import partial
@@ -32,7 +37,16 @@ from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
 from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
 from runtime import metrics
-from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, ProducerBusyError, free_subscription
+from runtime.bus import (
+    Bus,
+    BusError,
+    Consumer,
+    Delivery,
+    Producer,
+    ProducerBusyError,
+    free_subscription,
+    stream_of,
+)
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox, PulsarSnapshots
@@ -49,12 +63,22 @@ TAKEOVER = Histogram(
 )  # fmt: skip
 DECISION = Histogram(
     "paceline_hc_decision_seconds",
-    "Input received until its decision is appended and published",
+    "Input received (queued) until its decision is appended and published",
     ["kind"],
     buckets=LATENCY_BUCKETS,
 )
+GROUP = Histogram(
+    "paceline_hc_group_inputs", "Inputs decided and committed together (one saga log append)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)  # fmt: skip
 SUBSCRIPTION = "health-checker"
 INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by the leader
+# The most inputs one group commits: bounds the first one's wait behind the others' decisions (~0.2 ms each).
+GROUP_MAX = 256
+
+# A queued input: the topic of the subscription to acknowledge it on (None: a heartbeat, never acknowledged),
+# the delivery, and when it was queued (perf_counter).
+_Queued = tuple[str | None, Delivery[Any], float]
 
 
 class _Watchdog:
@@ -105,7 +129,8 @@ class HealthChecker:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._inputs: list[Consumer[Any]] = []
+        self._inputs: dict[str, Consumer[Any]] = {}  # by topic
+        self._inbox: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
         self._tails: dict[str, Any] = {}
         self._heartbeats: Any = None
         self._beats: Producer | None = None
@@ -121,6 +146,15 @@ class HealthChecker:
             self._thread.join(timeout=10)
 
     def run(self) -> None:
+        decider = threading.Thread(target=self._decide_loop, name=f"hc-{self.name}-decide", daemon=True)
+        decider.start()
+        try:
+            self._run()
+        finally:
+            self._stop.set()
+            decider.join(timeout=10)
+
+    def _run(self) -> None:
         while not self._stop.is_set():
             plog = PulsarLog(self.bus)
             log.info("standing by for the lease", name=self.name)
@@ -192,10 +226,12 @@ class HealthChecker:
             self.recovered = coord.recover(snapshots)
             self.coordinator = coord
         for topic in INPUTS:
-            self._inputs.append(self._subscribe(topic))
+            self._inputs[topic] = self._subscribe(topic)
         # Heartbeats only matter now: a non-durable reader from the present, so no backlog of old ones
         # (from while no health-checker ran) delays the fresh ones and makes live workers look silent.
-        self._heartbeats = self.bus.tail(topics.HEARTBEATS, WorkerHeartbeat, self._on_input)
+        self._heartbeats = self.bus.tail(
+            topics.HEARTBEATS, WorkerHeartbeat, lambda d: self._inbox.put((None, d, time.perf_counter()))
+        )
         took = time.perf_counter() - t0
         TAKEOVER.observe(took)
         LEADER.set(1)
@@ -215,7 +251,8 @@ class HealthChecker:
                 raise LeaseLostError(f"this leader was frozen {frozen:.1f} s: it may have been fenced out")
             with self._lock:
                 orch.check()
-                coord.poll()
+                with orch.group():  # timers due together (a close) commit in one append
+                    coord.poll()
                 coord.checkpoint(snapshots)
                 wanted = coord.symbols()
             self._follow_markets(coord, wanted)
@@ -231,7 +268,10 @@ class HealthChecker:
         deadline = time.monotonic() + 5.0
         while True:
             try:
-                return self.bus.subscribe(topic, SUBSCRIPTION, Message, handler=self._on_input)
+                return self.bus.subscribe(
+                    topic, SUBSCRIPTION, Message, auto_ack=False,
+                    handler=lambda d: self._inbox.put((topic, d, time.perf_counter())),
+                )  # fmt: skip
             except BusError:
                 if time.monotonic() > deadline or self._stop.is_set():
                     raise
@@ -243,12 +283,15 @@ class HealthChecker:
             self._watchdog.stop()
             self._watchdog = None
         LEADER.set(0)
-        for c in self._inputs:
-            c.close()
+        for c in self._inputs.values():
+            c.close()  # what was not acknowledged goes to the next leader
         self._inputs.clear()
         if self._heartbeats is not None:
             self._heartbeats.close()
             self._heartbeats = None
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._inbox.get_nowait()
         for r in self._tails.values():
             r.close()
         self._tails.clear()
@@ -263,16 +306,62 @@ class HealthChecker:
         with self._lock:
             self.coordinator = None
 
-    # --- inputs (listener thread) ---------------------------------------------------------------------
-    def _on_input(self, d: Delivery[Any]) -> None:
-        t0 = time.perf_counter()
+    # --- inputs (the decision thread) ----------------------------------------------------------------------
+    def _decide_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                group = [self._inbox.get(timeout=0.1)]
+            except queue.Empty:
+                continue
+            with contextlib.suppress(queue.Empty):
+                while len(group) < GROUP_MAX:
+                    group.append(self._inbox.get_nowait())
+            try:
+                self._decide(group)
+            except Exception:  # this thread must outlive any one group: the lead loop judges the lease
+                log.exception("deciding a group of inputs failed", inputs=len(group))
+
+    def _decide(self, group: list[_Queued]) -> None:
+        """Decide each input in turn and commit them all in one append; then acknowledge them. An input
+        whose handler fails is negatively acknowledged (redelivered) and the others go on. If the commit
+        fails, none is acknowledged: the orchestrator is broken, the lead loop steps down, and the inputs
+        go to the next leader."""
+        decided: list[_Queued] = []
         with self._lock:
             coord = self.coordinator
-            if coord is None:
-                raise LeaseLostError("not leading")  # negatively acknowledged: the leader will get it
-            with bind_order(d.message):
-                coord.handle(d.message)
-        DECISION.labels(getattr(d.message, "kind", "?")).observe(time.perf_counter() - t0)
+            if coord is None:  # not leading: the leader will get them
+                self._settle(group, ok=False)
+                return
+            try:
+                with coord.orch.group():
+                    for item in group:
+                        try:
+                            with bind_order(item[1].message):
+                                coord.handle(item[1].message)
+                        except LeaseLostError:
+                            raise
+                        except Exception:
+                            metrics.BUS_HANDLER_ERRORS.labels(stream_of(item[1].topic)).inc()
+                            log.exception("input failed; it will be redelivered", topic=item[1].topic)
+                            self._settle([item], ok=False)
+                        else:
+                            decided.append(item)
+            except (LeaseLostError, BusError) as exc:
+                log.error("a group of inputs was not committed", inputs=len(group), error=str(exc))
+                return
+        now = time.perf_counter()
+        GROUP.observe(len(group))
+        for item in decided:
+            DECISION.labels(getattr(item[1].message, "kind", "?")).observe(now - item[2])
+        self._settle(decided, ok=True)
+
+    def _settle(self, items: list[_Queued], *, ok: bool) -> None:
+        for topic, d, _ in items:
+            c = self._inputs.get(topic) if topic is not None else None
+            if c is None:
+                continue
+            with contextlib.suppress(Exception):  # closed by a step-down meanwhile: it is redelivered
+                c.ack(d) if ok else c.nack(d)
 
     def _follow_markets(self, coord: Coordinator, wanted: set[str]) -> None:
         """Follow the event-time clock of every symbol a live parent trades (payloads never decoded)."""

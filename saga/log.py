@@ -6,7 +6,8 @@ once; it is released when the holder's connection closes, so a standby takes ove
 within a poll. A holder that hangs (its connection stays open) is fenced out: ``try_acquire(fence=True)``.
 The producer's name is fixed and its sequence id is the event's log position, so an event appended twice
 (a retry after a timeout) is stored once by the broker's de-duplication. One append (a transaction's
-events) is one batch: stored as one entry, whole or not at all (up to the client's 128 KB a batch).
+events, or a group commit's) is one batch: stored as one entry, whole or not at all, up to 1 MB
+(``runtime.bus.GROUP_MAX_BYTES``; a larger one goes as several entries in one round trip).
 ``MemoryLog`` is the same contract in memory, for fast tests.
 
 ``last_id`` names the entry last appended or replayed (a message id as text): a snapshot taken there

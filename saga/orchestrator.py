@@ -6,6 +6,11 @@ the handler raises, the saga is restored as it was and nothing is appended. If t
 orchestrator has lost its lease: it refuses further work and its owner must step down and, to serve
 again, rebuild from the log.
 
+Group commit (``group``): the transactions run inside one ``with orch.group():`` are appended together
+when it ends, as one entry, and only then published. Inputs that queued while the last append was on its
+way cost one storage round trip between them, not one each. A later transaction in the group sees what an
+earlier one decided: they commit together or, if the append fails, not at all (and the lease is lost).
+
 Memory and takeover stay bounded by what runs, not by history: ended sagas leave memory for a compact
 record (``prune``; the record answers a late redelivery), and ``snapshot`` writes the running state at a
 log position so that ``recover`` starts there and replays only the tail.
@@ -43,6 +48,7 @@ class Orchestrator(Generic[S]):
         self.broken: str | None = None
         self.on_commit: Callable[[list[SagaEvent]], None] | None = None
         self._state: TypeAdapter[Any] = TypeAdapter(factory)
+        self._pending: list[SagaEvent] | None = None  # a group's events, committed when it ends
 
     def recover(self, snapshots: SnapshotStore | None = None) -> tuple[int, int]:
         """Rebuild every saga (from the latest snapshot and the log's tail after it, or from the whole log)
@@ -149,16 +155,43 @@ class Orchestrator(Generic[S]):
             return
         if new:
             self.sagas[saga_id] = saga
+        if self._pending is not None:  # committed with the group
+            self._pending += ctx.events
+            self.position += len(ctx.events)
+            return
+        self._commit(ctx.events, advance=len(ctx.events))
+
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Transactions inside commit together when it ends: one append, then their effects. Nested, it
+        joins the group already open. If the body raises past a transaction, what the group decided is in
+        memory and not in the log: the orchestrator refuses further work (its owner rebuilds from the log)."""
+        if self._pending is not None:
+            yield
+            return
+        self._pending = []
         try:
-            self.log.append(ctx.events)
+            yield
+        except BaseException:
+            if self._pending:
+                self.broken = "a group of transactions was cut short before its commit"
+            raise
+        finally:
+            events, self._pending = self._pending, None
+        if events:
+            self._commit(events, advance=0)  # the group's transactions advanced the position already
+
+    def _commit(self, events: list[SagaEvent], *, advance: int) -> None:
+        try:
+            self.log.append(events)
         except LeaseLostError as exc:
             self.broken = str(exc)
             raise
-        self.position += len(ctx.events)
+        self.position += advance
         if self.on_commit is not None:
-            self.on_commit(ctx.events)
+            self.on_commit(events)
         try:
-            self.outbox.publish(ctx.events)
+            self.outbox.publish(events)
         except LeaseLostError as exc:
             self.broken = str(exc)
             raise

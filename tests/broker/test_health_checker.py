@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,14 +25,17 @@ from models import (
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
+    JobRequest,
     Message,
     ParentOrder,
+    SagaEvent,
     Side,
+    now_ns,
     topics,
 )
 from paceline.ops import broker
 from paceline.ops.stack import Feed
-from runtime.bus import Bus
+from runtime.bus import Bus, stream_of
 from tests.broker.pipeline import (
     Service,
     check_reports,
@@ -223,3 +227,54 @@ def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
         assert events[-1].name == "saga.completed"
         assert hc_a.proc.poll() is None  # it stood down and lives on as a standby
         print(f"\nhealth-checker-pause: SIGSTOP -> standby leading {takeover * 1000:.0f} ms")
+
+
+def test_requests_that_queue_are_committed_together_and_each_acknowledged(bus: Bus) -> None:
+    """A burst of requests: those that queue while an append is on its way are decided and appended
+    together (fewer log entries than requests; every request one as before this was done), each is answered
+    and acknowledged: the next leader gets none of them again."""
+    from prometheus_client import REGISTRY
+
+    tag = uuid.uuid4().hex[:6]
+    n = 60
+    got: dict[str, list[tuple[str, tuple[int, int]]]] = {}
+
+    def on_log(d: Any) -> None:
+        if d.message.saga_id.startswith(f"G{tag}"):
+            got.setdefault(d.message.saga_id, []).append(
+                (d.message.name, (d.message_id.ledger_id(), d.message_id.entry_id()))
+            )
+
+    tail = bus.tail(topics.SAGA_LOG, SagaEvent, on_log)
+    hc = HealthChecker(bus, f"hc-{tag}")
+    hc.start()
+    try:
+        assert hc.is_leader.wait(60)
+        t = now_ns()
+        prod = bus.producer(topics.JOB_REQUESTS)
+        for i in range(n):
+            p = ParentOrder(parent_id=f"G{tag}-{i}", client_id="C1", cl_ord_id=f"g{tag}-{i}", side=Side.BUY,
+                            symbol=f"G{tag.upper()}", quantity=100, start_ns=t, end_ns=t + 3_600 * 10**9,
+                            ts_init=t)  # fmt: skip
+            prod.send_async(JobRequest(job_id=f"JG{tag}-{i}", parent=p, ts_init=t), key=p.parent_id)
+        prod.flush()
+        prod.close()
+        wait_for(lambda: sum(any(e == "reported" for e, _ in v) for v in got.values()) == n, 60,
+                 "every request answered")  # fmt: skip
+    finally:
+        hc.stop()
+        tail.close()
+    entries = {entry for events in got.values() for _, entry in events}
+    assert len(entries) < n, "each request went as an append of its own"
+    for events in got.values():  # one request's events are one transaction: one entry
+        assert len({entry for _, entry in events}) == 1
+    consumed = stream_of(topics.JOB_REQUESTS)
+    before = REGISTRY.get_sample_value("paceline_bus_consumed_total", {"stream": consumed}) or 0.0
+    nxt = HealthChecker(bus, f"hc-{tag}-next")
+    nxt.start()
+    try:
+        assert nxt.is_leader.wait(60)
+        time.sleep(2.0)  # any request not acknowledged would be redelivered to it by now
+    finally:
+        nxt.stop()
+    assert (REGISTRY.get_sample_value("paceline_bus_consumed_total", {"stream": consumed}) or 0.0) == before

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import pytest
 
-from models import topics
+from models import SagaEvent, topics
 from saga import (
     WALL,
     CompensationCompleted,
@@ -283,3 +284,60 @@ def test_a_pulsar_log_fenced_out_refuses_the_whole_append_and_gives_up_the_lease
     assert len(broker.topic(topics.SAGA_LOG).messages) == 1 and not first.held
     with pytest.raises(LeaseLostError):
         o.check()
+
+
+def test_a_group_commits_its_transactions_in_one_append_and_publishes_only_after_it() -> None:
+    """Group commit: transactions in a group are appended together when it ends, their effects published
+    only then; a later one sees what an earlier one decided; one that raises is undone alone; a failed
+    commit (fenced) publishes nothing; a group cut short leaves the orchestrator refusing work."""
+
+    class Counting(MemoryLog):
+        def __init__(self) -> None:
+            super().__init__()
+            self.appends: list[int] = []
+
+        def append(self, events: Sequence[SagaEvent]) -> None:
+            self.appends.append(len(events))
+            super().append(events)
+
+    log, out = Counting(), MemoryOutbox()
+    o = _orch(log, out)
+    with o.group():
+        for i in range(3):
+            with o.transaction(f"T{i}", create=True) as ctx:
+                assert ctx is not None
+                fx = (effect(topics.REPORTS, report(report_id=f"R{i}"), key="c"),)
+                ctx.emit(Booked(what=f"seat-{i}"), fx)
+        with o.transaction("T0") as ctx:  # the group's own earlier decision is there to build on
+            assert ctx is not None and ctx.saga.booked == ["seat-0"]
+            ctx.emit(Booked(what="meal-0"))
+        with pytest.raises(RuntimeError), o.transaction("T1") as ctx:
+            assert ctx is not None
+            ctx.emit(Booked(what="undone"))
+            raise RuntimeError("a handler failed")
+        assert log.appends == [] and out.sent == []  # nothing leaves before the group ends
+    assert log.appends == [4] and [e.position for e in log.events] == [1, 2, 3, 4]
+    assert [e.message["report_id"] for _, e in out.sent] == ["R0", "R1", "R2"]
+    assert o.sagas["T0"].booked == ["seat-0", "meal-0"] and o.sagas["T1"].booked == ["seat-1"]
+    assert o.position == 4 and _orch(log).sagas == o.sagas  # the log rebuilds the same state
+    with o.transaction("T2") as ctx:  # outside a group: its own append, as before
+        assert ctx is not None
+        ctx.emit(Booked(what="meal-2"))
+    assert log.appends == [4, 1]
+
+    log.fenced = True
+    with pytest.raises(LeaseLostError), o.group(), o.transaction("T9", create=True) as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="never"), (effect(topics.REPORTS, report(report_id="R9"), key="c"),))
+    assert len(out.sent) == 3 and len(log.events) == 5
+    with pytest.raises(LeaseLostError):
+        o.check()
+
+    cut = _orch(MemoryLog())
+    with pytest.raises(KeyError), cut.group():
+        with cut.transaction("T0", create=True) as ctx:
+            assert ctx is not None
+            ctx.emit(Booked(what="seat"))
+        raise KeyError("the caller failed between transactions")
+    with pytest.raises(LeaseLostError, match="cut short"):
+        cut.check()
