@@ -3,7 +3,8 @@ log and starting from the latest snapshot, on a standalone of its own.
 
 The history is real parent-order sagas: a template of parents (accepted, opened at the venue, assigned,
 ``--fills`` fills, closed) is worked through the real coordinator, parent saga and simulated venue in
-memory, then copied under new ids, in log order, onto a Pulsar topic (no batching, as the service's log).
+memory, then copied under new ids, in log order, onto a Pulsar topic (each event its own entry; the
+service now stores each commit as one batch, which a reader splits the same way: not measured apart here).
 A desk's day is spread evenly over the history (``DAY_EVENTS`` events in 6.5 hours), so the records of
 ended parents age as they do live and the snapshot keeps only those within the retention. The leader
 follows the log as the service does: every ``snapshot_every`` events it prunes and snapshots (in blocks,

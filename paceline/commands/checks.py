@@ -42,7 +42,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "fix":
         from paceline.bench import fix
 
-        return fix.run(settings, orders=args.orders, worker=not args.no_worker)
+        return fix.run(settings, orders=args.orders or 200, worker=not args.no_worker)
+    if args.what == "saga":
+        from paceline.bench import saga
+
+        return saga.run(settings, orders=args.orders or 500, rounds=args.rounds or 3)
     if args.what == "takeover":
         from paceline.bench import takeover
 
@@ -52,7 +56,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import hops
 
         modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
-        return max(hops.run(settings, low_latency=m == "low-latency", rounds=args.rounds) for m in modes)
+        rounds = args.rounds or 4
+        return max(hops.run(settings, low_latency=m == "low-latency", rounds=rounds) for m in modes)
     if args.what == "latency":
         from paceline.bench import latency
 
