@@ -51,6 +51,11 @@ GROUP_BACKSTOP_MS = 50
 GROUP_MAX_BYTES = 1 << 20
 
 
+def _event_ms(event_time_ns: int | None) -> int | None:
+    """A message's event time as the client takes it (ms), or None for none."""
+    return None if event_time_ns is None else event_time_ns // 1_000_000
+
+
 class Outgoing(NamedTuple):
     """One message of ``Producer.send_together``'s group."""
 
@@ -127,7 +132,7 @@ class Producer:
         if sequence_id is not None:
             kw["sequence_id"] = sequence_id
         if event_time_ns is not None:
-            kw["event_timestamp"] = event_time_ns // 1_000_000
+            kw["event_timestamp"] = _event_ms(event_time_ns)
         if props:
             kw["properties"] = props
         return kw
@@ -188,7 +193,7 @@ class Producer:
             properties=properties,
             partition_key=key,
             sequence_id=sequence_id,
-            event_timestamp=None if event_time_ns is None else event_time_ns // 1_000_000,
+            event_timestamp=_event_ms(event_time_ns),
         )
 
     def send_together(self, group: Sequence[Outgoing], timeout_s: float = 30.0) -> Any:
@@ -217,7 +222,7 @@ class Producer:
             for o, payload in zip(group, payloads, strict=True):
                 self._raw.send_async(
                     payload, _cb, partition_key=o.key, sequence_id=o.sequence_id,
-                    event_timestamp=None if o.event_time_ns is None else o.event_time_ns // 1_000_000,
+                    event_timestamp=_event_ms(o.event_time_ns),
                 )  # fmt: skip
             self._raw.flush()  # the batch goes out now; returns once it is stored
         except Exception as exc:
