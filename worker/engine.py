@@ -46,7 +46,7 @@ from models import (
 )
 from models.codec import ChildActionEncoder
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
-from worker.features import Features, Tape, observe_rows
+from worker.features import Features, Tape, observe_columns
 from worker.policy import (
     Action,
     Agent,
@@ -54,9 +54,10 @@ from worker.policy import (
     Observation,
     Policy,
     PriceKind,
-    actions_of,
     observation_values,
     scale_rows,
+    shared_action,
+    sized_columns,
 )
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 
@@ -117,6 +118,7 @@ class Job:
     canceling: set[str] = field(default_factory=set)  # cancels sent at the end of the window
     serial: int = field(default_factory=lambda: next(_serials))  # tells this job from a later re-take
     dropped: bool = False  # no longer the engine's (dropped, or re-taken under a newer epoch)
+    row: int = -1  # its row in the engine's columns (``_Columns``)
 
     @property
     def next_event_ns(self) -> int:
@@ -179,6 +181,73 @@ class _Symbol:
         return out
 
 
+def _price(kind: PriceKind, buy: bool, limit_px: float | None, tick: Tick) -> tuple[OrdType, float | None]:
+    """Where an action of ``kind`` goes on this tick: its order type and limit price (None: market, or
+    nothing to price), within the parent's limit."""
+    # Enum members as module constants: a class attribute lookup costs ~80 ns, and this runs per job.
+    ord_type, px = _LIMIT, None
+    if kind is _MARKET:
+        ord_type = _MKT if limit_px is None else _LIMIT
+        px = limit_px
+    elif kind is _TOUCH:
+        px = tick.bid_px if buy else tick.ask_px
+    elif kind is _INSIDE:
+        inside = round((tick.bid_px + TICK) if buy else (tick.ask_px - TICK), 2)
+        px = inside if tick.bid_px < inside < tick.ask_px else (tick.bid_px if buy else tick.ask_px)
+    if px is not None and limit_px is not None:
+        px = min(px, limit_px) if buy else max(px, limit_px)
+    return ord_type, px
+
+
+class _Columns:
+    """The engine's jobs' numbers as arrays, a row per job (``Job.row``): a batch of jobs due together reads
+    them with one fancy index each instead of one attribute per job. A cache: ``Job`` and its ``Features``
+    stay the truth, and the engine writes through wherever a number changes (a job's start, its fills, its
+    acks, a new child), so the columns equal what the per-job path reads (tests/unit/worker/test_columnar.py
+    decides both ways). Rows of dropped jobs are reused."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._free: list[int] = []
+        self._next = 0
+        # Integers as int64 (the per-job path's Python ints are exact there); sign and arrival as float64.
+        self.quantity, self.start, self.end = (np.zeros(size, np.int64) for _ in range(3))
+        self.slice, self.lot, self.filled = (np.zeros(size, np.int64) for _ in range(3))
+        self.open = np.zeros(size, np.int64)  # the leaves of its open children
+        self.offset = np.zeros(size, np.int64)  # ``Features.volume_offset``
+        self.begun = np.zeros(size, np.bool_)
+        self.sign = np.zeros(size, np.float64)
+        self.arrival = np.zeros(size, np.float64)  # NaN: not set yet
+
+    def _grow(self) -> None:
+        """Twice the rows (``add`` sets every field of a row it hands out)."""
+        for name, old in list(vars(self).items()):
+            if isinstance(old, np.ndarray):
+                setattr(self, name, np.concatenate([old, np.empty_like(old)]))
+
+    def add(self, job: Job) -> None:
+        """Hands the job a row (``Job.row``) holding its numbers."""
+        if self._free:
+            row = self._free.pop()
+        else:
+            row, self._next = self._next, self._next + 1
+            if row >= len(self.quantity):
+                self._grow()
+        f = job.features
+        self.quantity[row], self.start[row], self.end[row] = f.quantity, f.start_ns, f.end_ns
+        self.slice[row], self.lot[row], self.sign[row] = job.slice_qty, job.context.lot, f.sign
+        self.filled[row], self.open[row] = job.filled, job.open_qty
+        job.row = row
+        self.began(job)
+
+    def began(self, job: Job) -> None:
+        f, row = job.features, job.row
+        self.begun[row], self.offset[row] = f.begun, f.volume_offset
+        self.arrival[row] = np.nan if f.arrival_mid is None else f.arrival_mid
+
+    def free(self, row: int) -> None:
+        self._free.append(row)
+
+
 class Engine:
     def __init__(
         self,
@@ -201,6 +270,7 @@ class Engine:
         self.audit: Callable[[Job, Observation, Action], None] | None = None
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
         self.columnar_from = COLUMNAR_FROM
+        self._cols = _Columns()
 
     # --- assignments ----------------------------------------------------------------------------------
     def resolve_policy(self, a: JobAssignment) -> Policy | LoadedPolicy:
@@ -255,6 +325,7 @@ class Engine:
         )
         self.drop(a.job_id)
         self.jobs[a.job_id] = job
+        self._cols.add(job)
         heapq.heappush(sym.starts, (start, job.serial, job))
         sym.schedule((job,))
         return True
@@ -269,6 +340,7 @@ class Engine:
         self.awaiting.pop(job_id, None)
         if job is not None:
             job.dropped = True
+            self._cols.free(job.row)
             self._symbols[job.assignment.parent.symbol].ending.pop(job_id, None)
 
     # --- market data and decisions --------------------------------------------------------------------
@@ -291,6 +363,7 @@ class Engine:
             job = heapq.heappop(sym.starts)[2]
             if not job.dropped:
                 job.features.begin(tick)
+                self._cols.began(job)
         sym.tape.on_tick(tick)
         due: list[Job] = []
         for job in sym.take(ts):
@@ -332,40 +405,79 @@ class Engine:
 
     def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
         """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
-        on, as columns: their observations in one array (``observe_rows``), their actions sized at once
-        (``actions_of``); below it numpy's per-call cost outweighs the loop it saves. Both give the same
-        observations and actions bit for bit (tests/unit/worker/test_columnar.py)."""
+        on, as columns (``_decide_columns``); below it numpy's per-call cost outweighs the loop it saves.
+        Both decide the same, bit for bit (tests/unit/worker/test_columnar.py)."""
         pol = jobs[0].policy
         assert isinstance(pol, LoadedPolicy)
-        if len(jobs) >= self.columnar_from:
-            rows = observe_rows([j.features for j in jobs], tick.ts_event, [j.filled for j in jobs],
-                                [j.open_qty for j in jobs])  # fmt: skip
-            scores = pol.scores(scale_rows(rows))
-            usable = np.isfinite(scores).all(axis=1)
-            index = np.where(usable, scores.argmax(axis=1), 0)
-            sizes = np.array([(j.slice_qty, j.context.quantity, j.context.lot) for j in jobs], dtype=np.int64)
-            sized = actions_of(pol.actions, index, rows, sizes, band=pol.manifest.band)
-            observed: list[Observation] | None = None
-        else:
-            observed = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
-            scores = pol.scores(scale_rows(np.array([observation_values(o) for o in observed])))
-            usable, best = np.isfinite(scores).all(axis=1), scores.argmax(axis=1).tolist()
-            sized = [
-                pol.action_of(i, j.slice_qty, o, j.context)
-                for i, j, o in zip(best, jobs, observed, strict=True)
-            ]
-        for k, (job, ok) in enumerate(zip(jobs, usable.tolist(), strict=True)):
-            action = sized[k]
-            if not ok or self.audit is not None:
-                obs = observed[k] if observed is not None else Observation(*rows[k].tolist())
-                if not ok:
-                    pol.fallbacks += 1
-                    if self.on_fallback:
-                        self.on_fallback(pol.name)
-                    action = pol.fallback.decide(obs, job.context)
-                if self.audit is not None:
-                    self.audit(job, obs, action)
+        if len(jobs) >= self.columnar_from and self._decide_columns(pol, jobs, tick, out):
+            return
+        observed = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
+        scores = pol.scores(scale_rows(np.array([observation_values(o) for o in observed])))
+        usable, best = np.isfinite(scores).all(axis=1).tolist(), scores.argmax(axis=1).tolist()
+        for job, ok, i, obs in zip(jobs, usable, best, observed, strict=True):
+            action = pol.action_of(i, job.slice_qty, obs, job.context)
+            if not ok:
+                action = self._fallback(pol, obs, job)
+            if self.audit is not None:
+                self.audit(job, obs, action)
             self._act(job, action, tick, out)
+
+    def _fallback(self, pol: LoadedPolicy, obs: Observation, job: Job) -> Action:
+        """A policy file's scores were not all finite: its rule decides, and it is counted."""
+        pol.fallbacks += 1
+        if self.on_fallback:
+            self.on_fallback(pol.name)
+        action: Action = pol.fallback.decide(obs, job.context)
+        return action
+
+    def _decide_columns(self, pol: LoadedPolicy, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> bool:
+        """The jobs' observations, actions and children from their numbers as columns (``_Columns``):
+        observations in one array (``observe_columns``), actions sized at once (``sized_columns``), each
+        price worked out once per (kind, side, limit), and each job's room from the columns. What is left
+        per job in Python is its open children and its new one. False (nothing done) if a job has not
+        begun, which a due job always has."""
+        c, ts = self._cols, tick.ts_event
+        rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=len(jobs))
+        if not c.begun[rows].all():
+            return False
+        tape = jobs[0].features.tape
+        view = tape.view()
+        arrival = c.arrival[rows]
+        for k in np.flatnonzero(np.isnan(arrival)).tolist():
+            f = jobs[k].features
+            if f.arrival_mid is None:
+                f.arrival_mid = view.mid  # the mid prevailing when the job starts
+            arrival[k] = c.arrival[rows[k]] = f.arrival_mid
+        quantity, filled, open_qty = c.quantity[rows], c.filled[rows], c.open[rows]
+        obs = observe_columns(
+            view, ts, sign=c.sign[rows], quantity=quantity, start=c.start[rows], end=c.end[rows],
+            market_volume=tape.volume + c.offset[rows], arrival=arrival, filled=filled, open_qty=open_qty,
+        )  # fmt: skip
+        scores = pol.scores(scale_rows(obs))
+        usable = np.isfinite(scores).all(axis=1)
+        index = np.where(usable, scores.argmax(axis=1), 0)
+        sizes = np.stack((c.slice[rows], quantity, c.lot[rows]), axis=1)
+        kinds, qtys = sized_columns(pol.actions, index, obs, sizes, band=pol.manifest.band)
+        room = (quantity - filled - open_qty).tolist()
+        every = self.audit is not None or not usable.all()
+        ok = usable.tolist()
+        prices: dict[tuple[PriceKind, Side, float | None], tuple[OrdType, float | None]] = {}
+        place = self._place
+        for k, job in enumerate(jobs):
+            kind, qty = kinds[k], qtys[k]
+            if every:
+                seen = Observation(*obs[k].tolist())
+                action = shared_action(kind, qty) if ok[k] else self._fallback(pol, seen, job)
+                if self.audit is not None:
+                    self.audit(job, seen, action)
+                kind, qty = action.price, action.quantity
+            p = job.assignment.parent
+            key = (kind, p.side, p.limit_px)
+            price = prices.get(key)
+            if price is None:
+                price = prices[key] = _price(kind, p.side is _BUY, p.limit_px, tick)
+            place(job, kind, qty, price, room=room[k], out=out)
+        return True
 
     def observe(self, job_id: str) -> Observation:
         """The observation a job's policy sees now (at its latest tick)."""
@@ -394,27 +506,25 @@ class Engine:
             self._act(job, Action(PriceKind.MARKET, job.quantity), tick, out)
 
     def _act(self, job: Job, action: Action, tick: Tick, out: list[ChildSpec]) -> list[ChildSpec]:
-        """Appends to ``out`` the children of ``action`` (and returns it). Open orders are cancelled first,
-        except a limit order already resting at the price this action asks for: it keeps its place in the
-        queue (a cancel and re-post would join the back every decision) and counts toward the action's
-        quantity."""
-        # Enum members as module constants: a class attribute lookup costs ~80 ns, and this runs per job.
+        """Appends to ``out`` the children of ``action`` (and returns it)."""
         p = job.assignment.parent
-        buy = p.side is _BUY
-        kind = action.price
-        ord_type, px = _LIMIT, None
-        if kind is _MARKET:
-            ord_type = _MKT if p.limit_px is None else _LIMIT
-            px = p.limit_px
-        elif kind is _TOUCH:
-            px = tick.bid_px if buy else tick.ask_px
-        elif kind is _INSIDE:
-            inside = round((tick.bid_px + TICK) if buy else (tick.ask_px - TICK), 2)
-            px = inside if tick.bid_px < inside < tick.ask_px else (tick.bid_px if buy else tick.ask_px)
-        if px is not None and p.limit_px is not None:
-            px = min(px, p.limit_px) if buy else max(px, p.limit_px)
+        price = _price(action.price, p.side is _BUY, p.limit_px, tick)
+        room = job.assignment.quantity - job.filled - job.open_qty
+        self._place(job, action.price, action.quantity, price, room=room, out=out)
+        return out
+
+    def _place(
+        self, job: Job, kind: PriceKind, quantity: int, price: tuple[OrdType, float | None], *, room: int,
+        out: list[ChildSpec],
+    ) -> None:  # fmt: skip
+        """An action's children, at its price (``_price``), within ``room`` (what the job may still have
+        open: its quantity less what is filled and what is open; cancels are requests, and until
+        confirmed their leaves still count). Open orders are cancelled first, except a limit order already
+        resting at the price this action asks for: it keeps its place in the queue (a cancel and re-post
+        would join the back every decision) and counts toward the action's quantity."""
+        ord_type, px = price
         resting = kind is _TOUCH or kind is _INSIDE
-        budget = action.quantity if resting else 0
+        budget = quantity if resting else 0
         if job.open:
             units = None if px is None else to_units(px)
             for c in job.open.values():
@@ -424,17 +534,15 @@ class Engine:
                     continue
                 c.cancel_sent = True
                 out.append((job, _CANCEL, c.child_id, 0, _MKT, None))
-        # Cancels are requests: until confirmed, their leaves still count against what we may send.
-        room = job.assignment.quantity - job.filled - job.open_qty
-        qty = min(budget if resting else action.quantity, room)
+        qty = min(budget if resting else quantity, room)
         if kind is _HOLD or qty <= 0:
-            return out
+            return
         child_id = f"{job.child_prefix}{job.decisions}"
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
         job.children.add(child_id)
-        return out
+        self._cols.open[job.row] += qty
 
     def _models(self, specs: list[ChildSpec], tick: Tick) -> list[ChildOrderAction]:
         """The children as models, validated as one list (half the cost of one model at a time). Stamped
@@ -487,14 +595,18 @@ class Engine:
             return
         job.fills_seen.add(fill.fill_id)
         job.filled += fill.qty
+        cols, row = self._cols, job.row
+        cols.filled[row] = job.filled
         if fill.liquidity is Liquidity.TAKER:
             # A passive fill is in a trade the data prints anyway; an aggressive one the data cannot know.
             job.features.add_own_fill(fill.qty, fill.px)
+            cols.offset[row] = job.features.volume_offset
         child = job.open.get(fill.child_id)
         if child is not None:
             child.leaves -= fill.qty
             if child.leaves <= 0:
                 del job.open[fill.child_id]
+            cols.open[row] = job.open_qty
 
     def on_ack(self, ack: ChildOrderAck) -> None:
         job = self.jobs.get(ack.job_id)
@@ -504,6 +616,7 @@ class Engine:
             job.open.pop(ack.child_id, None)
         elif ack.child_id in job.open:
             job.open[ack.child_id].leaves = ack.leaves_qty
+        self._cols.open[job.row] = job.open_qty
 
     def refs(self) -> list[tuple[str, int, float | None]]:
         """Each job's id, epoch and its policy's band around the TWAP schedule (None: none)."""

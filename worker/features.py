@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -20,7 +20,7 @@ import numpy as np
 from market.costs import arrives, vwap
 from market.prices import PX_SCALE, to_units
 from models import Side, Tick
-from worker.policy import OBS_DIM, Observation, observation_values
+from worker.policy import OBS_DIM, Observation
 
 _SAMPLE_NS = 10_000_000_000  # mid sampled every 10 s for returns and volatility
 _VOL_SAMPLES = 30  # five minutes of 10 s returns
@@ -139,10 +139,20 @@ class Features:
         self._own_notional += qty * px
 
     @property
+    def begun(self) -> bool:
+        return self._begun
+
+    @property
+    def volume_offset(self) -> int:
+        """Once begun, the market volume is the tape's plus this: our aggressive fills less the tape's
+        volume when the job began (the engine keeps it as a column)."""
+        return self._own_volume - self._base_volume
+
+    @property
     def market_volume(self) -> int:
         if not self._begun:
             return self._own_volume
-        return self.tape.volume - self._base_volume + self._own_volume
+        return self.tape.volume + self.volume_offset
 
     @property
     def interval_vwap(self) -> float | None:
@@ -177,31 +187,21 @@ class Features:
         )
 
 
-def observe_rows(
-    features: Sequence[Features], t_ns: int, filled: Sequence[int], open_qty: Sequence[int]
-) -> np.ndarray:
-    """``observe`` of many jobs on one tape at once: row k holds job k's observation fields in order
-    (float64). Each field is the same IEEE operations in the same order as ``observe``'s (integers are
-    exact in float64 at these sizes), so the rows equal the observations bit for bit; a test compares."""
-    n = len(features)
-    if any(f.expected_volume for f in features):  # the curve is per job: the per-job path
-        each = zip(features, filled, open_qty, strict=True)
-        values = [observation_values(f.observe(t_ns, q, o)) for f, q, o in each]
-        return np.array(values, dtype=np.float64).reshape(n, OBS_DIM)
-    m = features[0].tape.view()
-    for f in features:
-        if f.arrival_mid is None:
-            f.arrival_mid = m.mid  # the mid prevailing when the job starts
-    ints = np.array([(f.sign, f.quantity, f.start_ns, f.end_ns, f.market_volume) for f in features],
-                    dtype=np.int64).reshape(n, 5)  # fmt: skip
-    arrival = np.array([f.arrival_mid for f in features], dtype=np.float64)
-    sign, quantity, start, end = ints[:, 0].astype(np.float64), ints[:, 1], ints[:, 2], ints[:, 3]
+def observe_columns(
+    m: MarketView, t_ns: int, *, sign: np.ndarray, quantity: np.ndarray, start: np.ndarray, end: np.ndarray,
+    market_volume: np.ndarray, arrival: np.ndarray, filled: np.ndarray, open_qty: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """``observe`` of many jobs on one tape at once, from their numbers as columns (the integers int64,
+    ``sign`` and ``arrival`` float64; jobs without an expected volume, begun, their arrival set): row k
+    holds job k's observation fields in order (float64). Each field is the same IEEE operations in the same
+    order as ``observe``'s (integers are exact in float64 at these sizes), so the rows equal the
+    observations bit for bit; a test compares."""
     elapsed = np.minimum(1.0, np.maximum(0.0, (t_ns - start) / (end - start)))
-    done = np.asarray(filled, dtype=np.int64) / quantity
+    done = filled / quantity
     columns: dict[str, np.ndarray | float] = {
         "time_elapsed": elapsed,
         "inventory_left": 1.0 - done,
-        "open_frac": np.asarray(open_qty, dtype=np.int64) / quantity,
+        "open_frac": open_qty / quantity,
         "schedule_gap": done - elapsed,
         "spread_bps": m.spread_bps,
         "imbalance_1": sign * m.imbalance_1,
@@ -210,9 +210,9 @@ def observe_rows(
         "ret_short_bps": sign * m.ret_short_bps,
         "vol_bps": m.vol_bps,
         "volume_ratio": 1.0,  # no expected volume: the ratio is neutral
-        "market_volume": ints[:, 4] / quantity,
+        "market_volume": market_volume / quantity,
     }
-    rows = np.empty((n, OBS_DIM), dtype=np.float64)
+    rows = np.empty((len(quantity), OBS_DIM), dtype=np.float64)
     for k, name in enumerate(Observation.names()):
         rows[:, k] = columns[name]
     return rows

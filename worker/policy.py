@@ -170,44 +170,41 @@ def action_of(
     return Action(d.price, qty) if qty > 0 else HOLD
 
 
-def actions_of(
+def sized_columns(
     defs: tuple[ActionDef, ...], index: np.ndarray, rows: np.ndarray, sizes: np.ndarray, *,
     band: float | None = None,
-) -> list[Action]:  # fmt: skip
-    """``action_of`` for many jobs at once: ``index`` each job's action in ``defs``, ``rows`` their
-    observations (``observe_rows``), ``sizes`` their (TWAP slice, quantity, lot) as integer rows. The sizes
-    are the same float64 operations in the same order, so each action equals ``action_of``'s for that job
-    exactly (``np.rint`` rounds half to even, as ``round``)."""
+) -> tuple[list[PriceKind], list[int]]:  # fmt: skip
+    """``action_of`` for many jobs at once, as each job's price kind and quantity (``shared_action`` makes
+    the ``Action``): ``index`` each job's action in ``defs``, ``rows`` their observations as columns
+    (``observe_columns``), ``sizes`` their (TWAP slice, quantity, lot) as integer rows. The sizes are the
+    same float64 operations in the same order, so each equals ``action_of``'s for that job exactly
+    (``np.rint`` rounds half to even, as ``round``)."""
     slice_qty, quantity, lot = sizes[:, 0], sizes[:, 1], sizes[:, 2]
-    n = len(index)
     elapsed, done = rows[:, _ELAPSED], 1.0 - rows[:, _INVENTORY_LEFT]
-    kinds = [defs[i].price for i in index.tolist()]
+    kind = np.array([int(d.price) for d in defs])[index]
     mult = np.array([d.slice_multiple for d in defs])[index]
     lead = np.array([np.nan if d.lead is None else d.lead for d in defs])[index]
-    by_slice = np.trunc(slice_qty * mult).astype(np.int64).tolist()
+    by_slice = np.trunc(slice_qty * mult).astype(np.int64)
     target = np.minimum(1.0, elapsed + np.nan_to_num(lead))
-    by_lead = _lots_array((target - done) * quantity, lot).tolist()
-    anchored = (~np.isnan(lead)).tolist()
-    over: list[bool] = [False] * n
-    catch_up: list[int] = [0] * n
-    if band is not None:
+    by_lead = _lots_array((target - done) * quantity, lot)
+    anchored = ~np.isnan(lead)
+    qty = np.where(anchored, by_lead, by_slice)
+    hold = (kind == PriceKind.HOLD) | (anchored & (by_lead <= 0))
+    kind, qty = np.where(hold, int(PriceKind.HOLD), kind), np.where(hold, 0, qty)
+    if band is not None:  # beyond the band behind the schedule: the gap at market, whatever was chosen
         behind = elapsed - done
-        over = (behind > band).tolist()
-        catch_up = _lots_array(behind * quantity, lot).tolist()
-    out: list[Action] = []
-    for k in range(n):
-        kind = kinds[k]
-        if over[k]:
-            out.append(_shared_action(PriceKind.MARKET, catch_up[k]))
-        elif kind is PriceKind.HOLD:
-            out.append(HOLD)
-        elif not anchored[k]:
-            out.append(_shared_action(kind, by_slice[k]))
-        else:
-            out.append(_shared_action(kind, by_lead[k]) if by_lead[k] > 0 else HOLD)
-    return out
+        over = behind > band
+        kind = np.where(over, int(PriceKind.MARKET), kind)
+        qty = np.where(over, _lots_array(behind * quantity, lot), qty)
+    return [_KINDS[k] for k in kind.tolist()], qty.tolist()
 
 
+def shared_action(kind: PriceKind, quantity: int) -> Action:
+    """An ``Action``, one object per (kind, quantity): actions are immutable, and a batch repeats a few."""
+    return _shared_action(kind, quantity)
+
+
+_KINDS = list(PriceKind)  # by value
 _ELAPSED, _INVENTORY_LEFT = (Observation.names().index(n) for n in ("time_elapsed", "inventory_left"))
 
 

@@ -1,12 +1,13 @@
-"""The columnar decision path (``observe_rows``, one forward pass, ``actions_of``) decides exactly as the
-per-job path (each job's ``Features.observe`` and ``action_of``): every job of a backtest day's episode grid
-on one engine, so that jobs due on the same tick are decided together, once with every batch as columns
-and once with every batch job by job. And the live worker's children, written in one pass
+"""The columnar decision path (``observe_columns``, one forward pass, ``sized_columns``) decides exactly as
+the per-job path (each job's ``Features.observe`` and ``action_of``): every job of a backtest day's episode
+grid on one engine, so that jobs due on the same tick are decided together, once with every batch as
+columns and once with every batch job by job. And the live worker's children, written in one pass
 (``Engine.on_tick_wire``), are the validated models' (``Engine.on_tick``) byte for byte."""
 
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +45,21 @@ def _day() -> Day:
 
 
 def _drive(
-    columnar_from: int, policy: LoadedPolicy, *, wire: bool = False
+    columnar_from: int, policy: LoadedPolicy, *, wire: bool = False, audit: bool = True
 ) -> tuple[list[ChildOrderAction], list[Any]]:
     """Every episode of the day's grid as a job of one engine, over the whole day, the venue answering.
     ``wire``: the children as the live worker writes them, each payload decoded (validated) for the venue
-    after checking that the model re-encodes to the same bytes."""
+    after checking that the model re-encodes to the same bytes. ``audit`` False: no observation or action
+    is built per job (the live worker's way). After each tick, the engine's columns hold what its jobs
+    do (checked every 50th tick: checking all of them is slow)."""
     day = _day()
     eps = episodes(day, tuple(HORIZONS), SIZES)
     ticks, venue = day.market(min(e.start_ns for e in eps) - 60 * 10**9, max(e.end_ns for e in eps))
     engine = Columnar(SIM_WORKER, decision_s=30)
     engine.columnar_from = columnar_from
     audited: list[Any] = []
-    engine.audit = lambda job, obs, action: audited.append((job.job_id, observation_values(obs), action))
+    if audit:
+        engine.audit = lambda job, obs, action: audited.append((job.job_id, observation_values(obs), action))
     for n, e in enumerate(eps):
         p = parent_order(e.symbol, e.side, e.quantity, e.start_ns, e.end_ns, name=f"c{n}")
         a = assignment(p, job_id=f"J{n}")
@@ -64,7 +68,7 @@ def _drive(
                                    quantity=a.quantity, epoch=a.epoch, ts_init=a.ts_init))  # fmt: skip
         assert engine.assign(a, policy)
     sent: list[ChildOrderAction] = []
-    for tick in ticks:
+    for i, tick in enumerate(ticks):
         for m in venue.on_tick(tick):
             engine.on_execution(m)
         if wire:
@@ -78,7 +82,22 @@ def _drive(
         for act in actions:
             for m in venue.action(act):
                 engine.on_execution(m)
+        if i % 50 == 0:
+            _check_columns(engine)
     return sent, audited
+
+
+def _check_columns(engine: Engine) -> None:
+    """The columns are a cache of the jobs' own numbers: they must agree with them after every change."""
+    cols = engine._cols
+    for job in engine.jobs.values():
+        f, r = job.features, job.row
+        held = (cols.filled[r], cols.open[r], cols.quantity[r], cols.begun[r], cols.slice[r])
+        assert held == (job.filled, job.open_qty, job.quantity, f.begun, job.slice_qty), job.job_id
+        if f.begun:
+            assert cols.offset[r] == f.volume_offset and cols.sign[r] == f.sign, job.job_id
+        if f.arrival_mid is not None and not math.isnan(cols.arrival[r]):
+            assert cols.arrival[r] == f.arrival_mid, job.job_id
 
 
 def _random_file(tmp: Path, band: float | None) -> LoadedPolicy:
@@ -102,6 +121,8 @@ def test_the_columnar_path_decides_as_the_per_job_path_bit_for_bit(which: str, t
     columns = max(Columnar.batches)
     ref_sent, ref_audited = _drive(10**9, policy)
     assert len(sent) > 100 and [_key(a) for a in sent] == [_key(a) for a in ref_sent]
+    quiet, _ = _drive(1, policy, audit=False)  # no observation or action built per job
+    assert [_key(a) for a in quiet] == [_key(a) for a in ref_sent]
     # The observations and actions themselves, float for float (NaN never appears in either).
     assert audited == ref_audited
     assert columns >= 8  # jobs were decided together
