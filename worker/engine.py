@@ -171,6 +171,14 @@ class _Symbol:
                     heapq.heappush(self.times, ns)
             slot.append(job)
 
+    def schedule_at(self, ns: int, jobs: list[Job]) -> None:
+        """Enter jobs whose next event time is ``ns``, all of them."""
+        slot = self.events.get(ns)
+        if slot is None:
+            slot = self.events[ns] = []
+            heapq.heappush(self.times, ns)
+        slot += jobs
+
     def take(self, ts: int) -> list[Job]:
         """The jobs due at ``ts``, by time, then serial."""
         out: list[Job] = []
@@ -380,16 +388,19 @@ class Engine:
             self._finish(job, tick, out)
             if job.finished:
                 del sym.ending[job_id]
-        self._decide(due, tick, out)
-        sym.schedule(due)
+        self._decide(due, tick, out, sym)
         return out
 
-    def _decide(self, due: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
+    def _decide(self, due: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol) -> None:
+        """Decides the jobs due, and enters each at its next event time."""
         by_file: dict[int, list[Job]] = defaultdict(list)
+        each: list[Job] = []  # the jobs of a policy file are timed by ``_decide_file``
         for job in due:
-            # The next decision time on the grid after this tick (gaps in the data skip slots).
-            behind = (tick.ts_event - job.next_decision_ns) // self.decision_ns + 1
-            job.next_decision_ns += self.decision_ns * max(1, behind)
+            if isinstance(job.policy, LoadedPolicy):
+                by_file[id(job.policy)].append(job)
+                continue
+            self._advance(job, tick.ts_event)
+            each.append(job)
             if isinstance(job.policy, Agent):
                 self.awaiting[job.job_id] = tick
             elif isinstance(job.policy, LoadedPolicy):
@@ -400,17 +411,26 @@ class Engine:
                 if self.audit is not None:
                     self.audit(job, obs, action)
                 self._act(job, action, tick, out)
+        sym.schedule(each)
         for jobs in by_file.values():
-            self._decide_file(jobs, tick, out)
+            self._decide_file(jobs, tick, out, sym)
 
-    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
+    def _advance(self, job: Job, ts: int) -> None:
+        """The job's next decision time on the grid after ``ts`` (gaps in the data skip slots)."""
+        behind = (ts - job.next_decision_ns) // self.decision_ns + 1
+        job.next_decision_ns += self.decision_ns * max(1, behind)
+
+    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol) -> None:
         """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
         on, as columns (``_decide_columns``); below it numpy's per-call cost outweighs the loop it saves.
         Both decide the same, bit for bit (tests/unit/worker/test_columnar.py)."""
         pol = jobs[0].policy
         assert isinstance(pol, LoadedPolicy)
-        if len(jobs) >= self.columnar_from and self._decide_columns(pol, jobs, tick, out):
+        if len(jobs) >= self.columnar_from and self._decide_columns(pol, jobs, tick, out, sym):
             return
+        for job in jobs:
+            self._advance(job, tick.ts_event)
+        sym.schedule(jobs)
         observed = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
         scores = pol.scores(scale_rows(np.array([observation_values(o) for o in observed])))
         usable, best = np.isfinite(scores).all(axis=1).tolist(), scores.argmax(axis=1).tolist()
@@ -430,16 +450,29 @@ class Engine:
         action: Action = pol.fallback.decide(obs, job.context)
         return action
 
-    def _decide_columns(self, pol: LoadedPolicy, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> bool:
+    def _decide_columns(
+        self, pol: LoadedPolicy, jobs: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol
+    ) -> bool:
         """The jobs' observations, actions and children from their numbers as columns (``_Columns``):
         observations in one array (``observe_columns``), actions sized at once (``sized_columns``), each
         price worked out once per (kind, side, limit), and each job's room from the columns. What is left
-        per job in Python is its open children and its new one. False (nothing done) if a job has not
-        begun, which a due job always has."""
-        c, ts = self._cols, tick.ts_event
-        rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=len(jobs))
+        per job in Python is its open children and its new one. Their next decision times (``_advance``)
+        too: jobs decided together mostly share the next one. False (nothing done) if a job has not begun,
+        which a due job always has."""
+        c, ts, n = self._cols, tick.ts_event, len(jobs)
+        rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=n)
         if not c.begun[rows].all():
             return False
+        step = self.decision_ns
+        ahead = np.fromiter([j.next_decision_ns for j in jobs], dtype=np.int64, count=n)
+        ahead += step * np.maximum(1, (ts - ahead) // step + 1)
+        for job, ns in zip(jobs, ahead.tolist(), strict=True):
+            job.next_decision_ns = ns
+        at = np.minimum(ahead, c.end[rows])  # ``Job.next_event_ns``
+        if at.min() == at.max():
+            sym.schedule_at(int(at[0]), jobs)
+        else:
+            sym.schedule(jobs)
         tape = jobs[0].features.tape
         view = tape.view()
         arrival = c.arrival[rows]

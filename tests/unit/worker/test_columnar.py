@@ -30,9 +30,9 @@ class Columnar(Engine):
 
     batches: list[int] = []
 
-    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec]) -> None:
+    def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec], sym: Any) -> None:
         Columnar.batches.append(len(jobs))
-        super()._decide_file(jobs, tick, out)
+        super()._decide_file(jobs, tick, out, sym)
 
 
 def _key(a: ChildOrderAction) -> tuple[Any, ...]:

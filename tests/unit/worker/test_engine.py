@@ -367,7 +367,7 @@ def test_a_tick_touches_only_the_jobs_that_are_due(monkeypatch: pytest.MonkeyPat
     decided: list[int] = []
     original = eng._decide
     monkeypatch.setattr(
-        eng, "_decide", lambda due, tick, out: decided.append(len(due)) or original(due, tick, out)
+        eng, "_decide", lambda due, tick, out, sym: decided.append(len(due)) or original(due, tick, out, sym)
     )
     tape = eng.jobs["J0"].features.tape
     assert all(j.features.tape is tape for j in eng.jobs.values())  # the market's state, once
