@@ -495,7 +495,7 @@ class Engine:
         every = self.audit is not None or not usable.all()
         ok = usable.tolist()
         prices: dict[tuple[PriceKind, Side, float | None], tuple[OrdType, float | None]] = {}
-        place = self._place
+        place, placed = self._place, [0] * len(jobs)
         for k, job in enumerate(jobs):
             kind, qty = kinds[k], qtys[k]
             if every:
@@ -509,7 +509,8 @@ class Engine:
             price = prices.get(key)
             if price is None:
                 price = prices[key] = _price(kind, p.side is _BUY, p.limit_px, tick)
-            place(job, kind, qty, price, room=room[k], out=out)
+            placed[k] = place(job, kind, qty, price, room=room[k], out=out)
+        c.open[rows] += placed
         return True
 
     def observe(self, job_id: str) -> Observation:
@@ -543,18 +544,20 @@ class Engine:
         p = job.assignment.parent
         price = _price(action.price, p.side is _BUY, p.limit_px, tick)
         room = job.assignment.quantity - job.filled - job.open_qty
-        self._place(job, action.price, action.quantity, price, room=room, out=out)
+        if placed := self._place(job, action.price, action.quantity, price, room=room, out=out):
+            self._cols.open[job.row] += placed
         return out
 
     def _place(
         self, job: Job, kind: PriceKind, quantity: int, price: tuple[OrdType, float | None], *, room: int,
         out: list[ChildSpec],
-    ) -> None:  # fmt: skip
+    ) -> int:  # fmt: skip
         """An action's children, at its price (``_price``), within ``room`` (what the job may still have
         open: its quantity less what is filled and what is open; cancels are requests, and until
         confirmed their leaves still count). Open orders are cancelled first, except a limit order already
         resting at the price this action asks for: it keeps its place in the queue (a cancel and re-post
-        would join the back every decision) and counts toward the action's quantity."""
+        would join the back every decision) and counts toward the action's quantity. Returns the new child's
+        quantity (0: none), which the caller adds to the job's open column."""
         ord_type, px = price
         resting = kind is _TOUCH or kind is _INSIDE
         budget = quantity if resting else 0
@@ -569,13 +572,13 @@ class Engine:
                 out.append((job, _CANCEL, c.child_id, 0, _MKT, None))
         qty = min(budget if resting else quantity, room)
         if kind is _HOLD or qty <= 0:
-            return
+            return 0
         child_id = f"{job.child_prefix}{job.decisions}"
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
         job.children.add(child_id)
-        self._cols.open[job.row] += qty
+        return qty
 
     def _models(self, specs: list[ChildSpec], tick: Tick) -> list[ChildOrderAction]:
         """The children as models, validated as one list (half the cost of one model at a time). Stamped
@@ -602,15 +605,10 @@ class Engine:
             return []
         enc = ChildActionEncoder
         tail = enc.tick_part(tick.ts_event, now_ns(), tick.seq, tick.ts_init, self._received_ns)
-        payload = enc.payload
-        return [
-            (
-                job.assignment.job_id,
-                action,
-                payload(action, child_id, qty, kind, px, job_part=job.wire, tick_part=tail),
-            )
-            for job, action, child_id, qty, kind, px in specs
-        ]
+        payloads = enc.payloads(
+            [(a, cid, qty, kind, px, job.wire) for job, a, cid, qty, kind, px in specs], tail
+        )
+        return [(s[0].assignment.job_id, s[1], data) for s, data in zip(specs, payloads, strict=True)]
 
     # --- executions -----------------------------------------------------------------------------------
     def on_execution(self, m: Message) -> None:
