@@ -48,6 +48,7 @@ from models.codec import ChildActionEncoder
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
 from worker.features import Features, Tape, observe_columns
 from worker.policy import (
+    KINDS,
     Action,
     Agent,
     JobContext,
@@ -221,6 +222,9 @@ class _Columns:
         self.quantity, self.start, self.end = (np.zeros(size, np.int64) for _ in range(3))
         self.slice, self.lot, self.filled = (np.zeros(size, np.int64) for _ in range(3))
         self.open = np.zeros(size, np.int64)  # the leaves of its open children
+        self.children = np.zeros(size, np.int64)  # how many open children it has
+        self.buy = np.zeros(size, np.int64)  # 1: a buy
+        self.limit = np.zeros(size, np.float64)  # the parent's limit price (NaN: none)
         self.offset = np.zeros(size, np.int64)  # ``Features.volume_offset``
         self.begun = np.zeros(size, np.bool_)
         self.sign = np.zeros(size, np.float64)
@@ -243,14 +247,21 @@ class _Columns:
         f = job.features
         self.quantity[row], self.start[row], self.end[row] = f.quantity, f.start_ns, f.end_ns
         self.slice[row], self.lot[row], self.sign[row] = job.slice_qty, job.context.lot, f.sign
-        self.filled[row], self.open[row] = job.filled, job.open_qty
+        p = job.assignment.parent
+        self.buy[row], self.limit[row] = p.side is _BUY, np.nan if p.limit_px is None else p.limit_px
+        self.filled[row] = job.filled
         job.row = row
         self.began(job)
+        self.opened(job)
 
     def began(self, job: Job) -> None:
         f, row = job.features, job.row
         self.begun[row], self.offset[row] = f.begun, f.volume_offset
         self.arrival[row] = np.nan if f.arrival_mid is None else f.arrival_mid
+
+    def opened(self, job: Job) -> None:
+        """After a change to the job's open children."""
+        self.open[job.row], self.children[job.row] = job.open_qty, len(job.open)
 
     def free(self, row: int) -> None:
         self._free.append(row)
@@ -490,14 +501,30 @@ class Engine:
         usable = np.isfinite(scores).all(axis=1)
         index = np.where(usable, scores.argmax(axis=1), 0)
         sizes = np.stack((c.slice[rows], quantity, c.lot[rows]), axis=1)
-        kinds, qtys = sized_columns(pol.actions, index, obs, sizes, band=pol.manifest.band)
-        room = (quantity - filled - open_qty).tolist()
+        codes, qtys = sized_columns(pol.actions, index, obs, sizes, band=pol.manifest.band)
+        room = quantity - filled - open_qty
+        size = np.minimum(qtys, room)
+        # Plain: no open child to keep or cancel, and no limit; its child is the action's quantity within
+        # its room, at its kind's price for its side (``_place`` decides the same, a test compares).
+        plain = (c.children[rows] == 0) & np.isnan(c.limit[rows])
         every = self.audit is not None or not usable.all()
-        ok = usable.tolist()
-        prices: dict[tuple[PriceKind, Side, float | None], tuple[OrdType, float | None]] = {}
-        place, placed = self._place, [0] * len(jobs)
-        for k, job in enumerate(jobs):
-            kind, qty = kinds[k], qtys[k]
+        if every:
+            plain[:] = False  # an observation and an action built for each job
+        new = plain & (codes != PriceKind.HOLD) & (size > 0)
+        placed = np.where(new, size, 0)
+        codes_, qtys_, room_, size_ = codes.tolist(), qtys.tolist(), room.tolist(), size.tolist()
+        plain_, buy_, ok = plain.tolist(), c.buy[rows].tolist(), usable.tolist()
+        prices: dict[tuple[PriceKind, bool, float | None], tuple[OrdType, float | None]] = {}
+        for k in np.flatnonzero(~plain | new).tolist():
+            job, kind = jobs[k], KINDS[codes_[k]]
+            key: tuple[PriceKind, bool, float | None]
+            if plain_[k]:
+                key = (kind, buy_[k] == 1, None)
+                if (price := prices.get(key)) is None:
+                    price = prices[key] = _price(kind, buy_[k] == 1, None, tick)
+                self._open_child(job, size_[k], price, out)
+                continue
+            qty = qtys_[k]
             if every:
                 seen = Observation(*obs[k].tolist())
                 action = shared_action(kind, qty) if ok[k] else self._fallback(pol, seen, job)
@@ -505,12 +532,12 @@ class Engine:
                     self.audit(job, seen, action)
                 kind, qty = action.price, action.quantity
             p = job.assignment.parent
-            key = (kind, p.side, p.limit_px)
-            price = prices.get(key)
-            if price is None:
+            key = (kind, p.side is _BUY, p.limit_px)
+            if (price := prices.get(key)) is None:
                 price = prices[key] = _price(kind, p.side is _BUY, p.limit_px, tick)
-            placed[k] = place(job, kind, qty, price, room=room[k], out=out)
+            placed[k] = self._place(job, kind, qty, price, room=room_[k], out=out)
         c.open[rows] += placed
+        c.children[rows] += placed > 0
         return True
 
     def observe(self, job_id: str) -> Observation:
@@ -544,8 +571,8 @@ class Engine:
         p = job.assignment.parent
         price = _price(action.price, p.side is _BUY, p.limit_px, tick)
         room = job.assignment.quantity - job.filled - job.open_qty
-        if placed := self._place(job, action.price, action.quantity, price, room=room, out=out):
-            self._cols.open[job.row] += placed
+        if self._place(job, action.price, action.quantity, price, room=room, out=out):
+            self._cols.opened(job)
         return out
 
     def _place(
@@ -558,7 +585,7 @@ class Engine:
         resting at the price this action asks for: it keeps its place in the queue (a cancel and re-post
         would join the back every decision) and counts toward the action's quantity. Returns the new child's
         quantity (0: none), which the caller adds to the job's open column."""
-        ord_type, px = price
+        px = price[1]
         resting = kind is _TOUCH or kind is _INSIDE
         budget = quantity if resting else 0
         if job.open:
@@ -573,12 +600,18 @@ class Engine:
         qty = min(budget if resting else quantity, room)
         if kind is _HOLD or qty <= 0:
             return 0
+        self._open_child(job, qty, price, out)
+        return qty
+
+    @staticmethod
+    def _open_child(job: Job, qty: int, price: tuple[OrdType, float | None], out: list[ChildSpec]) -> None:
+        """A new child order of ``qty`` at ``price``: its id, and the job's record of it."""
+        ord_type, px = price
         child_id = f"{job.child_prefix}{job.decisions}"
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
         job.children.add(child_id)
-        return qty
 
     def _models(self, specs: list[ChildSpec], tick: Tick) -> list[ChildOrderAction]:
         """The children as models, validated as one list (half the cost of one model at a time). Stamped
@@ -637,7 +670,7 @@ class Engine:
             child.leaves -= fill.qty
             if child.leaves <= 0:
                 del job.open[fill.child_id]
-            cols.open[row] = job.open_qty
+            cols.opened(job)
 
     def on_ack(self, ack: ChildOrderAck) -> None:
         job = self.jobs.get(ack.job_id)
@@ -647,7 +680,7 @@ class Engine:
             job.open.pop(ack.child_id, None)
         elif ack.child_id in job.open:
             job.open[ack.child_id].leaves = ack.leaves_qty
-        self._cols.open[job.row] = job.open_qty
+        self._cols.opened(job)
 
     def refs(self) -> list[tuple[str, int, float | None]]:
         """Each job's id, epoch and its policy's band around the TWAP schedule (None: none)."""

@@ -173,12 +173,12 @@ def action_of(
 def sized_columns(
     defs: tuple[ActionDef, ...], index: np.ndarray, rows: np.ndarray, sizes: np.ndarray, *,
     band: float | None = None,
-) -> tuple[list[PriceKind], list[int]]:  # fmt: skip
-    """``action_of`` for many jobs at once, as each job's price kind and quantity (``shared_action`` makes
-    the ``Action``): ``index`` each job's action in ``defs``, ``rows`` their observations as columns
-    (``observe_columns``), ``sizes`` their (TWAP slice, quantity, lot) as integer rows. The sizes are the
-    same float64 operations in the same order, so each equals ``action_of``'s for that job exactly
-    (``np.rint`` rounds half to even, as ``round``)."""
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``action_of`` for many jobs at once, as two int64 columns: each job's price kind (its value;
+    ``KINDS`` turns it back) and quantity (``shared_action`` makes the ``Action``). ``index`` is each job's
+    action in ``defs``, ``rows`` their observations as columns (``observe_columns``), ``sizes`` their (TWAP
+    slice, quantity, lot) as integer rows. The sizes are the same float64 operations in the same order, so
+    each equals ``action_of``'s for that job exactly (``np.rint`` rounds half to even, as ``round``)."""
     slice_qty, quantity, lot = sizes[:, 0], sizes[:, 1], sizes[:, 2]
     elapsed, done = rows[:, _ELAPSED], 1.0 - rows[:, _INVENTORY_LEFT]
     kind = np.array([int(d.price) for d in defs])[index]
@@ -196,7 +196,7 @@ def sized_columns(
         over = behind > band
         kind = np.where(over, int(PriceKind.MARKET), kind)
         qty = np.where(over, _lots_array(behind * quantity, lot), qty)
-    return [_KINDS[k] for k in kind.tolist()], qty.tolist()
+    return kind, qty
 
 
 def shared_action(kind: PriceKind, quantity: int) -> Action:
@@ -204,7 +204,9 @@ def shared_action(kind: PriceKind, quantity: int) -> Action:
     return _shared_action(kind, quantity)
 
 
-_KINDS = list(PriceKind)  # by value
+KINDS: tuple[PriceKind, ...] = tuple(PriceKind)  # by value
+if any(k.value != i for i, k in enumerate(KINDS)):
+    raise ImportError("PriceKind's values must count from 0: KINDS is indexed by them")
 _ELAPSED, _INVENTORY_LEFT = (Observation.names().index(n) for n in ("time_elapsed", "inventory_left"))
 
 

@@ -26,9 +26,15 @@ SHIPPED = Path(__file__).resolve().parents[3] / "policies"
 
 
 class Columnar(Engine):
-    """The engine itself, noting how many jobs each forward pass decided."""
+    """The engine itself, noting how many jobs each forward pass decided, and how many actions took the
+    general way to child orders (``_place``: open children to keep or cancel, or a limit)."""
 
     batches: list[int] = []
+    placed = 0
+
+    def _place(self, job: Job, *args: Any, **kwargs: Any) -> int:
+        Columnar.placed += 1
+        return super()._place(job, *args, **kwargs)
 
     def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec], sym: Any) -> None:
         Columnar.batches.append(len(jobs))
@@ -92,8 +98,17 @@ def _check_columns(engine: Engine) -> None:
     cols = engine._cols
     for job in engine.jobs.values():
         f, r = job.features, job.row
-        held = (cols.filled[r], cols.open[r], cols.quantity[r], cols.begun[r], cols.slice[r])
-        assert held == (job.filled, job.open_qty, job.quantity, f.begun, job.slice_qty), job.job_id
+        held = (
+            cols.filled[r],
+            cols.open[r],
+            cols.children[r],
+            cols.quantity[r],
+            cols.begun[r],
+            cols.slice[r],
+        )
+        assert held == (job.filled, job.open_qty, len(job.open), job.quantity, f.begun, job.slice_qty), (
+            job.job_id
+        )
         if f.begun:
             assert cols.offset[r] == f.volume_offset and cols.sign[r] == f.sign, job.job_id
         if f.arrival_mid is not None and not math.isnan(cols.arrival[r]):
@@ -116,13 +131,15 @@ def test_the_columnar_path_decides_as_the_per_job_path_bit_for_bit(which: str, t
     else:
         name, _, version = which.partition("@")
         policy = PolicyRegistry(SHIPPED).load(name, int(version))
-    Columnar.batches = []
+    Columnar.batches, Columnar.placed = [], 0
     sent, audited = _drive(1, policy)
-    columns = max(Columnar.batches)
+    columns, general = max(Columnar.batches), Columnar.placed  # audited: every action the general way
     ref_sent, ref_audited = _drive(10**9, policy)
     assert len(sent) > 100 and [_key(a) for a in sent] == [_key(a) for a in ref_sent]
+    Columnar.placed = 0
     quiet, _ = _drive(1, policy, audit=False)  # no observation or action built per job
     assert [_key(a) for a in quiet] == [_key(a) for a in ref_sent]
+    assert 0 < Columnar.placed < general  # many took the plain way, without ``_place``
     # The observations and actions themselves, float for float (NaN never appears in either).
     assert audited == ref_audited
     assert columns >= 8  # jobs were decided together
@@ -132,7 +149,7 @@ def test_the_children_written_in_one_pass_are_the_validated_models_byte_for_byte
     """Every field but the decision's own wall-clock stamp (``ts_init``), over a day of the grid's jobs."""
     policy = PolicyRegistry(SHIPPED).load("rl-place", 2)
     Columnar.batches = []
-    written, _ = _drive(1, policy, wire=True)
+    written, _ = _drive(1, policy, wire=True, audit=False)
     assert max(Columnar.batches) >= 8
     models, _ = _drive(1, policy)
     assert len(written) > 100
