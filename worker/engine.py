@@ -115,7 +115,6 @@ class Job:
     open: dict[str, OpenChild] = field(default_factory=dict)
     finished: bool = False
     fills_seen: set[str] = field(default_factory=set)
-    children: set[str] = field(default_factory=set)  # child ids sent under this assignment
     canceling: set[str] = field(default_factory=set)  # cancels sent at the end of the window
     serial: int = field(default_factory=lambda: next(_serials))  # tells this job from a later re-take
     dropped: bool = False  # no longer the engine's (dropped, or re-taken under a newer epoch)
@@ -136,6 +135,14 @@ class Job:
     @property
     def open_qty(self) -> int:
         return sum(c.leaves for c in self.open.values()) if self.open else 0
+
+    def sent(self, child_id: str) -> bool:
+        """Whether this assignment sent ``child_id``: its children's ids are its prefix and a count below
+        ``decisions``, written as ``str`` writes it (no set of them kept: one per child, all day long)."""
+        n = child_id.removeprefix(self.child_prefix)
+        if n == child_id or not (n.isascii() and n.isdigit()):
+            return False
+        return int(n) < self.decisions and str(int(n)) == n
 
 
 # A child order decided on this tick, before it is written as a model or a payload:
@@ -611,7 +618,6 @@ class Engine:
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
         job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
-        job.children.add(child_id)
 
     def _models(self, specs: list[ChildSpec], tick: Tick) -> list[ChildOrderAction]:
         """The children as models, validated as one list (half the cost of one model at a time). Stamped
@@ -653,7 +659,7 @@ class Engine:
 
     def on_fill(self, fill: Fill) -> None:
         job = self.jobs.get(fill.job_id)
-        if job is None or fill.fill_id in job.fills_seen or fill.child_id not in job.children:
+        if job is None or fill.fill_id in job.fills_seen or not job.sent(fill.child_id):
             # Not ours any more, a redelivery (every fill counts once), or an earlier epoch's fill: the
             # assignment's quantity already excludes what earlier epochs filled.
             return

@@ -197,11 +197,31 @@ def test_stale_epochs_and_other_workers_are_refused_and_revocation_drops() -> No
 def test_a_redelivered_fill_counts_once() -> None:
     eng = Engine("w1")
     eng.assign(_assignment("J1", 1_000, 10**18, 10))
-    eng.jobs["J1"].children.add("J1.1.0")  # as if it had sent that child order
+    eng.jobs["J1"].decisions = 1  # as if it had sent its first child order, J1.1.0
     fill = factories.fill(child_id="J1.1.0", job_id="J1", parent_id="P-J1")
     eng.on_fill(fill)
     eng.on_fill(fill)
     assert eng.jobs["J1"].filled == 100
+
+
+def test_a_job_knows_the_child_ids_it_sent_by_their_count() -> None:
+    eng = Engine("w1")
+    eng.assign(_assignment("J1", 1_000, 10**18, 10, epoch=2))
+    job = eng.jobs["J1"]
+    job.decisions = 11  # it sent J1.2.0 to J1.2.10
+    assert all(job.sent(f"J1.2.{n}") for n in range(11))
+    refused = [
+        "J1.2.11",
+        "J1.2.01",
+        "J1.2.",
+        "J1.2.-1",
+        "J1.2.1x",
+        "J1.2.\u00b2",
+        "J1.1.0",
+        "J10.2.0",
+        "J1.2",
+    ]
+    assert not any(job.sent(c) for c in refused)
 
 
 def test_a_fill_of_another_epochs_child_is_not_counted() -> None:
@@ -254,7 +274,7 @@ def test_at_the_window_end_rests_are_cancelled_first_then_the_remainder_goes_at_
     eng.assign(_assignment("J1", 1_000, t0, 10))
     job = eng.jobs["J1"]
     job.open["J1.1.0"] = OpenChild("J1.1.0", 300)  # a resting limit order
-    job.children.add("J1.1.0")
+    job.decisions = 1  # it sent J1.1.0
     end = job.assignment.parent.end_ns
     first = eng.on_tick(factories.tick(ts_event=end, seq=2))
     assert [a.action for a in first] == [ChildAction.CANCEL]
