@@ -9,7 +9,7 @@ registry. Every message carries its ``kind``, so a payload of the wrong type on 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, TypeAdapter, ValidationError
@@ -137,8 +137,9 @@ _ID = re.compile(IDENTIFIER_PATTERN).fullmatch
 _PX_MIN, _PX_MAX = 1e-4, 1e16
 
 
-# A child's own fields and its job's run, as ``ChildActionEncoder.payloads`` takes them.
-ChildFields = tuple[ChildAction, str, int, OrdType, float | None, str]
+# A child as ``ChildActionEncoder.payloads`` takes it: its job (whatever gives its run of fields) and its own.
+J = TypeVar("J")
+ChildFields = tuple[J, ChildAction, str, int, OrdType, float | None]
 
 
 class ChildActionEncoder:
@@ -185,18 +186,22 @@ class ChildActionEncoder:
         job_part: str, tick_part: str,
     ) -> bytes:  # fmt: skip
         """One child's payload; raises ValueError where ``ChildOrderAction`` would refuse the fields."""
-        child = (action, child_id, quantity, ord_type, limit_px, job_part)
-        return ChildActionEncoder.payloads((child,), tick_part)[0]
+        child = (job_part, action, child_id, quantity, ord_type, limit_px)
+        return ChildActionEncoder.payloads((child,), tick_part, str)[0]
 
     @staticmethod
-    def payloads(children: Iterable[ChildFields], tick_part: str) -> list[bytes]:
-        """The payloads of a tick's children, each given as (action, child id, quantity, order type, limit
-        price, its job's run of fields); raises ValueError where ``ChildOrderAction`` would refuse one.
-        One loop with its lookups bound once, and each price written once: a tick's children share a few."""
+    def payloads(
+        children: Iterable[ChildFields[J]], tick_part: str, job_part: Callable[[J], str]
+    ) -> list[bytes]:
+        """The payloads of a tick's children, each given as (its job, action, child id, quantity, order
+        type, limit price), ``job_part`` giving a job's run of fields; raises ValueError where
+        ``ChildOrderAction`` would refuse one. One loop with its lookups bound once, and each price written
+        once: a tick's children share a few. (The worker passes its own tuples as they are: no other
+        tuple per child.)"""
         out: list[bytes] = []
         texts: dict[float, str] = {}
         head, actions, ord_types, valid_id, problem = _HEAD, _ACTION, _ORD_TYPE, _ID, child_problem
-        for action, child_id, quantity, ord_type, limit_px, job_part in children:
+        for job, action, child_id, quantity, ord_type, limit_px in children:
             if limit_px is None:
                 px = "null"
             elif (cached := texts.get(limit_px)) is not None:
@@ -210,7 +215,7 @@ class ChildActionEncoder:
             if (why := problem(action, quantity, ord_type, limit_px)) is not None:
                 raise ValueError(f"child {child_id}: {why}")
             out.append(
-                f'{head}{actions[action]},"child_id":"{child_id}"{job_part},"quantity":{quantity:d},'
+                f'{head}{actions[action]},"child_id":"{child_id}"{job_part(job)},"quantity":{quantity:d},'
                 f'"ord_type":{ord_types[ord_type]},"limit_px":{px},{tick_part}}}'.encode()
             )
         return out

@@ -151,6 +151,7 @@ ChildSpec = tuple["Job", ChildAction, str, int, OrdType, float | None]
 
 
 _SERIAL = operator.attrgetter("serial")
+_WIRE: Callable[[Job], str] = operator.attrgetter("wire")  # a job's run of fields (``Job.wire``)
 
 
 @dataclass
@@ -522,13 +523,12 @@ class Engine:
         codes_, qtys_, room_, size_ = codes.tolist(), qtys.tolist(), room.tolist(), size.tolist()
         plain_, buy_, ok = plain.tolist(), c.buy[rows].tolist(), usable.tolist()
         prices: dict[tuple[PriceKind, bool, float | None], tuple[OrdType, float | None]] = {}
+        plain_prices: dict[int, tuple[OrdType, float | None]] = {}  # by kind and side, without a tuple
         for k in np.flatnonzero(~plain | new).tolist():
             job, kind = jobs[k], KINDS[codes_[k]]
-            key: tuple[PriceKind, bool, float | None]
             if plain_[k]:
-                key = (kind, buy_[k] == 1, None)
-                if (price := prices.get(key)) is None:
-                    price = prices[key] = _price(kind, buy_[k] == 1, None, tick)
+                if (price := plain_prices.get(plain_key := codes_[k] * 2 + buy_[k])) is None:
+                    price = plain_prices[plain_key] = _price(kind, buy_[k] == 1, None, tick)
                 self._open_child(job, size_[k], price, out)
                 continue
             qty = qtys_[k]
@@ -644,9 +644,7 @@ class Engine:
             return []
         enc = ChildActionEncoder
         tail = enc.tick_part(tick.ts_event, now_ns(), tick.seq, tick.ts_init, self._received_ns)
-        payloads = enc.payloads(
-            [(a, cid, qty, kind, px, job.wire) for job, a, cid, qty, kind, px in specs], tail
-        )
+        payloads = enc.payloads(specs, tail, _WIRE)
         return [(s[0].assignment.job_id, s[1], data) for s, data in zip(specs, payloads, strict=True)]
 
     # --- executions -----------------------------------------------------------------------------------
