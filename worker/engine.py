@@ -5,8 +5,9 @@
 - A tick costs O(1) in the number of jobs on its symbol: the market's part of the observations is kept
   once per symbol (``worker.features.Tape``), and jobs wait in a heap by their next decision time, so only
   the jobs due are touched. Jobs due at the same tick are decided together: one forward pass per policy
-  file for all of them, and from ``COLUMNAR_FROM`` of them their observations and action sizes as numpy
-  columns (``observe_rows``, ``actions_of``), equal bit for bit to the per-job path.
+  file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
+  (``_Columns``): their observations, action sizes, next decision times and, for a job with no open child
+  and no limit, its child order, equal bit for bit to the per-job path.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -86,10 +87,12 @@ def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
     return max(100, round(quantity / n_decisions / 100) * 100)
 
 
-# A child order as the live worker sends it: its job id (the topic and the key), its action (counted), and
-# its payload, byte for byte what ``codec.encode`` writes for the ``ChildOrderAction``. Plain tuples here
-# and in ``ChildSpec``: a NamedTuple costs ~0.37 µs to build against ~0.05, twice per child of 1,000.
-WireChild = tuple[str, ChildAction, bytes]
+# A tick's child orders as the live worker sends them: their specs (``ChildSpec``: the job gives the topic
+# and the key, the action is counted) and, in the same order, their payloads, byte for byte what
+# ``codec.encode`` writes for each ``ChildOrderAction``. Two lists, not a tuple per child: with 1,000 jobs
+# due together, each object a tick leaves behind brings the garbage collector sooner. Plain tuples in
+# ``ChildSpec``: a NamedTuple costs ~0.37 µs to build against ~0.05.
+Wire = tuple[list["ChildSpec"], list[bytes]]
 
 
 @dataclass(slots=True)
@@ -376,7 +379,7 @@ class Engine:
         this process (stamped on the child orders it causes)."""
         return self._models(self._step(tick, received_ns), tick)
 
-    def on_tick_wire(self, tick: Tick, *, received_ns: int | None = None) -> list[WireChild]:
+    def on_tick_wire(self, tick: Tick, *, received_ns: int | None = None) -> Wire:
         """The same child orders as ``on_tick``, as payloads written in one pass (the live worker's path)."""
         return self._wire(self._step(tick, received_ns), tick)
 
@@ -638,14 +641,13 @@ class Engine:
             })  # fmt: skip
         return _CHILDREN.validate_python(fields)
 
-    def _wire(self, specs: list[ChildSpec], tick: Tick) -> list[WireChild]:
+    def _wire(self, specs: list[ChildSpec], tick: Tick) -> Wire:
         """The children as payloads: the job's fields written once per job, the tick's once per tick."""
         if not specs:
-            return []
+            return specs, []
         enc = ChildActionEncoder
         tail = enc.tick_part(tick.ts_event, now_ns(), tick.seq, tick.ts_init, self._received_ns)
-        payloads = enc.payloads(specs, tail, _WIRE)
-        return [(s[0].assignment.job_id, s[1], data) for s, data in zip(specs, payloads, strict=True)]
+        return specs, enc.payloads(specs, tail, _WIRE)
 
     # --- executions -----------------------------------------------------------------------------------
     def on_execution(self, m: Message) -> None:

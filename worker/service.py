@@ -181,18 +181,19 @@ class WorkerService:
     def _on_tick(self, d: Delivery[Tick]) -> None:
         t0 = now_ns()
         with self._lock:
-            actions = self.engine.on_tick_wire(d.message, received_ns=t0)
+            specs, payloads = self.engine.on_tick_wire(d.message, received_ns=t0)
             sent: dict[str, int] = {}  # counted once per action per tick, not per child
-            for job_id, action, payload in actions:
+            for spec, payload in zip(specs, payloads, strict=True):
+                job_id = spec[0].job_id
                 io = self._jobs.get(job_id)
                 if io is None:
                     continue
                 io.sequence += 1
                 io.actions.send_async(payload, key=job_id, sequence_id=io.sequence)
-                sent[action.value] = sent.get(action.value, 0) + 1
+                sent[spec[1].value] = sent.get(spec[1].value, 0) + 1
         for value, n in sent.items():
             DECISIONS.labels(value).inc(n)
-        if actions:
+        if specs:
             DECISION_LATENCY.observe((now_ns() - t0) / 1e9)
 
     def _on_execution(self, d: Delivery[Message]) -> None:

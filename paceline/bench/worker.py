@@ -104,9 +104,7 @@ def run_engine(
             wire = eng.on_tick_wire(tick)
         dt = time.perf_counter() - t
         if not models:
-            actions = [
-                codec.decode(payload, ChildOrderAction) for _, _, payload in wire
-            ]  # the venue's, untimed
+            actions = [codec.decode(payload, ChildOrderAction) for payload in wire[1]]  # the venue's, untimed
         if actions:
             per_tick.append(dt)
             decided += len({a.job_id for a in actions})

@@ -78,10 +78,10 @@ def _drive(
         for m in venue.on_tick(tick):
             engine.on_execution(m)
         if wire:
-            written = engine.on_tick_wire(tick)
-            actions = [codec.decode(payload, ChildOrderAction) for _, _, payload in written]
-            for (job_id, action, payload), a in zip(written, actions, strict=True):
-                assert codec.encode(a) == payload and (job_id, action) == (a.job_id, a.action)
+            specs, payloads = engine.on_tick_wire(tick)
+            actions = [codec.decode(payload, ChildOrderAction) for payload in payloads]
+            for spec, payload, a in zip(specs, payloads, actions, strict=True):
+                assert codec.encode(a) == payload and (spec[0].job_id, spec[1]) == (a.job_id, a.action)
         else:
             actions = engine.on_tick(tick)
         sent += actions
