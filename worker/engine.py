@@ -94,12 +94,11 @@ def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
 Wire = tuple[list["ChildSpec"], list[bytes]]
 
 
-@dataclass(slots=True)
-class OpenChild:
-    child_id: str
-    leaves: int
-    px: float | None = None  # a limit order's price (None: market)
-    cancel_sent: bool = False
+# A child order still open: (its id, its leaves, a limit order's price or None, whether its cancel went out).
+# A plain tuple, replaced when it changes: tuples come from CPython's free list, and one of atoms leaves
+# the garbage collector's sight at its first pass. An object per open child (1,000 a tick with 1,000 jobs
+# due together) brought the collector once or twice a tick (docs/PERFORMANCE.md).
+OpenChild = tuple[str, int, float | None, bool]
 
 
 @dataclass
@@ -136,7 +135,7 @@ class Job:
 
     @property
     def open_qty(self) -> int:
-        return sum(c.leaves for c in self.open.values()) if self.open else 0
+        return sum(c[1] for c in self.open.values()) if self.open else 0
 
     def sent(self, child_id: str) -> bool:
         """Whether this assignment sent ``child_id``: its children's ids are its prefix and a count below
@@ -567,10 +566,10 @@ class Engine:
     def _finish(self, job: Job, tick: Tick, out: list[ChildSpec]) -> None:
         """End of the window: cancel what rests, and once the venue has confirmed, send what is left at
         market (as the RL environment does). Until then each tick only waits: cancels go out once."""
-        pending = [c for c in job.open.values() if c.child_id not in job.canceling]
+        pending = [c[0] for c in job.open.values() if c[0] not in job.canceling]
         if pending:
-            job.canceling.update(c.child_id for c in pending)
-            out += [(job, _CANCEL, c.child_id, 0, _MKT, None) for c in pending]
+            job.canceling.update(pending)
+            out += [(job, _CANCEL, child_id, 0, _MKT, None) for child_id in pending]
         elif not job.open:  # else cancels not confirmed yet: their leaves may still fill
             job.finished = True
             self._act(job, Action(PriceKind.MARKET, job.quantity), tick, out)
@@ -599,13 +598,15 @@ class Engine:
         budget = quantity if resting else 0
         if job.open:
             units = None if px is None else to_units(px)
-            for c in job.open.values():
-                keep = units is not None and not c.cancel_sent and c.leaves <= budget
-                if keep and c.px is not None and to_units(c.px) == units:  # resting there: keeps its place
-                    budget -= c.leaves
+            for child_id, leaves, rest_px, cancel_sent in job.open.values():
+                keep = units is not None and not cancel_sent and leaves <= budget
+                if (
+                    keep and rest_px is not None and to_units(rest_px) == units
+                ):  # resting there: keeps its place
+                    budget -= leaves
                     continue
-                c.cancel_sent = True
-                out.append((job, _CANCEL, c.child_id, 0, _MKT, None))
+                job.open[child_id] = (child_id, leaves, rest_px, True)  # the same key: iterating goes on
+                out.append((job, _CANCEL, child_id, 0, _MKT, None))
         qty = min(budget if resting else quantity, room)
         if kind is _HOLD or qty <= 0:
             return 0
@@ -619,7 +620,7 @@ class Engine:
         child_id = f"{job.child_prefix}{job.decisions}"
         job.decisions += 1
         out.append((job, _NEW, child_id, qty, ord_type, px))
-        job.open[child_id] = OpenChild(child_id, qty, px if ord_type is _LIMIT else None)
+        job.open[child_id] = (child_id, qty, px if ord_type is _LIMIT else None, False)
 
     def _models(self, specs: list[ChildSpec], tick: Tick) -> list[ChildOrderAction]:
         """The children as models, validated as one list (half the cost of one model at a time). Stamped
@@ -672,9 +673,11 @@ class Engine:
             cols.offset[row] = job.features.volume_offset
         child = job.open.get(fill.child_id)
         if child is not None:
-            child.leaves -= fill.qty
-            if child.leaves <= 0:
-                del job.open[fill.child_id]
+            child_id, leaves, px, cancel_sent = child
+            if (leaves := leaves - fill.qty) <= 0:
+                del job.open[child_id]
+            else:
+                job.open[child_id] = (child_id, leaves, px, cancel_sent)
             cols.opened(job)
 
     def on_ack(self, ack: ChildOrderAck) -> None:
@@ -683,8 +686,8 @@ class Engine:
             return
         if ack.status in (AckStatus.CANCELED, AckStatus.DONE, AckStatus.REJECTED):
             job.open.pop(ack.child_id, None)
-        elif ack.child_id in job.open:
-            job.open[ack.child_id].leaves = ack.leaves_qty
+        elif (child := job.open.get(ack.child_id)) is not None:
+            job.open[ack.child_id] = (child[0], ack.leaves_qty, child[2], child[3])
         self._cols.opened(job)
 
     def refs(self) -> list[tuple[str, int, float | None]]:

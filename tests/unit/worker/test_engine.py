@@ -28,7 +28,7 @@ from models import (
 )
 from tests import factories
 from worker import policy_files
-from worker.engine import Engine, OpenChild
+from worker.engine import Engine
 from worker.nets import PolicyNet
 from worker.policy_files import PolicyRegistry
 
@@ -273,7 +273,7 @@ def test_at_the_window_end_rests_are_cancelled_first_then_the_remainder_goes_at_
     t0 = factories.T0
     eng.assign(_assignment("J1", 1_000, t0, 10))
     job = eng.jobs["J1"]
-    job.open["J1.1.0"] = OpenChild("J1.1.0", 300)  # a resting limit order
+    job.open["J1.1.0"] = ("J1.1.0", 300, 100.0, False)  # a resting limit order (``OpenChild``)
     job.decisions = 1  # it sent J1.1.0
     end = job.assignment.parent.end_ns
     first = eng.on_tick(factories.tick(ts_event=end, seq=2))
