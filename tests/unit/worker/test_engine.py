@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -399,3 +400,31 @@ def test_a_tick_touches_only_the_jobs_that_are_due(monkeypatch: pytest.MonkeyPat
     per_interval = 200 * 10 * 60 // 30
     assert sum(decided) == per_interval  # each job once per 30 s of its window, never more
     assert max(decided) < 20  # a tick decides only the few jobs due on it
+
+
+def test_the_columns_hand_each_live_job_its_own_row_and_reuse_a_dropped_ones() -> None:
+    """Past the first 64 rows the columns grow; a dropped job's row goes to the next job, with its numbers."""
+    eng = Engine("w1")
+    t0 = factories.T0
+    for i in range(100):
+        side = "BUY" if i % 2 else "SELL"
+        limit = {"ord_type": OrdType.LIMIT, "limit_px": 101.5} if i % 3 == 0 else {}
+        eng.assign(_assignment(f"J{i}", 1_000 + 100 * i, t0, 10, side=side, **limit))
+    freed = {eng.jobs[f"J{i}"].row for i in range(0, 100, 7)}
+    for i in range(0, 100, 7):
+        eng.drop(f"J{i}")
+    for i in range(100, 100 + len(freed)):
+        eng.assign(_assignment(f"J{i}", 500, t0, 10))
+    rows = [j.row for j in eng.jobs.values()]
+    assert len(set(rows)) == len(rows) == 100 and max(rows) == 99
+    assert {eng.jobs[f"J{i}"].row for i in range(100, 100 + len(freed))} == freed
+    cols = eng._cols
+    for job in eng.jobs.values():
+        p, r = job.assignment.parent, job.row
+        assert (cols.quantity[r], cols.buy[r], cols.filled[r], cols.open[r]) == (
+            job.quantity,
+            p.side is Side.BUY,
+            0,
+            0,
+        )
+        assert cols.limit[r] == p.limit_px if p.limit_px is not None else np.isnan(cols.limit[r])
