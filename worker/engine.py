@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from pydantic import TypeAdapter
 
-from market.prices import to_units
+from market.prices import to_units, to_units_array
 from market.session import day_frac
 from models import (
     DEFAULT_RL_POLICY,
@@ -512,25 +512,56 @@ class Engine:
         sizes = np.stack((c.slice[rows], quantity, c.lot[rows]), axis=1)
         codes, qtys = sized_columns(pol.actions, index, obs, sizes, band=pol.manifest.band)
         room = quantity - filled - open_qty
-        size = np.minimum(qtys, room)
-        # Plain: no open child to keep or cancel, and no limit; its child is the action's quantity within
-        # its room, at its kind's price for its side (``_place`` decides the same, a test compares).
-        plain = (c.children[rows] == 0) & np.isnan(c.limit[rows])
+        n_open = c.children[rows]
+        # Simple: no limit, and at most one open child: decided from the columns as ``_place`` decides (a
+        # test compares). The action's price is its kind's for its side; a resting child is kept if its
+        # cancel has not gone out, it fits the budget and it rests at that price, else it is cancelled; the
+        # new child is the action's quantity (less what is kept) within the room.
+        simple = (n_open <= 1) & np.isnan(c.limit[rows])
         every = self.audit is not None or not usable.all()
         if every:
-            plain[:] = False  # an observation and an action built for each job
-        new = plain & (codes != PriceKind.HOLD) & (size > 0)
+            simple[:] = False  # an observation and an action built for each job
+        buy = c.buy[rows]
+        prices = [_price(k, b == 1, None, tick) for k in KINDS for b in (0, 1)]  # by kind * 2 + buy
+        key = codes * 2 + buy
+        units = np.array([np.nan if px is None else to_units(px) for _, px in prices])[key]
+        one = np.flatnonzero(simple & (n_open == 1)).tolist()
+        resting_child = [next(iter(jobs[k].open.values())) for k in one]
+        leaves, sent = np.zeros(n, np.int64), np.zeros(n, bool)
+        rest_units = np.full(n, np.nan)
+        if one:
+            leaves[one] = [r[1] for r in resting_child]
+            rest_units[one] = to_units_array(
+                np.array([np.nan if r[2] is None else r[2] for r in resting_child])
+            )
+            sent[one] = [r[3] for r in resting_child]
+        resting = (codes == PriceKind.LIMIT_TOUCH) | (codes == PriceKind.LIMIT_INSIDE)
+        budget = np.where(resting, qtys, 0)
+        # NaN (no price, or none asked) equals nothing: such a child is never kept.
+        keep = (n_open == 1) & ~sent & (leaves <= budget) & (rest_units == units)
+        size = np.minimum(np.where(resting, budget - np.where(keep, leaves, 0), qtys), room)
+        new = simple & (codes != PriceKind.HOLD) & (size > 0)
+        cancel = simple & (n_open == 1) & ~keep
         placed = np.where(new, size, 0)
-        codes_, qtys_, room_, size_ = codes.tolist(), qtys.tolist(), room.tolist(), size.tolist()
-        plain_, buy_, ok = plain.tolist(), c.buy[rows].tolist(), usable.tolist()
-        prices: dict[tuple[PriceKind, bool, float | None], tuple[OrdType, float | None]] = {}
-        plain_prices: dict[int, tuple[OrdType, float | None]] = {}  # by kind and side, without a tuple
-        for k in np.flatnonzero(~plain | new).tolist():
+        codes_, qtys_, room_, size_, key_ = (
+            codes.tolist(),
+            qtys.tolist(),
+            room.tolist(),
+            size.tolist(),
+            key.tolist(),
+        )
+        simple_, new_, cancel_, ok = simple.tolist(), new.tolist(), cancel.tolist(), usable.tolist()
+        rests = dict(zip(one, resting_child, strict=True))
+        general: dict[tuple[PriceKind, bool, float | None], tuple[OrdType, float | None]] = {}
+        for k in np.flatnonzero(~simple | new | cancel).tolist():
             job, kind = jobs[k], KINDS[codes_[k]]
-            if plain_[k]:
-                if (price := plain_prices.get(plain_key := codes_[k] * 2 + buy_[k])) is None:
-                    price = plain_prices[plain_key] = _price(kind, buy_[k] == 1, None, tick)
-                self._open_child(job, size_[k], price, out)
+            if simple_[k]:
+                if cancel_[k]:
+                    child_id, left, px, _ = rests[k]
+                    job.open[child_id] = (child_id, left, px, True)
+                    out.append((job, _CANCEL, child_id, 0, _MKT, None))
+                if new_[k]:
+                    self._open_child(job, size_[k], prices[key_[k]], out)
                 continue
             qty = qtys_[k]
             if every:
@@ -540,9 +571,9 @@ class Engine:
                     self.audit(job, seen, action)
                 kind, qty = action.price, action.quantity
             p = job.assignment.parent
-            key = (kind, p.side is _BUY, p.limit_px)
-            if (price := prices.get(key)) is None:
-                price = prices[key] = _price(kind, p.side is _BUY, p.limit_px, tick)
+            spot = (kind, p.side is _BUY, p.limit_px)
+            if (price := general.get(spot)) is None:
+                price = general[spot] = _price(kind, p.side is _BUY, p.limit_px, tick)
             placed[k] = self._place(job, kind, qty, price, room=room_[k], out=out)
         c.open[rows] += placed
         c.children[rows] += placed > 0
