@@ -6,8 +6,8 @@
   once per symbol (``worker.features.Tape``), and jobs wait in a heap by their next decision time, so only
   the jobs due are touched. Jobs due at the same tick are decided together: one forward pass per policy
   file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
-  (``_Columns``): their observations, action sizes, next decision times and, for a job with no open child
-  and no limit, its child order, equal bit for bit to the per-job path.
+  (``_Columns``): their observations, action sizes, next decision times and, for a job with at most one
+  open child and no limit, its child orders, equal bit for bit to the per-job path.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -475,10 +475,11 @@ class Engine:
     ) -> bool:
         """The jobs' observations, actions and children from their numbers as columns (``_Columns``):
         observations in one array (``observe_columns``), actions sized at once (``sized_columns``), each
-        price worked out once per (kind, side, limit), and each job's room from the columns. What is left
-        per job in Python is its open children and its new one. Their next decision times (``_advance``)
-        too: jobs decided together mostly share the next one. False (nothing done) if a job has not begun,
-        which a due job always has."""
+        price worked out once per (kind, side, limit), and each job's room from the columns. A job with at
+        most one open child and no limit is placed from the columns too; what is left of it in Python is
+        writing its cancel and its new child. Any other job goes through ``_place``. Their next decision
+        times (``_advance``) too: jobs decided together mostly share the next one. False (nothing done) if
+        a job has not begun, which a due job always has."""
         c, ts, n = self._cols, tick.ts_event, len(jobs)
         rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=n)
         if not c.begun[rows].all():
