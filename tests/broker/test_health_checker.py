@@ -22,6 +22,7 @@ from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import (
     AckStatus,
+    CancelRequest,
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
@@ -229,10 +230,14 @@ def test_a_hung_leader_is_fenced_out_and_the_standby_finishes_the_parent(
         print(f"\nhealth-checker-pause: SIGSTOP -> standby leading {takeover * 1000:.0f} ms")
 
 
-def test_requests_that_queue_are_committed_together_and_each_acknowledged(bus: Bus) -> None:
+def test_requests_that_queue_are_committed_together_and_each_acknowledged(
+    bus: Bus, venue: EndpointService
+) -> None:
     """A burst of requests: those that queue while an append is on its way are decided and appended
     together (fewer log entries than requests; every request one as before this was done), each is answered
-    and acknowledged: the next leader gets none of them again."""
+    and acknowledged: the next leader gets none of them again. The parents are cancelled and closed before
+    the end (the venue confirms): the saga log is shared, and a later test's health-checker must not
+    inherit sixty live parents."""
     from prometheus_client import REGISTRY
 
     tag = uuid.uuid4().hex[:6]
@@ -261,12 +266,24 @@ def test_requests_that_queue_are_committed_together_and_each_acknowledged(bus: B
         prod.close()
         wait_for(lambda: sum(any(e == "reported" for e, _ in v) for v in got.values()) == n, 60,
                  "every request answered")  # fmt: skip
+        time.sleep(1.0)  # the tail has had every event of the requests' transactions by then
+        answered = {saga: list(events) for saga, events in got.items()}  # the requests' own transactions
+        cancels = bus.producer(topics.JOB_REQUESTS)
+        for i in range(n):
+            stop = CancelRequest(
+                request_id=f"XG{tag}-{i}", parent_id=f"G{tag}-{i}", client_id="C1", ts_init=now_ns()
+            )
+            cancels.send_async(stop, key=stop.parent_id)
+        cancels.flush()
+        cancels.close()
+        wait_for(lambda: sum(any(e == "saga.completed" for e, _ in v) for v in got.values()) == n, 60,
+                 "every parent cancelled and closed")  # fmt: skip
     finally:
         hc.stop()
         tail.close()
-    entries = {entry for events in got.values() for _, entry in events}
+    entries = {entry for events in answered.values() for _, entry in events}
     assert len(entries) < n, "each request went as an append of its own"
-    for events in got.values():  # one request's events are one transaction: one entry
+    for events in answered.values():  # one request's events are one transaction: one entry
         assert len({entry for _, entry in events}) == 1
     consumed = stream_of(topics.JOB_REQUESTS)
     before = REGISTRY.get_sample_value("paceline_bus_consumed_total", {"stream": consumed}) or 0.0
