@@ -175,19 +175,20 @@ class _Symbol:
         for job in jobs:
             ns = job.next_event_ns
             if ns != at or slot is None:
-                at, slot = ns, self.events.get(ns)
-                if slot is None:
-                    slot = self.events[ns] = []
-                    heapq.heappush(self.times, ns)
+                at, slot = ns, self._slot(ns)
             slot.append(job)
 
     def schedule_at(self, ns: int, jobs: list[Job]) -> None:
         """Enter jobs whose next event time is ``ns``, all of them."""
+        self._slot(ns).extend(jobs)
+
+    def _slot(self, ns: int) -> list[Job]:
+        """The jobs entered at ``ns``: a new time goes on the heap once."""
         slot = self.events.get(ns)
         if slot is None:
             slot = self.events[ns] = []
             heapq.heappush(self.times, ns)
-        slot += jobs
+        return slot
 
     def take(self, ts: int) -> list[Job]:
         """The jobs due at ``ts``, by time, then serial."""
@@ -419,26 +420,30 @@ class Engine:
             if isinstance(job.policy, LoadedPolicy):
                 by_file[id(job.policy)].append(job)
                 continue
-            self._advance(job, tick.ts_event)
             each.append(job)
             if isinstance(job.policy, Agent):
                 self.awaiting[job.job_id] = tick
-            elif isinstance(job.policy, LoadedPolicy):
-                by_file[id(job.policy)].append(job)
             else:
                 obs = job.features.observe(tick.ts_event, job.filled, job.open_qty)
                 action = job.policy.decide(obs, job.context)
                 if self.audit is not None:
                     self.audit(job, obs, action)
                 self._act(job, action, tick, out)
-        sym.schedule(each)
+        if each:
+            self._advance(each, tick.ts_event)
+            sym.schedule(each)
         for jobs in by_file.values():
             self._decide_file(jobs, tick, out, sym)
 
-    def _advance(self, job: Job, ts: int) -> None:
-        """The job's next decision time on the grid after ``ts`` (gaps in the data skip slots)."""
-        behind = (ts - job.next_decision_ns) // self.decision_ns + 1
-        job.next_decision_ns += self.decision_ns * max(1, behind)
+    def _advance(self, jobs: list[Job], ts: int) -> np.ndarray:
+        """Each job's next decision time on the grid after ``ts`` (gaps in the data skip slots), set on the
+        job and returned as an int64 column."""
+        step = self.decision_ns
+        ahead = np.fromiter([j.next_decision_ns for j in jobs], dtype=np.int64, count=len(jobs))
+        ahead += step * np.maximum(1, (ts - ahead) // step + 1)
+        for job, ns in zip(jobs, ahead.tolist(), strict=True):
+            job.next_decision_ns = ns
+        return ahead
 
     def _decide_file(self, jobs: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol) -> None:
         """The jobs of one policy file due on this tick, with one forward pass. From ``columnar_from`` jobs
@@ -448,8 +453,7 @@ class Engine:
         assert isinstance(pol, LoadedPolicy)
         if len(jobs) >= self.columnar_from and self._decide_columns(pol, jobs, tick, out, sym):
             return
-        for job in jobs:
-            self._advance(job, tick.ts_event)
+        self._advance(jobs, tick.ts_event)
         sym.schedule(jobs)
         observed = [j.features.observe(tick.ts_event, j.filled, j.open_qty) for j in jobs]
         scores = pol.scores(scale_rows(np.array([observation_values(o) for o in observed])))
@@ -484,11 +488,7 @@ class Engine:
         rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=n)
         if not c.begun[rows].all():
             return False
-        step = self.decision_ns
-        ahead = np.fromiter([j.next_decision_ns for j in jobs], dtype=np.int64, count=n)
-        ahead += step * np.maximum(1, (ts - ahead) // step + 1)
-        for job, ns in zip(jobs, ahead.tolist(), strict=True):
-            job.next_decision_ns = ns
+        ahead = self._advance(jobs, ts)
         at = np.minimum(ahead, c.end[rows])  # ``Job.next_event_ns``
         if at.min() == at.max():
             sym.schedule_at(int(at[0]), jobs)
