@@ -403,12 +403,8 @@ class Engine:
             else:
                 due.append(job)
         out: list[ChildSpec] = []
-        for job_id in list(sym.ending):
-            job = self.jobs[job_id]
-            self.awaiting.pop(job_id, None)
-            self._finish(job, tick, out)
-            if job.finished:
-                del sym.ending[job_id]
+        if sym.ending:
+            self._finish(sym, tick, out)
         self._decide(due, tick, out, sym)
         return out
 
@@ -595,16 +591,40 @@ class Engine:
             raise ValueError(f"job {job_id} is not waiting for a decision")
         return self._models(self._act(self.jobs[job_id], action, tick, []), tick)
 
-    def _finish(self, job: Job, tick: Tick, out: list[ChildSpec]) -> None:
-        """End of the window: cancel what rests, and once the venue has confirmed, send what is left at
-        market (as the RL environment does). Until then each tick only waits: cancels go out once."""
-        pending = [c[0] for c in job.open.values() if c[0] not in job.canceling]
-        if pending:
-            job.canceling.update(pending)
-            out += [(job, _CANCEL, child_id, 0, _MKT, None) for child_id in pending]
-        elif not job.open:  # else cancels not confirmed yet: their leaves may still fill
+    def _finish(self, sym: _Symbol, tick: Tick, out: list[ChildSpec]) -> None:
+        """End of the window, for the symbol's jobs past it: cancel what rests, and once the venue has
+        confirmed, send what is left at market (as the RL environment does). Until then each tick only
+        waits: cancels go out once. Jobs of one grid end on one tick, so this is one loop: each market
+        price worked out once per (side, limit), the columns written once (it was 40 % of that tick)."""
+        prices: dict[tuple[bool, float | None], tuple[OrdType, float | None]] = {}
+        rows: list[int] = []
+        lefts: list[int] = []
+        done: list[str] = []
+        for job_id in sym.ending:
+            job = self.jobs[job_id]
+            self.awaiting.pop(job_id, None)
+            if job.open:
+                pending = [c[0] for c in job.open.values() if c[0] not in job.canceling]
+                job.canceling.update(pending)
+                out += [(job, _CANCEL, child_id, 0, _MKT, None) for child_id in pending]
+                continue  # cancels not confirmed yet: their leaves may still fill
             job.finished = True
-            self._act(job, Action(PriceKind.MARKET, job.quantity), tick, out)
+            done.append(job_id)
+            # ``_place`` of a market action for the whole quantity, nothing open: what is not filled.
+            left = job.assignment.quantity - job.filled
+            if left > 0:
+                p = job.assignment.parent
+                spot = (p.side is _BUY, p.limit_px)
+                if (price := prices.get(spot)) is None:
+                    price = prices[spot] = _price(_MARKET, spot[0], spot[1], tick)
+                self._open_child(job, left, price, out)
+                rows.append(job.row)
+                lefts.append(left)
+        for job_id in done:
+            del sym.ending[job_id]
+        if rows:
+            self._cols.open[rows] = lefts
+            self._cols.children[rows] = 1
 
     def _act(self, job: Job, action: Action, tick: Tick, out: list[ChildSpec]) -> list[ChildSpec]:
         """Appends to ``out`` the children of ``action`` (and returns it)."""

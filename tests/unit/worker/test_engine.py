@@ -273,17 +273,31 @@ def test_at_the_window_end_rests_are_cancelled_first_then_the_remainder_goes_at_
     eng = Engine("w1")
     t0 = factories.T0
     eng.assign(_assignment("J1", 1_000, t0, 10))
-    job = eng.jobs["J1"]
+    # Ending on the same ticks: a sell with a limit (its remainder goes as a limit order at that limit),
+    # and one already filled (nothing left to send).
+    eng.assign(_assignment("J2", 500, t0, 10, side="SELL", ord_type=OrdType.LIMIT, limit_px=99.0))
+    eng.assign(_assignment("J3", 200, t0, 10))
+    job, limited, full = eng.jobs["J1"], eng.jobs["J2"], eng.jobs["J3"]
     job.open["J1.1.0"] = ("J1.1.0", 300, 100.0, False)  # a resting limit order (``OpenChild``)
     job.decisions = 1  # it sent J1.1.0
+    limited.filled, full.filled = 100, 200
+    for j in (job, limited, full):
+        eng._cols.filled[j.row] = j.filled
+        eng._cols.opened(j)
     end = job.assignment.parent.end_ns
     first = eng.on_tick(factories.tick(ts_event=end, seq=2))
-    assert [a.action for a in first] == [ChildAction.CANCEL]
+    assert [(a.job_id, a.action) for a in first] == [("J1", ChildAction.CANCEL), ("J2", ChildAction.NEW)]
+    assert first[1].ord_type is OrdType.LIMIT and first[1].limit_px == 99.0 and first[1].quantity == 400
+    assert limited.finished and full.finished and not job.finished
     assert eng.on_tick(factories.tick(ts_event=end + S, seq=3)) == []  # waits for the confirmation
     eng.on_ack(factories.ack(child_id="J1.1.0", job_id="J1", status=AckStatus.CANCELED, leaves_qty=0))
     last = eng.on_tick(factories.tick(ts_event=end + 2 * S, seq=4))
     assert len(last) == 1 and last[0].action is ChildAction.NEW and last[0].quantity == 1_000
     assert last[0].ord_type is OrdType.MARKET and job.finished
+    assert eng.on_tick(factories.tick(ts_event=end + 3 * S, seq=5)) == []  # finished: nothing more
+    cols = eng._cols  # the columns follow the children the window's end sent
+    for j in (job, limited, full):
+        assert (cols.open[j.row], cols.children[j.row]) == (j.open_qty, len(j.open)), j.job_id
 
 
 @pytest.mark.parametrize("strategy", [Strategy.TWAP, Strategy.VWAP, Strategy.POV, Strategy.IS])
