@@ -261,13 +261,16 @@ class _Columns:
         self.buy[row], self.limit[row] = p.side is _BUY, np.nan if p.limit_px is None else p.limit_px
         self.filled[row] = job.filled
         job.row = row
-        self.began(job)
+        self.began([job])
         self.opened(job)
 
-    def began(self, job: Job) -> None:
-        f, row = job.features, job.row
-        self.begun[row], self.offset[row] = f.begun, f.volume_offset
-        self.arrival[row] = np.nan if f.arrival_mid is None else f.arrival_mid
+    def began(self, jobs: list[Job]) -> None:
+        """After the jobs' start (``Features.begin``): jobs of one grid begin on one tick, written at once."""
+        rows = [j.row for j in jobs]
+        fs = [j.features for j in jobs]
+        self.begun[rows] = [f.begun for f in fs]
+        self.offset[rows] = [f.volume_offset for f in fs]
+        self.arrival[rows] = [np.nan if f.arrival_mid is None else f.arrival_mid for f in fs]
 
     def opened(self, job: Job) -> None:
         """After a change to the job's open children."""
@@ -388,11 +391,14 @@ class Engine:
         if sym is None:
             return []
         ts = tick.ts_event
+        begun: list[Job] = []
         while sym.starts and sym.starts[0][0] <= ts:
             job = heapq.heappop(sym.starts)[2]
             if not job.dropped:
                 job.features.begin(tick)
-                self._cols.began(job)
+                begun.append(job)
+        if begun:
+            self._cols.began(begun)
         sym.tape.on_tick(tick)
         due: list[Job] = []
         for job in sym.take(ts):
@@ -493,11 +499,15 @@ class Engine:
         tape = jobs[0].features.tape
         view = tape.view()
         arrival = c.arrival[rows]
-        for k in np.flatnonzero(np.isnan(arrival)).tolist():
-            f = jobs[k].features
-            if f.arrival_mid is None:
-                f.arrival_mid = view.mid  # the mid prevailing when the job starts
-            arrival[k] = c.arrival[rows[k]] = f.arrival_mid
+        unset = np.flatnonzero(np.isnan(arrival))
+        if unset.size:
+            mids = []
+            for k in unset.tolist():
+                f = jobs[k].features
+                if f.arrival_mid is None:
+                    f.arrival_mid = view.mid  # the mid prevailing when the job starts
+                mids.append(f.arrival_mid)
+            arrival[unset] = c.arrival[rows[unset]] = mids
         quantity, filled, open_qty = c.quantity[rows], c.filled[rows], c.open[rows]
         obs = observe_columns(
             view, ts, sign=c.sign[rows], quantity=quantity, start=c.start[rows], end=c.end[rows],
