@@ -103,3 +103,42 @@ def test_nan_at_run_time_falls_back_to_twap_and_is_counted(tmp_path: Path) -> No
     )
     assert fell_back and bad.fallbacks == 1
     assert act.price is PriceKind.MARKET and act.quantity == 500  # TWAP's catch-up at half time
+
+
+def test_the_inference_module_gives_the_networks_bits_and_keeps_no_output_of_an_earlier_call() -> None:
+    """The loaded policy's module writes its hidden layers into buffers it keeps between calls: the scores
+    must be the network's own, bit for bit, for batches growing and shrinking, from two threads, and an
+    earlier call's scores must not change when the buffers are written again."""
+    import threading
+
+    torch.manual_seed(3)
+    net = PolicyNet().eval()
+    fast = pf.fast_module(net)
+    assert isinstance(fast, pf._Inference)
+    rng = np.random.default_rng(5)
+    kept = []
+    with torch.no_grad():
+        for rows in (1, 1000, 3, 2500, 17, 1000):
+            x = torch.from_numpy(rng.normal(0, 2, (rows, OBS_DIM)).astype(np.float32))
+            got = fast(x)
+            assert torch.equal(got, net(x)), rows
+            kept.append((x, got.clone(), got))
+        for _, before, returned in kept:
+            assert torch.equal(before, returned)  # later calls did not write into it
+    assert torch.is_grad_enabled() and torch.equal(fast(kept[0][0]), net(kept[0][0]))  # training: the net
+    errors: list[str] = []
+
+    def other(seed: int) -> None:
+        r = np.random.default_rng(seed)
+        with torch.no_grad():
+            for _ in range(200):
+                x = torch.from_numpy(r.normal(0, 2, (int(r.integers(1, 600)), OBS_DIM)).astype(np.float32))
+                if not torch.equal(fast(x), net(x)):
+                    errors.append(f"thread {seed}")
+
+    threads = [threading.Thread(target=other, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
