@@ -27,7 +27,13 @@ from fixclient import FixClient
 from models import ACK_STAGES, ExecType, ExecutionReport, Message, SagaEvent, Tick, topics
 from paceline.bench.stats import summary
 from paceline.ops import broker
-from paceline.ops.stack import Proc, free_port, start_scratch_broker, write_endpoint_config
+from paceline.ops.stack import (
+    Proc,
+    free_port,
+    keep_log_on_failure,
+    start_scratch_broker,
+    write_endpoint_config,
+)
 from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus, stream_of
@@ -50,6 +56,7 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         port = free_port()
         ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{tag}", fix_port=port,
                                        state_dir=tmp / "endpoint", symbols=[symbol])  # fmt: skip
+        keep_log_on_failure(stack, tmp / "services.log", f"paceline-bench-fix-{tag}")
         log = stack.enter_context((tmp / "services.log").open("w"))
         commands = [("health-checker", "--name", f"bench-hc-{tag}"), ("endpoint", "--config", str(ep_cfg))]
         if worker:

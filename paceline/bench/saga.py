@@ -24,7 +24,7 @@ from typing import Any
 from models import JobRequest, ParentOrder, SagaEvent, Side, now_ns, topics
 from paceline.bench.stats import summary
 from paceline.ops import broker
-from paceline.ops.stack import Proc, start_scratch_broker
+from paceline.ops.stack import Proc, keep_log_on_failure, start_scratch_broker
 from runtime.bus import Bus
 from runtime.settings import Settings
 
@@ -35,6 +35,7 @@ def run(settings: Settings, *, orders: int = 500, rounds: int = 3, lone: int = 2
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paceline-bench-saga-")))
         cfg = start_scratch_broker(tmp / "broker", settings.cache_dir)
         stack.callback(broker.stop, cfg)
+        keep_log_on_failure(stack, tmp / "services.log", f"paceline-bench-saga-{tag}")
         log = stack.enter_context((tmp / "services.log").open("w"))
         hc = Proc("health-checker", "--name", f"bench-hc-{tag}", service_url=cfg.service_url,
                   admin_url=cfg.admin_url, log=log, env={"PACELINE_LOG_LEVEL": "WARNING"})  # fmt: skip

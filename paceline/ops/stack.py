@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import IO
 
 import tomli_w
@@ -29,6 +32,21 @@ from runtime.secrets import hash_token
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_TOKEN = "demo-token-0123456789"
+
+
+def keep_log_on_failure(stack: contextlib.ExitStack, log: Path, name: str) -> None:
+    """If the block ``stack`` closes fails, the services' log is copied out of the temporary folder before
+    that goes, and its place printed: a bench that failed otherwise took its only evidence with it. Push it
+    after the folder and before the log is opened, so it runs once the services have stopped."""
+
+    def _exit(kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        if kind is not None and log.exists():
+            kept = Path(tempfile.gettempdir()) / f"{name}.log"
+            shutil.copyfile(log, kept)
+            print(f"the services' log: {kept}", file=sys.stderr)
+        return False
+
+    stack.push(_exit)
 
 
 def free_port() -> int:
