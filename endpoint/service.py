@@ -59,7 +59,7 @@ from runtime import metrics
 from runtime.bus import Bus, Consumer, Delivery, Producer
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
-from saga.core import client_reports
+from saga.core import client_reports, may_carry_reports
 
 log = get_logger("paceline.endpoint")
 
@@ -159,7 +159,7 @@ class EndpointService:
                 topics.REPORTS, f"{n}-reports", Message, handler=self._on_report, from_earliest=False
             ),
         ]
-        self._log_reader = self.bus.tail(topics.SAGA_LOG, SagaEvent, self._on_log)
+        self._log_reader = self.bus.tail(topics.SAGA_LOG, SagaEvent, self._on_log, wanted=may_carry_reports)
         self._commands = self.bus.subscribe(
             topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, from_earliest=False
         )

@@ -568,17 +568,22 @@ class Bus:
                 reader.close()
         return out
 
-    def tail(self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None]) -> Any:
+    def tail(
+        self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None], *,
+        wanted: Callable[[bytes], bool] | None = None,
+    ) -> Any:  # fmt: skip
         """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it (for
         liveness signals, where only the present matters). Undecodable payloads are counted and skipped;
-        ``handler`` runs on the listener thread. Close the returned handle."""
+        ``handler`` runs on the listener thread. Payloads ``wanted`` turns down are passed over undecoded.
+        Close the returned handle."""
         stream = stream_of(topic)
 
         def _listener(_reader: Any, msg: Any) -> None:
+            data = msg.data()
+            if wanted is not None and not wanted(data):
+                return
             try:
-                message: Any = (
-                    codec.decode_any(msg.data()) if model is Message else codec.decode(msg.data(), model)
-                )
+                message: Any = codec.decode_any(data) if model is Message else codec.decode(data, model)
             except codec.DecodeError as exc:
                 metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
                 return

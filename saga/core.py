@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Generic, Self, TypeVar
 
 from pydantic import JsonValue, ValidationError
+from pydantic_core import to_json
 
 from models import Effect, ExecutionReport, Message, SagaEvent, codec, now_ns, topics
 from saga.events import (
@@ -65,6 +66,16 @@ def client_reports(event: SagaEvent) -> list[ExecutionReport]:
         if e.topic == topics.REPORTS and isinstance(m := effect_message(e), ExecutionReport):
             out.append(m)
     return out
+
+
+# The reports topic as an encoded event writes it: an effect for that topic names it in the payload.
+_REPORTS_MARK = to_json(topics.REPORTS)
+
+
+def may_carry_reports(payload: bytes) -> bool:
+    """Whether an encoded saga event can hold client reports (``client_reports``), from its bytes: a reader
+    of the whole log decodes only those (3 of a cancelled parent's 22 events; a decode is ~4 µs)."""
+    return _REPORTS_MARK in payload
 
 
 @dataclass

@@ -38,7 +38,7 @@ from receiver import sources
 from receiver.service import Receiver
 from runtime.bus import Bus, stream_of
 from runtime.settings import Settings
-from saga.core import client_reports
+from saga.core import client_reports, may_carry_reports
 
 # This process's view: its FIX send -> the endpoint took the message; the report received off the topic ->
 # the client's FIX session has it. Between them, the report's own trace.
@@ -78,7 +78,7 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             for m in client_reports(d.message):
                 take(m)
 
-        stack.callback(bus.tail(topics.SAGA_LOG, SagaEvent, on_log).close)
+        stack.callback(bus.tail(topics.SAGA_LOG, SagaEvent, on_log, wanted=may_carry_reports).close)
         stack.callback(bus.subscribe(topics.REPORTS, f"bench-{tag}", Message, from_earliest=False,
                                      handler=lambda d: take(d.message)).close)  # fmt: skip
         rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)

@@ -297,3 +297,46 @@ def test_a_closed_job_leaves_the_venues_memory() -> None:
     d.pump()
     assert d.saga().terminal and d.venue.jobs[job].closed and d.saga().filled == 300
     assert [o.action.job_id for o in d.venue.orders.values()] == [other]  # the open job's are kept
+
+
+def test_a_reader_of_the_log_passes_over_only_events_without_client_reports() -> None:
+    """The endpoint decodes only the saga-log events whose bytes name the reports topic
+    (``may_carry_reports``): every event with a client report must pass, over fills, a worker lost and
+    re-assigned, a cancel, a wait for a worker and a window's end; and most of the others are passed over."""
+    from models import CancelRequest, codec
+    from saga.core import client_reports, may_carry_reports
+
+    events = []
+    d = Desk()
+    d.heartbeats()
+    job = d.submit(qty=1_000)
+    w1 = d.saga().worker_id
+    assert w1 is not None and job
+    d.trade(w1, 300)
+    d.trade(w1, 200, limit=True)
+    d.workers[w1].alive = False
+    d.advance(4)
+    w2 = d.saga().worker_id
+    assert w2 is not None and w2 != w1
+    d.coord.handle(CancelRequest(request_id="X1", parent_id="P-1", client_id="CLIENT1", ts_init=d.now))
+    d.pump()
+    events += d.log.events
+    waiting = Desk(workers=())
+    waiting.submit(qty=500)
+    waiting.advance(31)
+    events += waiting.log.events
+    ending = Desk()
+    ending.heartbeats()
+    ending.submit(qty=1_000)
+    w = ending.saga().worker_id
+    assert w is not None
+    ending.trade(w, 250)
+    for _ in range(61):
+        ending.advance(10)
+    events += ending.log.events
+    with_reports = [e for e in events if client_reports(e)]
+    passed = [e for e in events if not may_carry_reports(codec.encode(e))]
+    assert len(with_reports) >= 8
+    assert all(may_carry_reports(codec.encode(e)) for e in with_reports)
+    assert not any(client_reports(e) for e in passed)
+    assert len(passed) >= (len(events) - len(with_reports)) * 3 // 4  # the point: most are never decoded
