@@ -56,6 +56,13 @@ def ticks(symbol: str) -> str:
     return f"{_ns('market')}/ticks.{_check(_SYMBOL, symbol, 'symbol')}"
 
 
+def live_ticks(symbol: str) -> str:
+    """The tick topic's non-persistent twin: the same ticks, dispatched without a storage write first (no
+    replay, no de-duplication; a tick in flight when the broker restarts is gone). Published beside
+    ``ticks`` when a deployment sets ``PACELINE_LIVE_TICKS=non-persistent``; the workers then read it."""
+    return f"non-{ticks(symbol)}"
+
+
 def ticks_pattern() -> str:
     """Regex for subscribing to every equity's tick topic at once."""
     return f"{_ns('market')}/ticks\\..*"

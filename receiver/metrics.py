@@ -11,6 +11,10 @@ TICKS_PUBLISHED = Counter(
 DUPLICATES = Counter("paceline_receiver_duplicates_dropped_total", "Redundant-feed duplicates dropped")
 MALFORMED = Counter("paceline_receiver_malformed_total", "Malformed source records", ["source"])
 PUBLISH_FAILED = Counter("paceline_receiver_publish_failed_total", "Publishes the broker did not acknowledge")
+LIVE_PUBLISH_FAILED = Counter(
+    "paceline_receiver_live_publish_failed_total",
+    "Ticks the non-persistent twin did not take (PACELINE_LIVE_TICKS; the record still has them)",
+)
 FLUSH_FAILED = Counter(
     "paceline_receiver_flush_failed_total", "Flushes that timed out waiting for the broker (no tick dropped)"
 )

@@ -6,6 +6,8 @@
 - Event time goes into the message's event timestamp, so consumers can seek by it.
 - Replay speed: a factor of event time (1.0 real time, 10.0 ten times faster) or None, as fast as possible.
 - Malformed records are counted and logged with their position; nothing a source yields stops the service.
+- ``live=True`` (``PACELINE_LIVE_TICKS=non-persistent``): each tick also goes to the topic's non-persistent
+  twin, for the workers; the persistent topic stays the record that replay, seek and TCA read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models import Tick, now_ns, topics
+from models import Tick, codec, now_ns, topics
 from receiver import metrics
 from receiver.sources import Malformed, Record
 from runtime.bus import Bus, BusError, Producer, Profile
@@ -31,6 +33,7 @@ class _SymbolOut:
     ticks_in: Any  # prometheus children, bound once per symbol
     published: Any
     on_done: Callable[[Exception | None, float], None] | None = None
+    live: Producer | None = None  # the non-persistent twin
     count: int = 0
 
 
@@ -52,8 +55,10 @@ class Receiver:
         speed: float | None = None,
         batching: bool = False,
         keep_latencies: bool = False,
+        live: bool = False,
     ) -> None:
         self.bus = bus
+        self.live = live
         self.name = name
         self.speed = speed
         self.profile = Profile.BULK if batching else Profile.LATENCY
@@ -76,6 +81,9 @@ class Receiver:
                 producer, metrics.TICKS_IN.labels(symbol), metrics.TICKS_PUBLISHED.labels(symbol)
             )
             out.on_done = self._on_done_for(symbol, out)
+            if self.live:
+                name = f"receiver-{self.name}-{symbol}-live"
+                out.live = self.bus.producer(topics.live_ticks(symbol), name=name, profile=self.profile)
             self._out[symbol] = out
         return out
 
@@ -105,9 +113,14 @@ class Receiver:
         self.stats.ticks_in += 1
         out.count += 1
         out.ticks_in.inc()
+        payload = codec.encode(tick)
         out.producer.send_async(
-            tick, key=tick.symbol, sequence_id=tick.seq, event_time_ns=tick.ts_event, on_done=out.on_done
+            payload, key=tick.symbol, sequence_id=tick.seq, event_time_ns=tick.ts_event, on_done=out.on_done
         )
+        # The workers' copy after the record: measured no slower for them (the record's storage write starts
+        # first; docs/PERFORMANCE.md), and a tick is never live before it is on its way to the record.
+        if out.live is not None:
+            out.live.send_async(payload, key=tick.symbol, event_time_ns=tick.ts_event, on_done=_live_done)
 
     def run(self, records: Iterable[Record]) -> ReceiverStats:
         """Publish every tick (paced by ``speed``), then wait for the broker's acks."""
@@ -158,4 +171,12 @@ class Receiver:
         self.flush()
         for out in self._out.values():
             out.producer.close()
+            if out.live is not None:
+                out.live.close()
         self._out.clear()
+
+
+def _live_done(err: Exception | None, _latency_s: float) -> None:
+    # A tick the twin lost is only late for the workers (the next one supersedes it); counted, not retried.
+    if err is not None:
+        metrics.LIVE_PUBLISH_FAILED.inc()

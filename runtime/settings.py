@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     # A thread woken by I/O waits up to this long for the GIL while another thread computes (CPython's
     # default is 5000 us, which shows up directly as tick-to-order latency).
     switch_interval_us: int = Field(default=200, ge=50, le=5000)
+    # Where workers read live ticks. "non-persistent": the Receiver also publishes every tick on the tick
+    # topic's non-persistent twin (``models.topics.live_ticks``) and workers read that one, a storage write
+    # shorter (docs/PERFORMANCE.md); the persistent topic stays the record. Set it alike for every process.
+    live_ticks: Literal["persistent", "non-persistent"] = "persistent"
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the /metrics endpoint")
     metrics_addr: str = Field(
         default="127.0.0.1", description="0.0.0.0 where Prometheus scrapes from elsewhere"

@@ -64,8 +64,12 @@ class WorkerService:
         capacity: int = 1_000,
         decision_s: int = 30,
         heartbeat_s: float = 1.0,
+        live_ticks: bool = False,
     ) -> None:
+        """``live_ticks``: read each symbol's non-persistent twin (``PACELINE_LIVE_TICKS``; the Receiver
+        must publish it), not the persistent record."""
         self.bus = bus
+        self._tick_topic = topics.live_ticks if live_ticks else topics.ticks
         self.worker_id = worker_id
         self.registry = registry
         self.capacity = capacity
@@ -160,7 +164,7 @@ class WorkerService:
         if symbol not in self._ticks:
             # One subscription per symbol, shared by every job on it; live ticks from now on.
             self._ticks[symbol] = self.bus.subscribe(
-                topics.ticks(symbol),
+                self._tick_topic(symbol),
                 f"worker-{self.worker_id}",
                 Tick,
                 from_earliest=False,

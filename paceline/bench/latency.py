@@ -51,7 +51,7 @@ from runtime.bus import Bus, Consumer
 from runtime.settings import Settings
 
 S = 1_000_000_000
-PING_PER_S = 100
+PING_PER_S = 50  # per floor: two floors, 100 pings/s in all
 
 
 # Stages of tick -> child order: the receiver's publish to the worker's listener, the worker's decision (its
@@ -68,6 +68,9 @@ class ModeResult:
     # The same path by stage, from the order's stamps (``ChildOrderAction.stage_seconds``).
     stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     floor_ms: list[float] = field(default_factory=list)  # bare round trip = two hops
+    # A bare round trip over a non-persistent hop, then a persistent one: the pipeline's own topic kinds
+    # when workers read the ticks' non-persistent twins (the goal's floor is two persistent hops).
+    floor_same_ms: list[float] = field(default_factory=list)
     page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it (a chart chosen)
     page_kb: float = 0.0
     browser: dict[str, float] = field(default_factory=dict)  # --browser: the page itself, chart open
@@ -125,9 +128,11 @@ class Echo:
 class PingPong:
     """Pings at a steady rate through an :class:`Echo`; keeps the round trips (ms) once ``measuring``."""
 
-    def __init__(self, url: str, run: str) -> None:
+    def __init__(self, url: str, run: str, ping_kind: str = "persistent") -> None:
+        """``ping_kind``: the first hop's topic kind (the second is persistent), as the pipeline's tick hop
+        is when workers read the ticks' non-persistent twins."""
         self.ping, self.pong = (
-            f"persistent://paceline/exec/ping-{run}",
+            f"{ping_kind}://paceline/exec/ping-{run}",
             f"persistent://paceline/exec/pong-{run}",
         )
         self.client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
@@ -241,7 +246,8 @@ class BrowserPage:
 
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path,
-              browser: bool = False, stagger: bool = False) -> ModeResult:  # fmt: skip
+              browser: bool = False, stagger: bool = False,
+              live_ticks: bool = False) -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
     measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
@@ -260,9 +266,11 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             for p_ in procs:
                 p_.stop()
 
+        env = {"PACELINE_LOG_LEVEL": "WARNING",
+               "PACELINE_LIVE_TICKS": "non-persistent" if live_ticks else "persistent"}  # fmt: skip
+
         def spawn(*args: str) -> Proc:
-            procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url,
-                              log=log, env={"PACELINE_LOG_LEVEL": "WARNING"}))  # fmt: skip
+            procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log, env=env))
             return procs[-1]
 
         bus = stack.enter_context(Bus(cfg.service_url, quiet=True))
@@ -297,7 +305,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                     if sec is not None:
                         res.stages_ms[stage].append(sec * 1e3)
 
-        feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note)
+        feed = Feed(bus, f"bench-{run}", ticks, speed, on_tick=note, live=live_ticks)
         stack.callback(feed.stop)
         feed.start()
         until(lambda: feed.market_ns > 0, 30, "the first tick")
@@ -307,6 +315,9 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             stack.callback(c.close)
         pp = PingPong(cfg.service_url, run).start()
         stack.callback(pp.stop)
+        # Both floors in every run, so that the broker's load is the same whichever topics the workers read.
+        pps = [pp, PingPong(cfg.service_url, f"{run}-np", ping_kind="non-persistent").start()]
+        stack.callback(pps[-1].stop)
         view = None
         if browser:
             view = BrowserPage(page_port, charted, out / f"page-{mode}.png")
@@ -314,18 +325,22 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         time.sleep(warmup_s)
         n0 = len(published)
         measuring.set()
-        pp.measuring = page.measuring = True
+        page.measuring = True
+        for p_ in pps:
+            p_.measuring = True
         if view is not None:
             view.begin()
         t_meas = time.perf_counter()
         time.sleep(seconds)
         measuring.clear()
-        pp.measuring = False
+        for p_ in pps:
+            p_.measuring = False
         if view is not None:
             res.browser = view.end()
         res.ticks = len(published) - n0
         res.rate = res.ticks / (time.perf_counter() - t_meas)
         res.floor_ms = list(pp.rtts)
+        res.floor_same_ms = list(pps[1].rtts)
         page.stop()
         res.page_updates_per_s = page.count / seconds
         res.page_kb = page.bytes / max(1, page.count) / 1e3
@@ -388,17 +403,19 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
         decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
-        browser: bool = False, stagger: bool = False) -> int:  # fmt: skip
+        browser: bool = False, stagger: bool = False, live_ticks: bool = False) -> int:  # fmt: skip
+    """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``)."""
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
                          warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser,
-                         stagger=stagger)
+                         stagger=stagger, live_ticks=live_ticks)
                for m in modes]  # fmt: skip
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
         f"{decision_s} s of market time ({'staggered over' if stagger else 'all on'} one interval's grid), "
-        f"{seconds:g} s measured\n"
+        f"{seconds:g} s measured; workers read ticks from "
+        f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}\n"
     )
     print(
         f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
@@ -408,14 +425,16 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         "symbols": symbols,
         "jobs": jobs,
         "staggered": stagger,
+        "live_ticks": "non-persistent" if live_ticks else "persistent",
         "seconds": seconds,
         "modes": {},
     }
     for r in results:
         pipe, floor = r.stats(r.pipeline_ms), r.stats(r.floor_ms)
         stages = {name: r.stats(xs) for name, xs in r.stages_ms.items()}
+        same = r.stats(r.floor_same_ms)
         rows = [("tick -> child order", pipe), *((f"  {n}", st) for n, st in stages.items()),
-                ("floor (bare 2 hops)", floor)]  # fmt: skip
+                ("floor (bare 2 hops)", floor), ("floor, np + p hops", same)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"{r.mode:12s} {name:22s} {st['n']:6.0f} {st['p50']:8.2f} {st['p99']:8.2f} "
@@ -424,6 +443,9 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         if ratio:
             print(f"{r.mode:12s} {'ratio to the floor':22s} {'':6s} {ratio['p50']:7.2f}x "
                   f"{ratio['p99']:7.2f}x {ratio['p99.9']:8.2f}x  ({r.rate:,.0f} ticks/s)")  # fmt: skip
+            over = ", ".join(f"{pipe['p50'] - f['p50']:+.2f} ms over {what}"
+                             for f, what in ((floor, "the floor"), (same, "np + p")) if f)  # fmt: skip
+            print(f"{r.mode:12s} {'p50 (goal: floor + 0.5)':22s} {over}")
         print(f"{r.mode:12s} {'live page':22s} {r.page_updates_per_s:.1f} updates/s to a connected client "
               f"with a chart open, {r.page_kb:.1f} kB each")  # fmt: skip
         if r.browser:
@@ -440,6 +462,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
             "pipeline_ms": pipe,
             "stages_ms": stages,
             "floor_ms": floor,
+            "floor_np_then_p_ms": same,
             "ratio": ratio,
         }
     (out / "latency.json").write_text(json.dumps(doc, indent=1))

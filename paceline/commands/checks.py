@@ -64,7 +64,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
                            seconds=args.seconds, modes=modes, decision_s=args.decision,
-                           browser=args.browser, stagger=args.stagger)  # fmt: skip
+                           browser=args.browser, stagger=args.stagger,
+                           live_ticks=(args.live_ticks or settings.live_ticks)
+                           == "non-persistent")  # fmt: skip
     return 2
 
 

@@ -236,8 +236,9 @@ class Feed:
     ``market_ns`` is the event time of the last tick published."""
 
     def __init__(self, bus: Bus, name: str, ticks: list[Tick], speed: float,
-                 on_tick: Callable[[Tick], None] | None = None) -> None:  # fmt: skip
-        self.rx = Receiver(bus, name=name)
+                 on_tick: Callable[[Tick], None] | None = None, *, live: bool = False) -> None:  # fmt: skip
+        """``live``: also on the ticks' non-persistent twins (``Receiver``'s ``live``)."""
+        self.rx = Receiver(bus, name=name, live=live)
         self.ticks = ticks
         self.speed = speed
         self.on_tick = on_tick

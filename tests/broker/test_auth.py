@@ -67,6 +67,7 @@ def test_only_the_operator_sets_the_kill_switch_and_the_viewer_only_reads(
 
 def test_the_receiver_writes_ticks_and_the_endpoint_executions(pulsar: broker.BrokerConfig) -> None:
     _publish(pulsar, _token(pulsar, "receiver"), topics.ticks("AAPL"))
+    _publish(pulsar, _token(pulsar, "receiver"), topics.live_ticks("AAPL"))  # the namespace's grant covers it
     _publish(pulsar, _token(pulsar, "endpoint"), topics.EXECUTIONS)
     with Bus(pulsar.service_url, token=_token(pulsar, "endpoint"), operation_timeout_s=5, quiet=True) as bus:
         bus.read_all(topics.JOB_REQUESTS, Message)  # its own requests, read back on a restart
@@ -91,7 +92,8 @@ def test_the_health_checker_is_no_tenant_admin_and_refused_outside_its_topics(
     pulsar: broker.BrokerConfig, unique: str
 ) -> None:
     token = _token(pulsar, "health-checker")
-    for topic in (topics.ticks("AAPL"), topics.RISK, topics.EXECUTIONS, topics.job_actions(f"J-{unique}")):
+    for topic in (topics.ticks("AAPL"), topics.live_ticks("AAPL"), topics.RISK, topics.EXECUTIONS,
+                  topics.job_actions(f"J-{unique}")):  # fmt: skip
         with pytest.raises(BusError, match="AuthorizationError"):
             _publish(pulsar, token, topic)
     _publish(pulsar, token, topics.SAGA_LOG)  # its own

@@ -104,3 +104,28 @@ def test_a_flush_that_times_out_is_logged_and_the_others_still_flush() -> None:
     assert metrics.FLUSH_FAILED._value.get() == before + 1
     assert rx.flush() is False
     bus.close()
+
+
+def test_the_live_twin_carries_the_records_ticks_and_only_when_asked(bus: Bus) -> None:
+    syms, quiet = _symbols(), _symbols()
+    # Subscribed before the first tick: a non-persistent topic keeps nothing for a later subscriber.
+    twins = {s: bus.subscribe(topics.live_ticks(s), "live", Tick) for s in (*syms, *quiet)}
+    source = [t for t in synthetic(syms, seed=4, depth=2, close_s=SHORT) if not isinstance(t, Malformed)]
+    rx = Receiver(bus, name="live", speed=None, live=True)
+    assert rx.run(iter(source)).published == len(source)
+    rx.close()
+    plain = Receiver(bus, name="plain", speed=None)
+    plain.run(t for t in synthetic(quiet, seed=4, depth=0, close_s=SHORT) if not isinstance(t, Malformed))
+    plain.close()
+    for s in syms:
+        n = sum(t.symbol == s for t in source)
+        record = _consume(bus, s, n, "check")
+        live = []
+        while len(live) < n and (d := twins[s].receive(timeout_ms=10_000)) is not None:
+            live.append(d.message)
+        assert len(record) == n
+        assert live == record  # the same ticks, in the same order, with the same ts_init stamp
+    for s in quiet:  # without ``live``, nothing on the twins
+        assert twins[s].receive(timeout_ms=300) is None
+    for c in twins.values():
+        c.close()

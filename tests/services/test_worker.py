@@ -33,7 +33,12 @@ from worker.service import WorkerService
 S = 1_000_000_000
 
 
-def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tmp_path: Path) -> None:
+@pytest.mark.parametrize("live", [False, True], ids=["record", "live-twin"])
+def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
+    bus: Bus, tmp_path: Path, live: bool
+) -> None:
+    """``live``: the worker reads the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``), and the ticks
+    are published there only, so a worker still reading the record would never decide."""
     tag = uuid.uuid4().hex[:6]
     symbol, job_id, worker_id = f"W{tag.upper()}", f"J{tag}", f"w-{tag}"
     start_s = SESSION_OPEN_S + 3600
@@ -51,7 +56,7 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
         strategy=Strategy.TWAP,
         ts_init=t0,
     )
-    svc = WorkerService(bus, worker_id, None, decision_s=30, heartbeat_s=0.2)
+    svc = WorkerService(bus, worker_id, None, decision_s=30, heartbeat_s=0.2, live_ticks=live)
     svc.start()
     heartbeats = bus.subscribe(topics.HEARTBEATS, f"hb-{tag}", WorkerHeartbeat, from_earliest=False)
     # A venue for the test: execute every NEW with the shared fill model, report fills on the job's topic.
@@ -91,14 +96,19 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(bus: Bus, tm
             pytest.fail("the worker never reported the job in a heartbeat")
         time.sleep(0.5)  # its tick subscription is in place before the first tick is published
         rx = Receiver(bus, name=f"w{tag}", speed=50.0)
+        twin = bus.producer(topics.live_ticks(symbol))
         done = threading.Event()
 
         def feed() -> None:
             for t in ticks:
                 last_tick[0] = t
-                rx.publish(t)
+                if live:
+                    twin.send_async(t, key=symbol)
+                else:
+                    rx.publish(t)
                 time.sleep(0.002)
             rx.flush()
+            twin.flush()
             done.set()
 
         threading.Thread(target=feed, daemon=True).start()

@@ -9,6 +9,8 @@ from paceline.ops.broker import RETENTION
 def test_tick_topic_per_equity() -> None:
     assert topics.ticks("AAPL") == "persistent://paceline/market/ticks.AAPL"
     assert topics.ticks("BRK.B") == "persistent://paceline/market/ticks.BRK.B"
+    # The live twin: the same namespace (the same grants), another topic kind.
+    assert topics.live_ticks("BRK.B") == "non-persistent://paceline/market/ticks.BRK.B"
 
 
 def test_job_topics() -> None:
