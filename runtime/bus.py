@@ -73,9 +73,10 @@ class SubscriptionKind(Enum):
 
 
 def stream_of(topic: str) -> str:
-    """A low-cardinality metric label for a topic: ``.../ticks.AAPL`` -> ``ticks``."""
-    local = topic.rsplit("/", 1)[-1]
-    return local.split(".", 1)[0]
+    """A low-cardinality metric label for a topic: ``.../ticks.AAPL`` -> ``ticks``; a non-persistent topic's
+    gets ``-np`` (``ticks-np``: the live twin's latencies are not the record's)."""
+    stream = topic.rsplit("/", 1)[-1].split(".", 1)[0]
+    return f"{stream}-np" if topic.startswith("non-persistent://") else stream
 
 
 class BusError(RuntimeError):

@@ -4,6 +4,7 @@ import pytest
 
 from models import topics
 from paceline.ops.broker import RETENTION
+from runtime.bus import stream_of
 
 
 def test_tick_topic_per_equity() -> None:
@@ -11,6 +12,8 @@ def test_tick_topic_per_equity() -> None:
     assert topics.ticks("BRK.B") == "persistent://paceline/market/ticks.BRK.B"
     # The live twin: the same namespace (the same grants), another topic kind.
     assert topics.live_ticks("BRK.B") == "non-persistent://paceline/market/ticks.BRK.B"
+    # Its metrics are its own: a non-persistent hop's latency would pull the record's down.
+    assert (stream_of(topics.ticks("AAPL")), stream_of(topics.live_ticks("AAPL"))) == ("ticks", "ticks-np")
 
 
 def test_job_topics() -> None:
