@@ -271,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "different times); default: all on one grid, the burst")  # fmt: skip
     be.add_argument("--live-ticks", choices=["persistent", "non-persistent"], default=None,
                     help="latency: the topics workers read ticks from (default: PACELINE_LIVE_TICKS, "
-                         "persistent); non-persistent adds a floor on the same topic kinds")  # fmt: skip
+                         "persistent): the record, or its non-persistent twins")  # fmt: skip
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.add_argument("--rounds", type=int, default=None,

@@ -35,3 +35,8 @@ class Settings(BaseSettings):
     metrics_addr: str = Field(
         default="127.0.0.1", description="0.0.0.0 where Prometheus scrapes from elsewhere"
     )
+
+    @property
+    def live_twin(self) -> bool:
+        """Whether live ticks go by the tick topics' non-persistent twins (``live_ticks``)."""
+        return self.live_ticks == "non-persistent"

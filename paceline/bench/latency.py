@@ -11,7 +11,9 @@ broker twice: ticks topic -> worker, actions topic -> endpoint.
 
 The reference runs at the same time on the same broker: this process sends a ping on one topic, a bare
 ``pulsar-client`` echo process (no Paceline code) sends it back on another. Its round trip is two broker
-hops between two processes with nothing done in between: the pipeline's floor.
+hops between two processes with nothing done in between: the pipeline's floor. A second echo, pinged as
+often, answers a non-persistent ping on a persistent topic: the floor over the pipeline's own topic kinds
+when the workers read the ticks' non-persistent twins (``--live-ticks non-persistent``).
 """
 
 from __future__ import annotations
@@ -313,11 +315,11 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                             spread_ns=decision_s * S if stagger else 0)  # fmt: skip
         for c in subs:
             stack.callback(c.close)
-        pp = PingPong(cfg.service_url, run).start()
-        stack.callback(pp.stop)
         # Both floors in every run, so that the broker's load is the same whichever topics the workers read.
-        pps = [pp, PingPong(cfg.service_url, f"{run}-np", ping_kind="non-persistent").start()]
-        stack.callback(pps[-1].stop)
+        floors = (PingPong(cfg.service_url, run),
+                  PingPong(cfg.service_url, f"{run}-np", ping_kind="non-persistent"))  # fmt: skip
+        for p_ in floors:
+            stack.callback(p_.start().stop)
         view = None
         if browser:
             view = BrowserPage(page_port, charted, out / f"page-{mode}.png")
@@ -326,21 +328,20 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         n0 = len(published)
         measuring.set()
         page.measuring = True
-        for p_ in pps:
+        for p_ in floors:
             p_.measuring = True
         if view is not None:
             view.begin()
         t_meas = time.perf_counter()
         time.sleep(seconds)
         measuring.clear()
-        for p_ in pps:
+        for p_ in floors:
             p_.measuring = False
         if view is not None:
             res.browser = view.end()
         res.ticks = len(published) - n0
         res.rate = res.ticks / (time.perf_counter() - t_meas)
-        res.floor_ms = list(pp.rtts)
-        res.floor_same_ms = list(pps[1].rtts)
+        res.floor_ms, res.floor_same_ms = (list(p_.rtts) for p_ in floors)
         page.stop()
         res.page_updates_per_s = page.count / seconds
         res.page_kb = page.bytes / max(1, page.count) / 1e3

@@ -65,8 +65,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
                            seconds=args.seconds, modes=modes, decision_s=args.decision,
                            browser=args.browser, stagger=args.stagger,
-                           live_ticks=(args.live_ticks or settings.live_ticks)
-                           == "non-persistent")  # fmt: skip
+                           live_ticks=args.live_ticks == "non-persistent" if args.live_ticks
+                           else settings.live_twin)  # fmt: skip
     return 2
 
 

@@ -47,7 +47,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with Bus(settings.pulsar_url) as bus:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
                             decision_s=args.decision,
-                            live_ticks=settings.live_ticks == "non-persistent")  # fmt: skip
+                            live_ticks=settings.live_twin)  # fmt: skip
         _serve_until_signalled(svc.start, svc.stop)
     return 0
 
@@ -167,7 +167,7 @@ def cmd_receiver(args: argparse.Namespace, settings: Settings) -> int:
     speed = None if args.speed == "max" else float(args.speed)
     with Bus(settings.pulsar_url) as bus:
         rx = Receiver(bus, name=args.name, speed=speed, batching=args.batching,
-                      live=settings.live_ticks == "non-persistent")  # fmt: skip
+                      live=settings.live_twin)  # fmt: skip
         signal.signal(signal.SIGTERM, lambda *_: rx.stop())
         try:
             stats = rx.run(FeedMerger().merge(*feeds) if len(feeds) > 1 else feeds[0])
