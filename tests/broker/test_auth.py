@@ -4,12 +4,16 @@ session's broker (started with ``auth=True``): each role may do its own job and 
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
+from typing import IO
 
 import pulsar as pulsar_client
 import pytest
@@ -113,12 +117,49 @@ def _consumers(pulsar: broker.BrokerConfig, topic: str, sub: str) -> int:
 
 
 _HOLDER = """
-import sys, time, pulsar
+import os, sys, threading, time, pulsar
+watchdog = threading.Timer(60, os._exit, (3,))  # the C++ client's subscribe has been seen to hang for good
+watchdog.start()
 client = pulsar.Client(sys.argv[1], authentication=pulsar.AuthenticationToken(sys.argv[2]))
 consumer = client.subscribe(sys.argv[3], sys.argv[4], consumer_type=pulsar.ConsumerType.Exclusive)
+watchdog.cancel()
 print("subscribed", flush=True)
 time.sleep(600)
 """
+
+
+def _drain(out: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in out:
+        lines.put(line)
+    lines.put(None)  # the holder has exited
+
+
+def _hold(args: list[str], tries: int = 3) -> subprocess.Popen[str]:
+    """A holder process that has subscribed; a holder whose subscribe hangs or fails is replaced, since the
+    test is about freeing a held subscription, not about subscribing. Its output (the client's log lines)
+    is drained on a thread so the pipe never fills, and shown if no try succeeds."""
+    seen: list[str] = []
+    for _ in range(tries):
+        holder = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: queue.Queue[str | None] = queue.Queue()
+        out = holder.stdout
+        assert out is not None
+        threading.Thread(target=_drain, args=(out, lines), daemon=True).start()
+        deadline = time.monotonic() + 90
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            if line.strip() == "subscribed":
+                return holder
+            seen.append(line)
+        holder.kill()
+        holder.wait()
+        seen.append(f"-- holder gave up (exit {holder.returncode})\n")
+    pytest.fail("no holder subscribed:\n" + "".join(seen[-40:]))
 
 
 def test_the_health_checker_frees_a_hung_holders_subscription_and_nothing_is_lost(
@@ -128,11 +169,8 @@ def test_the_health_checker_frees_a_hung_holders_subscription_and_nothing_is_los
     with messages in its queue unacknowledged, loses the subscription, and they come to the new holder."""
     token, sub = _token(pulsar, "health-checker"), f"hc-free-{unique}"
     args = [sys.executable, "-c", _HOLDER, pulsar.service_url, token, topics.JOB_REQUESTS, sub]
-    holder = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    holder = _hold(args)
     try:
-        assert holder.stdout is not None
-        lines = iter(holder.stdout.readline, "")
-        assert any(line.strip() == "subscribed" for line in lines)  # after the client's own log lines
         sent = [f"{unique}-{i}".encode() for i in range(3)]
         with Bus(pulsar.service_url, token=_token(pulsar, "endpoint"), quiet=True) as bus:
             p = bus.raw_producer(topics.JOB_REQUESTS)
