@@ -4,7 +4,8 @@ actions on each job's topic, consumes the job's acks and fills, and sends heartb
 Threads: assignments are handled on a thread of their own (subscribing to a symbol's ticks or a job's
 executions is a blocking call); ticks and executions arrive on the Pulsar client's single listener
 thread, so the engine sees one message at a time; heartbeats have their own thread. A lock guards the
-engine between them.
+engine between them. Reading the ticks' non-persistent twins, a watch thread checks that a silent twin's
+record is silent too, and reads the record instead where it is not (a receiver not publishing the twins).
 """
 
 from __future__ import annotations
@@ -40,11 +41,29 @@ FALLBACKS = Counter(
 )
 JOBS = Gauge("paceline_worker_jobs", "Jobs this worker is working")
 REFUSED = Counter("paceline_worker_assignments_refused_total", "Assignments refused", ["reason"])
+TWIN_FALLBACKS = Counter(
+    "paceline_worker_live_twin_fallbacks_total",
+    "Symbols whose non-persistent tick twin was silent while the record moved; read from the record since",
+    ["symbol"],
+)
 DECISION_LATENCY = Histogram(
     "paceline_worker_tick_to_action_seconds",
     "Tick received until its actions are sent",
     buckets=LATENCY_BUCKETS,
 )
+
+
+_UNSEEN = "unseen"  # not a message id token (``Bus.id_token``), nor "" (an empty record)
+
+
+@dataclass
+class _Twin:
+    """What the watch thread knows of a symbol's twin: when it last looked, and the record's last message
+    then (``_UNSEEN``: no baseline, since the twin spoke or nothing was looked at yet)."""
+
+    checked_ns: int
+    record_at: str = _UNSEEN
+    quiet: int = 0  # looks in a row that found the record as quiet as its twin: each doubles the wait, to 16x
 
 
 @dataclass
@@ -65,11 +84,18 @@ class WorkerService:
         decision_s: int = 30,
         heartbeat_s: float = 1.0,
         live_ticks: bool = False,
+        twin_silence_s: float = 5.0,
     ) -> None:
         """``live_ticks``: read each symbol's non-persistent twin (``PACELINE_LIVE_TICKS``; the Receiver
-        must publish it), not the persistent record."""
+        must publish it), not the persistent record. A twin that carries nothing for ``twin_silence_s``
+        while its record moves is given up for the record (counted and logged as an error): a worker reads
+        a topic nobody may be publishing, and it must not stop deciding for that."""
         self.bus = bus
         self._tick_topic = topics.live_ticks if live_ticks else topics.ticks
+        self._live = live_ticks
+        self._twin_silence_ns = int(twin_silence_s * 1e9)
+        self._twins: dict[str, _Twin] = {}  # the symbols read from their twins, as the watch thread sees them
+        self._heard: dict[str, int] = {}  # symbol -> when its last tick arrived (ns)
         self.worker_id = worker_id
         self.registry = registry
         self.capacity = capacity
@@ -96,7 +122,8 @@ class WorkerService:
         if self.registry is not None and self.engine.default_rl in self.registry.names():
             with contextlib.suppress(PolicyError):  # warm: the first RL job then starts at once
                 self.registry.load(self.engine.default_rl)
-        for target in (self._assignment_loop, self._heartbeat_loop):
+        loops = [self._assignment_loop, self._heartbeat_loop]
+        for target in [*loops, self._twin_watch_loop] if self._live else loops:
             th = threading.Thread(target=target, name=f"{self.worker_id}-{target.__name__}", daemon=True)
             th.start()
             self._threads.append(th)
@@ -162,16 +189,17 @@ class WorkerService:
             self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
-            # One subscription per symbol, shared by every job on it; live ticks from now on.
-            self._ticks[symbol] = self.bus.subscribe(
-                self._tick_topic(symbol),
-                f"worker-{self.worker_id}",
-                Tick,
-                from_earliest=False,
-                handler=self._on_tick,
-            )
+            self._ticks[symbol] = self._subscribe_ticks(self._tick_topic(symbol))
+            if self._live:
+                self._twins[symbol] = _Twin(checked_ns=now_ns())
         log.info("job assigned", job_id=a.job_id, epoch=a.epoch, symbol=symbol, quantity=a.quantity,
                  strategy=a.parent.strategy.value)  # fmt: skip
+
+    def _subscribe_ticks(self, topic: str) -> Consumer[Tick]:
+        # One subscription per symbol, shared by every job on it; live ticks from now on.
+        return self.bus.subscribe(
+            topic, f"worker-{self.worker_id}", Tick, from_earliest=False, handler=self._on_tick
+        )
 
     def _close_job(self, job_id: str) -> None:
         with self._lock:
@@ -184,6 +212,7 @@ class WorkerService:
     # --- the hot path ---------------------------------------------------------------------------------
     def _on_tick(self, d: Delivery[Tick]) -> None:
         t0 = now_ns()
+        self._heard[d.message.symbol] = t0
         with self._lock:
             specs, payloads = self.engine.on_tick_wire(d.message, received_ns=t0)
             sent: dict[str, int] = {}  # counted once per action per tick, not per child
@@ -204,6 +233,46 @@ class WorkerService:
         msg = d.message
         with self._lock, bind_order(msg):
             self.engine.on_execution(msg)
+
+    # --- the twins' watch ------------------------------------------------------------------------------
+    def _twin_watch_loop(self) -> None:
+        """Every ``twin_silence_s``: a twin that carried nothing since the last look has its record looked
+        at (its last message); if the record has moved since the look before, the symbol is read from the
+        record from now on. A live twin costs a dict read; a quiet market (record and twin silent alike)
+        one read of the record's last message per period, the period doubled after each such look up to
+        16 times (80 s by default), and back to one once the twin speaks."""
+        while not self._stop.wait(self._twin_silence_ns / 1e9):
+            for symbol, twin in list(self._twins.items()):
+                try:
+                    self._watch(symbol, twin)
+                except BusError as exc:
+                    log.warning("could not look at a tick record", symbol=symbol, error=str(exc))
+
+    def _watch(self, symbol: str, twin: _Twin) -> None:
+        now, heard = now_ns(), self._heard.get(symbol, 0)
+        spoke = heard > twin.checked_ns
+        if spoke:
+            twin.checked_ns, twin.record_at, twin.quiet = now, _UNSEEN, 0
+            return
+        # A quiet market: fewer looks (hundreds of symbols before the open). 0.9: the loop's own jitter.
+        if now - twin.checked_ns < (self._twin_silence_ns << min(twin.quiet, 4)) * 0.9:
+            return
+        twin.checked_ns = now
+        last = self.bus.read_at(topics.ticks(symbol), Tick)
+        at = "" if last is None else self.bus.id_token(last.message_id)
+        if twin.record_at in (_UNSEEN, at):
+            twin.quiet += twin.record_at == at
+            twin.record_at = at  # a baseline, or the record is as quiet as its twin
+            return
+        del self._twins[symbol]
+        TWIN_FALLBACKS.labels(symbol).inc()
+        log.error(
+            "no ticks on the non-persistent twin while the record moves: reading the record from now on "
+            "(the receiver must run with PACELINE_LIVE_TICKS=non-persistent too)", symbol=symbol,
+        )  # fmt: skip
+        # The twin first, then the record: a tick is missed rather than seen twice (the twin is silent).
+        self._ticks[symbol].close()
+        self._ticks[symbol] = self._subscribe_ticks(topics.ticks(symbol))
 
     # --- heartbeats -----------------------------------------------------------------------------------
     def heartbeat(self) -> WorkerHeartbeat:

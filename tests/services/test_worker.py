@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from market.fills import FillModel
 from market.prices import to_float, to_units
@@ -27,18 +28,26 @@ from models import (
 )
 from receiver.service import Receiver
 from runtime.bus import Bus, Delivery
+from runtime.membus import MemoryBroker
 from tests.factories import fill_for
+from worker import service
 from worker.service import WorkerService
 
 S = 1_000_000_000
 
 
-@pytest.mark.parametrize("live", [False, True], ids=["record", "live-twin"])
+@pytest.mark.parametrize(
+    ("live", "source"),
+    [(False, "record"), (True, "twin"), (True, "both"), (True, "record")],
+    ids=["record", "live-twin", "live-twin-and-record", "live-twin-silent"],
+)
 def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
-    bus: Bus, tmp_path: Path, live: bool
+    bus: Bus, tmp_path: Path, live: bool, source: str
 ) -> None:
-    """``live``: the worker reads the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``), and the ticks
-    are published there only, so a worker still reading the record would never decide."""
+    """``live``: the worker reads the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``). ``source``: where
+    the ticks are published. On the twin only, a worker still reading the record would never decide; on
+    both, as the Receiver publishes them, it keeps to the twin; on the record only (a receiver without
+    the setting), it finds its twin silent while the record moves, and reads the record instead."""
     tag = uuid.uuid4().hex[:6]
     symbol, job_id, worker_id = f"W{tag.upper()}", f"J{tag}", f"w-{tag}"
     start_s = SESSION_OPEN_S + 3600
@@ -56,7 +65,9 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
         strategy=Strategy.TWAP,
         ts_init=t0,
     )
-    svc = WorkerService(bus, worker_id, None, decision_s=30, heartbeat_s=0.2, live_ticks=live)
+    svc = WorkerService(
+        bus, worker_id, None, decision_s=30, heartbeat_s=0.2, live_ticks=live, twin_silence_s=0.3
+    )
     svc.start()
     heartbeats = bus.subscribe(topics.HEARTBEATS, f"hb-{tag}", WorkerHeartbeat, from_earliest=False)
     # A venue for the test: execute every NEW with the shared fill model, report fills on the job's topic.
@@ -95,14 +106,14 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
         else:
             pytest.fail("the worker never reported the job in a heartbeat")
         time.sleep(0.5)  # its tick subscription is in place before the first tick is published
-        rx = Receiver(bus, name=f"w{tag}", speed=50.0)
+        rx = Receiver(bus, name=f"w{tag}", speed=50.0, live=source == "both")
         twin = bus.producer(topics.live_ticks(symbol))
         done = threading.Event()
 
         def feed() -> None:
             for t in ticks:
                 last_tick[0] = t
-                if live:
+                if source == "twin":
                     twin.send_async(t, key=symbol)
                 else:
                     rx.publish(t)
@@ -127,3 +138,41 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
     assert sum(a.quantity for a in news) >= 4_000  # some limit orders were cancelled and re-sent
     assert svc.engine.jobs[job_id].filled == 4_000
     assert sum(a.quantity for a in news if a.ord_type is OrdType.MARKET) <= 4_000
+    fell_back = REGISTRY.get_sample_value("paceline_worker_live_twin_fallbacks_total", {"symbol": symbol})
+    assert fell_back == (1 if live and source == "record" else None)
+
+
+def test_a_silent_twin_is_looked_at_less_while_its_record_is_quiet_and_given_up_once_the_record_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watch's schedule, on a clock of its own (the memory transport): a look at the record per period
+    while the twin is silent, each quiet look doubling the wait; a tick on the twin starts over; a record
+    that moved between two looks makes the worker read it instead."""
+    bus, symbol, clock = Bus.memory(MemoryBroker()), "WQUIET", [0]
+    monkeypatch.setattr(service, "now_ns", lambda: clock[0])
+    svc = WorkerService(bus, "w-quiet", None, live_ticks=True, twin_silence_s=1.0)
+    svc._ticks[symbol] = svc._subscribe_ticks(topics.live_ticks(symbol))
+    svc._twins[symbol] = service._Twin(checked_ns=0)
+    looked: list[int] = []
+    read_at = bus.read_at
+
+    def counted(topic: str, model: type[Tick]) -> Delivery[Tick] | None:
+        looked.append(clock[0] // S)
+        return read_at(topic, model)
+
+    monkeypatch.setattr(bus, "read_at", counted)
+    record = bus.producer(topics.ticks(symbol))
+    tick = next(
+        iter(SymbolSim(SymbolSpec(symbol), 1, depth=1, start_s=SESSION_OPEN_S, close_s=SESSION_OPEN_S + 60))
+    )
+    for t in range(1, 12):
+        clock[0] = t * S
+        if t == 9:
+            svc._heard[symbol] = int(8.5 * S)  # the twin spoke
+        if t == 11:
+            record.send(tick)  # the record moves; the twin does not
+        if symbol in svc._twins:
+            svc._watch(symbol, svc._twins[symbol])
+    assert looked == [1, 2, 4, 8, 10, 11]
+    assert symbol not in svc._twins and svc._ticks[symbol].topic == topics.ticks(symbol)
+    svc._ticks[symbol].close()
