@@ -173,12 +173,15 @@ class ChildActionEncoder:
     def tick_part(
         ts_event: int, ts_init: int, tick_seq: int | None, tick_ts_init: int | None, tick_recv_ns: int | None
     ) -> str:
-        """The tick's run of fields, from ``"ts_event":`` to the end (every one a count, never negative)."""
+        """The tick's run of fields, from ``"ts_event":`` to the end (every one a count, never negative).
+        A count is written as JSON writes an integer: its digits (``:d`` refuses anything else)."""
         values = (ts_event, ts_init, tick_seq, tick_ts_init, tick_recv_ns)
         if any(v is not None and v < 0 for v in values) or ts_event is None or ts_init is None:
             raise ValueError(f"a child order's times and tick sequence are counts: {values}")
         names = ChildActionEncoder.LAYOUT[-5:]
-        return ",".join(f'"{k}":{to_json(v).decode()}' for k, v in zip(names, values, strict=True))
+        return ",".join(
+            f'"{k}":null' if v is None else f'"{k}":{v:d}' for k, v in zip(names, values, strict=True)
+        )
 
     @staticmethod
     def payload(

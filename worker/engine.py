@@ -425,7 +425,8 @@ class Engine:
         out: list[ChildSpec] = []
         if sym.ending:
             self._finish(sym, tick, out)
-        self._decide(due, tick, out, sym)
+        if due:  # most ticks: no job is
+            self._decide(due, tick, out, sym)
         return out
 
     def _decide(self, due: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol) -> None:
@@ -451,9 +452,17 @@ class Engine:
         for jobs in by_file.values():
             self._decide_file(jobs, tick, out, sym)
 
-    def _advance(self, jobs: list[Job], ts: int) -> np.ndarray:
-        """Each job's next decision time on the grid after ``ts`` (gaps in the data skip slots), set on the
-        job and returned as an int64 column."""
+    def _advance(self, jobs: list[Job], ts: int) -> None:
+        """Each job's next decision time: the first slot of its grid after ``ts`` (gaps in the data skip
+        slots). One at a time, where numpy's per-call cost is most of the work (a job or a few)."""
+        step = self.decision_ns
+        for job in jobs:
+            ahead = job.next_decision_ns
+            job.next_decision_ns = ahead + step * max(1, (ts - ahead) // step + 1)
+
+    def _advance_column(self, jobs: list[Job], ts: int) -> np.ndarray:
+        """``_advance``'s rule for a batch at once, returned as an int64 column too (the columns' path;
+        tests/unit/worker/test_columnar.py holds it to the per-job path's)."""
         step = self.decision_ns
         ahead = np.fromiter([j.next_decision_ns for j in jobs], dtype=np.int64, count=len(jobs))
         ahead += step * np.maximum(1, (ts - ahead) // step + 1)
@@ -504,7 +513,7 @@ class Engine:
         rows = np.fromiter([j.row for j in jobs], dtype=np.intp, count=n)
         if not c.begun[rows].all():
             return False
-        ahead = self._advance(jobs, ts)
+        ahead = self._advance_column(jobs, ts)
         at = np.minimum(ahead, c.end[rows])  # ``Job.next_event_ns``
         if at.min() == at.max():
             sym.schedule_at(int(at[0]), jobs)

@@ -58,11 +58,13 @@ class Tape:
         self._mids: deque[float] = deque(maxlen=_VOL_SAMPLES + 1)
         self._next_sample = 0
         self._view: MarketView | None = None
+        self._vol: float | None = None  # from the sampled mids alone: kept until the next sample
 
     def on_tick(self, tick: Tick) -> None:
         if tick.ts_event >= self._next_sample:
             self._mids.append(tick.mid)
             self._next_sample = tick.ts_event + _SAMPLE_NS
+            self._vol = None
         if tick.trade_sz and tick.trade_px is not None:
             self.volume += tick.trade_sz
             self.notional_units += tick.trade_sz * to_units(tick.trade_px)
@@ -76,9 +78,11 @@ class Tape:
         tick = self.last
         if tick is None:
             raise ValueError("no market data yet")
-        mid, mids = tick.mid, list(self._mids)
-        rets = [1e4 * math.log(b / a) for a, b in pairwise(mids)]
-        vol = (math.sqrt(sum(r * r for r in rets) / len(rets)) * math.sqrt(6)) if rets else 0.0
+        mid, mids = tick.mid, self._mids
+        if (vol := self._vol) is None:
+            rets = [1e4 * math.log(b / a) for a, b in pairwise(mids)]
+            vol = (math.sqrt(sum(r * r for r in rets) / len(rets)) * math.sqrt(6)) if rets else 0.0
+            self._vol = vol
         short = 1e4 * math.log(mid / mids[-1 - _SHORT_SAMPLES]) if len(mids) > _SHORT_SAMPLES else 0.0
         self._view = MarketView(
             mid=mid, spread_bps=1e4 * tick.spread / mid, imbalance_1=_imbalance(tick, 1),
