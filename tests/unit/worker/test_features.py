@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from market.session import SESSION_OPEN_S
+from market.synthetic import SymbolSpec, SyntheticMarket
 from models import BookLevel, Side
 from tests.factories import T0, tick
-from worker.features import Features
+from worker.features import Features, Tape
 
 S = 1_000_000_000
 
@@ -47,3 +50,20 @@ def test_depth_imbalance_uses_five_levels() -> None:
 def test_no_data_no_observation() -> None:
     with pytest.raises(ValueError):
         Features(Side.BUY, 100, T0, T0 + S).observe(T0, 0, 0)
+
+
+def test_volatility_is_that_of_the_mids_sampled_so_far_whenever_asked() -> None:
+    """The tape keeps its volatility until the next 10 s sample: asked on any tick, between samples or on
+    one, it is that of the 10 s log returns of the mids sampled up to that tick (the last 31), annualised
+    to 60 s as sqrt(6) x their root mean square, in bps."""
+    ticks = list(SyntheticMarket([SymbolSpec("AAPL")], 7, depth=1, close_s=SESSION_OPEN_S + 900))
+    tape, next_ns = Tape(), 0
+    sampled: list[float] = []
+    for i, t in enumerate(ticks):
+        tape.on_tick(t)
+        if t.ts_event >= next_ns:
+            sampled, next_ns = [*sampled, t.mid][-31:], t.ts_event + 10 * 1_000_000_000
+        if i % 3 == 0:  # on some ticks only, so that views span samples
+            rets = np.diff(np.log(sampled)) * 1e4
+            want = float(np.sqrt(np.mean(rets**2)) * np.sqrt(6)) if len(rets) else 0.0
+            assert tape.view().vol_bps == pytest.approx(want, rel=1e-9, abs=1e-12)
