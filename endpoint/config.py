@@ -77,6 +77,7 @@ class EndpointConfig(BaseModel):
     native_max_connections_per_client: int = Field(default=4, ge=1)
     native_max_message_bytes: int = Field(default=64 * 1024, ge=1024)
     native_idle_s: float = Field(default=300.0, gt=0)  # no message from the client for this long: closed
+    native_open_s: float = Field(default=10.0, gt=0)  # opening handshake (TLS, upgrade) in this, or dropped
     native_auth_failures_per_min: int = Field(default=5, ge=1)  # per source address; then refused a minute
     # Demo credentials are public: with one configured the endpoint listens on loopback only, unless this
     # says otherwise (a container network, ``PACELINE_ALLOW_DEMO_CREDENTIALS=1``).

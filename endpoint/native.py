@@ -153,7 +153,8 @@ class NativeServer:
     def start(self) -> None:
         tls = self._tls()
         self._server = serve(self._handle, self.cfg.native_host, self.cfg.native_port, ssl=tls,
-                             max_size=self.cfg.native_max_message_bytes)  # fmt: skip
+                             max_size=self.cfg.native_max_message_bytes,
+                             open_timeout=self.cfg.native_open_s)  # fmt: skip
         self._thread = threading.Thread(target=self._server.serve_forever, name="native-ws", daemon=True)
         self._thread.start()
         log.info("native protocol listening", port=self.cfg.native_port, tls=tls is not None)

@@ -34,6 +34,7 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
     servers: list[NativeServer] = []
 
     def make(**kw: object) -> NativeServer:
+        kw.setdefault("native_open_s", 30.0)  # as long as the client waits (``_open``)
         cfg = EndpointConfig(
             fix_port=0, native_port=free_port(), state_dir=tmp_path / "ep", symbols=("AAPL",),
             clients=(Client(client_id="CLIENT1", comp_id="CLIENT1", token_hash=hash_token(TOKEN)),),
@@ -52,7 +53,8 @@ def serve(tmp_path: Path) -> Iterator[Serve]:
 
 def _open(srv: NativeServer, token: str = TOKEN, **kw: object) -> ClientConnection:
     scheme = "wss" if srv.cfg.native_tls_cert else "ws"
-    # Not websockets' 10 s: once in a CI run under full load the TLS opening handshake took longer.
+    # Not websockets' 10 s: once in a CI run under full load the TLS opening handshake took longer (the client
+    # timed out once; the server, at its own 10 s, dropped the connection in another run: ``native_open_s``).
     kw.setdefault("open_timeout", 30)
     return connect(f"{scheme}://127.0.0.1:{srv.cfg.native_port}/",
                    additional_headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]  # fmt: skip
