@@ -425,7 +425,7 @@ class Engine:
         out: list[ChildSpec] = []
         if sym.ending:
             self._finish(sym, tick, out)
-        if due:  # most ticks: no job is
+        if due:  # on most ticks no job is due
             self._decide(due, tick, out, sym)
         return out
 
