@@ -35,7 +35,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
-from models import LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
+from models import JobRequest, LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
 from runtime import metrics
 from runtime.bus import (
     Bus,
@@ -71,6 +71,11 @@ GROUP = Histogram(
     "paceline_hc_group_inputs", "Inputs decided and committed together (one saga log append)",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )  # fmt: skip
+REQUEST_COPIES = Counter(
+    "paceline_hc_job_request_copies_total",
+    "New orders' requests by the copy that brought them (record, twin) and whether the parent was new",
+    ["copy", "parent"],
+)
 SUBSCRIPTION = "health-checker"
 INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by the leader
 # A group takes more inputs while it has decided for less than this, and up to GROUP_MAX of them: it bounds
@@ -80,9 +85,14 @@ INPUTS = (topics.JOB_REQUESTS, topics.EXECUTIONS)  # subscribed exclusively by t
 GROUP_BUDGET_S = 0.010
 GROUP_MAX = 256
 
-# A queued input: the topic of the subscription to acknowledge it on (None: a heartbeat, never acknowledged),
-# the delivery, and when it was queued (perf_counter).
+# A queued input: the topic of the subscription to acknowledge it on (None: a heartbeat, or a new order's
+# request from its twin; never acknowledged), the delivery, and when it was queued (perf_counter).
 _Queued = tuple[str | None, Delivery[Any], float]
+
+
+def _count_copy(acked_on: str | None, known: bool) -> None:
+    """A new order's request by its copy: the record's is acknowledged on its subscription, the twin's not."""
+    REQUEST_COPIES.labels("twin" if acked_on is None else "record", "known" if known else "new").inc()
 
 
 class _Watchdog:
@@ -137,6 +147,7 @@ class HealthChecker:
         self._inbox: queue.SimpleQueue[_Queued] = queue.SimpleQueue()
         self._tails: dict[str, Any] = {}
         self._heartbeats: Any = None
+        self._requests_live: Any = None
         self._beats: Producer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -231,11 +242,16 @@ class HealthChecker:
             self.coordinator = coord
         for topic in INPUTS:
             self._inputs[topic] = self._subscribe(topic)
+        # New orders' requests from their twin as well: a new order starts one storage write sooner. The
+        # record's copy, or the twin's when it comes second, finds the parent known and is passed over
+        # (``Coordinator._request``).
+        try:
+            self._requests_live = self.bus.tail(topics.LIVE_JOB_REQUESTS, JobRequest, self._queue_unacked)
+        except BusError as exc:  # a broker whose grants predate the twin: the record alone, as before it
+            log.warning("new orders from the record only: cannot read the requests' twin", error=str(exc))
         # Heartbeats only matter now: a non-durable reader from the present, so no backlog of old ones
         # (from while no health-checker ran) delays the fresh ones and makes live workers look silent.
-        self._heartbeats = self.bus.tail(
-            topics.HEARTBEATS, WorkerHeartbeat, lambda d: self._inbox.put((None, d, time.perf_counter()))
-        )
+        self._heartbeats = self.bus.tail(topics.HEARTBEATS, WorkerHeartbeat, self._queue_unacked)
         took = time.perf_counter() - t0
         TAKEOVER.observe(took)
         LEADER.set(1)
@@ -267,6 +283,10 @@ class HealthChecker:
                 self._beats.send_async(LeaderBeat(name=self.name, seq=beat, interval_ms=ms, ts_init=now_ns()))
             self._stop.wait(self.poll_s)
 
+    def _queue_unacked(self, d: Delivery[Any]) -> None:
+        """Queue an input from a non-durable reader (a heartbeat, a new order's twin copy): nothing to ack."""
+        self._inbox.put((None, d, time.perf_counter()))
+
     def _subscribe(self, topic: str) -> Consumer[Any]:
         """Subscribe, retrying for a few seconds while an unloaded topic comes back."""
         deadline = time.monotonic() + 5.0
@@ -290,9 +310,10 @@ class HealthChecker:
         for c in self._inputs.values():
             c.close()  # what was not acknowledged goes to the next leader
         self._inputs.clear()
-        if self._heartbeats is not None:
-            self._heartbeats.close()
-            self._heartbeats = None
+        for reader in (self._heartbeats, self._requests_live):
+            if reader is not None:
+                reader.close()
+        self._heartbeats = self._requests_live = None
         with contextlib.suppress(queue.Empty):
             while True:
                 self._inbox.get_nowait()
@@ -340,8 +361,11 @@ class HealthChecker:
                     item: _Queued | None = first
                     while item is not None:
                         try:
-                            with bind_order(item[1].message):
-                                coord.handle(item[1].message)
+                            msg = item[1].message
+                            if isinstance(msg, JobRequest):
+                                _count_copy(item[0], coord.orch.known(msg.parent.parent_id))
+                            with bind_order(msg):
+                                coord.handle(msg)
                         except LeaseLostError:
                             raise
                         except Exception:

@@ -56,11 +56,19 @@ def ticks(symbol: str) -> str:
     return f"{_ns('market')}/ticks.{_check(_SYMBOL, symbol, 'symbol')}"
 
 
+def twin(topic: str) -> str:
+    """A persistent topic's non-persistent twin: the same messages, dispatched without a storage write first
+    (no replay, no de-duplication; one in flight when the broker restarts is gone). A twin carries copies
+    only: the persistent topic stays the record that every reader can fall back on."""
+    if not topic.startswith("persistent://"):
+        raise TopicNameError(f"not a persistent topic: {topic!r}")
+    return f"non-{topic}"
+
+
 def live_ticks(symbol: str) -> str:
-    """The tick topic's non-persistent twin: the same ticks, dispatched without a storage write first (no
-    replay, no de-duplication; a tick in flight when the broker restarts is gone). Published beside
-    ``ticks`` when a deployment sets ``PACELINE_LIVE_TICKS=non-persistent``; the workers then read it."""
-    return f"non-{ticks(symbol)}"
+    """The tick topic's twin (``twin``), published beside ``ticks`` when a deployment sets
+    ``PACELINE_LIVE_TICKS=non-persistent``; the workers then read it."""
+    return twin(ticks(symbol))
 
 
 def ticks_pattern() -> str:
@@ -84,6 +92,9 @@ TCA = f"{_ns('exec')}/tca"  # each finished parent's TCA as its client got it, b
 VENUE_COMMANDS = f"{_ns('exec')}/venue-commands"  # saga -> venue: open, fence, close a job
 PARENT_ORDERS = f"{_ns('control')}/parent-orders"
 JOB_REQUESTS = f"{_ns('control')}/job-requests"
+# New orders' requests again, dispatched without a storage write: the leading health-checker acts on whichever
+# copy comes first (a parent starts once), the record covers a lost copy and a takeover.
+LIVE_JOB_REQUESTS = twin(JOB_REQUESTS)
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
 HEARTBEATS = f"{_ns('control')}/heartbeats"
 LEADER = f"{_ns('control')}/leader"  # the leading health-checker's beats (standbys watch for silence)

@@ -60,13 +60,15 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "health-checker": (
         ("market", (C,)), ("dlq", (P,)),
-        (topics.JOB_REQUESTS, (C,)), (topics.HEARTBEATS, (C,)), (topics.LEADER, (P, C)),
+        (topics.JOB_REQUESTS, (C,)), (topics.LIVE_JOB_REQUESTS, (C,)), (topics.HEARTBEATS, (C,)),
+        (topics.LEADER, (P, C)),
         (topics.ASSIGNMENTS, (P,)), (topics.EXECUTIONS, (C,)), (topics.REPORTS, (P,)),
         (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)), (topics.SAGA_SNAPSHOTS, (P, C)),
     ),
     "endpoint": (
         ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
-        (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P, C)), (topics.REPORTS, (C,)), (topics.TCA, (P,)),
+        (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P, C)), (topics.LIVE_JOB_REQUESTS, (P,)),
+        (topics.REPORTS, (C,)), (topics.TCA, (P,)),
         (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)), (topics.SAGA_LOG, (C,)),
     ),
     "operator": ((topics.RISK, (P, C)),),

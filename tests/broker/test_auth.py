@@ -79,6 +79,23 @@ def test_the_receiver_writes_ticks_and_the_endpoint_executions(pulsar: broker.Br
         _publish(pulsar, _token(pulsar, "receiver"), topics.EXECUTIONS)
 
 
+def test_the_endpoint_writes_new_orders_on_the_requests_twin_and_the_health_checker_reads_it(
+    pulsar: broker.BrokerConfig,
+) -> None:
+    # A twin is a topic of its own: the control namespace is granted topic by topic.
+    _publish(pulsar, _token(pulsar, "endpoint"), topics.LIVE_JOB_REQUESTS)
+    for role in ("worker", "receiver", "health-checker"):
+        with pytest.raises(BusError, match="AuthorizationError"):
+            _publish(pulsar, _token(pulsar, role), topics.LIVE_JOB_REQUESTS)
+    for role, allowed in (("health-checker", True), ("worker", False)):
+        with Bus(pulsar.service_url, token=_token(pulsar, role), operation_timeout_s=5, quiet=True) as bus:
+            if allowed:
+                bus.tail(topics.LIVE_JOB_REQUESTS, Message, lambda _d: None).close()
+            else:
+                with pytest.raises(BusError, match="AuthorizationError"):
+                    bus.tail(topics.LIVE_JOB_REQUESTS, Message, lambda _d: None)
+
+
 def test_a_token_signed_with_another_key_or_none_is_refused(
     pulsar: broker.BrokerConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -47,7 +47,9 @@ def test_grants_name_known_roles_and_topics_and_keep_the_saga_log_to_the_health_
     assert "viewer" not in writers
     for role, grants in broker.GRANTS.items():
         for target, _ in grants:
-            assert target in topics.NAMESPACES or target.startswith(f"persistent://{topics.TENANT}/")
+            assert target in topics.NAMESPACES or target.removeprefix("non-").startswith(
+                f"persistent://{topics.TENANT}/"
+            )
         produced = {t for t, a in grants if "produce" in a}
         if role != "health-checker":
             assert topics.SAGA_LOG not in produced and topics.ASSIGNMENTS not in produced
@@ -57,6 +59,8 @@ def test_grants_name_known_roles_and_topics_and_keep_the_saga_log_to_the_health_
             assert "jobs" not in produced
         if role != "operator":
             assert topics.RISK not in produced
+        if role != "endpoint":  # new orders come from the desk alone, on the record and its twin
+            assert topics.JOB_REQUESTS not in produced and topics.LIVE_JOB_REQUESTS not in produced
 
 
 def test_an_auth_run_folder_configures_the_token_provider(tmp_path: Path) -> None:

@@ -16,6 +16,13 @@ def test_tick_topic_per_equity() -> None:
     assert (stream_of(topics.ticks("AAPL")), stream_of(topics.live_ticks("AAPL"))) == ("ticks", "ticks-np")
 
 
+def test_twins_of_persistent_topics_only() -> None:
+    assert topics.LIVE_JOB_REQUESTS == "non-persistent://paceline/control/job-requests"
+    assert stream_of(topics.LIVE_JOB_REQUESTS) == "job-requests-np"
+    with pytest.raises(topics.TopicNameError):
+        topics.twin(topics.LIVE_JOB_REQUESTS)  # a twin's twin is not a topic anyone publishes
+
+
 def test_job_topics() -> None:
     assert topics.job_actions("J-42") == "persistent://paceline/jobs/actions.J-42"
     assert topics.job_executions("J-42") == "persistent://paceline/jobs/executions.J-42"
