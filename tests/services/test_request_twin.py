@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from endpoint.service import EndpointService
 from health_checker.coordinator import Config
 from health_checker.service import REQUEST_COPIES, HealthChecker
 from models import CancelRequest, ExecType, JobRequest, Message, now_ns, topics
-from runtime.bus import Bus, Delivery
+from runtime.bus import Bus, BusError, Delivery
 from tests.broker.pipeline import parent_order, reports_of, saga_events, session_ticks, wait_for
 
 
@@ -108,3 +109,28 @@ def test_the_endpoint_sends_new_orders_on_the_twin_and_cancels_on_the_record_onl
         reader.close()
     assert on_record == [req, cancel]
     assert seen == [req]  # the cancel, sent after it, never came on the twin
+
+
+def test_a_health_checker_that_may_not_read_the_twin_leads_on_the_record(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker whose grants predate the twin refuses its reader: the leader says so and goes on without."""
+    tail = bus.tail
+
+    def refusing(topic: str, *args: Any, **kw: Any) -> Any:
+        if topic == topics.LIVE_JOB_REQUESTS:
+            raise BusError(f"cannot follow {topic}: AuthorizationError")
+        return tail(topic, *args, **kw)
+
+    monkeypatch.setattr(bus, "tail", refusing)
+    hc = HealthChecker(bus, f"hc-{uuid.uuid4().hex[:6]}", Config(heartbeat_timeout_s=3))
+    hc.start()
+    try:
+        assert hc.is_leader.wait(60), "the health-checker never took the lease"
+        req = _request(uuid.uuid4().hex[:6])
+        record = bus.producer(topics.JOB_REQUESTS)
+        record.send(req, key=req.parent.parent_id)
+        record.close()
+        wait_for(lambda: bool(reports_of(bus, req.parent.parent_id)), 30, "the New")
+    finally:
+        hc.stop()
