@@ -205,6 +205,43 @@ def test_the_child_encoder_writes_what_the_model_writes_byte_for_byte(
     assert decode(payload, ChildOrderAction) == model
 
 
+_child = st.tuples(
+    st.sampled_from(["J1", "J2", "J3"]),  # the job: its run of fields
+    st.sampled_from(ChildAction),  # fields repeat, and a refused one is rare: most lists are valid
+    st.sampled_from(["J1.1.0", "J1.1.7", "J2.1.12", "J3.1.3"] * 5 + ["J3.1.4\n", "J,1"]),
+    st.sampled_from([0, 100, 250] * 5 + [-1]), st.sampled_from(OrdType),
+    st.sampled_from([None, 100.01, 99.99] * 5 + [0.0]),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(children=st.lists(_child, min_size=1, max_size=12))
+def test_many_children_at_once_are_each_the_models_bytes_or_all_refused(
+    children: list[tuple[str, ChildAction, str, int, OrdType, float | None]],
+) -> None:
+    """A tick's children share field sets, which the encoder checks and writes once, and ids, which it
+    checks in one match: every payload is still its model's bytes, and one refused child refuses them all."""
+    enc = codec.ChildActionEncoder
+    jobs = {
+        j: enc.job_part(job_id=j, parent_id="P" + j, worker_id="w1", epoch=1, symbol="AAPL", side=Side.SELL)
+        for j in ("J1", "J2", "J3")
+    }
+    tail = enc.tick_part(T0, T0 + 5, 9, T0 + 1, None)
+    models: list[ChildOrderAction] = []
+    try:
+        for job, action, child_id, quantity, ord_type, px in children:
+            models.append(ChildOrderAction(
+                action=action, child_id=child_id, job_id=job, parent_id="P" + job, worker_id="w1", epoch=1,
+                symbol="AAPL", side=Side.SELL, quantity=quantity, ord_type=ord_type, limit_px=px, ts_event=T0,
+                ts_init=T0 + 5, tick_seq=9, tick_ts_init=T0 + 1, tick_recv_ns=None,
+            ))  # fmt: skip
+    except ValidationError:
+        with pytest.raises(ValueError, match="child"):
+            enc.payloads(children, tail, jobs.__getitem__)
+        return
+    assert enc.payloads(children, tail, jobs.__getitem__) == [encode(m) for m in models]
+
+
 @pytest.mark.parametrize(
     ("change", "why"),
     [
