@@ -431,6 +431,10 @@ class Engine:
 
     def _decide(self, due: list[Job], tick: Tick, out: list[ChildSpec], sym: _Symbol) -> None:
         """Decides the jobs due, and enters each at its next event time."""
+        first = due[0].policy
+        if isinstance(first, LoadedPolicy) and not [j for j in due if j.policy is not first]:
+            self._decide_file(due, tick, out, sym)  # all of one policy file, as jobs on one grid mostly are
+            return
         by_file: dict[int, list[Job]] = defaultdict(list)
         each: list[Job] = []  # the jobs of a policy file are timed by ``_decide_file``
         for job in due:
@@ -555,16 +559,16 @@ class Engine:
         prices = [_price(k, b == 1, None, tick) for k in KINDS for b in (0, 1)]  # by kind * 2 + buy
         key = codes * 2 + buy
         units = np.array([np.nan if px is None else to_units(px) for _, px in prices])[key]
-        one = np.flatnonzero(simple & (n_open == 1)).tolist()
-        resting_child = [next(iter(jobs[k].open.values())) for k in one]
+        at_one = np.flatnonzero(simple & (n_open == 1))
+        one = at_one.tolist()
+        resting_child = [r for k in one for r in jobs[k].open.values()]  # each job's one open child
         leaves, sent = np.zeros(n, np.int64), np.zeros(n, bool)
         rest_units = np.full(n, np.nan)
         if one:
-            leaves[one] = [r[1] for r in resting_child]
-            rest_units[one] = to_units_array(
-                np.array([np.nan if r[2] is None else r[2] for r in resting_child])
-            )
-            sent[one] = [r[3] for r in resting_child]
+            if len(resting_child) != len(one):
+                raise AssertionError("a job's open children and its column disagree")
+            _, leaves[at_one], px, sent[at_one] = zip(*resting_child, strict=True)
+            rest_units[at_one] = to_units_array(np.array(px, dtype=np.float64))  # None: NaN
         resting = (codes == PriceKind.LIMIT_TOUCH) | (codes == PriceKind.LIMIT_INSIDE)
         budget = np.where(resting, qtys, 0)
         # NaN (no price, or none asked) equals nothing: such a child is never kept.
@@ -582,18 +586,18 @@ class Engine:
         )
         simple_, new_, cancel_, ok = simple.tolist(), new.tolist(), cancel.tolist(), usable.tolist()
         rests = dict(zip(one, resting_child, strict=True))
-        general = _TickPrices(tick)
+        general, open_child = _TickPrices(tick), self._open_child
         for k in np.flatnonzero(~simple | new | cancel).tolist():
-            job, kind = jobs[k], KINDS[codes_[k]]
+            job = jobs[k]
             if simple_[k]:
                 if cancel_[k]:
-                    child_id, left, px, _ = rests[k]
-                    job.open[child_id] = (child_id, left, px, True)
+                    child_id, left, rest_px, _ = rests[k]
+                    job.open[child_id] = (child_id, left, rest_px, True)
                     out.append((job, _CANCEL, child_id, 0, _MKT, None))
                 if new_[k]:
-                    self._open_child(job, size_[k], prices[key_[k]], out)
+                    open_child(job, size_[k], prices[key_[k]], out)
                 continue
-            qty = qtys_[k]
+            kind, qty = KINDS[codes_[k]], qtys_[k]
             if every:
                 seen = Observation(*obs[k].tolist())
                 action = shared_action(kind, qty) if ok[k] else self._fallback(pol, seen, job)

@@ -110,6 +110,11 @@ def run_engine(
             decided += len({a.job_id for a in actions})
         for child in actions:
             deliver(venue.action(child))
+        # What the venue keeps (every order of the day: 105,000 of them in an hour of 1,000 jobs) lives in
+        # the endpoint's and the venue's processes, not the worker's: out of the collector's sight, as its
+        # market is. Else a full collection over it lands in a timed tick: 100-780 ms, growing with the day.
+        # The tick's own objects and what its deliveries brought stay young for the next tick, as live.
+        gc.freeze()
     gc.unfreeze()
     total = sum(per_tick)
     return {
