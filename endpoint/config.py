@@ -88,6 +88,9 @@ class EndpointConfig(BaseModel):
     # Where child orders go: the simulated exchange (default) or a broker over FIX.
     route: Literal["simulated", "fix"] = "simulated"
     broker: BrokerRoute | None = None
+    # A new order's request also goes on the requests' non-persistent twin, which the health-checker starts
+    # the parent from a storage write sooner (docs/PERFORMANCE.md). False: on the record only, as before.
+    request_twin: bool = True
 
     def client_by_comp_id(self, comp_id: str) -> Client | None:
         return next((c for c in self.clients if c.comp_id == comp_id), None)

@@ -129,10 +129,13 @@ class EndpointService:
         n = self.name
         self._executions = self.bus.producer(topics.EXECUTIONS, name=f"{n}-venue")
         self._requests = self.bus.producer(topics.JOB_REQUESTS)
-        try:
-            self._requests_live = self.bus.producer(topics.LIVE_JOB_REQUESTS)
-        except BusError as exc:  # a broker whose grants predate the twin: the record alone, as before it
-            log.warning("new orders on the record only: cannot write the requests' twin", error=str(exc))
+        if not self.cfg.request_twin:
+            log.info("new orders on the record only (request_twin = false)")
+        else:
+            try:
+                self._requests_live = self.bus.producer(topics.LIVE_JOB_REQUESTS)
+            except BusError as exc:  # a broker whose grants predate the twin: the record alone, as before it
+                log.warning("new orders on the record only: cannot write the requests' twin", error=str(exc))
         self._tca = self.bus.producer(topics.TCA)
         for d in self.bus.read_all(topics.RISK, RiskControl):
             self.risk.set_state(d.message.client_id, d.message.state)

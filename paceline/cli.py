@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fix: orders timed (after 10 warm-up ones; 200); saga: job requests a burst "
                          "(500)")  # fmt: skip
     be.add_argument("--no-worker", action="store_true", help="fix: no worker, so the orders are not worked")
+    be.add_argument("--no-request-twin", action="store_true",
+                    help="fix: the endpoint sends new orders' requests on the record only (its "
+                    "request_twin = false)")  # fmt: skip
     be.add_argument("--browser", action="store_true",
                     help="latency: the live page in headless Chromium with a chart open (its own update "
                     "rate, render times, main-thread stalls)")  # fmt: skip

@@ -45,9 +45,12 @@ from saga.core import client_reports, may_carry_reports
 STAGES = ("client_to_endpoint", "desk", "to_saga", "saga", "commit_and_back", "to_client_fix")
 
 
-def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True) -> int:
+def run(
+    settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True,
+    request_twin: bool = True,
+) -> int:  # fmt: skip
     """``worker=False`` leaves the orders unassigned (each waits for a worker): the round trip without the
-    load of working 200 parents on the same two cores."""
+    load of working 200 parents on the same two cores. ``request_twin``: the endpoint's setting."""
     tag = uuid.uuid4().hex[:6]
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paceline-bench-fix-")))
@@ -55,7 +58,8 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
         stack.callback(broker.stop, cfg)
         port = free_port()
         ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{tag}", fix_port=port,
-                                       state_dir=tmp / "endpoint", symbols=[symbol])  # fmt: skip
+                                       state_dir=tmp / "endpoint", symbols=[symbol],
+                                       request_twin=request_twin)  # fmt: skip
         keep_log_on_failure(stack, tmp / "services.log", f"paceline-bench-fix-{tag}")
         log = stack.enter_context((tmp / "services.log").open("w"))
         commands = [("health-checker", "--name", f"bench-hc-{tag}"), ("endpoint", "--config", str(ep_cfg))]
@@ -143,8 +147,10 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
                 if sec is not None:
                     stages[name].append(max(0.0, sec) * 1e3)
         rtt, bare = summary(rtts), summary(hop.ms)
+        copies = "also on the twin" if request_twin else "on the record only"
         print(
-            f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders, services in separate processes"
+            f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders, services in separate processes, "
+            f"{'with' if worker else 'no'} worker, new orders' requests {copies}"
         )
         print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
         rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
@@ -173,8 +179,8 @@ def run(settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", work
             f"health-checker, mean ms: a request's decision {decision} (its log append inside), "
             f"an append {append}"
         )
-        result = {"orders": len(rtts), "rtt_ms": rtt, "bare_hop_ms": bare,
-                  "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
+        result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin, "rtt_ms": rtt,
+                  "bare_hop_ms": bare, "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
         return 0
     return 1

@@ -42,7 +42,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.what == "fix":
         from paceline.bench import fix
 
-        return fix.run(settings, orders=args.orders or 200, worker=not args.no_worker)
+        return fix.run(settings, orders=args.orders or 200, worker=not args.no_worker,
+                       request_twin=not args.no_request_twin)  # fmt: skip
     if args.what == "saga":
         from paceline.bench import saga
 

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,9 +96,18 @@ def test_a_new_order_starts_once_from_whichever_copy_comes_first(
         assert got["twin", "new"] == 1
 
 
+@pytest.mark.parametrize("twin", [True, False], ids=["twin", "request_twin = false"])
 def test_the_endpoint_sends_new_orders_on_the_twin_and_cancels_on_the_record_only(
-    bus: Bus, venue: EndpointService
+    bus: Bus, venue: EndpointService, tmp_path: Path, twin: bool
 ) -> None:
+    """And, set to (``request_twin = false``), new orders on the record only too."""
+    ep = venue
+    if not twin:
+        cfg = venue.cfg.model_copy(
+            update={"name": f"{venue.cfg.name}-r", "state_dir": tmp_path / "r", "request_twin": False}
+        )
+        ep = EndpointService(bus, cfg)
+        ep.start()
     seen: list[Message] = []
     got = threading.Event()
 
@@ -112,19 +122,21 @@ def test_the_endpoint_sends_new_orders_on_the_twin_and_cancels_on_the_record_onl
     cancel = CancelRequest(request_id=f"R{tag}", parent_id=pid, client_id="C1", cl_ord_id=f"x{tag}",
                            ts_init=now_ns())  # fmt: skip
     try:
-        venue._publish_request(topics.JOB_REQUESTS, req, pid)
-        venue._publish_request(topics.JOB_REQUESTS, cancel, pid)
-        assert venue._requests is not None
-        venue._requests.flush()
-        assert got.wait(30), "nothing on the twin"
+        ep._publish_request(topics.JOB_REQUESTS, req, pid)
+        ep._publish_request(topics.JOB_REQUESTS, cancel, pid)
+        assert ep._requests is not None
+        ep._requests.flush()
+        assert got.wait(30 if twin else 2) is twin, "nothing on the twin" if twin else "a copy on the twin"
         time.sleep(0.5)  # long enough for a copy of the cancel, sent right after it, to arrive too
         on_record = [d.message for d in bus.read_all(topics.JOB_REQUESTS, Message)
                      if getattr(d.message, "parent_id", None) == pid
                      or getattr(getattr(d.message, "parent", None), "parent_id", None) == pid]  # fmt: skip
     finally:
         reader.close()
+        if ep is not venue:
+            ep.stop()
     assert on_record == [req, cancel]
-    assert seen == [req]  # the cancel, sent after it, never came on the twin
+    assert seen == ([req] if twin else [])  # the cancel, sent after it, never came on the twin
 
 
 def test_a_health_checker_that_may_not_read_the_twin_leads_on_the_record(
