@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-request-twin", action="store_true",
                     help="fix: the endpoint sends new orders' requests on the record only (its "
                     "request_twin = false)")  # fmt: skip
+    be.add_argument("--order-rate", type=float, default=0.0,
+                    help="fix: orders sent at most this many a second (default 0: back to back, each once "
+                         "the one before is answered)")  # fmt: skip
     be.add_argument("--browser", action="store_true",
                     help="latency: the live page in headless Chromium with a chart open (its own update "
                     "rate, render times, main-thread stalls)")  # fmt: skip

@@ -47,10 +47,14 @@ STAGES = ("client_to_endpoint", "desk", "to_saga", "saga", "commit_and_back", "t
 
 def run(
     settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True,
-    request_twin: bool = True,
+    request_twin: bool = True, order_rate: float = 0.0,
 ) -> int:  # fmt: skip
     """``worker=False`` leaves the orders unassigned (each waits for a worker): the round trip without the
-    load of working 200 parents on the same two cores. ``request_twin``: the endpoint's setting."""
+    load of working 200 parents on the same two cores. ``request_twin``: the endpoint's setting.
+    ``order_rate``: orders sent at most this many a second (0: each as soon as the one before is answered
+    and the hop probed). Every accepted order has the broker create its job's topics (tens of ms of its CPU
+    here), which back to back overlaps the next order; a client within the desk's default limit
+    (``Limits().max_orders_per_s``) leaves that work time to finish."""
     tag = uuid.uuid4().hex[:6]
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paceline-bench-fix-")))
@@ -112,7 +116,12 @@ def run(
         timed: list[tuple[str, int, int]] = []  # ClOrdID, sent, first reply (wall clock)
         hop = _Hop(bus)
         stack.callback(hop.close)
+        gap_s = 1.0 / order_rate if order_rate > 0 else 0.0
+        next_at = time.perf_counter()
         for i in range(orders + 10):
+            if gap_s:
+                time.sleep(max(0.0, next_at - time.perf_counter()))
+                next_at = max(next_at + gap_s, time.perf_counter())
             t = last[0]
             assert t is not None
             low = round((t.bid_px + t.ask_px) / 2 * 0.97, 2)  # rests: a cap below the market
@@ -148,9 +157,10 @@ def run(
                     stages[name].append(max(0.0, sec) * 1e3)
         rtt, bare = summary(rtts), summary(hop.ms)
         copies = "also on the twin" if request_twin else "on the record only"
+        cadence = f"at most {order_rate:g} orders/s" if gap_s else "back to back"
         print(
-            f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders, services in separate processes, "
-            f"{'with' if worker else 'no'} worker, new orders' requests {copies}"
+            f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders {cadence}, services in separate "
+            f"processes, {'with' if worker else 'no'} worker, new orders' requests {copies}"
         )
         print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
         rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
@@ -179,7 +189,8 @@ def run(
             f"health-checker, mean ms: a request's decision {decision} (its log append inside), "
             f"an append {append}"
         )
-        result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin, "rtt_ms": rtt,
+        result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin,
+                  "order_rate": order_rate, "rtt_ms": rtt,
                   "bare_hop_ms": bare, "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
         return 0
