@@ -13,6 +13,17 @@ from paceline.commands import checks, ops, research, services
 from runtime.settings import Settings
 
 
+def _rate(text: str) -> float:
+    """A rate: a number of at least 0 (0: no limit)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="paceline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -257,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-request-twin", action="store_true",
                     help="fix: the endpoint sends new orders' requests on the record only (its "
                     "request_twin = false)")  # fmt: skip
-    be.add_argument("--order-rate", type=float, default=0.0,
+    be.add_argument("--order-rate", type=_rate, default=0.0,
                     help="fix: orders sent at most this many a second (default 0: back to back, each once "
                          "the one before is answered)")  # fmt: skip
     be.add_argument("--browser", action="store_true",

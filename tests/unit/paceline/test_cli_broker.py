@@ -49,3 +49,18 @@ def test_a_clusters_service_url_answers_when_any_of_its_brokers_does() -> None:
     assert not cli.broker_answers(
         f"pulsar://127.0.0.1:{_closed_port()},127.0.0.1:{_closed_port()}", timeout_s=0.3
     )
+
+
+@pytest.mark.parametrize("rate", ["-1", "nan", "inf", "fast"])
+def test_a_bench_order_rate_that_is_not_a_rate_is_refused_before_anything_starts(
+    rate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.build_parser().parse_args(["bench", "fix", "--order-rate", rate])
+    assert exc.value.code == 2
+    assert "--order-rate" in capsys.readouterr().err
+
+
+def test_a_bench_order_rate_of_zero_means_back_to_back() -> None:
+    assert cli.build_parser().parse_args(["bench", "fix"]).order_rate == 0.0
+    assert cli.build_parser().parse_args(["bench", "fix", "--order-rate", "20"]).order_rate == 20.0
