@@ -264,10 +264,11 @@ def test_requests_that_queue_are_committed_together_and_each_acknowledged(
             prod.send_async(JobRequest(job_id=f"JG{tag}-{i}", parent=p, ts_init=t), key=p.parent_id)
         prod.flush()
         prod.close()
-        wait_for(lambda: sum(any(e == "reported" for e, _ in v) for v in got.values()) == n, 60,
+        # A copy of the values first: the tail's listener thread adds sagas to ``got`` meanwhile.
+        wait_for(lambda: sum(any(e == "reported" for e, _ in v) for v in list(got.values())) == n, 60,
                  "every request answered")  # fmt: skip
         time.sleep(1.0)  # the tail has had every event of the requests' transactions by then
-        answered = {saga: list(events) for saga, events in got.items()}  # the requests' own transactions
+        answered = {saga: list(evs) for saga, evs in list(got.items())}  # the requests' own transactions
         cancels = bus.producer(topics.JOB_REQUESTS)
         for i in range(n):
             stop = CancelRequest(
@@ -276,7 +277,7 @@ def test_requests_that_queue_are_committed_together_and_each_acknowledged(
             cancels.send_async(stop, key=stop.parent_id)
         cancels.flush()
         cancels.close()
-        wait_for(lambda: sum(any(e == "saga.completed" for e, _ in v) for v in got.values()) == n, 60,
+        wait_for(lambda: sum(any(e == "saga.completed" for e, _ in v) for v in list(got.values())) == n, 60,
                  "every parent cancelled and closed")  # fmt: skip
     finally:
         hc.stop()
