@@ -34,7 +34,7 @@ from models import (
     VenueCommandAck,
     now_ns,
 )
-from models.fix import ORD_TYPE_OUT, SIDE_OUT, Tag, utc
+from models.fix import ORD_TYPE_OUT, SIDE_OUT, Tag, send, utc
 from runtime.logs import get_logger
 
 log = get_logger("paceline.endpoint.broker")
@@ -207,22 +207,16 @@ class FixBrokerLink(fix.Application):  # type: ignore[misc]
 
     # orders out
     def send_new(self, a: ChildOrderAction, qty: int) -> None:
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "D")
-        for tag, value in ((Tag.CL_ORD_ID, a.child_id), (Tag.SYMBOL, a.symbol), (Tag.SIDE, SIDE_OUT[a.side]),
-                           (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, ORD_TYPE_OUT[a.ord_type]),
-                           (Tag.TIME_IN_FORCE, "0"), (Tag.TRANSACT_TIME, utc(now_ns()))):  # fmt: skip
-            m.setField(tag, value)
-        if a.ord_type is OrdType.LIMIT and a.limit_px is not None:
-            m.setField(Tag.PRICE, f"{a.limit_px:.4f}")
-        fix.Session.sendToTarget(m, self.session_id)
+        limit = a.limit_px if a.ord_type is OrdType.LIMIT else None
+        send(self.session_id, "D", [
+            (Tag.CL_ORD_ID, a.child_id), (Tag.SYMBOL, a.symbol), (Tag.SIDE, SIDE_OUT[a.side]),
+            (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, ORD_TYPE_OUT[a.ord_type]), (Tag.TIME_IN_FORCE, "0"),
+            (Tag.TRANSACT_TIME, utc(now_ns())), (Tag.PRICE, None if limit is None else f"{limit:.4f}"),
+        ])  # fmt: skip
 
     def send_cancel(self, a: ChildOrderAction) -> None:
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "F")
-        for tag, value in ((Tag.CL_ORD_ID, f"{a.child_id}.c"), (Tag.ORIG_CL_ORD_ID, a.child_id),
-                           (Tag.SYMBOL, a.symbol), (Tag.SIDE, SIDE_OUT[a.side]),
-                           (Tag.ORDER_QTY, str(a.quantity)),
-                           (Tag.TRANSACT_TIME, utc(now_ns()))):  # fmt: skip
-            m.setField(tag, value)
-        fix.Session.sendToTarget(m, self.session_id)
+        send(self.session_id, "F", [
+            (Tag.CL_ORD_ID, f"{a.child_id}.c"), (Tag.ORIG_CL_ORD_ID, a.child_id), (Tag.SYMBOL, a.symbol),
+            (Tag.SIDE, SIDE_OUT[a.side]), (Tag.ORDER_QTY, str(a.quantity)),
+            (Tag.TRANSACT_TIME, utc(now_ns())),
+        ])  # fmt: skip

@@ -61,6 +61,7 @@ from models.fix import (
     Tag,
     dictionary,
     parse_utc,
+    send,
     utc,
 )
 from runtime.logs import get_logger
@@ -312,18 +313,14 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     def _reject_order(self, sid: Any, m: Any, r: Refusal) -> None:
         REJECTS.labels("order", r.code).inc()
-        out = self._er_header("NONE", m.getField(Tag.CL_ORD_ID), f"rej-{uuid.uuid4().hex[:16]}", "8", "8")
-        out.setField(Tag.SYMBOL, m.getField(Tag.SYMBOL))
-        out.setField(Tag.SIDE, m.getField(Tag.SIDE))
-        out.setField(Tag.ORDER_QTY, m.getField(Tag.ORDER_QTY))
-        for tag in (Tag.CUM_QTY, Tag.LEAVES_QTY, Tag.AVG_PX):
-            out.setField(tag, "0")
-        out.setField(
-            Tag.ORD_REJ_REASON,
-            ORD_REJ_REASON.get(r.code, "3" if r.code.endswith(("notional", "position")) else "99"),
-        )
-        out.setField(Tag.TEXT, r.text[:200])
-        fix.Session.sendToTarget(out, sid)
+        code = ORD_REJ_REASON.get(r.code, "3" if r.code.endswith(("notional", "position")) else "99")
+        send(sid, "8", [
+            *self._er_header("NONE", m.getField(Tag.CL_ORD_ID), f"rej-{uuid.uuid4().hex[:16]}", "8", "8"),
+            (Tag.SYMBOL, m.getField(Tag.SYMBOL)), (Tag.SIDE, m.getField(Tag.SIDE)),
+            (Tag.ORDER_QTY, m.getField(Tag.ORDER_QTY)),
+            (Tag.CUM_QTY, "0"), (Tag.LEAVES_QTY, "0"), (Tag.AVG_PX, "0"),
+            (Tag.ORD_REJ_REASON, code), (Tag.TEXT, r.text[:200]),
+        ])  # fmt: skip
 
     def _cancel(self, client_id: str, m: Any, sid: Any) -> None:
         refusal = self.desk.cancel(client_id, m.getField(Tag.CL_ORD_ID), m.getField(Tag.ORIG_CL_ORD_ID))
@@ -353,45 +350,37 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         o = self.desk.status(client_id, m.getField(Tag.CL_ORD_ID))
         if o is None:
             REJECTS.labels("business", "unknown_order").inc()
-            rej = fix.Message()
-            rej.getHeader().setField(Tag.MSG_TYPE, "j")
-            rej.setField(Tag.REF_SEQ_NUM, m.getHeader().getField(Tag.MSG_SEQ_NUM))
-            rej.setField(Tag.REF_MSG_TYPE, "H")
-            rej.setField(Tag.BUSINESS_REJECT_REASON, "0")  # other
-            rej.setField(Tag.TEXT, f"unknown order {m.getField(Tag.CL_ORD_ID)}")
-            fix.Session.sendToTarget(rej, sid)
+            send(sid, "j", [
+                (Tag.REF_SEQ_NUM, m.getHeader().getField(Tag.MSG_SEQ_NUM)), (Tag.REF_MSG_TYPE, "H"),
+                (Tag.BUSINESS_REJECT_REASON, "0"),  # other
+                (Tag.TEXT, f"unknown order {m.getField(Tag.CL_ORD_ID)}"),
+            ])  # fmt: skip
             return
         self._send_status(o, sid)
 
     def _send_status(self, o: Any, sid: Any, text: str | None = None) -> None:
         """An order-status ExecutionReport (150=I): the order as the desk holds it now."""
-        out = self._er_header(o.parent.parent_id, o.cl_ord_id, f"st-{uuid.uuid4().hex[:16]}", "I",
-                              ORD_STATUS_OUT[o.status])  # fmt: skip
-        out.setField(Tag.SYMBOL, o.parent.symbol)
-        out.setField(Tag.SIDE, SIDE_OUT[o.parent.side])
-        out.setField(Tag.ORDER_QTY, str(o.parent.quantity))
-        out.setField(Tag.CUM_QTY, str(o.cum_qty))
-        out.setField(Tag.LEAVES_QTY, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty))
-        out.setField(Tag.AVG_PX, f"{o.avg_px:.6f}")
         # Why it is where it is (waiting for a worker, no market data, ...): the saga's latest word on it.
         text = text or (o.last.text if o.last is not None else None)
-        if text:
-            out.setField(Tag.TEXT, text[:200])
-        fix.Session.sendToTarget(out, sid)
+        send(sid, "8", [
+            *self._er_header(o.parent.parent_id, o.cl_ord_id, f"st-{uuid.uuid4().hex[:16]}", "I",
+                             ORD_STATUS_OUT[o.status]),
+            (Tag.SYMBOL, o.parent.symbol), (Tag.SIDE, SIDE_OUT[o.parent.side]),
+            (Tag.ORDER_QTY, str(o.parent.quantity)), (Tag.CUM_QTY, str(o.cum_qty)),
+            (Tag.LEAVES_QTY, "0" if o.status.terminal else str(o.parent.quantity - o.cum_qty)),
+            (Tag.AVG_PX, f"{o.avg_px:.6f}"), (Tag.TEXT, text[:200] if text else None),
+        ])  # fmt: skip
 
     def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:
         REJECTS.labels("cancel", r.code).inc()
         o = self.desk.find(self._client_of(sid), orig)
-        out = fix.Message()
-        out.getHeader().setField(Tag.MSG_TYPE, "9")
-        out.setField(Tag.ORDER_ID, o.parent.parent_id if o else "NONE")
-        out.setField(Tag.CL_ORD_ID, cl)
-        out.setField(Tag.ORIG_CL_ORD_ID, orig)
-        out.setField(Tag.ORD_STATUS, ORD_STATUS_OUT[o.status] if o else "8")
-        out.setField(Tag.CXL_REJ_RESPONSE_TO, response_to)
-        out.setField(Tag.CXL_REJ_REASON, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99"))
-        out.setField(Tag.TEXT, r.text[:200])
-        fix.Session.sendToTarget(out, sid)
+        send(sid, "9", [
+            (Tag.ORDER_ID, o.parent.parent_id if o else "NONE"), (Tag.CL_ORD_ID, cl),
+            (Tag.ORIG_CL_ORD_ID, orig), (Tag.ORD_STATUS, ORD_STATUS_OUT[o.status] if o else "8"),
+            (Tag.CXL_REJ_RESPONSE_TO, response_to),
+            (Tag.CXL_REJ_REASON, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99")),
+            (Tag.TEXT, r.text[:200]),
+        ])  # fmt: skip
 
     def _client_of(self, sid: Any) -> str:
         c = self.cfg.client_by_comp_id(sid.getTargetCompID().getValue())
@@ -399,55 +388,40 @@ class FixGateway(fix.Application):  # type: ignore[misc]
 
     # --- reports out ----------------------------------------------------------------------------------
     @staticmethod
-    def _er_header(order_id: str, cl: str, exec_id: str, exec_type: str, status: str) -> Any:
-        out = fix.Message()
-        out.getHeader().setField(Tag.MSG_TYPE, "8")
-        out.setField(Tag.ORDER_ID, order_id)
-        out.setField(Tag.CL_ORD_ID, cl)
-        out.setField(Tag.EXEC_ID, exec_id)
-        out.setField(Tag.EXEC_TYPE, exec_type)
-        out.setField(Tag.ORD_STATUS, status)
-        out.setField(Tag.TRANSACT_TIME, utc(now_ns()))
-        return out
+    def _er_header(
+        order_id: str, cl: str, exec_id: str, exec_type: str, status: str
+    ) -> list[tuple[int, str | None]]:
+        return [(Tag.ORDER_ID, order_id), (Tag.CL_ORD_ID, cl), (Tag.EXEC_ID, exec_id),
+                (Tag.EXEC_TYPE, exec_type), (Tag.ORD_STATUS, status),
+                (Tag.TRANSACT_TIME, utc(now_ns()))]  # fmt: skip
 
     def _deliver(self, client_id: str, m: Message) -> None:
         sid = self.sessions.get(client_id)
         if sid is None:
             return
         if isinstance(m, ExecutionReport):
-            out = self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE_OUT[m.exec_type],
-                                  ORD_STATUS_OUT[m.ord_status])  # fmt: skip
-            if m.orig_cl_ord_id:
-                out.setField(Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id)
-            out.setField(Tag.SYMBOL, m.symbol)
-            out.setField(Tag.SIDE, SIDE_OUT[m.side])
-            out.setField(Tag.ORDER_QTY, str(m.order_qty))
-            out.setField(Tag.LAST_QTY, str(m.last_qty))
-            if m.last_px is not None:
-                out.setField(Tag.LAST_PX, f"{m.last_px:.4f}")
-            out.setField(Tag.CUM_QTY, str(m.cum_qty))
-            out.setField(Tag.LEAVES_QTY, str(m.leaves_qty))
-            out.setField(Tag.AVG_PX, f"{m.avg_px:.6f}")
-            if m.text:
-                out.setField(Tag.TEXT, m.text[:200])
-            if m.is_bps is not None:
-                out.setField(Tag.SHORTFALL_BPS, f"{m.is_bps:.3f}")
-            if m.vwap_slippage_bps is not None:
-                out.setField(Tag.VWAP_SLIPPAGE_BPS, f"{m.vwap_slippage_bps:.3f}")
-            fix.Session.sendToTarget(out, sid)
+            slip = m.vwap_slippage_bps
+            send(sid, "8", [
+                *self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE_OUT[m.exec_type],
+                                 ORD_STATUS_OUT[m.ord_status]),
+                (Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id or None), (Tag.SYMBOL, m.symbol),
+                (Tag.SIDE, SIDE_OUT[m.side]), (Tag.ORDER_QTY, str(m.order_qty)),
+                (Tag.LAST_QTY, str(m.last_qty)),
+                (Tag.LAST_PX, None if m.last_px is None else f"{m.last_px:.4f}"),
+                (Tag.CUM_QTY, str(m.cum_qty)), (Tag.LEAVES_QTY, str(m.leaves_qty)),
+                (Tag.AVG_PX, f"{m.avg_px:.6f}"), (Tag.TEXT, m.text[:200] if m.text else None),
+                (Tag.SHORTFALL_BPS, None if m.is_bps is None else f"{m.is_bps:.3f}"),
+                (Tag.VWAP_SLIPPAGE_BPS, None if slip is None else f"{slip:.3f}"),
+            ])  # fmt: skip
         elif isinstance(m, RequestReject):
             r = Refusal("too_late" if m.too_late else "other", m.reason)
             self._cancel_reject_from(sid, m, r)
 
     def _cancel_reject_from(self, sid: Any, m: RequestReject, r: Refusal) -> None:
-        out = fix.Message()
-        out.getHeader().setField(Tag.MSG_TYPE, "9")
-        out.setField(Tag.ORDER_ID, m.parent_id)
-        out.setField(Tag.CL_ORD_ID, m.cl_ord_id)
-        out.setField(Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id)
-        out.setField(Tag.ORD_STATUS, ORD_STATUS_OUT[m.ord_status])
-        out.setField(Tag.CXL_REJ_RESPONSE_TO, "1" if m.request is RequestKind.CANCEL else "2")
-        out.setField(Tag.CXL_REJ_REASON, "0" if m.too_late else "99")
-        out.setField(Tag.TEXT, r.text[:200])
         REJECTS.labels("cancel", "saga").inc()
-        fix.Session.sendToTarget(out, sid)
+        send(sid, "9", [
+            (Tag.ORDER_ID, m.parent_id), (Tag.CL_ORD_ID, m.cl_ord_id), (Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id),
+            (Tag.ORD_STATUS, ORD_STATUS_OUT[m.ord_status]),
+            (Tag.CXL_REJ_RESPONSE_TO, "1" if m.request is RequestKind.CANCEL else "2"),
+            (Tag.CXL_REJ_REASON, "0" if m.too_late else "99"), (Tag.TEXT, r.text[:200]),
+        ])  # fmt: skip

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import quickfix as fix
 
 from models.common import OrdType, Side, Strategy, TimeInForce
 from models.orders import ExecType, OrdStatus
@@ -115,6 +119,29 @@ def dictionary(state_dir: Path) -> Path:
     out = state_dir / "FIX44-paceline.xml"
     tree.write(out, encoding="utf-8", xml_declaration=True)
     return out
+
+
+SOH = "\x01"
+
+
+def wire(msg_type: str, fields: Iterable[tuple[int, str | None]]) -> str:
+    """An application message's MsgType and fields as FIX text (``tag=value`` each ended by SOH), fields
+    whose value is None left out; QuickFIX's ``Message(text, False)`` takes it in one call and the session
+    adds the rest of the header as it sends. One call, where ``setField`` is one call a field: QuickFIX's
+    Python binding lets the GIL go and takes it back around every call, and a thread in a busy process then
+    waits for it each time (docs/PERFORMANCE.md). A value cannot hold SOH, which ends a field: one there (only
+    free text or a native client's id can have it) becomes a space, so it cannot add fields of its own."""
+    parts = [f"35={msg_type}"]
+    for tag, value in fields:
+        if value is not None:
+            parts.append(f"{tag:d}={value.replace(SOH, ' ')}")
+    parts.append("")
+    return SOH.join(parts)
+
+
+def send(session_id: Any, msg_type: str, fields: Iterable[tuple[int, str | None]]) -> None:
+    """One message to a session, built in one call into QuickFIX (``wire``)."""
+    fix.Session.sendToTarget(fix.Message(wire(msg_type, fields), False), session_id)
 
 
 def utc(ts_ns: int) -> str:
