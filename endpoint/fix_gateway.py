@@ -58,6 +58,7 @@ from models.fix import (
     SIDE_OUT,
     STRATEGY_IN,
     TIF_IN,
+    Body,
     Tag,
     dictionary,
     parse_utc,
@@ -241,15 +242,16 @@ class FixGateway(fix.Application):  # type: ignore[misc]
         client = self.cfg.client_by_comp_id(session_id.getTargetCompID().getValue())
         if client is None:  # cannot happen: QuickFIX only creates configured sessions
             raise fix.RejectLogon("unknown CompID")
+        body = Body(message)
         try:
             if msg_type == "D":
-                self._new_order(client.client_id, message, session_id, recv_ns)
+                self._new_order(client.client_id, body, session_id, recv_ns)
             elif msg_type == "F":
-                self._cancel(client.client_id, message, session_id)
+                self._cancel(client.client_id, body, session_id)
             elif msg_type == "G":
-                self._replace(client.client_id, message, session_id)
+                self._replace(client.client_id, body, session_id)
             elif msg_type == "H":
-                self._status(client.client_id, message, session_id)
+                self._status(client.client_id, body, session_id)
             else:
                 REJECTS.labels("business", "unsupported").inc()
                 raise fix.UnsupportedMessageType()

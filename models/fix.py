@@ -1,6 +1,7 @@
 """The FIX 4.4 dialect Paceline speaks, one definition for the endpoint, the broker route, the client
 library and the tests: tag numbers by name, our custom tags and strategy codes, value mappings, the data
-dictionary (QuickFIX's FIX 4.4 with those additions) and FIX timestamps."""
+dictionary (QuickFIX's FIX 4.4 with those additions), FIX timestamps, and messages written and read in one
+call into QuickFIX each (``wire``, ``send``, ``Body``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -93,10 +95,12 @@ TERMINAL_ORD_STATUS = frozenset(
 )  # a final report's 39
 
 
+_FIX44 = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"  # as installed with QuickFIX
+
+
 def dictionary(state_dir: Path) -> Path:
     """FIX 4.4's dictionary as installed with QuickFIX, with our strategies and custom tags added."""
-    src = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
-    tree = ET.parse(src)
+    tree = ET.parse(_FIX44)
     root = tree.getroot()
     fields = root.find("fields")
     assert fields is not None
@@ -142,6 +146,60 @@ def wire(msg_type: str, fields: Iterable[tuple[int, str | None]]) -> str:
 def send(session_id: Any, msg_type: str, fields: Iterable[tuple[int, str | None]]) -> None:
     """One message to a session, built in one call into QuickFIX (``wire``)."""
     fix.Session.sendToTarget(fix.Message(wire(msg_type, fields), False), session_id)
+
+
+@cache
+def length_tags() -> frozenset[int]:
+    """FIX 4.4's fields of type LENGTH: each gives the byte length of the DATA field after it, whose value
+    may hold SOH."""
+    root = ET.parse(_FIX44).getroot()
+    return frozenset(int(f.get("number") or 0) for f in root.iter("field") if f.get("type") == "LENGTH")
+
+
+class Body:
+    """A received message's body read in one call into QuickFIX, with QuickFIX's ``getField`` and
+    ``isSetField`` (and ``getHeader``) over it: reading fields one call each let the GIL go and waited to take
+    it back every time (``wire``). Only a plain body is read so: a tag that repeats (a repeating group's)
+    or a length-prefixed data field (whose value may hold SOH) sends every read back to QuickFIX, field by
+    field. The session has checked the body against the dictionary before the application sees it."""
+
+    def __init__(self, m: Any) -> None:
+        self._m = m
+        # FieldMap::calculateString(std::string&): the body's own fields as text; SWIG returns {0: text}.
+        self._fields = _plain_fields(m.calculateString("")[0])
+
+    def getHeader(self) -> Any:  # noqa: N802 (QuickFIX's names)
+        return self._m.getHeader()
+
+    def isSetField(self, tag: int) -> bool:  # noqa: N802
+        return tag in self._fields if self._fields is not None else bool(self._m.isSetField(tag))
+
+    def getField(self, tag: int) -> str:  # noqa: N802
+        if self._fields is None:
+            return str(self._m.getField(tag))
+        try:
+            return self._fields[tag]
+        except KeyError:
+            raise fix.FieldNotFound(tag) from None
+
+
+def _plain_fields(text: str) -> dict[int, str] | None:
+    """``tag=value`` fields ended by SOH as a dict, or None where a tag repeats, a field is a length (its data
+    field may hold SOH) or a part is not ``tag=value``."""
+    out: dict[int, str] = {}
+    lengths = length_tags()
+    parts = text.split(SOH)
+    if parts.pop() != "":
+        return None
+    for part in parts:
+        tag, sep, value = part.partition("=")
+        if not sep or not tag.isdigit():
+            return None
+        t = int(tag)
+        if t in out or t in lengths:
+            return None
+        out[t] = value
+    return out
 
 
 def utc(ts_ns: int) -> str:

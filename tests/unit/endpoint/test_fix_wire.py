@@ -1,12 +1,17 @@
 """A FIX message built from ``models.fix.wire`` in one call is the message ``setField`` builds field by
-field, and a value cannot add fields of its own."""
+field, and a value cannot add fields of its own; ``models.fix.Body`` reads a received body as QuickFIX's
+``getField`` does, in one call where the body is plain and field by field where it is not."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import pytest
 import quickfix as fix
 
 from endpoint.fix_gateway import FixGateway
-from models.fix import Tag, wire
+from models.fix import Body, Tag, dictionary, wire
 
 
 def test_wire_builds_what_set_field_builds() -> None:
@@ -30,3 +35,53 @@ def test_a_value_cannot_add_fields() -> None:
     assert not m.isSetField(Tag.PRICE)
     assert m.getField(Tag.TEXT) == "bad 44=1.23 "
     assert m.getField(Tag.CL_ORD_ID) == "C-1"
+
+
+def _parsed(tmp_path: Path, body: str) -> Any:
+    """A NewOrderSingle as the session hands it to the application: parsed against our dictionary."""
+    dd = fix.DataDictionary(str(dictionary(tmp_path)))
+    head = "35=D\x0149=CLIENT1\x0156=PACELINE\x0134=2\x0152=20261205-10:00:00.000\x01"
+    text = f"8=FIX.4.4\x019={len(head) + len(body)}\x01{head}{body}"
+    return fix.Message(f"{text}10={sum(text.encode()) % 256:03d}\x01", dd, True)
+
+
+NOS = ("11=C-1\x0121=1\x0138=100\x0140=2\x0144=99.5\x0154=1\x0155=AAPL\x0159=0\x01"
+       "60=20261205-10:00:00.000\x01847=1001\x01")  # fmt: skip
+READ = (Tag.CL_ORD_ID, Tag.SYMBOL, Tag.SIDE, Tag.ORDER_QTY, Tag.ORD_TYPE, Tag.PRICE, Tag.TIME_IN_FORCE,
+        Tag.TARGET_STRATEGY, Tag.EFFECTIVE_TIME, Tag.EXPIRE_TIME, Tag.PARTICIPATION_RATE,
+        Tag.POLICY_NAME)  # fmt: skip
+
+
+def _same_reads(m: Any, body: Body) -> None:
+    for tag in READ:
+        assert body.isSetField(tag) == m.isSetField(tag), tag
+        if m.isSetField(tag):
+            assert body.getField(tag) == m.getField(tag), tag
+        else:
+            with pytest.raises(fix.FieldNotFound):
+                body.getField(tag)
+
+
+def test_a_plain_body_is_read_in_one_call_as_quickfix_reads_it(tmp_path: Path) -> None:
+    m = _parsed(tmp_path, NOS)
+    body = Body(m)
+    assert body._fields is not None  # read from the one call, not field by field
+    _same_reads(m, body)
+    assert body.getHeader().getField(Tag.MSG_TYPE) == "D"
+
+
+def test_a_data_field_or_a_group_is_read_field_by_field(tmp_path: Path) -> None:
+    # EncodedText's bytes hold SOH and what looks like a TargetStrategy: split on SOH it would be read as one.
+    data = "x\x01847=1003"
+    encoded = _parsed(tmp_path, f"{NOS[: -len('847=1001') - 1]}354={len(data)}\x01355={data}\x01")
+    assert encoded.getField(355) == data
+    body = Body(encoded)
+    assert body._fields is None
+    _same_reads(encoded, body)
+    assert not body.isSetField(Tag.TARGET_STRATEGY)
+    # Two parties: their tags repeat.
+    parties = "453=2\x01448=A\x01447=D\x01452=1\x01448=B\x01447=D\x01452=3\x01"
+    grouped = _parsed(tmp_path, NOS + parties)
+    body = Body(grouped)
+    assert body._fields is None
+    _same_reads(grouped, body)
