@@ -2,17 +2,27 @@
 
 The chosen codec (pydantic-core JSON, models/codec.py) is the first row; the others are what it was
 chosen against. Every candidate validates on decode, because the bus must reject bad payloads.
+
+Then FIX's own codec, QuickFIX through its Python binding: a NewOrderSingle's fields read and an
+ExecutionReport built, field by field (a call into QuickFIX each) against one call (``models.fix.Body`` and
+``wire``), alone and beside one busy Python thread. Every call into the binding lets the GIL go and takes
+it back, so in a process where another thread is working each call may wait for it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from models import Tick, codec
+from models.fix import Body, Tag, dictionary, wire
 
 
 def sample_tick() -> Tick:
@@ -88,4 +98,81 @@ def run(iterations: int = 50_000) -> int:
             f"{r['codec']:32s} {r['encode_us']:10.2f} {r['decode_us']:10.2f} {r['total_us']:11.2f} "
             f"{r['bytes']:6d} {r['total_us'] / base:9.2f}"
         )
+    switch_us = sys.getswitchinterval() * 1e6
+    print(f"\nFIX through QuickFIX's binding, µs (GIL switch interval {switch_us:.0f} µs)")
+    print(f"{'':32s} {'alone p50':>10s} {'p99':>8s} {'busy p50':>10s} {'p99':>8s}")
+    for f in fix_calls():
+        (a50, a99), (b50, b99) = f["alone"], f["busy"]
+        print(f"{f['case']:32s} {a50:10.1f} {a99:8.1f} {b50:10.1f} {b99:8.1f}")
     return 0
+
+
+_NOS = ("11=C-1\x0121=1\x0138=100\x0140=2\x0144=99.5\x0154=1\x0155=AAPL\x0159=0\x01"
+        "60=20261205-10:00:00.000\x01")  # fmt: skip
+_READ = (Tag.CL_ORD_ID, Tag.SYMBOL, Tag.SIDE, Tag.ORDER_QTY, Tag.ORD_TYPE, Tag.PRICE, Tag.TIME_IN_FORCE,
+         Tag.TARGET_STRATEGY, Tag.EFFECTIVE_TIME, Tag.EXPIRE_TIME, Tag.PARTICIPATION_RATE,
+         Tag.POLICY_NAME)  # fmt: skip
+_REPORT = ((Tag.ORDER_ID, "P-1"), (Tag.CL_ORD_ID, "C-1"), (Tag.EXEC_ID, "E-1"), (Tag.EXEC_TYPE, "0"),
+           (Tag.ORD_STATUS, "0"), (Tag.TRANSACT_TIME, "20261205-10:00:00.000"), (Tag.SYMBOL, "AAPL"),
+           (Tag.SIDE, "1"), (Tag.ORDER_QTY, "100"), (Tag.LAST_QTY, "0"), (Tag.CUM_QTY, "0"),
+           (Tag.LEAVES_QTY, "100"), (Tag.AVG_PX, "0.000000"))  # fmt: skip
+
+
+def _fix_cases() -> dict[str, Callable[[], Any]]:
+    import quickfix as fix
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dd = fix.DataDictionary(str(dictionary(Path(tmp))))
+    head = "35=D\x0149=CLIENT1\x0156=PACELINE\x0134=2\x0152=20261205-10:00:00.000\x01"
+    text = f"8=FIX.4.4\x019={len(head) + len(_NOS)}\x01{head}{_NOS}"
+    nos = fix.Message(f"{text}10={sum(text.encode()) % 256:03d}\x01", dd, True)
+
+    def read(m: Any) -> None:  # as the gateway reads a new order: each field asked whether set, then got
+        for tag in _READ:
+            if m.isSetField(tag):
+                m.getField(tag)
+
+    def built() -> Any:
+        out = fix.Message()
+        out.getHeader().setField(Tag.MSG_TYPE, "8")
+        for tag, value in _REPORT:
+            out.setField(tag, value)
+        return out
+
+    return {
+        "order read, field by field": partial(read, nos),
+        "order read, one call (Body)": lambda: read(Body(nos)),
+        "report built, field by field": built,
+        "report built, one call (wire)": lambda: fix.Message(wire("8", _REPORT), False),
+    }
+
+
+def _percentiles_us(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    xs = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        fn()
+        xs.append(time.perf_counter_ns() - t0)
+    xs.sort()
+    return xs[n // 2] / 1e3, xs[int(n * 0.99)] / 1e3
+
+
+def fix_calls(n: int = 2_000) -> list[dict[str, Any]]:
+    """Each case's p50 and p99 (µs) alone, then with one other thread of this process busy in Python."""
+    cases = _fix_cases()
+    rows = [{"case": k, "alone": _percentiles_us(f, n)} for k, f in cases.items()]
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            sum(range(100))
+
+    th = threading.Thread(target=busy, daemon=True)
+    th.start()
+    try:
+        for row, f in zip(rows, cases.values(), strict=True):
+            row["busy"] = _percentiles_us(f, n)
+    finally:
+        stop.set()
+        th.join()
+    return rows
