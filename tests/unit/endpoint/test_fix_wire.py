@@ -85,3 +85,11 @@ def test_a_data_field_or_a_group_is_read_field_by_field(tmp_path: Path) -> None:
     body = Body(grouped)
     assert body._fields is None
     _same_reads(grouped, body)
+
+
+def test_the_bench_times_both_ways_each_way() -> None:
+    from paceline.bench.codec import fix_calls
+
+    rows = fix_calls(20)
+    assert [r["case"].split(",")[0] for r in rows] == ["order read"] * 2 + ["report built"] * 2
+    assert all(0 < r[k][0] <= r[k][1] for r in rows for k in ("alone", "busy"))
