@@ -14,6 +14,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class Parent:
     shortfall: float | None = None
     vwap_slip: float | None = None
     fills: list[tuple[int, int]] = field(default_factory=list)  # (event ns, cum qty)
+    order_id: str | None = None  # the desk's parent id (OrderID 37), once a report names it
 
     @property
     def done(self) -> bool:
@@ -130,8 +132,15 @@ class PipelineDemo:
             ) as r:
                 snap = json.loads(r.read())
             (self.state / "dashboard.json").write_text(json.dumps(snap, indent=1))
-            mine = [p for p in snap["parents"] if p["cl_ord_id"].startswith(f"D{self.run}-")]
-            print(f"live page: {len(mine)} of the demo's parents shown, {snap['fills']['count']} fills seen")
+            listed = {p["cl_ord_id"] for p in snap["parents"]} & self.parents.keys()
+            # The list holds 60, live ones first: on a broker other parents are live on, the demo's finished
+            # ones fall off it. The page still knows each one: its chart is served.
+            rest = [p.order_id for c, p in self.parents.items() if c not in listed]
+            known = len(listed) + sum(self._charted(parent_id) for parent_id in rest)
+            print(
+                f"live page: {known} of the demo's parents known to it ({len(listed)} in its list of 60, "
+                f"live ones first; the rest by their charts), {snap['fills']['count']} fills seen"
+            )
             url = f"http://127.0.0.1:{self.metrics_ports['endpoint']}/metrics"
             with urllib.request.urlopen(url, timeout=5) as r:
                 text = r.read().decode()
@@ -141,6 +150,16 @@ class PipelineDemo:
                       f"p99 <= {q[0.99] * 1e3:.1f} ms (histogram bucket bounds)")  # fmt: skip
         except (OSError, ValueError, KeyError) as exc:
             print(f"live page or metrics not readable: {exc}")
+
+    def _charted(self, parent_id: str | None) -> bool:
+        if parent_id is None:
+            return False
+        url = f"http://127.0.0.1:{self.dashboard_port}/chart.json?parent={urllib.parse.quote(parent_id)}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return bool(r.status == 200)
+        except OSError:  # 404: the page does not know it
+            return False
 
     def stop_services(self) -> None:
         if self.client is not None:
@@ -169,6 +188,8 @@ class PipelineDemo:
             if p is None:
                 continue
             p.status = STATUS.get(f[39], f[39])
+            if f.get(37, "NONE") != "NONE":
+                p.order_id = f[37]
             if p.status in ("NEW", "WORKING") and f[150] == "8":
                 p.status = "REJECTED"
             cum = int(f[14])

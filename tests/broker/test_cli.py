@@ -52,9 +52,9 @@ def test_demo_works_parents_through_every_service(pulsar: broker.BrokerConfig) -
         assert f"data-figure='is_bps'>{float(row.split()[1]):+.2f}<" in page, row
         assert "the same figures" in page and page.count("<svg") == 3
     assert "every tick arrived, in order per symbol" in res.stdout
-    # The live page and the services' metrics were up: the page showed all five parents, and the
+    # The live page and the services' metrics were up: the page knew all five parents, and the
     # endpoint's tick -> child histogram had samples.
-    assert "live page: 5 of the demo's parents shown" in res.stdout, res.stdout[-3000:]
+    assert "live page: 5 of the demo's parents known to it" in res.stdout, res.stdout[-3000:]
     assert "endpoint metrics: tick -> child order p50 <=" in res.stdout
 
 
