@@ -61,6 +61,7 @@ from models.fix import (
     Body,
     Tag,
     dictionary,
+    length_tags,
     parse_utc,
     send,
     utc,
@@ -166,6 +167,7 @@ class FixGateway(fix.Application):  # type: ignore[misc]
     # --- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> None:
         settings = fix.SessionSettings(str(session_settings(self.cfg)))
+        length_tags()  # read from the dictionary now, not on the first order's way in
         self._acceptor = fix.ThreadedSocketAcceptor(
             self, fix.FileStoreFactory(settings), settings, fix.FileLogFactory(settings)
         )

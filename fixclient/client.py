@@ -14,7 +14,7 @@ from typing import Any
 
 import quickfix as fix
 
-from models.fix import Tag, dictionary, utc
+from models.fix import Tag, dictionary, utc, wire
 
 
 def fields(m: Any) -> dict[int, str]:
@@ -107,50 +107,33 @@ class FixClient(fix.Application):  # type: ignore[misc]
         self, cl: str, symbol: str, qty: int, *, start_ns: int, end_ns: int, side: str = "1",
         price: float | None = None, strategy: int | None = None, rate: float | None = None,
     ) -> None:  # fmt: skip
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "D")
-        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, side),
-                           (Tag.ORDER_QTY, str(qty)),
-                           (Tag.ORD_TYPE, "2" if price else "1"), (Tag.TRANSACT_TIME, utc(start_ns)),
-                           (Tag.EFFECTIVE_TIME, utc(start_ns)), (Tag.EXPIRE_TIME, utc(end_ns))):  # fmt: skip
-            m.setField(tag, value)
-        if price:
-            m.setField(Tag.PRICE, f"{price:.2f}")
-        if strategy is not None:
-            m.setField(Tag.TARGET_STRATEGY, str(strategy))
-        if rate is not None:
-            m.setField(Tag.PARTICIPATION_RATE, str(rate))
-        self.send(m, cl)
+        self.send_fields("D", [
+            (Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, side), (Tag.ORDER_QTY, str(qty)),
+            (Tag.ORD_TYPE, "2" if price else "1"), (Tag.TRANSACT_TIME, utc(start_ns)),
+            (Tag.EFFECTIVE_TIME, utc(start_ns)), (Tag.EXPIRE_TIME, utc(end_ns)),
+            (Tag.PRICE, f"{price:.2f}" if price else None),
+            (Tag.TARGET_STRATEGY, None if strategy is None else str(strategy)),
+            (Tag.PARTICIPATION_RATE, None if rate is None else str(rate)),
+        ], cl)  # fmt: skip
 
     def cancel(self, cl: str, orig: str, symbol: str, qty: int) -> None:
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "F")
-        for tag, value in (
-            (Tag.CL_ORD_ID, cl),
-            (Tag.ORIG_CL_ORD_ID, orig),
-            (Tag.SYMBOL, symbol),
-            (Tag.SIDE, "1"),
-            (Tag.ORDER_QTY, str(qty)),
-            (Tag.TRANSACT_TIME, utc(time.time_ns())),
-        ):
-            m.setField(tag, value)
-        self.send(m, cl)
+        self.send_fields("F", [
+            (Tag.CL_ORD_ID, cl), (Tag.ORIG_CL_ORD_ID, orig), (Tag.SYMBOL, symbol), (Tag.SIDE, "1"),
+            (Tag.ORDER_QTY, str(qty)), (Tag.TRANSACT_TIME, utc(time.time_ns())),
+        ], cl)  # fmt: skip
 
     def replace(self, cl: str, orig: str, symbol: str, qty: int) -> None:
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "G")
-        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.ORIG_CL_ORD_ID, orig), (Tag.SYMBOL, symbol),
-                           (Tag.SIDE, "1"), (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, "1"),
-                           (Tag.TRANSACT_TIME, utc(time.time_ns()))):  # fmt: skip
-            m.setField(tag, value)
-        self.send(m, cl)
+        self.send_fields("G", [
+            (Tag.CL_ORD_ID, cl), (Tag.ORIG_CL_ORD_ID, orig), (Tag.SYMBOL, symbol), (Tag.SIDE, "1"),
+            (Tag.ORDER_QTY, str(qty)), (Tag.ORD_TYPE, "1"), (Tag.TRANSACT_TIME, utc(time.time_ns())),
+        ], cl)  # fmt: skip
 
     def status(self, cl: str, symbol: str) -> None:
-        m = fix.Message()
-        m.getHeader().setField(Tag.MSG_TYPE, "H")
-        for tag, value in ((Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, "1")):
-            m.setField(tag, value)
-        self.send(m, f"status-{cl}")
+        self.send_fields("H", [(Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, "1")], f"status-{cl}")
+
+    def send_fields(self, msg_type: str, fields: list[tuple[int, str | None]], key: str) -> None:
+        """A message of these fields (None: left out), built in one call into QuickFIX (``wire``)."""
+        self.send(fix.Message(wire(msg_type, fields), False), key)
 
     def send(self, m: Any, key: str) -> None:
         with self._lock:
