@@ -14,7 +14,7 @@ from typing import Any
 
 import quickfix as fix
 
-from models.fix import Tag, dictionary, utc, wire
+from models.fix import Tag, dictionary, message, utc
 
 
 def fields(m: Any) -> dict[int, str]:
@@ -132,8 +132,8 @@ class FixClient(fix.Application):  # type: ignore[misc]
         self.send_fields("H", [(Tag.CL_ORD_ID, cl), (Tag.SYMBOL, symbol), (Tag.SIDE, "1")], f"status-{cl}")
 
     def send_fields(self, msg_type: str, fields: list[tuple[int, str | None]], key: str) -> None:
-        """A message of these fields (None: left out), built in one call into QuickFIX (``wire``)."""
-        self.send(fix.Message(wire(msg_type, fields), False), key)
+        """A message of these fields (None: left out), built in one call into QuickFIX (``message``)."""
+        self.send(message(msg_type, fields), key)
 
     def send(self, m: Any, key: str) -> None:
         with self._lock:

@@ -143,9 +143,14 @@ def wire(msg_type: str, fields: Iterable[tuple[int, str | None]]) -> str:
     return SOH.join(parts)
 
 
+def message(msg_type: str, fields: Iterable[tuple[int, str | None]]) -> Any:
+    """A QuickFIX message of these fields, built in one call into QuickFIX (``wire``)."""
+    return fix.Message(wire(msg_type, fields), False)
+
+
 def send(session_id: Any, msg_type: str, fields: Iterable[tuple[int, str | None]]) -> None:
-    """One message to a session, built in one call into QuickFIX (``wire``)."""
-    fix.Session.sendToTarget(fix.Message(wire(msg_type, fields), False), session_id)
+    """One message to a session (``message``)."""
+    fix.Session.sendToTarget(message(msg_type, fields), session_id)
 
 
 @cache

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from models import Tick, codec
-from models.fix import Body, Tag, dictionary, wire
+from models.fix import Body, Tag, dictionary, message
 
 
 def sample_tick() -> Tick:
@@ -143,7 +143,7 @@ def _fix_cases() -> dict[str, Callable[[], Any]]:
         "order read, field by field": partial(read, nos),
         "order read, one call (Body)": lambda: read(Body(nos)),
         "report built, field by field": built,
-        "report built, one call (wire)": lambda: fix.Message(wire("8", _REPORT), False),
+        "report built, one call (wire)": lambda: message("8", _REPORT),
     }
 
 

@@ -11,7 +11,7 @@ import pytest
 import quickfix as fix
 
 from endpoint.fix_gateway import FixGateway
-from models.fix import Body, Tag, dictionary, wire
+from models.fix import Body, Tag, dictionary, message
 
 
 def test_wire_builds_what_set_field_builds() -> None:
@@ -23,7 +23,7 @@ def test_wire_builds_what_set_field_builds() -> None:
     for tag, value in fields:
         if value is not None:
             by_field.setField(tag, value)
-    one_call = fix.Message(wire("8", fields), False)
+    one_call = message("8", fields)
     assert one_call.toString() == by_field.toString()
     assert one_call.getHeader().getField(Tag.MSG_TYPE) == "8"
     assert not one_call.isSetField(Tag.LAST_PX)  # None: left out
@@ -31,7 +31,7 @@ def test_wire_builds_what_set_field_builds() -> None:
 
 def test_a_value_cannot_add_fields() -> None:
     text = "bad\x0144=1.23\x01"  # free text with SOH in it would otherwise carry a Price
-    m = fix.Message(wire("8", [(Tag.CL_ORD_ID, "C-1"), (Tag.TEXT, text)]), False)
+    m = message("8", [(Tag.CL_ORD_ID, "C-1"), (Tag.TEXT, text)])
     assert not m.isSetField(Tag.PRICE)
     assert m.getField(Tag.TEXT) == "bad 44=1.23 "
     assert m.getField(Tag.CL_ORD_ID) == "C-1"
