@@ -30,7 +30,6 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from endpoint.action_order import ActionOrder, seq_of
 from endpoint.broker_venue import BrokerVenue, FixBrokerLink
 from endpoint.config import EndpointConfig
 from endpoint.desk import OrderDesk
@@ -88,11 +87,8 @@ STAGES = ("tick_to_worker", "worker_decide", "worker_to_endpoint", "venue")
 
 class EndpointService:
     def __init__(
-        self, bus: Bus, config: EndpointConfig | None = None, *, venue: Venue | None = None, fix: bool = True,
-        live_actions: bool = False,
-    ) -> None:  # fmt: skip
-        """``live_actions``: also read each job's actions twin (``PACELINE_LIVE_ACTIONS``) and act on the
-        first copy of each action, once and in order (``ActionOrder``)."""
+        self, bus: Bus, config: EndpointConfig | None = None, *, venue: Venue | None = None, fix: bool = True
+    ) -> None:
         self.bus = bus
         self.cfg = config or EndpointConfig()
         if why := self.cfg.exposed_demo_credentials():
@@ -116,12 +112,6 @@ class EndpointService:
         self.native = NativeServer(self.cfg, self.desk, self._market_now) if self.cfg.native_port else None
         self._ticks: dict[str, Consumer[Tick]] = {}
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
-        # job id -> its twin's reader, where the endpoint reads the actions' twins
-        self._live_actions: dict[str, Any] | None = {} if live_actions else None
-        self._order = ActionOrder()
-        # An action's two copies may come on two threads: the offer and the hand-on happen as one, so the
-        # venue sees a job's actions in the order they were offered (free on one thread, as Pulsar runs them).
-        self._order_lock = threading.Lock()
         self._job_out: dict[str, Producer] = {}
         self._closing: list[tuple[float, str]] = []  # (when, job id): closed jobs whose topics go then
         self._closing_lock = threading.Lock()
@@ -209,8 +199,6 @@ class EndpointService:
             t.close()
         for a in self._actions.values():
             a.close()
-        for r in (self._live_actions or {}).values():
-            r.close()
         for p in self._job_out.values():
             p.close()
         for prod in (self._executions, self._requests, self._requests_live, self._tca):
@@ -305,18 +293,8 @@ class EndpointService:
         self._job_out[job_id] = out
         # From the earliest: orders a worker sent before this subscription existed are not lost.
         self._actions[job_id] = self.bus.subscribe(
-            topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action,
-            properties=self._live_actions is not None,
-        )  # fmt: skip
-        if self._live_actions is not None:
-            try:
-                self._live_actions[job_id] = self.bus.tail(
-                    topics.live_job_actions(job_id), ChildOrderAction, self._on_live_action, properties=True
-                )
-            except BusError as exc:  # a broker whose grants predate the twin: the record alone serves
-                log.warning(
-                    "cannot read a job's actions twin; the record alone", job_id=job_id, error=str(exc)
-                )
+            topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
+        )
         self._count_job_topics()
 
     def _count_job_topics(self) -> None:
@@ -330,15 +308,10 @@ class EndpointService:
         with self._venue_lock:
             out = self._job_out.pop(job_id, None)
             actions = self._actions.pop(job_id, None)
-            live = self._live_actions.pop(job_id, None) if self._live_actions is not None else None
-        with self._order_lock:
-            self._order.forget(job_id)
         if out is not None:
             out.close()
         if actions is not None:
             actions.unsubscribe()
-        if live is not None:
-            live.close()
         self._count_job_topics()
 
     def _janitor(self) -> None:
@@ -395,28 +368,9 @@ class EndpointService:
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
-        """An action from the record. One the worker numbered (it twins its actions) is handed on once, in
-        order, whichever of its two copies comes first (``ActionOrder``)."""
-        seq = seq_of(d.properties) if self._live_actions is not None else None
-        if seq is None:
-            with bind_order(d.message):
-                self._action(d.message)
-            return
-        with self._order_lock:
-            for a in self._order.offer(d.message, seq, record=True):
-                with bind_order(a):
-                    self._action(a)
-
-    def _on_live_action(self, d: Delivery[ChildOrderAction]) -> None:
-        """An action from its job's twin: handed on if it is the next of its stream (with those held after
-        it)."""
-        seq = seq_of(d.properties)
-        if seq is None:
-            return  # a twin copy always carries its number: one without cannot be ordered (the record has it)
-        with self._order_lock:
-            for a in self._order.offer(d.message, seq, record=False):
-                with bind_order(a):
-                    self._action(a)
+        a = d.message
+        with bind_order(a):
+            self._action(a)
 
     def _action(self, a: ChildOrderAction) -> None:
         CHILD_ORDERS.labels(a.action.value).inc()

@@ -81,17 +81,6 @@ def job_actions(job_id: str) -> str:
     return f"{_ns('jobs')}/actions.{_check(_ID, job_id, 'job id')}"
 
 
-def live_job_actions(job_id: str) -> str:
-    """The actions topic's twin (``twin``), published beside ``job_actions`` when a deployment sets
-    ``PACELINE_LIVE_ACTIONS=non-persistent``; the endpoint acts on whichever copy of an action comes first."""
-    return twin(job_actions(job_id))
-
-
-# The message property on both copies of a twinned action: its number in its (job, epoch) stream, by which
-# the endpoint hands each action on once and in order.
-ACTION_SEQ = "seq"
-
-
 def job_executions(job_id: str) -> str:
     """Acks and fills of one job's child orders (endpoint -> worker)."""
     return f"{_ns('jobs')}/executions.{_check(_ID, job_id, 'job id')}"

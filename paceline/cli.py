@@ -290,9 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--live-ticks", choices=["persistent", "non-persistent"], default=None,
                     help="latency: the topics workers read ticks from (default: PACELINE_LIVE_TICKS, "
                          "persistent): the record, or its non-persistent twins")  # fmt: skip
-    be.add_argument("--live-actions", choices=["persistent", "non-persistent"], default=None,
-                    help="latency: how workers send child orders (default: PACELINE_LIVE_ACTIONS, "
-                         "persistent): on the record, or on it and its non-persistent twin")  # fmt: skip
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.add_argument("--rounds", type=int, default=None,

@@ -98,7 +98,6 @@ class Delivery(Generic[M]):
     publish_time_ms: int
     event_time_ms: int
     redelivery_count: int
-    properties: dict[str, str] | None = None  # read only for a consumer or reader that asks for them
 
 
 class Producer:
@@ -275,11 +274,9 @@ class Consumer(Generic[M]):
         self._dlq: Producer | None = None
         self._dlq_lock = threading.Lock()
         self._skip_before_ns: int | None = None
-        self.with_properties = False
 
     def _decode(self, msg: Any) -> Delivery[M] | None:
-        """The delivery, or None after quarantining an undecodable payload. Its properties only where the
-        subscriber asked for them (``Bus.subscribe(properties=True)``): a dict per message otherwise."""
+        """The delivery, or None after quarantining an undecodable payload."""
         data = msg.data()
         try:
             # Message itself as the model means "any kind" (topics that carry acks and fills together).
@@ -298,7 +295,6 @@ class Consumer(Generic[M]):
             publish_time_ms=msg.publish_timestamp(),
             event_time_ms=msg.event_timestamp(),
             redelivery_count=msg.redelivery_count(),
-            properties=msg.properties() if self.with_properties else None,
         )
 
     def _reject(self, msg: Any, exc: codec.DecodeError) -> None:
@@ -575,12 +571,12 @@ class Bus:
 
     def tail(
         self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None], *,
-        wanted: Callable[[bytes], bool] | None = None, properties: bool = False,
+        wanted: Callable[[bytes], bool] | None = None,
     ) -> Any:  # fmt: skip
         """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it (for
         liveness signals, where only the present matters). Undecodable payloads are counted and skipped;
         ``handler`` runs on the listener thread. Payloads ``wanted`` turns down are passed over undecoded.
-        ``properties``: each delivery carries the message's properties. Close the returned handle."""
+        Close the returned handle."""
         stream = stream_of(topic)
 
         def _listener(_reader: Any, msg: Any) -> None:
@@ -596,8 +592,7 @@ class Bus:
             try:
                 handler(Delivery(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
                                  key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
-                                 event_time_ms=msg.event_timestamp(), redelivery_count=0,
-                                 properties=msg.properties() if properties else None))  # fmt: skip
+                                 event_time_ms=msg.event_timestamp(), redelivery_count=0))  # fmt: skip
             except Exception:
                 metrics.BUS_HANDLER_ERRORS.labels(stream).inc()
                 _log.exception("tail handler failed on %s", topic)
@@ -631,14 +626,12 @@ class Bus:
         consumer_name: str | None = None,
         handler: Callable[[Delivery[M]], None] | None = None,
         auto_ack: bool = True,
-        properties: bool = False,
     ) -> Consumer[M]:
         """Subscribe. With ``handler``, messages are pushed to it on the client's single listener thread
         (so handlers never run concurrently): acknowledged when it returns, negatively acknowledged (and
         counted) when it raises. ``auto_ack=False``: not acknowledged when it returns; the handler has
         taken the delivery, to ``ack`` or ``nack`` once it is dealt with (a group commit). Without a
-        handler, pull them with ``receive``. ``properties``: each delivery carries the message's
-        properties."""
+        handler, pull them with ``receive``."""
         holder: list[Consumer[M]] = []
 
         def _listener(_raw: Any, msg: Any) -> None:
@@ -682,7 +675,6 @@ class Bus:
         except Exception as exc:
             raise BusError(f"cannot subscribe {subscription!r} to {topic}: {exc}") from exc
         consumer = Consumer(self, raw, topic, subscription, model, listener_ref=holder)
-        consumer.with_properties = properties
         holder.append(consumer)
         ready.set()
         return consumer

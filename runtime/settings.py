@@ -31,10 +31,6 @@ class Settings(BaseSettings):
     # topic's non-persistent twin (``models.topics.live_ticks``) and workers read that one, a storage write
     # shorter (docs/PERFORMANCE.md); the persistent topic stays the record. Set it alike for every process.
     live_ticks: Literal["persistent", "non-persistent"] = "persistent"
-    # How child orders reach the endpoint. "non-persistent": each worker also sends every action on its job's
-    # actions topic's twin (``models.topics.live_job_actions``), and the endpoint acts on whichever copy
-    # comes first, once and in order; the persistent topic stays the record. Workers and endpoint alike.
-    live_actions: Literal["persistent", "non-persistent"] = "persistent"
     metrics_port: int = Field(default=0, ge=0, le=65535, description="0 disables the /metrics endpoint")
     metrics_addr: str = Field(
         default="127.0.0.1", description="0.0.0.0 where Prometheus scrapes from elsewhere"
@@ -44,8 +40,3 @@ class Settings(BaseSettings):
     def live_twin(self) -> bool:
         """Whether live ticks go by the tick topics' non-persistent twins (``live_ticks``)."""
         return self.live_ticks == "non-persistent"
-
-    @property
-    def live_action_twin(self) -> bool:
-        """Whether child orders also go by the actions topics' non-persistent twins (``live_actions``)."""
-        return self.live_actions == "non-persistent"

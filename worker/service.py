@@ -71,7 +71,6 @@ class _JobIO:
     actions: Producer
     executions: Consumer[Message]
     sequence: int = 0
-    live: Producer | None = None  # the actions topic's twin (``live_actions``)
 
 
 class WorkerService:
@@ -86,19 +85,14 @@ class WorkerService:
         heartbeat_s: float = 1.0,
         live_ticks: bool = False,
         twin_silence_s: float = 5.0,
-        live_actions: bool = False,
     ) -> None:
         """``live_ticks``: read each symbol's non-persistent twin (``PACELINE_LIVE_TICKS``; the Receiver
         must publish it), not the persistent record. A twin that carries nothing for ``twin_silence_s``
         while its record moves is given up for the record (counted and logged as an error): a worker reads
-        a topic nobody may be publishing, and it must not stop deciding for that. ``live_actions``: send each
-        child-order action on its job's actions topic (the record) and then on its non-persistent twin
-        (``PACELINE_LIVE_ACTIONS``), both numbered (``topics.ACTION_SEQ``) for the endpoint to act on the
-        first copy, once and in order."""
+        a topic nobody may be publishing, and it must not stop deciding for that."""
         self.bus = bus
         self._tick_topic = topics.live_ticks if live_ticks else topics.ticks
         self._live = live_ticks
-        self._live_actions = live_actions
         self._twin_silence_ns = int(twin_silence_s * 1e9)
         self._twins: dict[str, _Twin] = {}  # the symbols read from their twins, as the watch thread sees them
         self._heard: dict[str, int] = {}  # symbol -> when its last tick arrived (ns)
@@ -185,14 +179,6 @@ class WorkerService:
         actions = self.bus.producer(
             topics.job_actions(a.job_id), name=f"{self.worker_id}.{a.job_id}.e{a.epoch}"
         )
-        live = None
-        if self._live_actions:
-            try:
-                live = self.bus.producer(topics.live_job_actions(a.job_id), name=None)
-            except BusError as exc:  # a broker whose grants predate the twin: the record alone serves
-                log.warning(
-                    "cannot write a job's actions twin; the record alone", job_id=a.job_id, error=str(exc)
-                )
         # Our own subscription, from now on: a predecessor's (maybe still connected) is not in the way, and
         # the venue answers only what this producer sends next.
         executions = self.bus.subscribe(
@@ -200,7 +186,7 @@ class WorkerService:
             from_earliest=False, handler=self._on_execution,
         )  # fmt: skip
         with self._lock:
-            self._jobs[a.job_id] = _JobIO(actions, executions, live=live)
+            self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
             self._ticks[symbol] = self._subscribe_ticks(self._tick_topic(symbol))
@@ -222,8 +208,6 @@ class WorkerService:
         if io is not None:
             io.executions.unsubscribe()
             io.actions.close()
-            if io.live is not None:
-                io.live.close()
 
     # --- the hot path ---------------------------------------------------------------------------------
     def _on_tick(self, d: Delivery[Tick]) -> None:
@@ -238,12 +222,7 @@ class WorkerService:
                 if io is None:
                     continue
                 io.sequence += 1
-                if io.live is None:
-                    io.actions.send_async(payload, key=job_id, sequence_id=io.sequence)
-                else:  # the record first: an action is never live before it is on its way to the record
-                    numbered = {topics.ACTION_SEQ: str(io.sequence)}
-                    io.actions.send_async(payload, key=job_id, sequence_id=io.sequence, properties=numbered)
-                    io.live.send_async(payload, key=job_id, properties=numbered)
+                io.actions.send_async(payload, key=job_id, sequence_id=io.sequence)
                 sent[spec[1].value] = sent.get(spec[1].value, 0) + 1
         for value, n in sent.items():
             DECISIONS.labels(value).inc(n)

@@ -49,7 +49,7 @@ from paceline.ops.stack import (
     wait_for_workers,
     write_endpoint_config,
 )
-from runtime.bus import Bus
+from runtime.bus import Bus, Consumer
 from runtime.settings import Settings
 
 S = 1_000_000_000
@@ -73,7 +73,6 @@ class ModeResult:
     # A bare round trip over a non-persistent hop, then a persistent one: the pipeline's own topic kinds
     # when workers read the ticks' non-persistent twins (the goal's floor is two persistent hops).
     floor_same_ms: list[float] = field(default_factory=list)
-    floor_np_ms: list[float] = field(default_factory=list)  # both hops non-persistent
     page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it (a chart chosen)
     page_kb: float = 0.0
     browser: dict[str, float] = field(default_factory=dict)  # --browser: the page itself, chart open
@@ -131,14 +130,12 @@ class Echo:
 class PingPong:
     """Pings at a steady rate through an :class:`Echo`; keeps the round trips (ms) once ``measuring``."""
 
-    def __init__(
-        self, url: str, run: str, ping_kind: str = "persistent", pong_kind: str = "persistent"
-    ) -> None:
-        """``ping_kind``, ``pong_kind``: the two hops' topic kinds, as the pipeline's are when workers read
-        the ticks' non-persistent twins (the tick's hop) and send on the actions' (the child order's)."""
+    def __init__(self, url: str, run: str, ping_kind: str = "persistent") -> None:
+        """``ping_kind``: the first hop's topic kind (the second is persistent), as the pipeline's tick hop
+        is when workers read the ticks' non-persistent twins."""
         self.ping, self.pong = (
             f"{ping_kind}://paceline/exec/ping-{run}",
-            f"{pong_kind}://paceline/exec/pong-{run}",
+            f"persistent://paceline/exec/pong-{run}",
         )
         self.client = pulsar.Client(url, logger=pulsar.ConsoleLogger(pulsar.LoggerLevel.Error))
         self.rtts: list[float] = []
@@ -252,7 +249,7 @@ class BrowserPage:
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path,
               browser: bool = False, stagger: bool = False,
-              live_ticks: bool = False, live_actions: bool = False) -> ModeResult:  # fmt: skip
+              live_ticks: bool = False) -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
     measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
@@ -272,8 +269,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
                 p_.stop()
 
         env = {"PACELINE_LOG_LEVEL": "WARNING",
-               "PACELINE_LIVE_TICKS": "non-persistent" if live_ticks else "persistent",
-               "PACELINE_LIVE_ACTIONS": "non-persistent" if live_actions else "persistent"}  # fmt: skip
+               "PACELINE_LIVE_TICKS": "non-persistent" if live_ticks else "persistent"}  # fmt: skip
 
         def spawn(*args: str) -> Proc:
             procs.append(Proc(*args, service_url=cfg.service_url, admin_url=cfg.admin_url, log=log, env=env))
@@ -301,19 +297,11 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             published[(t.symbol, t.seq)] = time.perf_counter_ns()
 
         measuring = threading.Event()
-        seen: set[str] = set()  # new children taken, from whichever copy (record, twin) came first
-        seen_lock = threading.Lock()
 
         def on_action(d: Any) -> None:
             a: ChildOrderAction = d.message
-            if a.action is not ChildAction.NEW:
-                return
-            with seen_lock:
-                if a.child_id in seen:
-                    return
-                seen.add(a.child_id)
             sent = published.get((a.symbol, a.tick_seq)) if a.tick_seq is not None else None
-            if measuring.is_set() and sent is not None:
+            if measuring.is_set() and sent is not None and a.action is ChildAction.NEW:
                 res.pipeline_ms.append((time.perf_counter_ns() - sent) / 1e6)
                 for stage, sec in zip(STAGES, a.stage_seconds(time.time_ns()), strict=True):
                     if sec is not None:
@@ -324,15 +312,12 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         feed.start()
         until(lambda: feed.market_ns > 0, 30, "the first tick")
         subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns, on_action=on_action,
-                            spread_ns=decision_s * S if stagger else 0,
-                            live_actions=live_actions)  # fmt: skip
+                            spread_ns=decision_s * S if stagger else 0)  # fmt: skip
         for c in subs:
             stack.callback(c.close)
         # Both floors in every run, so that the broker's load is the same whichever topics the workers read.
         floors = (PingPong(cfg.service_url, run),
-                  PingPong(cfg.service_url, f"{run}-np", ping_kind="non-persistent"),
-                  PingPong(cfg.service_url, f"{run}-npnp", ping_kind="non-persistent",
-                           pong_kind="non-persistent"))  # fmt: skip
+                  PingPong(cfg.service_url, f"{run}-np", ping_kind="non-persistent"))  # fmt: skip
         for p_ in floors:
             stack.callback(p_.start().stop)
         view = None
@@ -356,7 +341,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             res.browser = view.end()
         res.ticks = len(published) - n0
         res.rate = res.ticks / (time.perf_counter() - t_meas)
-        res.floor_ms, res.floor_same_ms, res.floor_np_ms = (list(p_.rtts) for p_ in floors)
+        res.floor_ms, res.floor_same_ms = (list(p_.rtts) for p_ in floors)
         page.stop()
         res.page_updates_per_s = page.count / seconds
         res.page_kb = page.bytes / max(1, page.count) / 1e3
@@ -372,19 +357,16 @@ def _submit_jobs(
     t0: int,
     on_action: Callable[[Any], None],
     spread_ns: int = 0,
-    live_actions: bool = False,
-) -> list[Any]:
-    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions (and on their
-    twin with ``live_actions``). A job's decisions fall on a grid from its start: ``spread_ns`` spreads the
-    starts evenly over that span (0: all on one grid, so the jobs on a symbol decide on the same tick)."""
-    consumers: list[Any] = []
+) -> list[Consumer[ChildOrderAction]]:
+    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions. A job's
+    decisions fall on a grid from its start: ``spread_ns`` spreads the starts evenly over that span (0: all
+    on one grid, so the jobs on a symbol decide on the same tick)."""
+    consumers = []
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
         job = f"JB{run}-{i}"
         consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
                                        handler=on_action))  # fmt: skip
-        if live_actions:
-            consumers.append(bus.tail(topics.live_job_actions(job), ChildOrderAction, on_action))
         p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
                         symbol=symbols[i % len(symbols)], side=Side.BUY if i % 2 == 0 else Side.SELL,
                         quantity=5_000_000, start_ns=t0 + i * spread_ns // jobs, end_ns=t0 + 4 * 3600 * S,
@@ -422,22 +404,19 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
         decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
-        browser: bool = False, stagger: bool = False, live_ticks: bool = False,
-        live_actions: bool = False) -> int:  # fmt: skip
-    """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``);
-    ``live_actions``: they also send child orders on the actions' twins (``PACELINE_LIVE_ACTIONS``)."""
+        browser: bool = False, stagger: bool = False, live_ticks: bool = False) -> int:  # fmt: skip
+    """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``)."""
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
                          warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser,
-                         stagger=stagger, live_ticks=live_ticks, live_actions=live_actions)
+                         stagger=stagger, live_ticks=live_ticks)
                for m in modes]  # fmt: skip
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
         f"{decision_s} s of market time ({'staggered over' if stagger else 'all on'} one interval's grid), "
         f"{seconds:g} s measured; workers read ticks from "
-        f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}, and send child orders "
-        f"{'on the record and its twin' if live_actions else 'on the record'}\n"
+        f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}\n"
     )
     print(
         f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
@@ -448,17 +427,15 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         "jobs": jobs,
         "staggered": stagger,
         "live_ticks": "non-persistent" if live_ticks else "persistent",
-        "live_actions": "non-persistent" if live_actions else "persistent",
         "seconds": seconds,
         "modes": {},
     }
     for r in results:
         pipe, floor = r.stats(r.pipeline_ms), r.stats(r.floor_ms)
         stages = {name: r.stats(xs) for name, xs in r.stages_ms.items()}
-        same, np2 = r.stats(r.floor_same_ms), r.stats(r.floor_np_ms)
+        same = r.stats(r.floor_same_ms)
         rows = [("tick -> child order", pipe), *((f"  {n}", st) for n, st in stages.items()),
-                ("floor (bare 2 hops)", floor), ("floor, np + p hops", same),
-                ("floor, np + np hops", np2)]  # fmt: skip
+                ("floor (bare 2 hops)", floor), ("floor, np + p hops", same)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"{r.mode:12s} {name:22s} {st['n']:6.0f} {st['p50']:8.2f} {st['p99']:8.2f} "
@@ -468,8 +445,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
             print(f"{r.mode:12s} {'ratio to the floor':22s} {'':6s} {ratio['p50']:7.2f}x "
                   f"{ratio['p99']:7.2f}x {ratio['p99.9']:8.2f}x  ({r.rate:,.0f} ticks/s)")  # fmt: skip
             over = ", ".join(f"{pipe['p50'] - f['p50']:+.2f} ms over {what}"
-                             for f, what in ((floor, "the floor"), (same, "np + p"), (np2, "np + np"))
-                             if f)  # fmt: skip
+                             for f, what in ((floor, "the floor"), (same, "np + p")) if f)  # fmt: skip
             print(f"{r.mode:12s} {'p50 (goal: floor + 0.5)':22s} {over}")
         print(f"{r.mode:12s} {'live page':22s} {r.page_updates_per_s:.1f} updates/s to a connected client "
               f"with a chart open, {r.page_kb:.1f} kB each")  # fmt: skip
@@ -488,7 +464,6 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
             "stages_ms": stages,
             "floor_ms": floor,
             "floor_np_then_p_ms": same,
-            "floor_np_np_ms": np2,
             "ratio": ratio,
         }
     (out / "latency.json").write_text(json.dumps(doc, indent=1))

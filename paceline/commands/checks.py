@@ -67,9 +67,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                            seconds=args.seconds, modes=modes, decision_s=args.decision,
                            browser=args.browser, stagger=args.stagger,
                            live_ticks=args.live_ticks == "non-persistent" if args.live_ticks
-                           else settings.live_twin,
-                           live_actions=args.live_actions == "non-persistent" if args.live_actions
-                           else settings.live_action_twin)  # fmt: skip
+                           else settings.live_twin)  # fmt: skip
     return 2
 
 

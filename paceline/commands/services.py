@@ -47,8 +47,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     with Bus(settings.pulsar_url) as bus:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,
                             decision_s=args.decision,
-                            live_ticks=settings.live_twin,
-                            live_actions=settings.live_action_twin)  # fmt: skip
+                            live_ticks=settings.live_twin)  # fmt: skip
         _serve_until_signalled(svc.start, svc.stop)
     return 0
 
@@ -105,7 +104,7 @@ def cmd_endpoint(args: argparse.Namespace, settings: Settings) -> int:
               f"({CREDENTIALS_ENV}=FILE, see the README's Security section).", file=sys.stderr)  # fmt: skip
         return 2
     with Bus(settings.pulsar_url) as bus:
-        svc = EndpointService(bus, cfg, live_actions=settings.live_action_twin)
+        svc = EndpointService(bus, cfg)
         _serve_until_signalled(svc.start, svc.stop)
     return 0
 

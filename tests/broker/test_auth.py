@@ -51,10 +51,7 @@ def test_a_worker_may_not_write_the_saga_log_executions_reports_or_the_kill_swit
 def test_a_worker_does_its_own_job(pulsar: broker.BrokerConfig, unique: str) -> None:
     token = _token(pulsar, "worker")
     _publish(pulsar, token, topics.job_actions(f"J-{unique}"))
-    _publish(pulsar, token, topics.live_job_actions(f"J-{unique}"))  # the namespace's grant covers the twin
     _publish(pulsar, token, topics.HEARTBEATS)
-    with Bus(pulsar.service_url, token=_token(pulsar, "endpoint"), operation_timeout_s=5, quiet=True) as bus:
-        bus.tail(topics.live_job_actions(f"J-{unique}"), Message, lambda _d: None).close()
     with Bus(pulsar.service_url, token=token, operation_timeout_s=5, quiet=True) as bus:
         assert bus.read_all(topics.job_executions(f"J-{unique}"), Message) == []
         with pytest.raises(BusError, match="AuthorizationError"):  # another client's reports
