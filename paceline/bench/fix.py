@@ -7,8 +7,9 @@ The New comes from the saga, not from the endpoint: the order crosses the broker
 is appended to the saga log, and the report crosses the broker back. Where the time goes is read from the
 report's ``AckTrace`` (taken from the saga log and the reports topic, whichever brings it first, as the
 endpoint takes it) and this process's own stamps around the FIX session: ``models.ACK_STAGES``. For
-scale, the same run measures a bare ``pulsar-client`` hop (send -> receive) on the same broker: the round
-trip is at least two such hops plus the log append.
+scale, the same run measures a bare ``pulsar-client`` hop (send -> receive) on the same broker (the goal's
+unit), and a bare non-persistent one: the request goes on its twin, the commit is one persistent hop, so
+the two added order by order are the layout's own floor, with nothing of ours (nor QuickFIX) around them.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def run(
         timed: list[tuple[str, int, int]] = []  # ClOrdID, sent, first reply (wall clock)
         hop = _Hop(bus)
         stack.callback(hop.close)
+        hop_np = _Hop(bus, kind="non-persistent")  # the request twin's kind
+        stack.callback(hop_np.close)
+        both: list[tuple[float | None, float | None]] = []  # each order's two probes
         gap_s = 1.0 / order_rate if order_rate > 0 else 0.0
         next_at = time.perf_counter()
         for i in range(orders + 10):
@@ -135,7 +139,7 @@ def run(
                 return 1
             if i < 10:  # the first ones warm up connections and code paths
                 continue
-            hop.probe()
+            both.append((hop.probe(), hop_np.probe()))
             sent_ns = int(client.sent_at[cl] * 1e9) + wall_minus_perf
             replied_ns = int(client.first_reply_at[cl] * 1e9) + wall_minus_perf
             rtts.append((replied_ns - sent_ns) / 1e6)
@@ -155,7 +159,10 @@ def run(
                                            (replied_ns - got[0]) / 1e9), strict=True):  # fmt: skip
                 if sec is not None:
                     stages[name].append(max(0.0, sec) * 1e3)
-        rtt, bare = summary(rtts), summary(hop.ms)
+        rtt, bare, bare_np = summary(rtts), summary(hop.ms), summary(hop_np.ms)
+        # The layout's own floor, order by order: the request's hop on the twin and the commit's persistent
+        # one, with nothing of ours around them (nor QuickFIX's two legs, ~0.6 ms here: PERFORMANCE.md).
+        layout = summary([a + b for a, b in both if a is not None and b is not None])
         copies = "also on the twin" if request_twin else "on the record only"
         cadence = f"at most {order_rate:g} orders/s" if gap_s else "back to back"
         print(
@@ -164,7 +171,9 @@ def run(
         )
         print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
         rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
-                ("bare pulsar-client hop (same broker, same run, one after each order)", bare)]  # fmt: skip
+                ("bare pulsar-client hop (same broker, same run, one after each order)", bare),
+                ("bare non-persistent hop (the request twin's kind, after it)", bare_np),
+                ("the layout's floor: the two hops added, order by order", layout)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"| {name} | {st['n']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} | {st['p99.9']:.2f} | "
@@ -189,9 +198,14 @@ def run(
             f"health-checker, mean ms: a request's decision {decision} (its log append inside), "
             f"an append {append}"
         )
+        if rtt and bare and layout:
+            print(f"round trip at p50: {rtt['p50'] / bare['p50']:.2f}x the hop (goal: 2x), "
+                  f"{rtt['p50'] / layout['p50']:.2f}x the layout's floor, "
+                  f"{rtt['p50'] - layout['p50']:+.2f} ms over it")  # fmt: skip
         result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin,
-                  "order_rate": order_rate, "rtt_ms": rtt,
-                  "bare_hop_ms": bare, "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
+                  "order_rate": order_rate, "rtt_ms": rtt, "bare_hop_ms": bare, "bare_np_hop_ms": bare_np,
+                  "layout_floor_ms": layout,
+                  "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
         return 0
     return 1
@@ -202,21 +216,25 @@ class _Hop:
     each order, so it meets the broker at the orders' cadence and load; back to back, the broker's and the
     bookie's threads never sleep, which no order sees."""
 
-    def __init__(self, bus: Bus) -> None:
-        topic = f"persistent://paceline/exec/bench-hop-{uuid.uuid4().hex[:8]}"
+    def __init__(self, bus: Bus, kind: str = "persistent") -> None:
+        topic = f"{kind}://paceline/exec/bench-hop-{uuid.uuid4().hex[:8]}"
         self.consumer = bus.subscribe(topic, "bench", Tick)
         self.producer = bus.producer(topic)
         self.probe_msg: Any = Tick(symbol="HOP", seq=1, ts_event=1, ts_init=1, bid_px=1.0, bid_sz=1,
                                    ask_px=1.01, ask_sz=1)  # fmt: skip
         self.ms: list[float] = []
 
-    def probe(self) -> None:
+    def probe(self) -> float | None:
+        """One hop (ms, also kept in ``ms``); None if the message did not come within 5 s."""
         t0 = time.perf_counter()
         self.producer.send_async(self.probe_msg)
         d = self.consumer.receive(timeout_ms=5_000)
-        if d is not None:
-            self.ms.append((time.perf_counter() - t0) * 1000)
-            self.consumer.ack(d)
+        if d is None:
+            return None
+        ms = (time.perf_counter() - t0) * 1000
+        self.ms.append(ms)
+        self.consumer.ack(d)
+        return ms
 
     def close(self) -> None:
         self.producer.close()
