@@ -14,13 +14,13 @@ from typing import Any
 
 import quickfix as fix
 
-from models.fix import Tag, dictionary, message, utc
+from models.fix import SOH, Tag, dictionary, message, utc
 
 
 def fields(m: Any) -> dict[int, str]:
     """The message's fields as tag -> value (header and body)."""
     out: dict[int, str] = {}
-    for part in m.toString().split("\x01"):
+    for part in m.toString().split(SOH):
         if "=" in part:
             tag, _, value = part.partition("=")
             out[int(tag)] = value
