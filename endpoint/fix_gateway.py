@@ -378,10 +378,18 @@ class FixGateway(fix.Application):  # type: ignore[misc]
     def _cancel_reject(self, sid: Any, cl: str, orig: str, response_to: str, r: Refusal) -> None:
         REJECTS.labels("cancel", r.code).inc()
         o = self.desk.find(self._client_of(sid), orig)
+        self._send_cancel_reject(sid, r, order_id=o.parent.parent_id if o else "NONE", cl=cl, orig=orig,
+                                 ord_status=ORD_STATUS_OUT[o.status] if o else "8",
+                                 response_to=response_to)  # fmt: skip
+
+    @staticmethod
+    def _send_cancel_reject(
+        sid: Any, r: Refusal, *, order_id: str, cl: str, orig: str, ord_status: str, response_to: str
+    ) -> None:
+        """An OrderCancelReject (35=9), from the desk's own refusal or the saga's."""
         send(sid, "9", [
-            (Tag.ORDER_ID, o.parent.parent_id if o else "NONE"), (Tag.CL_ORD_ID, cl),
-            (Tag.ORIG_CL_ORD_ID, orig), (Tag.ORD_STATUS, ORD_STATUS_OUT[o.status] if o else "8"),
-            (Tag.CXL_REJ_RESPONSE_TO, response_to),
+            (Tag.ORDER_ID, order_id), (Tag.CL_ORD_ID, cl), (Tag.ORIG_CL_ORD_ID, orig),
+            (Tag.ORD_STATUS, ord_status), (Tag.CXL_REJ_RESPONSE_TO, response_to),
             (Tag.CXL_REJ_REASON, {"too_late": "0", "unknown_order": "1"}.get(r.code, "99")),
             (Tag.TEXT, r.text[:200]),
         ])  # fmt: skip
@@ -418,14 +426,13 @@ class FixGateway(fix.Application):  # type: ignore[misc]
                 (Tag.VWAP_SLIPPAGE_BPS, None if slip is None else f"{slip:.3f}"),
             ])  # fmt: skip
         elif isinstance(m, RequestReject):
-            r = Refusal("too_late" if m.too_late else "other", m.reason)
-            self._cancel_reject_from(sid, m, r)
-
-    def _cancel_reject_from(self, sid: Any, m: RequestReject, r: Refusal) -> None:
-        REJECTS.labels("cancel", "saga").inc()
-        send(sid, "9", [
-            (Tag.ORDER_ID, m.parent_id), (Tag.CL_ORD_ID, m.cl_ord_id), (Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id),
-            (Tag.ORD_STATUS, ORD_STATUS_OUT[m.ord_status]),
-            (Tag.CXL_REJ_RESPONSE_TO, "1" if m.request is RequestKind.CANCEL else "2"),
-            (Tag.CXL_REJ_REASON, "0" if m.too_late else "99"), (Tag.TEXT, r.text[:200]),
-        ])  # fmt: skip
+            REJECTS.labels("cancel", "saga").inc()
+            self._send_cancel_reject(
+                sid,
+                Refusal("too_late" if m.too_late else "other", m.reason),
+                order_id=m.parent_id,
+                cl=m.cl_ord_id,
+                orig=m.orig_cl_ord_id,
+                ord_status=ORD_STATUS_OUT[m.ord_status],
+                response_to="1" if m.request is RequestKind.CANCEL else "2",
+            )
