@@ -23,6 +23,7 @@ from typing import Any
 
 from models import Tick, codec
 from models.fix import Body, Tag, dictionary, message
+from paceline.bench.stats import percentile
 
 
 def sample_tick() -> Tick:
@@ -152,9 +153,8 @@ def _percentiles_us(fn: Callable[[], Any], n: int) -> tuple[float, float]:
     for _ in range(n):
         t0 = time.perf_counter_ns()
         fn()
-        xs.append(time.perf_counter_ns() - t0)
-    xs.sort()
-    return xs[n // 2] / 1e3, xs[int(n * 0.99)] / 1e3
+        xs.append((time.perf_counter_ns() - t0) / 1e3)
+    return percentile(xs, 0.5), percentile(xs, 0.99)
 
 
 def fix_calls(n: int = 2_000) -> list[dict[str, Any]]:
