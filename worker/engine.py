@@ -8,6 +8,11 @@
   file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
   (``_Columns``): their observations, action sizes, next decision times and, for a job with at most one
   open child and no limit, its child orders, equal bit for bit to the per-job path.
+- Jobs that start together do not decide together: a job whose grid would fall on the same event times as
+  another of the engine's jobs (parents sent for one start time, jobs re-taken on one tick) decides at an
+  offset within one interval drawn from its id (``decision_offset_ns``). Twenty child orders at one instant
+  queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a lone job, as in the backtest
+  and the RL environment, decides from its start as before.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import operator
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -79,6 +85,13 @@ def _band(policy: Policy | LoadedPolicy | Agent) -> float | None:
         return policy.manifest.band
     band = getattr(policy, "band", None)
     return float(band) if isinstance(band, int | float) else None
+
+
+def decision_offset_ns(job_id: str, span_ns: int) -> int:
+    """Where in ``[0, span_ns)`` a job's decisions fall when they are moved off another job's grid: its id's
+    CRC-32 scaled to the span (not reduced modulo it, which would favour the low offsets), so the same job
+    gets the same offset on any worker, and jobs on different workers spread without talking."""
+    return zlib.crc32(job_id.encode()) * max(0, span_ns) >> 32
 
 
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
@@ -303,8 +316,11 @@ class Engine:
         decision_s: int = 30,
         default_rl: str = DEFAULT_RL_POLICY,
         on_fallback: Callable[[str], None] | None = None,
+        spread: bool = True,
     ) -> None:
+        """``spread`` False: jobs that start together decide together (the benches and tests of that case)."""
         self.worker_id = worker_id
+        self.spread = spread
         self.registry = registry
         self.decision_ns = decision_s * 1_000_000_000
         self.default_rl = default_rl
@@ -365,7 +381,7 @@ class Engine:
             policy=policy if policy is not None else self._policy_for(a),
             context=JobContext(quantity=a.quantity, participation_rate=p.participation_rate),
             slice_qty=slice_qty(a.quantity, p.end_ns - start, self.decision_ns),
-            next_decision_ns=start,
+            next_decision_ns=self._first_decision(a.job_id, start, p.end_ns),
             wire=self._job_part(a),
             child_prefix=f"{a.job_id}.{a.epoch}.",
         )
@@ -375,6 +391,17 @@ class Engine:
         heapq.heappush(sym.starts, (start, job.serial, job))
         sym.schedule((job,))
         return True
+
+    def _first_decision(self, job_id: str, start: int, end: int) -> int:
+        """``start``, unless another live job of the engine decides on the same grid: then an offset into the
+        first interval (within the window, so a short job still decides once)."""
+        step = self.decision_ns
+        if self.spread and any(
+            (j.next_decision_ns - start) % step == 0 and not j.finished and j.job_id != job_id
+            for j in self.jobs.values()
+        ):
+            return start + decision_offset_ns(job_id, min(step, end - start))
+        return start
 
     def _job_part(self, a: JobAssignment) -> str:
         p = a.parent

@@ -61,7 +61,7 @@ def _drive(
     day = _day()
     eps = episodes(day, tuple(HORIZONS), SIZES)
     ticks, venue = day.market(min(e.start_ns for e in eps) - 60 * 10**9, max(e.end_ns for e in eps))
-    engine = Columnar(SIM_WORKER, decision_s=30)
+    engine = Columnar(SIM_WORKER, decision_s=30, spread=False)  # the grid's episodes due together, as columns
     engine.columnar_from = columnar_from
     audited: list[Any] = []
     if audit:

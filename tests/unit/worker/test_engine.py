@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -29,7 +30,7 @@ from models import (
 )
 from tests import factories
 from worker import policy_files
-from worker.engine import Engine
+from worker.engine import ChildSpec, Engine, Job
 from worker.nets import PolicyNet
 from worker.policy_files import PolicyRegistry
 
@@ -242,7 +243,7 @@ def _policy_dir(tmp_path: Path) -> PolicyRegistry:
 def test_rl_jobs_are_decided_in_one_batch(tmp_path: Path) -> None:
     reg = _policy_dir(tmp_path)
     t0, ticks = _first_tick()
-    eng = Engine("w1", reg)
+    eng = Engine("w1", reg, spread=False)  # as when fifty jobs still share a grid (1,000: bench worker)
     for i in range(50):
         eng.assign(_assignment(f"J{i}", 2_000, t0, 10, Strategy.RL))
     pol = reg.load(DEFAULT_RL_POLICY)
@@ -442,3 +443,58 @@ def test_the_columns_hand_each_live_job_its_own_row_and_reuse_a_dropped_ones() -
             0,
         )
         assert cols.limit[r] == p.limit_px if p.limit_px is not None else np.isnan(cols.limit[r])
+
+
+def test_jobs_that_start_together_decide_apart_and_a_lone_job_from_its_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Parents sent for one start time would otherwise decide on the same ticks all day, and their child
+    orders queue behind each other through the pipeline (docs/PERFORMANCE.md)."""
+    t0, ticks = _first_tick()
+    step = 30 * S
+    eng = Engine("w1", decision_s=30)
+    for i in range(20):
+        eng.assign(_assignment(f"J{i}", 10_000, t0, 10, symbol=("AAPL", "MSFT")[i % 2]))
+    offsets = [eng.jobs[f"J{i}"].next_decision_ns - t0 for i in range(20)]
+    assert offsets[0] == 0  # the first keeps its start
+    assert all(0 <= o < step for o in offsets) and len(set(offsets)) == 20
+    assert max(offsets) - min(offsets) > step // 2  # spread over the interval, not bunched
+    again = Engine("w2", decision_s=30)  # the same job on another worker (a re-take) gets the same offset
+    for job in ("J0", "J7"):
+        again.assign(_assignment(job, 10_000, t0, 10, worker="w2"))
+    assert again.jobs["J7"].next_decision_ns == t0 + offsets[7]
+
+    when: dict[str, list[int]] = {f"J{i}": [] for i in range(20)}
+    original = eng._decide
+
+    def decide(due: list[Job], tick: Tick, out: list[ChildSpec], sym: object) -> None:
+        for job in due:
+            when[job.job_id].append(tick.ts_event)
+        original(due, tick, out, sym)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(eng, "_decide", decide)
+    venue = Venue(eng)
+    market = [t for t in ticks if t.symbol == "AAPL"]
+    _run(eng, iter(market), venue)
+    times = [t.ts_event for t in market]
+    for i in range(0, 20, 2):  # the AAPL jobs: on the first tick of each slot of their grid in the window
+        slots = [t0 + offsets[i] + k * step for k in range(10 * 60 // 30)]
+        assert when[f"J{i}"] == [times[bisect.bisect_left(times, slot)] for slot in slots], i
+        assert venue.filled.get(f"J{i}") == 10_000
+
+
+def test_a_lone_job_or_a_job_on_its_own_grid_decides_from_its_start() -> None:
+    t0, _ = _first_tick()
+    eng = Engine("w1", decision_s=30)
+    eng.assign(_assignment("A", 1_000, t0, 10))
+    eng.assign(_assignment("B", 1_000, t0 + 7 * S, 10))  # another grid
+    eng.assign(_assignment("C", 1_000, t0 + 60 * S, 10))  # A's grid: moved
+    d = _assignment("D", 1_000, t0, 1)
+    eng.assign(d.model_copy(update={"parent": d.parent.model_copy(update={"end_ns": t0 + 10 * S})}))
+    assert eng.jobs["A"].next_decision_ns == t0 and eng.jobs["B"].next_decision_ns == t0 + 7 * S
+    assert t0 + 60 * S < eng.jobs["C"].next_decision_ns < t0 + 90 * S
+    assert t0 < eng.jobs["D"].next_decision_ns < t0 + 10 * S  # a 10 s window: moved within it, so it decides
+    aligned = Engine("w1", decision_s=30, spread=False)
+    for job in "XYZ":
+        aligned.assign(_assignment(job, 1_000, t0, 10))
+    assert {j.next_decision_ns for j in aligned.jobs.values()} == {t0}
