@@ -8,8 +8,8 @@
   file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
   (``_Columns``): their observations, action sizes, next decision times and, for a job with at most one
   open child and no limit, its child orders, equal bit for bit to the per-job path.
-- Jobs that start together do not decide together: a job whose grid would fall on the same event times as
-  another of the engine's jobs (parents sent for one start time, jobs re-taken on one tick) decides at an
+- Jobs that start together do not decide together: a job whose grid would fall within a second of another
+  of the engine's jobs' (parents sent for one start time, jobs re-taken on one tick) decides at an
   offset within one interval drawn from its id (``decision_offset_ns``). Twenty child orders at one instant
   queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a lone job, as in the backtest
   and the RL environment, decides from its start as before.
@@ -72,6 +72,10 @@ from worker.policy_files import LoadedPolicy, PolicyRegistry
 TICK = 0.01
 _CHILDREN: TypeAdapter[list[ChildOrderAction]] = TypeAdapter(list[ChildOrderAction])
 COLUMNAR_FROM = 16  # jobs of one policy file due on one tick, from which they are decided as columns
+# A job whose decisions would fall this close (event time) to another's is moved off its grid. Parents sent
+# together reach a worker tens of milliseconds apart, each starting on its symbol's last tick, so equal
+# grids alone would miss most of them; a second is far from both that and the interval (30 s by default).
+SPREAD_WITHIN_NS = 1_000_000_000
 _serials = itertools.count()
 _NEW, _CANCEL = ChildAction.NEW, ChildAction.CANCEL
 _MKT, _LIMIT, _BUY = OrdType.MARKET, OrdType.LIMIT, Side.BUY
@@ -393,11 +397,13 @@ class Engine:
         return True
 
     def _first_decision(self, job_id: str, start: int, end: int) -> int:
-        """``start``, unless another live job of the engine decides on the same grid: then an offset into the
-        first interval (within the window, so a short job still decides once)."""
+        """``start``, unless another live job of the engine decides within ``SPREAD_WITHIN_NS`` of its grid:
+        then an offset into the first interval (within the window, so a short job still decides once)."""
         step = self.decision_ns
         if self.spread and any(
-            (j.next_decision_ns - start) % step == 0 and not j.finished and j.job_id != job_id
+            min(d := (j.next_decision_ns - start) % step, step - d) < SPREAD_WITHIN_NS
+            and not j.finished
+            and j.job_id != job_id
             for j in self.jobs.values()
         ):
             return start + decision_offset_ns(job_id, min(step, end - start))

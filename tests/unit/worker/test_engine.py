@@ -489,10 +489,12 @@ def test_a_lone_job_or_a_job_on_its_own_grid_decides_from_its_start() -> None:
     eng.assign(_assignment("A", 1_000, t0, 10))
     eng.assign(_assignment("B", 1_000, t0 + 7 * S, 10))  # another grid
     eng.assign(_assignment("C", 1_000, t0 + 60 * S, 10))  # A's grid: moved
+    eng.assign(_assignment("E", 1_000, t0 + 37 * S + S // 2, 10))  # half a second off B's: moved
     d = _assignment("D", 1_000, t0, 1)
     eng.assign(d.model_copy(update={"parent": d.parent.model_copy(update={"end_ns": t0 + 10 * S})}))
     assert eng.jobs["A"].next_decision_ns == t0 and eng.jobs["B"].next_decision_ns == t0 + 7 * S
     assert t0 + 60 * S < eng.jobs["C"].next_decision_ns < t0 + 90 * S
+    assert t0 + 37 * S + S // 2 < eng.jobs["E"].next_decision_ns < t0 + 67 * S + S // 2
     assert t0 < eng.jobs["D"].next_decision_ns < t0 + 10 * S  # a 10 s window: moved within it, so it decides
     aligned = Engine("w1", decision_s=30, spread=False)
     for job in "XYZ":
