@@ -285,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--decision", type=int, default=10, help="latency: market seconds between a job's decisions"
     )
     be.add_argument("--stagger", action="store_true",
-                    help="latency: the jobs' decision times spread over the interval (parents arriving at "
-                         "different times); default: all on one grid, the burst")  # fmt: skip
+                    help="latency: the parents' start times spread evenly over the interval (parents "
+                         "arriving at different times); default: all for one start time, which the workers "
+                         "spread themselves")  # fmt: skip
     be.add_argument("--live-ticks", choices=["persistent", "non-persistent"], default=None,
                     help="latency: the topics workers read ticks from (default: PACELINE_LIVE_TICKS, "
                          "persistent): the record, or its non-persistent twins")  # fmt: skip

@@ -360,7 +360,8 @@ def _submit_jobs(
 ) -> list[Consumer[ChildOrderAction]]:
     """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions. A job's
     decisions fall on a grid from its start: ``spread_ns`` spreads the starts evenly over that span (0: all
-    on one grid, so the jobs on a symbol decide on the same tick)."""
+    for one start time, as parents for the open are; each worker's engine then moves all but one of its
+    jobs off that grid, ``worker.engine.SPREAD_WITHIN_NS``)."""
     consumers = []
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
@@ -414,7 +415,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
                for m in modes]  # fmt: skip
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
-        f"{decision_s} s of market time ({'staggered over' if stagger else 'all on'} one interval's grid), "
+        f"{decision_s} s of market time (starting {'evenly over one interval' if stagger else 'together'}), "
         f"{seconds:g} s measured; workers read ticks from "
         f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}\n"
     )
