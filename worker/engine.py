@@ -8,11 +8,11 @@
   file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
   (``_Columns``): their observations, action sizes, next decision times and, for a job with at most one
   open child and no limit, its child orders, equal bit for bit to the per-job path.
-- Jobs that start together do not decide together: a job whose grid would fall within a second of another
-  of the engine's jobs' (parents sent for one start time, jobs re-taken on one tick) decides at an
-  offset within one interval drawn from its id (``decision_offset_ns``). Twenty child orders at one instant
-  queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a lone job, as in the backtest
-  and the RL environment, decides from its start as before.
+- Jobs that start together do not decide together all day: a job whose grid would fall within a second of
+  another of the engine's jobs' (parents sent for one start time, jobs re-taken on one tick) decides at its
+  start, then on a grid of its own in the widest gap between theirs (``Engine._own_grid``). Twenty child
+  orders at one instant queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a lone
+  job, as in the backtest and the RL environment, decides from its start as before.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -91,11 +91,10 @@ def _band(policy: Policy | LoadedPolicy | Agent) -> float | None:
     return float(band) if isinstance(band, int | float) else None
 
 
-def decision_offset_ns(job_id: str, span_ns: int) -> int:
-    """Where in ``[0, span_ns)`` a job's decisions fall when they are moved off another job's grid: a 64-bit
-    BLAKE2b of its id scaled to the span, so the same job gets the same offset on any worker, and jobs on
-    different workers spread without talking. Not CRC-32: it is linear, and ids that differ in their last
-    characters (``J-1``, ``J-2``) landed in clusters."""
+def drawn_ns(job_id: str, span_ns: int) -> int:
+    """A point of ``[0, span_ns)`` drawn from a job's id (a 64-bit BLAKE2b scaled to the span): the same for
+    the job on any worker, and apart for two jobs, whichever workers they are on. Not CRC-32: it is linear,
+    and ids that differ in their last characters (``J-1``, ``J-2``) landed in clusters."""
     digest = hashlib.blake2b(job_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest) * max(0, span_ns) >> 64
 
@@ -338,6 +337,7 @@ class Engine:
         self.audit: Callable[[Job, Observation, Action], None] | None = None
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
         self.columnar_from = COLUMNAR_FROM
+        self._moved: dict[str, int] = {}  # job id -> its own grid's first time, until it decides there
         self._cols = _Columns()
 
     # --- assignments ----------------------------------------------------------------------------------
@@ -387,37 +387,48 @@ class Engine:
             policy=policy if policy is not None else self._policy_for(a),
             context=JobContext(quantity=a.quantity, participation_rate=p.participation_rate),
             slice_qty=slice_qty(a.quantity, p.end_ns - start, self.decision_ns),
-            next_decision_ns=self._first_decision(a.job_id, start, p.end_ns),
+            next_decision_ns=start,
             wire=self._job_part(a),
             child_prefix=f"{a.job_id}.{a.epoch}.",
         )
+        grid = self._own_grid(a.job_id, start, p.end_ns)
         self.drop(a.job_id)
+        if grid is not None:
+            self._moved[a.job_id] = grid
         self.jobs[a.job_id] = job
         self._cols.add(job)
         heapq.heappush(sym.starts, (start, job.serial, job))
         sym.schedule((job,))
         return True
 
-    def _first_decision(self, job_id: str, start: int, end: int) -> int:
-        """``start``, unless another live job of the engine decides within ``SPREAD_WITHIN_NS`` of its grid.
-        Then the widest gap between the other jobs' grids (their times modulo the interval) takes it, at a
-        point of the gap's middle half drawn from its id: one worker's jobs fall evenly over the interval
-        (random offsets clump: in the bench, at 13x market time, 20 of them put some within 5 ms of wall
-        time), and two workers' jobs, placed without talking, do not fall on the same points. A job whose
-        window ends first decides at an offset into it, so that it still decides once."""
-        step = self.decision_ns
+    def _own_grid(self, job_id: str, start: int, end: int) -> int | None:
+        """None, unless another live job of the engine decides within ``SPREAD_WITHIN_NS`` of this one's
+        grid from ``start``. Then the job still decides at its start (a client's order starts working at
+        once, a re-taken one catches up at once), and from the next decision on, on a grid of its own: in
+        the widest gap between the other jobs' grids (their times modulo the interval), at a point of the
+        gap's middle half drawn from its id, half an interval to one and a half after its start. Returns
+        that grid's first time. One worker's jobs so fall evenly over the interval (random offsets clump:
+        in the bench, at 13x market time, 20 of them put some within 5 ms of wall time), and two workers'
+        jobs, placed without talking, not on the same points."""
         if not self.spread:
-            return start
+            return None
+        step, moved = self.decision_ns, self._moved
         others = sorted(
-            {j.next_decision_ns % step for j in self.jobs.values() if not j.finished and j.job_id != job_id}
+            {
+                moved.get(j.job_id, j.next_decision_ns) % step
+                for j in self.jobs.values()
+                if not j.finished and j.job_id != job_id
+            }
         )
         at = start % step
         if not others or all(min(d := (p - at) % step, step - d) >= SPREAD_WITHIN_NS for p in others):
-            return start
-        gaps = [(b - a, a) for a, b in itertools.pairwise([*others, others[0] + step])]
+            return None
+        gaps = ((b - a, a) for a, b in itertools.pairwise([*others, others[0] + step]))
         width, left = max(gaps, key=operator.itemgetter(0))
-        first = start + (left + width // 4 + decision_offset_ns(job_id, width // 2) - at) % step
-        return first if first < end else start + decision_offset_ns(job_id, end - start)
+        phase = left + width // 4 + drawn_ns(job_id, width // 2)
+        after = start + step // 2
+        first = after + (phase - after) % step
+        return first if first < end else None
 
     def _job_part(self, a: JobAssignment) -> str:
         p = a.parent
@@ -427,6 +438,7 @@ class Engine:
     def drop(self, job_id: str) -> None:
         job = self.jobs.pop(job_id, None)
         self.awaiting.pop(job_id, None)
+        self._moved.pop(job_id, None)
         if job is not None:
             job.dropped = True
             self._cols.free(job.row)
@@ -503,15 +515,24 @@ class Engine:
         """Each job's next decision time: the first slot of its grid after ``ts`` (gaps in the data skip
         slots). One at a time, where numpy's per-call cost is most of the work (a job or a few)."""
         step = self.decision_ns
-        for job in jobs:
-            ahead = job.next_decision_ns
+        for job, ahead in zip(jobs, self._ahead(jobs), strict=True):
             job.next_decision_ns = ahead + step * max(1, (ts - ahead) // step + 1)
+
+    def _ahead(self, jobs: list[Job]) -> list[int]:
+        """The grid slot each job decided on, for ``_advance``: its own grid's first time less an interval
+        for a job at its first decision after being moved off another's (``_own_grid``), so that the rule
+        lands on that time, or on the first of that grid's slots after a gap in the data."""
+        moved = self._moved
+        if not moved:
+            return [j.next_decision_ns for j in jobs]
+        step = self.decision_ns
+        return [moved.pop(j.job_id) - step if j.job_id in moved else j.next_decision_ns for j in jobs]
 
     def _advance_column(self, jobs: list[Job], ts: int) -> np.ndarray:
         """``_advance``'s rule for a batch at once, returned as an int64 column too (the columns' path;
         tests/unit/worker/test_columnar.py holds it to the per-job path's)."""
         step = self.decision_ns
-        ahead = np.fromiter([j.next_decision_ns for j in jobs], dtype=np.int64, count=len(jobs))
+        ahead = np.fromiter(self._ahead(jobs), dtype=np.int64, count=len(jobs))
         ahead += step * np.maximum(1, (ts - ahead) // step + 1)
         for job, ns in zip(jobs, ahead.tolist(), strict=True):
             job.next_decision_ns = ns

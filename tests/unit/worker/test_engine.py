@@ -445,9 +445,7 @@ def test_the_columns_hand_each_live_job_its_own_row_and_reuse_a_dropped_ones() -
         assert cols.limit[r] == p.limit_px if p.limit_px is not None else np.isnan(cols.limit[r])
 
 
-def test_jobs_that_start_together_decide_apart_and_a_lone_job_from_its_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_jobs_that_start_together_decide_at_their_start_then_apart() -> None:
     """Parents sent for one start time would otherwise decide on the same ticks all day, and their child
     orders queue behind each other through the pipeline (docs/PERFORMANCE.md)."""
     t0, ticks = _first_tick()
@@ -455,15 +453,16 @@ def test_jobs_that_start_together_decide_apart_and_a_lone_job_from_its_start(
     eng = Engine("w1", decision_s=30)
     for i in range(20):
         eng.assign(_assignment(f"J{i}", 10_000, t0, 10, symbol=("AAPL", "MSFT")[i % 2]))
-    offsets = [eng.jobs[f"J{i}"].next_decision_ns - t0 for i in range(20)]
-    assert offsets[0] == 0  # the first keeps its start
-    assert all(0 <= o < step for o in offsets)
-    gaps = [b - a for a, b in pairwise(sorted([*offsets, step]))]
+    assert {j.next_decision_ns for j in eng.jobs.values()} == {t0}  # each starts working at its start
+    grids = {f"J{i}": eng._moved.get(f"J{i}", t0 + step) - t0 for i in range(20)}
+    assert grids["J0"] == step  # the first keeps the grid from its start
+    assert all(step // 2 <= g < 3 * step // 2 for g in grids.values())
+    gaps = [b - a for a, b in pairwise(sorted([*(g % step for g in grids.values()), step]))]
     assert min(gaps) >= step // 80 and max(gaps) <= step // 8, gaps  # even: 20 at random would clump
-    again = Engine("w1", decision_s=30)  # the same jobs in the same order: the same times (a replay)
+    again = Engine("w1", decision_s=30)  # the same jobs in the same order: the same grids (a replay)
     for i in range(20):
         again.assign(_assignment(f"J{i}", 10_000, t0, 10, symbol=("AAPL", "MSFT")[i % 2]))
-    assert [again.jobs[f"J{i}"].next_decision_ns - t0 for i in range(20)] == offsets
+    assert again._moved == eng._moved
 
     when: dict[str, list[int]] = {f"J{i}": [] for i in range(20)}
     original = eng._decide
@@ -473,31 +472,59 @@ def test_jobs_that_start_together_decide_apart_and_a_lone_job_from_its_start(
             when[job.job_id].append(tick.ts_event)
         original(due, tick, out, sym)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(eng, "_decide", decide)
+    eng._decide = decide  # type: ignore[method-assign]
     venue = Venue(eng)
     market = [t for t in ticks if t.symbol == "AAPL"]
     _run(eng, iter(market), venue)
     times = [t.ts_event for t in market]
-    for i in range(0, 20, 2):  # the AAPL jobs: on the first tick of each slot of their grid in the window
-        slots = [t0 + offsets[i] + k * step for k in range(10 * 60 // 30)]
+    end = t0 + 10 * 60 * S
+    for i in range(0, 20, 2):  # the AAPL jobs: at the start, then on the first tick of each slot of its grid
+        slots = [t0, *range(t0 + grids[f"J{i}"], end, step)]
         assert when[f"J{i}"] == [times[bisect.bisect_left(times, slot)] for slot in slots], i
         assert venue.filled.get(f"J{i}") == 10_000
+    assert set(eng._moved) == {f"J{i}" for i in range(1, 20, 2)}  # the MSFT jobs, still before their first
 
 
-def test_a_lone_job_or_a_job_on_its_own_grid_decides_from_its_start() -> None:
+def test_a_lone_job_or_one_on_a_grid_of_its_own_keeps_its_grid() -> None:
     t0, _ = _first_tick()
     eng = Engine("w1", decision_s=30)
     eng.assign(_assignment("A", 1_000, t0, 10))
     eng.assign(_assignment("B", 1_000, t0 + 7 * S, 10))  # another grid
     eng.assign(_assignment("C", 1_000, t0 + 60 * S, 10))  # A's grid: moved
     eng.assign(_assignment("E", 1_000, t0 + 37 * S + S // 2, 10))  # half a second off B's: moved
-    d = _assignment("D", 1_000, t0, 1)
+    d = _assignment("D", 1_000, t0, 1)  # a 10 s window, over before a grid of its own would begin
     eng.assign(d.model_copy(update={"parent": d.parent.model_copy(update={"end_ns": t0 + 10 * S})}))
-    assert eng.jobs["A"].next_decision_ns == t0 and eng.jobs["B"].next_decision_ns == t0 + 7 * S
-    assert t0 + 60 * S < eng.jobs["C"].next_decision_ns < t0 + 90 * S
-    assert t0 + 37 * S + S // 2 < eng.jobs["E"].next_decision_ns < t0 + 67 * S + S // 2
-    assert t0 < eng.jobs["D"].next_decision_ns < t0 + 10 * S  # a 10 s window: moved within it, so it decides
+    assert set(eng._moved) == {"C", "E"}
+    assert t0 + 75 * S <= eng._moved["C"] < t0 + 105 * S
+    assert t0 + 52 * S + S // 2 <= eng._moved["E"] < t0 + 82 * S + S // 2
+    eng.drop("C")
+    assert set(eng._moved) == {"E"}
     aligned = Engine("w1", decision_s=30, spread=False)
     for job in "XYZ":
         aligned.assign(_assignment(job, 1_000, t0, 10))
-    assert {j.next_decision_ns for j in aligned.jobs.values()} == {t0}
+    assert not aligned._moved
+
+
+def test_rl_jobs_that_start_together_decide_as_columns_at_their_start_then_apart(tmp_path: Path) -> None:
+    """Their first decision is one batch (from ``COLUMNAR_FROM`` jobs, as columns), whose next decision
+    times are the grids of their own (``Engine._advance_column``)."""
+    reg = _policy_dir(tmp_path)
+    t0, ticks = _first_tick()
+    eng = Engine("w1", reg)
+    for i in range(20):
+        eng.assign(_assignment(f"J{i}", 2_000, t0, 10, Strategy.RL))
+    grids = {f"J{i}": eng._moved.get(f"J{i}", t0 + 30 * S) for i in range(20)}
+    assert len(eng._moved) == 19
+    pol = reg.load(DEFAULT_RL_POLICY)
+    calls: list[int] = []
+    original = pol.scores
+    pol.scores = lambda batch: calls.append(len(batch)) or original(batch)  # type: ignore[method-assign]
+    venue = Venue(eng)
+    market = list(ticks)
+    first = next(k for k, t in enumerate(market) if t.ts_event >= t0)
+    _run(eng, iter(market[: first + 1]), venue)
+    assert calls == [20] and not eng._moved
+    assert {j: eng.jobs[j].next_decision_ns for j in grids} == grids
+    _run(eng, iter(market[first + 1 :]), venue)
+    assert max(calls[1:]) <= 3  # apart from then on
+    assert all(venue.filled.get(f"J{i}") == 2_000 for i in range(20))
