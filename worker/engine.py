@@ -72,9 +72,9 @@ from worker.policy_files import LoadedPolicy, PolicyRegistry
 TICK = 0.01
 _CHILDREN: TypeAdapter[list[ChildOrderAction]] = TypeAdapter(list[ChildOrderAction])
 COLUMNAR_FROM = 16  # jobs of one policy file due on one tick, from which they are decided as columns
-# A job whose decisions would fall this close (event time) to another's is moved off its grid. Parents sent
-# together reach a worker tens of milliseconds apart, each starting on its symbol's last tick, so equal
-# grids alone would miss most of them; a second is far from both that and the interval (30 s by default).
+# A job whose grid would fall this close (event time) to another's is moved: grids a few ticks apart still
+# decide within milliseconds of each other (jobs re-taken after a failover start on their symbols' last
+# ticks, not on one instant). A second is small against the interval (30 s by default).
 SPREAD_WITHIN_NS = 1_000_000_000
 _serials = itertools.count()
 _NEW, _CANCEL = ChildAction.NEW, ChildAction.CANCEL
