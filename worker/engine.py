@@ -406,7 +406,7 @@ class Engine:
         grid from ``start``. Then the job still decides at its start (a client's order starts working at
         once, a re-taken one catches up at once), and from the next decision on, on a grid of its own: in
         the widest gap between the other jobs' grids (their times modulo the interval), at a point of the
-        gap's middle half drawn from its id, half an interval to one and a half after its start. Returns
+        gap's middle half drawn from its id, one to two intervals after its start. Returns
         that grid's first time. One worker's jobs so fall evenly over the interval (random offsets clump:
         in the bench, at 13x market time, 20 of them put some within 5 ms of wall time), and two workers'
         jobs, placed without talking, not on the same points."""
@@ -426,7 +426,7 @@ class Engine:
         gaps = ((b - a, a) for a, b in itertools.pairwise([*others, others[0] + step]))
         width, left = max(gaps, key=operator.itemgetter(0))
         phase = left + width // 4 + drawn_ns(job_id, width // 2)
-        after = start + step // 2
+        after = start + step  # never two decisions less than an interval apart
         first = after + (phase - after) % step
         return first if first < end else None
 

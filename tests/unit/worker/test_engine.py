@@ -413,8 +413,10 @@ def test_a_tick_touches_only_the_jobs_that_are_due(monkeypatch: pytest.MonkeyPat
     _run(eng, iter(market))
     assert len(taken) == len(market)  # once per tick, not once per job
     per_interval = 200 * 10 * 60 // 30
-    assert sum(decided) == per_interval  # each job once per 30 s of its window, never more
-    assert max(decided) < 20  # a tick decides only the few jobs due on it
+    # Each job once per 30 s of its window, never more. Jobs 150 ms apart are moved onto grids of their own
+    # after their first decision (``Engine._own_grid``), one to two intervals on: one decision fewer at most.
+    assert per_interval - 200 <= sum(decided) <= per_interval
+    assert max(decided) <= 25  # a tick decides only the jobs due on it: ~20 after the longest gap (2.9 s)
 
 
 def test_the_columns_hand_each_live_job_its_own_row_and_reuse_a_dropped_ones() -> None:
@@ -456,7 +458,7 @@ def test_jobs_that_start_together_decide_at_their_start_then_apart() -> None:
     assert {j.next_decision_ns for j in eng.jobs.values()} == {t0}  # each starts working at its start
     grids = {f"J{i}": eng._moved.get(f"J{i}", t0 + step) - t0 for i in range(20)}
     assert grids["J0"] == step  # the first keeps the grid from its start
-    assert all(step // 2 <= g < 3 * step // 2 for g in grids.values())
+    assert all(step <= g < 2 * step for g in grids.values())  # never two decisions within an interval
     gaps = [b - a for a, b in pairwise(sorted([*(g % step for g in grids.values()), step]))]
     assert min(gaps) >= step // 80 and max(gaps) <= step // 8, gaps  # even: 20 at random would clump
     again = Engine("w1", decision_s=30)  # the same jobs in the same order: the same grids (a replay)
@@ -495,8 +497,8 @@ def test_a_lone_job_or_one_on_a_grid_of_its_own_keeps_its_grid() -> None:
     d = _assignment("D", 1_000, t0, 1)  # a 10 s window, over before a grid of its own would begin
     eng.assign(d.model_copy(update={"parent": d.parent.model_copy(update={"end_ns": t0 + 10 * S})}))
     assert set(eng._moved) == {"C", "E"}
-    assert t0 + 75 * S <= eng._moved["C"] < t0 + 105 * S
-    assert t0 + 52 * S + S // 2 <= eng._moved["E"] < t0 + 82 * S + S // 2
+    assert t0 + 90 * S <= eng._moved["C"] < t0 + 120 * S
+    assert t0 + 67 * S + S // 2 <= eng._moved["E"] < t0 + 97 * S + S // 2
     eng.drop("C")
     assert set(eng._moved) == {"E"}
     aligned = Engine("w1", decision_s=30, spread=False)
