@@ -338,6 +338,7 @@ class Engine:
         self._received_ns: int | None = None  # the tick being decided on: when it reached the process
         self.columnar_from = COLUMNAR_FROM
         self._moved: dict[str, int] = {}  # job id -> its own grid's first time, until it decides there
+        self._phases: dict[str, int] = {}  # job id -> its grid's times modulo the interval, while it works
         self._cols = _Columns()
 
     # --- assignments ----------------------------------------------------------------------------------
@@ -391,10 +392,12 @@ class Engine:
             wire=self._job_part(a),
             child_prefix=f"{a.job_id}.{a.epoch}.",
         )
-        grid = self._own_grid(a.job_id, start, p.end_ns)
         self.drop(a.job_id)
-        if grid is not None:
-            self._moved[a.job_id] = grid
+        if self.spread:
+            grid = self._own_grid(a.job_id, start, p.end_ns)
+            if grid is not None:
+                self._moved[a.job_id] = grid
+            self._phases[a.job_id] = (start if grid is None else grid) % self.decision_ns
         self.jobs[a.job_id] = job
         self._cols.add(job)
         heapq.heappush(sym.starts, (start, job.serial, job))
@@ -402,7 +405,7 @@ class Engine:
         return True
 
     def _own_grid(self, job_id: str, start: int, end: int) -> int | None:
-        """None, unless another live job of the engine decides within ``SPREAD_WITHIN_NS`` of this one's
+        """None, unless another working job of the engine decides within ``SPREAD_WITHIN_NS`` of this one's
         grid from ``start``. Then the job still decides at its start (a client's order starts working at
         once, a re-taken one catches up at once), and from the next decision on, on a grid of its own: in
         the widest gap between the other jobs' grids (their times modulo the interval), at a point of the
@@ -410,21 +413,16 @@ class Engine:
         that grid's first time. One worker's jobs so fall evenly over the interval (random offsets clump:
         in the bench, at 13x market time, 20 of them put some within 5 ms of wall time), and two workers'
         jobs, placed without talking, not on the same points."""
-        if not self.spread:
+        step, phases = self.decision_ns, self._phases
+        others = np.unique(np.fromiter(phases.values(), dtype=np.int64, count=len(phases)))  # sorted
+        if not others.size:
             return None
-        step, moved = self.decision_ns, self._moved
-        others = sorted(
-            {
-                moved.get(j.job_id, j.next_decision_ns) % step
-                for j in self.jobs.values()
-                if not j.finished and j.job_id != job_id
-            }
-        )
-        at = start % step
-        if not others or all(min(d := (p - at) % step, step - d) >= SPREAD_WITHIN_NS for p in others):
+        apart = (others - start % step) % step
+        if np.minimum(apart, step - apart).min() >= SPREAD_WITHIN_NS:
             return None
-        gaps = ((b - a, a) for a, b in itertools.pairwise([*others, others[0] + step]))
-        width, left = max(gaps, key=operator.itemgetter(0))
+        gaps = np.diff(others, append=others[0] + step)
+        k = int(gaps.argmax())
+        width, left = int(gaps[k]), int(others[k])
         phase = left + width // 4 + drawn_ns(job_id, width // 2)
         after = start + step  # never two decisions less than an interval apart
         first = after + (phase - after) % step
@@ -439,6 +437,7 @@ class Engine:
         job = self.jobs.pop(job_id, None)
         self.awaiting.pop(job_id, None)
         self._moved.pop(job_id, None)
+        self._phases.pop(job_id, None)
         if job is not None:
             job.dropped = True
             self._cols.free(job.row)
@@ -709,6 +708,7 @@ class Engine:
                 out += [(job, _CANCEL, child_id, 0, _MKT, None) for child_id in pending]
                 continue  # cancels not confirmed yet: their leaves may still fill
             job.finished = True
+            self._phases.pop(job_id, None)
             done.append(job_id)
             # ``_place`` of a market action for the whole quantity, nothing open: what is not filled.
             left = job.assignment.quantity - job.filled
