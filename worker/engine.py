@@ -93,8 +93,8 @@ def _band(policy: Policy | LoadedPolicy | Agent) -> float | None:
 
 def drawn_ns(job_id: str, span_ns: int) -> int:
     """A point of ``[0, span_ns)`` drawn from a job's id (a 64-bit BLAKE2b scaled to the span): the same for
-    the job on any worker, and apart for two jobs, whichever workers they are on. Not CRC-32: it is linear,
-    and ids that differ in their last characters (``J-1``, ``J-2``) landed in clusters."""
+    the job on any worker, and unrelated for two jobs, whichever workers they are on. Not CRC-32: it is
+    linear, and ids that differ in their last characters (``J-1``, ``J-2``) landed in clusters."""
     digest = hashlib.blake2b(job_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest) * max(0, span_ns) >> 64
 
@@ -409,10 +409,10 @@ class Engine:
         grid from ``start``. Then the job still decides at its start (a client's order starts working at
         once, a re-taken one catches up at once), and from the next decision on, on a grid of its own: in
         the widest gap between the other jobs' grids (their times modulo the interval), at a point of the
-        gap's middle half drawn from its id, one to two intervals after its start. Returns
-        that grid's first time. One worker's jobs so fall evenly over the interval (random offsets clump:
-        in the bench, at 13x market time, 20 of them put some within 5 ms of wall time), and two workers'
-        jobs, placed without talking, not on the same points."""
+        gap's middle half drawn from its id, one to two intervals after its start. Returns that grid's
+        first time. One worker's jobs so fall evenly over the interval (random offsets clump: in the bench,
+        at 13x market time, 20 of them put some within 5 ms of wall time), and two workers' jobs, placed
+        without talking, not on the same points."""
         step, phases = self.decision_ns, self._phases
         others = np.unique(np.fromiter(phases.values(), dtype=np.int64, count=len(phases)))  # sorted
         if not others.size:
