@@ -9,6 +9,9 @@
 - Every ``ExecutionReport`` and ``RequestReject`` the saga publishes goes through ``on_report``: the
   order table is updated, TCA is added to a final report, and the client's sinks get it, once per
   report id (a redelivery after a restart is dropped).
+- A new order's New may come early, decided and not yet committed (``early_new``): it is told once the
+  broker has stored the order's request (``request_stored``), so the saga's successor would decide it
+  again. A refusal that follows such a New (decided again after a crash) is told as a cancel.
 - Parent ids derive from (client, ClOrdID), so an order re-sent after a crash is the same parent.
 """
 
@@ -19,6 +22,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter, Histogram
 
@@ -30,6 +34,7 @@ from models import (
     ACK_STAGES,
     AmendRequest,
     CancelRequest,
+    ExecType,
     ExecutionReport,
     JobRequest,
     Message,
@@ -51,6 +56,15 @@ REFUSED = Counter(
     "paceline_risk_refusals_total", "Orders refused by the risk gate, by reason", ["scope", "reason"]
 )
 REPORTS_OUT = Counter("paceline_endpoint_reports_total", "Reports delivered to clients", ["kind"])
+EARLY_NEW = Counter(
+    "paceline_endpoint_early_new_total",
+    "News decided before their commit: told (the request stored; a copy that comes later is dropped), "
+    "lost (the request's store failed), refused (a refusal came after one and was told as a cancel)",
+    ["outcome"],
+)
+# News waiting for their request's store, and stores waiting for their New, kept at most this many each:
+# a New for another endpoint's order never meets a store here.
+EARLY_KEPT = 10_000
 ACK_STAGE = Histogram(
     "paceline_endpoint_ack_stage_seconds", "A new order's acknowledgement, by stage (ACK_STAGES)", ["stage"],
     buckets=LATENCY_BUCKETS,
@@ -135,6 +149,9 @@ class OrderDesk:
         self.seen_reports: dict[str, set[str]] = {}
         self.finished: set[str] = set()
         self._exposure: dict[str, _Exposure] = {}  # by client: what ``open_notional`` sums
+        self._stored: dict[str, None] = {}  # parents whose request is stored, their early New not yet come
+        self._held: dict[str, ExecutionReport] = {}  # early News whose request is not stored yet, by parent
+        self._busy: dict[str, list[Message]] = {}  # parents whose report a thread is delivering: what queued
         self._lock = threading.RLock()
         self._req = 0
 
@@ -338,14 +355,81 @@ class OrderDesk:
             o.last = m
         return m
 
+    # --- a New before its commit --------------------------------------------------------------------
+    def early_new(self, m: ExecutionReport) -> None:
+        """A New the saga decided and has not committed: told once its order's request is stored here."""
+        with self._lock:
+            if self._seen(m):  # the commit's copy came first
+                return
+            if m.parent_id not in self._stored:  # not stored yet (or another endpoint's order)
+                self._held[m.parent_id] = m
+                _trim(self._held)
+                return
+            del self._stored[m.parent_id]
+        EARLY_NEW.labels("told").inc()
+        self.on_report(m)
+
+    def request_stored(self, parent_id: str, ok: bool) -> None:
+        """The broker stored (``ok``) or refused a new order's request. Runs on the client's I/O thread: a New
+        that was waiting for it is delivered from there, at once."""
+        with self._lock:
+            held = self._held.pop(parent_id, None)
+            if held is None and ok:
+                self._stored[parent_id] = None
+                _trim(self._stored)
+        if held is not None:
+            EARLY_NEW.labels("told" if ok else "lost").inc()
+            if ok:
+                self.on_report(held)
+
+    def _refused_after_new(self, r: ExecutionReport) -> ExecutionReport:
+        """A refusal of an order told New: the New came early, its leader failed before the commit, and its
+        successor, deciding the stored request again, refused it (its window closed meanwhile). The client
+        gets the refusal as a cancel, the one end FIX allows after New (its own id: the New had the same)."""
+        o = self.orders.get(r.parent_id)
+        if r.exec_type is not ExecType.REJECTED or o is None or o.last is None:
+            return r
+        if o.last.exec_type is not ExecType.NEW:
+            return r
+        EARLY_NEW.labels("refused").inc()
+        return r.model_copy(update={
+            "report_id": f"{r.report_id}.cancel", "exec_type": ExecType.CANCELED,
+            "ord_status": OrdStatus.CANCELED, "text": f"cancelled: {r.text}",
+        })  # fmt: skip
+
     def on_report(self, m: Message) -> None:
-        """Deliver one report to its client's transports. If one raises, the report is not marked as
-        delivered, so the redelivery that follows is not dropped as a duplicate."""
+        """Deliver one report to its client's transports, one parent's reports one at a time and in the
+        order they came: an early New is delivered from the client's I/O thread, the rest from the
+        listener's. If a transport raises, the report is not marked as delivered, so the redelivery that
+        follows is not dropped as a duplicate (and what queued behind it meanwhile comes again on the other
+        stream: the log and the reports topic both carry every report)."""
+        pid = getattr(m, "parent_id", "")
+        with self._lock:
+            if pid in self._busy:  # another thread is delivering this parent's: it delivers this next
+                self._busy[pid].append(m)
+                return
+            self._busy[pid] = []
+        try:
+            while True:
+                self._deliver(m)
+                with self._lock:
+                    if not (queued := self._busy[pid]):
+                        del self._busy[pid]
+                        return
+                    m = queued.pop(0)
+        except BaseException:
+            with self._lock:
+                self._busy.pop(pid, None)
+            raise
+
+    def _deliver(self, m: Message) -> None:
         received = now_ns()
         with self._lock:
             report = m if isinstance(m, ExecutionReport) else None
-            if report is not None and self._seen(report):
-                return
+            if report is not None:
+                report = m = self._refused_after_new(report)
+                if self._seen(report):
+                    return
             m = self._apply(m)
             sinks = list(self.sinks.get(getattr(m, "client_id", ""), ()))
         for sink in sinks:
@@ -364,11 +448,19 @@ class OrderDesk:
         return r.parent_id in self.finished or r.report_id in self.seen_reports.get(r.parent_id, ())
 
     def _delivered(self, r: ExecutionReport) -> None:
+        if r.exec_type is ExecType.NEW or r.ord_status.terminal:  # nothing more to wait for
+            self._stored.pop(r.parent_id, None)
+            self._held.pop(r.parent_id, None)
         if r.ord_status.terminal:
             self.seen_reports.pop(r.parent_id, None)
             self.finished.add(r.parent_id)
         else:
             self.seen_reports.setdefault(r.parent_id, set()).add(r.report_id)
+
+
+def _trim(kept: dict[str, Any]) -> None:
+    while len(kept) > EARLY_KEPT:
+        del kept[next(iter(kept))]
 
 
 __all__ = ["Order", "OrderDesk", "Refusal", "RequestReject", "parent_id_for"]

@@ -43,6 +43,7 @@ from models import (
     ChildAction,
     ChildOrderAck,
     ChildOrderAction,
+    ExecutionReport,
     Fill,
     JobRequest,
     Message,
@@ -122,6 +123,7 @@ class EndpointService:
         self._tca: Producer | None = None
         self._commands: Consumer[VenueCommand] | None = None
         self._log_reader: Any = None
+        self._news: Any = None  # the reports' twin: News before their commit (``early_new``)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -169,6 +171,11 @@ class EndpointService:
             ),
         ]
         self._log_reader = self.bus.tail(topics.SAGA_LOG, SagaEvent, self._on_log, wanted=may_carry_reports)
+        if self.cfg.early_new:
+            try:
+                self._news = self.bus.tail(topics.LIVE_REPORTS, ExecutionReport, self._on_early_new)
+            except BusError as exc:  # a broker whose grants predate the twin: News after their commit
+                log.warning("News after their commit only: cannot read the reports' twin", error=str(exc))
         self._commands = self.bus.subscribe(
             topics.VENUE_COMMANDS, f"{n}-venue", VenueCommand, from_earliest=False
         )
@@ -185,8 +192,9 @@ class EndpointService:
         self._stop.set()
         for th in self._threads:
             th.join(timeout=5)
-        if self._log_reader is not None:
-            self._log_reader.close()
+        for reader in (self._log_reader, self._news):
+            if reader is not None:
+                reader.close()
         for c in self._consumers:  # no more reports in flight towards a stopping acceptor
             c.close()
         if self.fix is not None:
@@ -211,7 +219,12 @@ class EndpointService:
         out = {topics.JOB_REQUESTS: self._requests, topics.TCA: self._tca}[topic]
         assert out is not None
         payload = codec.encode(m)
-        out.send_async(payload, key=key)
+        if isinstance(m, JobRequest) and self._news is not None:
+            # Its early New is told once this is stored (``OrderDesk.early_new``).
+            stored, pid = self.desk.request_stored, m.parent.parent_id
+            out.send_async(payload, key=key, on_done=lambda err, _s: stored(pid, err is None))
+        else:
+            out.send_async(payload, key=key)
         # A new order's request again on the twin, after the record: the saga starts the parent from the first
         # copy that reaches it. Cancels and amends go on the record only: in order behind their parent's
         # request, and a second copy of one would be refused as "already pending".
@@ -228,6 +241,9 @@ class EndpointService:
 
     def _on_report(self, d: Delivery[Message]) -> None:
         self.desk.on_report(d.message)
+
+    def _on_early_new(self, d: Delivery[ExecutionReport]) -> None:
+        self.desk.early_new(d.message)
 
     def _on_log(self, d: Delivery[SagaEvent]) -> None:
         """The saga's committed decisions: their client execution reports, ahead of the reports topic."""

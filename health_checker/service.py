@@ -35,7 +35,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from health_checker.coordinator import Config, Coordinator
 from health_checker.parent_saga import ParentSaga
-from models import JobRequest, LeaderBeat, Message, WorkerHeartbeat, now_ns, topics
+from models import ExecType, JobRequest, LeaderBeat, Message, SagaEvent, WorkerHeartbeat, now_ns, topics
 from runtime import metrics
 from runtime.bus import (
     Bus,
@@ -50,6 +50,7 @@ from runtime.bus import (
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from saga import LeaseLostError, Orchestrator, PulsarLog, PulsarOutbox, PulsarSnapshots
+from saga.core import client_reports
 
 log = get_logger("paceline.health_checker")
 
@@ -148,6 +149,7 @@ class HealthChecker:
         self._tails: dict[str, Any] = {}
         self._heartbeats: Any = None
         self._requests_live: Any = None
+        self._news: Producer | None = None  # the reports' twin (``_tell_new``)
         self._beats: Producer | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -235,6 +237,11 @@ class HealthChecker:
         outbox = PulsarOutbox(self.bus, fence=True)
         self._outbox = outbox
         orch: Orchestrator[ParentSaga] = Orchestrator(plog, outbox, ParentSaga)
+        try:
+            self._news = self.bus.producer(topics.LIVE_REPORTS)
+            orch.on_decided = self._tell_new
+        except BusError as exc:  # a broker whose grants predate the twin: News after their commit, as before
+            log.warning("News after their commit only: cannot write the reports' twin", error=str(exc))
         coord = Coordinator(orch, self.config)
         snapshots = self._snapshots = PulsarSnapshots(self.bus)
         with self._lock:
@@ -283,6 +290,19 @@ class HealthChecker:
                 self._beats.send_async(LeaderBeat(name=self.name, seq=beat, interval_ms=ms, ts_init=now_ns()))
             self._stop.wait(self.poll_s)
 
+    def _tell_new(self, events: list[SagaEvent]) -> None:
+        """Each new order's New as it is decided, before the commit, on the reports' twin. The endpoint that
+        wrote the order's request tells its client once that request is stored: a leader that follows a crash
+        here decides the stored request again, to the same New (a report's id is its saga's sequence), or, if
+        the order's window closed meanwhile, to a refusal that the desk turns into a cancel. Refusals are
+        never told early: decided again, the order could be accepted, and trade for a client told Rejected."""
+        out = self._news
+        if out is None:
+            return
+        for ev in events:
+            for r in client_reports(ev, ExecType.NEW):
+                out.send_async(r, key=r.client_id)
+
     def _queue_unacked(self, d: Delivery[Any]) -> None:
         """Queue an input from a non-durable reader (a heartbeat, a new order's twin copy): nothing to ack."""
         self._inbox.put((None, d, time.perf_counter()))
@@ -324,9 +344,10 @@ class HealthChecker:
             self._outbox.close()
         if hasattr(self, "_snapshots"):
             self._snapshots.close()
-        if self._beats is not None:
-            self._beats.close()
-            self._beats = None
+        for prod in (self._beats, self._news):
+            if prod is not None:
+                prod.close()
+        self._beats = self._news = None
         plog.release()
         with self._lock:
             self.coordinator = None

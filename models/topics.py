@@ -95,6 +95,9 @@ JOB_REQUESTS = f"{_ns('control')}/job-requests"
 # New orders' requests again, dispatched without a storage write: the leading health-checker acts on whichever
 # copy comes first (a parent starts once), the record covers a lost copy and a takeover.
 LIVE_JOB_REQUESTS = twin(JOB_REQUESTS)
+# A new order's New again, told as the leader decides it, before its commit: the endpoint that wrote the
+# order's request tells its client once that request is stored (docs/PERFORMANCE.md, "the New told early").
+LIVE_REPORTS = twin(REPORTS)
 ASSIGNMENTS = f"{_ns('control')}/assignments"  # keyed by worker id
 HEARTBEATS = f"{_ns('control')}/heartbeats"
 LEADER = f"{_ns('control')}/leader"  # the leading health-checker's beats (standbys watch for silence)

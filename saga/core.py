@@ -21,7 +21,7 @@ from typing import ClassVar, Generic, Self, TypeVar
 from pydantic import JsonValue, ValidationError
 from pydantic_core import to_json
 
-from models import Effect, ExecutionReport, Message, SagaEvent, codec, now_ns, topics
+from models import Effect, ExecType, ExecutionReport, Message, SagaEvent, codec, now_ns, topics
 from saga.events import (
     CompensationCompleted,
     CompensationRegistered,
@@ -58,12 +58,15 @@ def effect_message(e: Effect) -> Message:
     return codec.from_data(e.message)
 
 
-def client_reports(event: SagaEvent) -> list[ExecutionReport]:
+def client_reports(event: SagaEvent, exec_type: ExecType | None = None) -> list[ExecutionReport]:
     """The client execution reports a logged event commits (what its outbox will publish on the reports
-    topic): whoever reads the log has them one persistent write and one dispatch sooner."""
+    topic): whoever reads the log has them one persistent write and one dispatch sooner. ``exec_type``:
+    only those of that type (the others are not decoded)."""
     out = []
     for e in event.effects:
-        if e.topic == topics.REPORTS and isinstance(m := effect_message(e), ExecutionReport):
+        if e.topic != topics.REPORTS or (exec_type is not None and e.message.get("exec_type") != exec_type):
+            continue
+        if isinstance(m := effect_message(e), ExecutionReport):
             out.append(m)
     return out
 

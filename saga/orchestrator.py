@@ -47,6 +47,9 @@ class Orchestrator(Generic[S]):
         self.snapshot_position = 0  # the position of the snapshot taken or restored last
         self.broken: str | None = None
         self.on_commit: Callable[[list[SagaEvent]], None] | None = None
+        # Called with a commit's events before they are appended: what its owner may tell ahead of the
+        # storage write, because the inputs that decided it are stored and would decide it again.
+        self.on_decided: Callable[[list[SagaEvent]], None] | None = None
         self._state: TypeAdapter[Any] = TypeAdapter(factory)
         self._pending: list[SagaEvent] | None = None  # a group's events, committed when it ends
 
@@ -182,6 +185,8 @@ class Orchestrator(Generic[S]):
             self._commit(events, advance=0)  # the group's transactions advanced the position already
 
     def _commit(self, events: list[SagaEvent], *, advance: int) -> None:
+        if self.on_decided is not None:
+            self.on_decided(events)
         try:
             self.log.append(events)
         except LeaseLostError as exc:

@@ -4,12 +4,15 @@ a fresh standalone of its own, a synthetic market feeding the endpoint, and a Qu
 client.
 
 The New comes from the saga, not from the endpoint: the order crosses the broker to the health-checker,
-is appended to the saga log, and the report crosses the broker back. Where the time goes is read from the
-report's ``AckTrace`` (taken from the saga log and the reports topic, whichever brings it first, as the
-endpoint takes it) and this process's own stamps around the FIX session: ``models.ACK_STAGES``. For
-scale, the same run measures a bare ``pulsar-client`` hop (send -> receive) on the same broker (the goal's
-unit), and a bare non-persistent one: the request goes on its twin, the commit is one persistent hop, so
-the two added order by order are the layout's own floor, with nothing of ours (nor QuickFIX) around them.
+which decides it, and the report crosses the broker back: by default on the reports' twin as soon as it is
+decided, told once the endpoint's own write of the request is stored (``early_new``); otherwise from the
+saga log, after the commit. Where the time goes is read from the report's ``AckTrace`` (taken from the
+twin, the saga log or the reports topic, whichever brings it first) and this process's own stamps around
+the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare ``pulsar-client`` hop
+(send -> receive) on the same broker (the goal's unit), and a bare non-persistent one, the twins' kind.
+From them, order by order, the layout's own floor, with nothing of ours (nor QuickFIX) around it: a
+twin's hop each way, beside the request's store (one persistent hop), whichever is longer; or, with the
+New after the commit, the request's twin hop and then the commit's persistent one.
 """
 
 from __future__ import annotations
@@ -42,16 +45,18 @@ from runtime.settings import Settings
 from saga.core import client_reports, may_carry_reports
 
 # This process's view: its FIX send -> the endpoint took the message; the report received off the topic ->
-# the client's FIX session has it. Between them, the report's own trace.
+# the client's FIX session has it (with the early New, that includes any wait for the request's store).
+# Between them, the report's own trace.
 STAGES = ("client_to_endpoint", "desk", "to_saga", "saga", "commit_and_back", "to_client_fix")
 
 
 def run(
     settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True,
-    request_twin: bool = True, order_rate: float = 0.0,
+    request_twin: bool = True, early_new: bool = True, order_rate: float = 0.0,
 ) -> int:  # fmt: skip
     """``worker=False`` leaves the orders unassigned (each waits for a worker): the round trip without the
-    load of working 200 parents on the same two cores. ``request_twin``: the endpoint's setting.
+    load of working 200 parents on the same two cores. ``request_twin``, ``early_new``: the endpoint's
+    settings.
     ``order_rate``: orders sent at most this many a second (0: each as soon as the one before is answered
     and the hop probed). Every accepted order has the broker create its job's topics (tens of ms of its CPU
     here), which back to back overlaps the next order; a client within the desk's default limit
@@ -64,7 +69,7 @@ def run(
         port = free_port()
         ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{tag}", fix_port=port,
                                        state_dir=tmp / "endpoint", symbols=[symbol],
-                                       request_twin=request_twin)  # fmt: skip
+                                       request_twin=request_twin, early_new=early_new)  # fmt: skip
         keep_log_on_failure(stack, tmp / "services.log", f"paceline-bench-fix-{tag}")
         log = stack.enter_context((tmp / "services.log").open("w"))
         commands = [("health-checker", "--name", f"bench-hc-{tag}"), ("endpoint", "--config", str(ep_cfg))]
@@ -81,13 +86,15 @@ def run(
             if isinstance(m, ExecutionReport) and m.exec_type is ExecType.NEW and m.trace is not None:
                 reports.setdefault(m.cl_ord_id, (time.time_ns(), m))
 
-        # As the endpoint takes them: from the saga log and the reports topic, whichever is first (both
-        # handlers run on the bus's one listener thread).
+        # As the endpoint takes them: from the reports' twin, the saga log and the reports topic, whichever
+        # is first (the handlers run on the bus's one listener thread).
         def on_log(d: Any) -> None:
             for m in client_reports(d.message):
                 take(m)
 
         stack.callback(bus.tail(topics.SAGA_LOG, SagaEvent, on_log, wanted=may_carry_reports).close)
+        if early_new:
+            stack.callback(bus.tail(topics.LIVE_REPORTS, ExecutionReport, lambda d: take(d.message)).close)
         stack.callback(bus.subscribe(topics.REPORTS, f"bench-{tag}", Message, from_earliest=False,
                                      handler=lambda d: take(d.message)).close)  # fmt: skip
         rx = Receiver(bus, name=f"bench-fix-{tag}", speed=5.0)
@@ -160,10 +167,13 @@ def run(
                 if sec is not None:
                     stages[name].append(max(0.0, sec) * 1e3)
         rtt, bare, bare_np = summary(rtts), summary(hop.ms), summary(hop_np.ms)
-        # The layout's own floor, order by order: the request's hop on the twin and the commit's persistent
-        # one, with nothing of ours around them (nor QuickFIX's two legs, ~0.6 ms here: PERFORMANCE.md).
-        layout = summary([a + b for a, b in both if a is not None and b is not None])
+        # The layout's own floor, order by order, with nothing of ours around it (nor QuickFIX's two legs,
+        # ~0.6 ms here: PERFORMANCE.md): a twin's hop there and one back, beside the request's store; or the
+        # request's twin hop and then the commit's persistent one.
+        pairs = [(a, b) for a, b in both if a is not None and b is not None]
+        layout = summary([max(a, 2 * b) if early_new else a + b for a, b in pairs])
         copies = "also on the twin" if request_twin else "on the record only"
+        copies += ", New told early" if early_new else ", New after the commit"
         cadence = f"at most {order_rate:g} orders/s" if gap_s else "back to back"
         print(
             f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders {cadence}, services in separate "
@@ -173,7 +183,8 @@ def run(
         rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
                 ("bare pulsar-client hop (same broker, same run, one after each order)", bare),
                 ("bare non-persistent hop (the request twin's kind, after it)", bare_np),
-                ("the layout's floor: the two hops added, order by order", layout)]  # fmt: skip
+                ("the layout's floor, order by order: " + ("max(hop, 2 x non-persistent hop)" if early_new
+                 else "the two hops added"), layout)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"| {name} | {st['n']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} | {st['p99.9']:.2f} | "
@@ -186,6 +197,8 @@ def run(
             if total is not None and count:
                 means.append(f"{stage} {total / count * 1e3:.2f}")
         print("endpoint's histogram, mean ms by stage:", ", ".join(means))
+        told = endpoint.metric("paceline_endpoint_early_new_total", outcome="told")
+        print(f"News told early (ahead of their commit): {told or 0:.0f} of {len(rtts) + 10}")
         hc = procs[0]  # the saga's own view: a request's decision (its log append inside), the append alone
 
         def mean_ms(name: str, **labels: str) -> str:
@@ -202,7 +215,7 @@ def run(
             print(f"round trip at p50: {rtt['p50'] / bare['p50']:.2f}x the hop (goal: 2x), "
                   f"{rtt['p50'] / layout['p50']:.2f}x the layout's floor, "
                   f"{rtt['p50'] - layout['p50']:+.2f} ms over it")  # fmt: skip
-        result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin,
+        result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin, "early_new": early_new,
                   "order_rate": order_rate, "rtt_ms": rtt, "bare_hop_ms": bare, "bare_np_hop_ms": bare_np,
                   "layout_floor_ms": layout,
                   "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip

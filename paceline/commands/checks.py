@@ -43,7 +43,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from paceline.bench import fix
 
         return fix.run(settings, orders=args.orders or 200, worker=not args.no_worker,
-                       request_twin=not args.no_request_twin, order_rate=args.order_rate)  # fmt: skip
+                       request_twin=not args.no_request_twin, early_new=not args.no_early_new,
+                       order_rate=args.order_rate)  # fmt: skip
     if args.what == "saga":
         from paceline.bench import saga
 

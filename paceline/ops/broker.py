@@ -50,7 +50,8 @@ RETENTION: dict[str, tuple[int, int]] = {
 # its actions. The health-checker is also the tenant's admin: fencing a hung leader unloads its topics.
 # The saga (health-checker) writes the client reports; the endpoint writes every execution. The endpoint
 # reads back the requests it wrote (a restart rebuilds the TCA of the parents still working from them), and
-# reads the saga log for the reports it holds (a client's acknowledgement one broker hop sooner).
+# reads the saga log for the reports it holds (a client's acknowledgement one broker hop sooner), and a new
+# order's New on the reports' twin (told before the commit, once the order's request is stored).
 P, C = "produce", "consume"
 GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "receiver": (("market", (P,)),),
@@ -63,12 +64,13 @@ GRANTS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         (topics.JOB_REQUESTS, (C,)), (topics.LIVE_JOB_REQUESTS, (C,)), (topics.HEARTBEATS, (C,)),
         (topics.LEADER, (P, C)),
         (topics.ASSIGNMENTS, (P,)), (topics.EXECUTIONS, (C,)), (topics.REPORTS, (P,)),
-        (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)), (topics.SAGA_SNAPSHOTS, (P, C)),
+        (topics.LIVE_REPORTS, (P,)), (topics.VENUE_COMMANDS, (P,)), (topics.SAGA_LOG, (P, C)),
+        (topics.SAGA_SNAPSHOTS, (P, C)),
     ),
     "endpoint": (
         ("market", (C,)), ("jobs", (P, C)), ("dlq", (P,)),
         (topics.EXECUTIONS, (P,)), (topics.JOB_REQUESTS, (P, C)), (topics.LIVE_JOB_REQUESTS, (P,)),
-        (topics.REPORTS, (C,)), (topics.TCA, (P,)),
+        (topics.REPORTS, (C,)), (topics.LIVE_REPORTS, (C,)), (topics.TCA, (P,)),
         (topics.VENUE_COMMANDS, (C,)), (topics.RISK, (C,)), (topics.SAGA_LOG, (C,)),
     ),
     "operator": ((topics.RISK, (P, C)),),
