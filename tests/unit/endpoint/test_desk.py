@@ -7,8 +7,8 @@ import math
 from endpoint.config import Limits
 from endpoint.desk import OrderDesk
 from endpoint.risk import RiskGate
-from models import JobRequest, Message
-from tests.factories import parent, tick
+from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus
+from tests.factories import parent, report, tick
 
 
 def _desk() -> tuple[OrderDesk, list[Message]]:
@@ -171,3 +171,118 @@ def test_open_notional_kept_as_orders_change_equals_a_scan_of_every_order() -> N
     again.tca.on_tick(tick(symbol="NVDA"))
     again.rebuild(reports)
     assert math.isclose(again.open_notional("CLIENT1"), _scan(again, "CLIENT1"), rel_tol=1e-12, abs_tol=1e-6)
+
+
+# --- a New told before its commit (``early_new``) -----------------------------------------------------------
+def _new(pid: str = "CLIENT1.C-1", rid: str = "S.1") -> ExecutionReport:
+    return report(report_id=rid, parent_id=pid, cl_ord_id="C-1", exec_type=ExecType.NEW,
+                  ord_status=OrdStatus.NEW, last_qty=0, last_px=None, cum_qty=0, leaves_qty=1000,
+                  avg_px=0.0)  # fmt: skip
+
+
+def _attached() -> tuple[OrderDesk, list[Message]]:
+    desk, _sent = _desk()
+    got: list[Message] = []
+    desk.attach("CLIENT1", got.append)
+    desk.tca.on_tick(tick(symbol="AAPL"))
+    assert desk.submit(parent(cl_ord_id="C-1", parent_id="CLIENT1.C-1")) is None
+    return desk, got
+
+
+def test_an_early_new_is_told_once_its_request_is_stored_whichever_comes_first() -> None:
+    for order in ("new first", "stored first"):
+        desk, got = _attached()
+        if order == "new first":
+            desk.early_new(_new())
+            assert got == []  # the request is not stored yet: a crash now could lose the order
+            desk.request_stored("CLIENT1.C-1", True)
+        else:
+            desk.request_stored("CLIENT1.C-1", True)
+            assert got == []
+            desk.early_new(_new())
+        assert got == [_new()], order
+        desk.on_report(_new())  # the commit's copy, from the log and again from the reports topic
+        desk.on_report(_new())
+        assert got == [_new()], order
+        assert desk.orders["CLIENT1.C-1"].last == _new()
+
+
+def test_an_early_new_whose_request_was_not_stored_is_never_told_early() -> None:
+    desk, got = _attached()
+    desk.early_new(_new())
+    desk.request_stored("CLIENT1.C-1", False)
+    assert got == []
+    desk.on_report(_new())  # if the saga decided it from the twin, its commit tells it
+    assert got == [_new()]
+
+
+def test_an_early_new_for_another_endpoints_order_waits_for_its_commit_here() -> None:
+    desk, got = _attached()
+    other = _new(pid="CLIENT1.C-9", rid="T.1").model_copy(update={"cl_ord_id": "C-9"})
+    desk.early_new(other)
+    assert got == [] and "CLIENT1.C-9" in desk._held
+    desk.on_report(other)  # its commit's copy
+    assert got == [other] and "CLIENT1.C-9" not in desk._held
+    desk.early_new(other)  # a copy after the commit's is a duplicate, and is not kept
+    assert got == [other] and "CLIENT1.C-9" not in desk._held
+
+
+def test_a_refusal_after_an_early_new_is_told_as_a_cancel() -> None:
+    """The leader that told New failed before its commit, and its successor refused the stored request (the
+    window closed meanwhile). The refusal has the New's report id (the same place in the saga's sequence)."""
+    desk, got = _attached()
+    desk.request_stored("CLIENT1.C-1", True)
+    desk.early_new(_new())
+    window = "the order's window is already over"
+    refused = _new().model_copy(update={"exec_type": ExecType.REJECTED, "ord_status": OrdStatus.REJECTED,
+                                        "leaves_qty": 0, "text": window})  # fmt: skip
+    desk.on_report(refused)
+    desk.on_report(refused)  # again from the reports topic
+    assert len(got) == 2
+    cancel = got[1]
+    assert isinstance(cancel, ExecutionReport)
+    assert (cancel.exec_type, cancel.ord_status) == (ExecType.CANCELED, OrdStatus.CANCELED)
+    assert cancel.report_id == "S.1.cancel" and cancel.text == f"cancelled: {window}"
+    assert not desk.orders["CLIENT1.C-1"].live
+
+
+def test_a_refusal_with_no_new_before_it_stays_a_refusal() -> None:
+    desk, got = _attached()
+    refused = _new().model_copy(update={"exec_type": ExecType.REJECTED, "ord_status": OrdStatus.REJECTED,
+                                        "leaves_qty": 0, "text": "unknown symbol"})  # fmt: skip
+    desk.on_report(refused)
+    assert [(m.report_id, m.exec_type, m.text) for m in got if isinstance(m, ExecutionReport)] == [
+        ("S.1", ExecType.REJECTED, "unknown symbol")
+    ]
+
+
+def test_one_parents_reports_from_two_threads_are_delivered_one_at_a_time_in_order() -> None:
+    """An early New is delivered from the client's I/O thread while the listener's may already hold the
+    parent's next report: the second waits for the first, and is delivered after it, by the first's thread."""
+    import threading
+
+    desk, _sent = _desk()
+    got: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def sink(m: Message) -> None:
+        assert isinstance(m, ExecutionReport)
+        if m.report_id == "S.1":
+            entered.set()
+            assert release.wait(10)
+        got.append(m.report_id)
+
+    desk.attach("CLIENT1", sink)
+    first = threading.Thread(target=desk.on_report, args=(_new(),))
+    first.start()
+    assert entered.wait(10)
+    trade = report(report_id="S.2", parent_id="CLIENT1.C-1")
+    desk.on_report(trade)  # returns at once: the first thread delivers it next
+    desk.on_report(_new())  # the New's other copy, queued too, then passed over as a duplicate
+    other = report(report_id="U.1", parent_id="CLIENT1.C-7", cl_ord_id="C-7")
+    desk.on_report(other)  # another parent's is not held up
+    assert got == ["U.1"]
+    release.set()
+    first.join(10)
+    assert got == ["U.1", "S.1", "S.2"]
+    assert desk._busy == {}

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from models import SagaEvent, topics
+from models import ExecType, SagaEvent, topics
 from saga import (
     WALL,
     CompensationCompleted,
@@ -22,6 +22,7 @@ from saga import (
     effect,
     events_table,
 )
+from saga.core import client_reports
 from tests.factories import report
 
 
@@ -341,3 +342,30 @@ def test_a_group_commits_its_transactions_in_one_append_and_publishes_only_after
         raise KeyError("the caller failed between transactions")
     with pytest.raises(LeaseLostError, match="cut short"):
         cut.check()
+
+
+def test_what_a_commit_decided_is_handed_over_before_the_append_and_only_what_is_appended() -> None:
+    """``on_decided`` sees each commit's events before the log has them (the New told early), a group's
+    together at its end, and never a handler's that raised."""
+    log = MemoryLog()
+    o = _orch(log)
+    seen: list[tuple[list[str], int]] = []  # the events' ids, and how many the log held at that moment
+    o.on_decided = lambda events: seen.append(([e.event_id for e in events], len(log.events)))
+    with o.transaction("T1", create=True) as ctx:
+        assert ctx is not None
+        fx = (effect(topics.REPORTS, report(report_id="R1"), key="c"),)
+        ctx.emit(Booked(what="flight"), fx)
+    assert seen == [(["T1.0"], 0)] and len(log.events) == 1
+    with pytest.raises(RuntimeError), o.transaction("T1") as ctx:
+        assert ctx is not None
+        ctx.emit(Booked(what="hotel"))
+        raise RuntimeError("boom")
+    with o.group():
+        for i in (2, 3):
+            with o.transaction(f"T{i}", create=True) as ctx:
+                assert ctx is not None
+                ctx.emit(Booked(what="seat"))
+        assert len(seen) == 1
+    assert seen[1:] == [(["T2.0", "T3.0"], 1)] and len(log.events) == 3
+    assert [r.report_id for e in log.events for r in client_reports(e, ExecType.TRADE)] == ["R1"]
+    assert [r.report_id for e in log.events for r in client_reports(e, ExecType.NEW)] == []
