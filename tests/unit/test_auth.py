@@ -61,6 +61,8 @@ def test_grants_name_known_roles_and_topics_and_keep_the_saga_log_to_the_health_
             assert topics.RISK not in produced
         if role != "endpoint":  # new orders come from the desk alone, on the record and its twin
             assert topics.JOB_REQUESTS not in produced and topics.LIVE_JOB_REQUESTS not in produced
+        if role != "health-checker":  # a New told early comes from the leader alone
+            assert topics.REPORTS not in produced and topics.LIVE_REPORTS not in produced
 
 
 def test_an_auth_run_folder_configures_the_token_provider(tmp_path: Path) -> None:
