@@ -385,7 +385,7 @@ class OrderDesk:
     def _refused_after_new(self, r: ExecutionReport) -> ExecutionReport:
         """A refusal of an order told New: the New came early, its leader failed before the commit, and its
         successor, deciding the stored request again, refused it (its window closed meanwhile). The client
-        gets the refusal as a cancel, the one end FIX allows after New (its own id: the New had the same)."""
+        gets the refusal as a cancel, the one end FIX allows after New, under an id of its own."""
         o = self.orders.get(r.parent_id)
         if r.exec_type is not ExecType.REJECTED or o is None or o.last is None:
             return r

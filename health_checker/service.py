@@ -294,7 +294,7 @@ class HealthChecker:
         """Each new order's New as it is decided, before the commit, on the reports' twin. The endpoint that
         wrote the order's request tells its client once that request is stored: a leader that follows a crash
         here decides the stored request again, to the same New (a report's id is its saga's sequence), or, if
-        the order's window closed meanwhile, to a refusal that the desk turns into a cancel. Refusals are
+        the order's window closed meanwhile, to a refusal, which the desk tells as a cancel. Refusals are
         never told early: decided again, the order could be accepted, and trade for a client told Rejected."""
         out = self._news
         if out is None:

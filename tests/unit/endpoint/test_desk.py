@@ -229,7 +229,7 @@ def test_an_early_new_for_another_endpoints_order_waits_for_its_commit_here() ->
 
 def test_a_refusal_after_an_early_new_is_told_as_a_cancel() -> None:
     """The leader that told New failed before its commit, and its successor refused the stored request (the
-    window closed meanwhile). The refusal has the New's report id (the same place in the saga's sequence)."""
+    window closed meanwhile). Even a refusal with the New's own report id is told, as a cancel, id its own."""
     desk, got = _attached()
     desk.request_stored("CLIENT1.C-1", True)
     desk.early_new(_new())

@@ -340,3 +340,47 @@ def test_a_reader_of_the_log_passes_over_only_events_without_client_reports() ->
     assert all(may_carry_reports(codec.encode(e)) for e in with_reports)
     assert not any(client_reports(e) for e in passed)
     assert len(passed) >= (len(events) - len(with_reports)) * 3 // 4  # the point: most are never decoded
+
+
+def test_a_new_told_before_a_commit_that_failed_is_decided_again_to_the_same_report() -> None:
+    """The New told early (``Orchestrator.on_decided``): the leader fails at the append, and its successor,
+    given the stored request, decides it again to a New with the same report id (the client's copy is then
+    a duplicate). Had the window closed meanwhile, it decides a refusal, which the desk tells as a cancel
+    (``OrderDesk._refused_after_new``)."""
+    import pytest
+
+    from models import ExecutionReport, JobRequest
+    from saga import LeaseLostError
+    from saga.core import client_reports
+    from tests.factories import parent
+
+    def early(d: Desk) -> list[ExecutionReport]:
+        told: list[ExecutionReport] = []
+        d.coord.orch.on_decided = lambda evs: told.extend(
+            r for e in evs for r in client_reports(e, ExecType.NEW)
+        )
+        return told
+
+    for closed in (False, True):
+        d = Desk()
+        d.heartbeats()
+        told = early(d)
+        p = parent(start_ns=d.market_now, end_ns=d.market_now + 60 * S)
+        req = JobRequest(job_id="JP-1", parent=p, ts_init=d.now)
+        d.log.fenced = True
+        with pytest.raises(LeaseLostError):
+            d.coord.handle(req)
+        assert [r.exec_type for r in told] == [ExecType.NEW] and d.reports == []
+        d.log.fenced = False
+        if closed:
+            d.market(120)
+        d.restart_orchestrator()
+        d.coord.handle(req)  # the stored request, redelivered to the successor
+        d.pump()
+        first = d.reports[0]
+        if closed:
+            assert (first.exec_type, first.parent_id) == (ExecType.REJECTED, told[0].parent_id)
+        else:
+            assert first.exec_type is ExecType.NEW and first.report_id == told[0].report_id
+            same = ("parent_id", "cl_ord_id", "ord_status", "order_qty", "cum_qty", "leaves_qty", "avg_px")
+            assert all(getattr(first, f) == getattr(told[0], f) for f in same)
