@@ -88,12 +88,17 @@ def test_the_endpoint_writes_new_orders_on_the_requests_twin_and_the_health_chec
         with pytest.raises(BusError, match="AuthorizationError"):
             _publish(pulsar, _token(pulsar, role), topics.LIVE_JOB_REQUESTS)
     for role, allowed in (("health-checker", True), ("worker", False)):
-        with Bus(pulsar.service_url, token=_token(pulsar, role), operation_timeout_s=5, quiet=True) as bus:
-            if allowed:
-                bus.tail(topics.LIVE_JOB_REQUESTS, Message, lambda _d: None).close()
-            else:
-                with pytest.raises(BusError, match="AuthorizationError"):
-                    bus.tail(topics.LIVE_JOB_REQUESTS, Message, lambda _d: None)
+        _read(pulsar, role, topics.LIVE_JOB_REQUESTS, allowed)
+
+
+def _read(pulsar: broker.BrokerConfig, role: str, topic: str, allowed: bool) -> None:
+    """Follow ``topic`` as ``role``: refused unless ``allowed``."""
+    with Bus(pulsar.service_url, token=_token(pulsar, role), operation_timeout_s=5, quiet=True) as bus:
+        if allowed:
+            bus.tail(topic, Message, lambda _d: None).close()
+        else:
+            with pytest.raises(BusError, match="AuthorizationError"):
+                bus.tail(topic, Message, lambda _d: None)
 
 
 def test_the_leader_writes_news_on_the_reports_twin_and_the_endpoint_reads_them(
@@ -104,12 +109,7 @@ def test_the_leader_writes_news_on_the_reports_twin_and_the_endpoint_reads_them(
         with pytest.raises(BusError, match="AuthorizationError"):
             _publish(pulsar, _token(pulsar, role), topics.LIVE_REPORTS)
     for role, allowed in (("endpoint", True), ("worker", False), ("receiver", False)):
-        with Bus(pulsar.service_url, token=_token(pulsar, role), operation_timeout_s=5, quiet=True) as bus:
-            if allowed:
-                bus.tail(topics.LIVE_REPORTS, Message, lambda _d: None).close()
-            else:
-                with pytest.raises(BusError, match="AuthorizationError"):
-                    bus.tail(topics.LIVE_REPORTS, Message, lambda _d: None)
+        _read(pulsar, role, topics.LIVE_REPORTS, allowed)
 
 
 def test_a_token_signed_with_another_key_or_none_is_refused(

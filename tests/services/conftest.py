@@ -5,10 +5,13 @@ shows where the in-memory broker strays from Pulsar's contract."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from health_checker.coordinator import Config
+from health_checker.service import HealthChecker
 from runtime.bus import Bus
 from runtime.membus import MemoryBroker
 
@@ -21,3 +24,15 @@ def bus(request: pytest.FixtureRequest) -> Iterator[Bus]:
         b = Bus(request.getfixturevalue("pulsar").service_url)
     yield b
     b.close()
+
+
+@pytest.fixture
+def leader(bus: Bus) -> Iterator[HealthChecker]:
+    """A health-checker that holds the lease."""
+    hc = HealthChecker(bus, f"hc-{uuid.uuid4().hex[:6]}", Config(heartbeat_timeout_s=3))
+    hc.start()
+    try:
+        assert hc.is_leader.wait(60), "the health-checker never took the lease"
+        yield hc
+    finally:
+        hc.stop()

@@ -7,30 +7,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from endpoint.service import EndpointService
-from health_checker.coordinator import Config
 from health_checker.service import HealthChecker
 from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus, topics
 from runtime.bus import Bus
 from tests.broker.pipeline import parent_order, reports_of, session_ticks, wait_for
 from tests.factories import report
 from tests.services.test_request_twin import _cancel, _request
-
-
-@pytest.fixture
-def leader(bus: Bus) -> Iterator[HealthChecker]:
-    hc = HealthChecker(bus, f"hc-{uuid.uuid4().hex[:6]}", Config(heartbeat_timeout_s=3))
-    hc.start()
-    try:
-        assert hc.is_leader.wait(60), "the health-checker never took the lease"
-        yield hc
-    finally:
-        hc.stop()
 
 
 def test_the_leader_publishes_a_new_orders_new_on_the_twin_and_never_a_refusal(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,6 @@ from health_checker.service import REQUEST_COPIES, HealthChecker
 from models import CancelRequest, ExecType, JobRequest, Message, OrdStatus, now_ns, topics
 from runtime.bus import Bus, BusError, Delivery
 from tests.broker.pipeline import parent_order, reports_of, saga_events, session_ticks, wait_for
-
-
-@pytest.fixture
-def leader(bus: Bus) -> Iterator[HealthChecker]:
-    hc = HealthChecker(bus, f"hc-{uuid.uuid4().hex[:6]}", Config(heartbeat_timeout_s=3))
-    hc.start()
-    try:
-        assert hc.is_leader.wait(60), "the health-checker never took the lease"
-        yield hc
-    finally:
-        hc.stop()
 
 
 def _request(tag: str) -> JobRequest:
