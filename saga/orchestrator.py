@@ -47,8 +47,9 @@ class Orchestrator(Generic[S]):
         self.snapshot_position = 0  # the position of the snapshot taken or restored last
         self.broken: str | None = None
         self.on_commit: Callable[[list[SagaEvent]], None] | None = None
-        # Called with a commit's events before they are appended: what its owner may tell ahead of the
-        # storage write, because the inputs that decided it are stored and would decide it again.
+        # Called with each transaction's events as it ends, before they are appended (in a group, before
+        # the group's later transactions and its append): what its owner may tell ahead of the storage
+        # write, because the inputs that decided it are stored and would decide it again.
         self.on_decided: Callable[[list[SagaEvent]], None] | None = None
         self._state: TypeAdapter[Any] = TypeAdapter(factory)
         self._pending: list[SagaEvent] | None = None  # a group's events, committed when it ends
@@ -158,6 +159,8 @@ class Orchestrator(Generic[S]):
             return
         if new:
             self.sagas[saga_id] = saga
+        if self.on_decided is not None:
+            self.on_decided(ctx.events)
         if self._pending is not None:  # committed with the group
             self._pending += ctx.events
             self.position += len(ctx.events)
@@ -185,8 +188,6 @@ class Orchestrator(Generic[S]):
             self._commit(events, advance=0)  # the group's transactions advanced the position already
 
     def _commit(self, events: list[SagaEvent], *, advance: int) -> None:
-        if self.on_decided is not None:
-            self.on_decided(events)
         try:
             self.log.append(events)
         except LeaseLostError as exc:

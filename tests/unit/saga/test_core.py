@@ -345,8 +345,8 @@ def test_a_group_commits_its_transactions_in_one_append_and_publishes_only_after
 
 
 def test_what_a_commit_decided_is_handed_over_before_the_append_and_only_what_is_appended() -> None:
-    """``on_decided`` sees each commit's events before the log has them (the New told early), a group's
-    together at its end, and never a handler's that raised."""
+    """``on_decided`` sees each transaction's events before the log has them (the New told early), in a
+    group as each transaction ends (not when the group does), and never a handler's that raised."""
     log = MemoryLog()
     o = _orch(log)
     seen: list[tuple[list[str], int]] = []  # the events' ids, and how many the log held at that moment
@@ -365,7 +365,7 @@ def test_what_a_commit_decided_is_handed_over_before_the_append_and_only_what_is
             with o.transaction(f"T{i}", create=True) as ctx:
                 assert ctx is not None
                 ctx.emit(Booked(what="seat"))
-        assert len(seen) == 1
-    assert seen[1:] == [(["T2.0", "T3.0"], 1)] and len(log.events) == 3
+            assert len(seen) == i  # told before the group's next transaction is decided
+    assert seen[1:] == [(["T2.0"], 1), (["T3.0"], 1)] and len(log.events) == 3
     assert [r.report_id for e in log.events for r in client_reports(e, ExecType.TRADE)] == ["R1"]
     assert [r.report_id for e in log.events for r in client_reports(e, ExecType.NEW)] == []
