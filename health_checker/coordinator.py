@@ -107,13 +107,21 @@ class Coordinator:
         self.heard_ns: int | None = None
         self.deaf = False
         self._deaf_from = 0
+        # Each live saga that holds a worker, and so each worker's load: a decision that picks a worker reads
+        # it, rather than every saga, as each transaction leaves it (``_track``).
+        self._holds: dict[str, str] = {}
+        self._load: dict[str, int] = {}
         orch.on_commit = self._committed
+        orch.on_changed = self._track
 
     # --- recovery -------------------------------------------------------------------------------------
     def recover(self, snapshots: SnapshotStore | None = None) -> tuple[int, int]:
         replayed, resent = self.orch.recover(snapshots)
         now = self.wall()
+        self._holds.clear()
+        self._load.clear()
         for s in self.orch.live():
+            self._track(s)
             if s.worker_id is not None:
                 self.pool.expect(s.worker_id, now)
         log.info("saga log replayed", events=replayed, effects_resent=resent, live=len(self.orch.live()),
@@ -337,12 +345,29 @@ class Coordinator:
                 self.lost_at[saga.saga_id] = self.wall()
                 saga.unwind(ctx, WORKER_LOST, self.wall(), self.t)
 
+    @property
+    def load(self) -> dict[str, int]:
+        """Live sagas per worker that holds any."""
+        return dict(self._load)
+
     def _pick(self, policy: str) -> str | None:
-        load: dict[str, int] = {}
-        for s in self.orch.live():
-            if s.worker_id is not None:
-                load[s.worker_id] = load.get(s.worker_id, 0) + 1
-        return self.pool.pick(policy, load)
+        return self.pool.pick(policy, self._load)
+
+    def _track(self, saga: ParentSaga) -> None:
+        """Count ``saga`` against the worker it holds now, if it is live (and no longer against another)."""
+        worker = None if saga.terminal else saga.worker_id
+        held = self._holds.get(saga.saga_id)
+        if held == worker:
+            return
+        if held is not None:
+            del self._holds[saga.saga_id]
+            if (n := self._load[held] - 1) > 0:
+                self._load[held] = n
+            else:
+                del self._load[held]
+        if worker is not None:
+            self._holds[saga.saga_id] = worker
+            self._load[worker] = self._load.get(worker, 0) + 1
 
     def _committed(self, events: list[SagaEvent]) -> None:
         for entry in events:

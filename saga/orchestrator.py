@@ -51,6 +51,9 @@ class Orchestrator(Generic[S]):
         # the group's later transactions and its append): what its owner may tell ahead of the storage
         # write, because the inputs that decided it are stored and would decide it again.
         self.on_decided: Callable[[list[SagaEvent]], None] | None = None
+        # Called with each saga a transaction changed, as it ends (before ``on_decided``): its owner keeps
+        # indexes of the sagas' state (a worker's load) without scanning them all for every decision.
+        self.on_changed: Callable[[S], None] | None = None
         self._state: TypeAdapter[Any] = TypeAdapter(factory)
         self._pending: list[SagaEvent] | None = None  # a group's events, committed when it ends
 
@@ -147,18 +150,20 @@ class Orchestrator(Generic[S]):
                 yield None
                 return
             saga = self.factory(saga_id)
-        snapshot = saga.copy()
+        snapshot = None if new else saga.copy()  # a new saga that raises is dropped: nothing to restore
         ctx: Context[S] = Context(saga, next_position=self.position + 1)
         try:
             yield ctx
         except BaseException:
-            if not new:
+            if snapshot is not None:
                 self.sagas[saga_id] = snapshot  # nothing appended: the saga is as it was
             raise
         if not ctx.events:
             return
         if new:
             self.sagas[saga_id] = saga
+        if self.on_changed is not None:
+            self.on_changed(saga)
         if self.on_decided is not None:
             self.on_decided(ctx.events)
         if self._pending is not None:  # committed with the group

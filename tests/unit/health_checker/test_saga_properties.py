@@ -108,6 +108,12 @@ def test_invariants_hold_under_any_interleaving(steps: list[tuple[str, object, i
 
 
 def _check(d: Desk) -> None:
+    # Each worker's load as the coordinator keeps it, transaction by transaction, is what the sagas hold.
+    held: dict[str, int] = {}
+    for saga in d.coord.orch.live():
+        if saga.worker_id is not None:
+            held[saga.worker_id] = held.get(saga.worker_id, 0) + 1
+    assert d.coord.load == held
     fills_by_id: dict[str, Fill] = {}
     for f in d.all_fills:
         assert f.fill_id not in fills_by_id, "the venue issued one fill id twice"
