@@ -290,18 +290,18 @@ class HealthChecker:
                 self._beats.send_async(LeaderBeat(name=self.name, seq=beat, interval_ms=ms, ts_init=now_ns()))
             self._stop.wait(self.poll_s)
 
-    def _tell_new(self, events: list[SagaEvent]) -> None:
-        """Each new order's New as it is decided, before the commit, on the reports' twin. The endpoint that
-        wrote the order's request tells its client once that request is stored: a leader that follows a crash
-        here decides the stored request again, to the same New (a report's id is its saga's sequence), or, if
-        the order's window closed meanwhile, to a refusal, which the desk tells as a cancel. Refusals are
-        never told early: decided again, the order could be accepted, and trade for a client told Rejected."""
+    def _tell_new(self, ev: SagaEvent) -> None:
+        """Each new order's New as the saga emits it, before its transaction ends and before the commit, on
+        the reports' twin. The endpoint that wrote the order's request tells its client once that request is
+        stored: a leader that follows a crash here, or a handler that raises after the emit, leaves the stored
+        request to be decided again, to the same New (a report's id is its saga's sequence), or, if the
+        order's window closed meanwhile, to a refusal, which the desk tells as a cancel. Refusals are never
+        told early: decided again, the order could be accepted, and trade for a client told Rejected."""
         out = self._news
         if out is None:
             return
-        for ev in events:
-            for r in client_reports(ev, ExecType.NEW):
-                out.send_async(r, key=r.client_id)
+        for r in client_reports(ev, ExecType.NEW):
+            out.send_async(r, key=r.client_id)
 
     def _queue_unacked(self, d: Delivery[Any]) -> None:
         """Queue an input from a non-durable reader (a heartbeat, a new order's twin copy): nothing to ack."""

@@ -15,6 +15,7 @@ successor finishes it), ``CompensationCompleted`` (popped: reverse registration 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, Generic, Self, TypeVar
 
@@ -170,6 +171,7 @@ class Context(Generic[S]):
     next_position: int
     events: list[SagaEvent] = field(default_factory=list)
     epoch: int = 0
+    on_emit: Callable[[SagaEvent], None] | None = None  # ``Orchestrator.on_decided``
 
     def emit(self, event: SagaPayload, effects: tuple[Effect, ...] = ()) -> SagaEvent:
         s = self.saga
@@ -188,6 +190,8 @@ class Context(Generic[S]):
         )
         s.apply(ev, event)
         self.events.append(ev)
+        if self.on_emit is not None:
+            self.on_emit(ev)
         return ev
 
     def _generic(self, base: type[SagaPayload], **fields: JsonValue) -> SagaPayload:

@@ -47,12 +47,13 @@ class Orchestrator(Generic[S]):
         self.snapshot_position = 0  # the position of the snapshot taken or restored last
         self.broken: str | None = None
         self.on_commit: Callable[[list[SagaEvent]], None] | None = None
-        # Called with each transaction's events as it ends, before they are appended (in a group, before
-        # the group's later transactions and its append): what its owner may tell ahead of the storage
-        # write, because the inputs that decided it are stored and would decide it again.
-        self.on_decided: Callable[[list[SagaEvent]], None] | None = None
-        # Called with each saga a transaction changed, as it ends (before ``on_decided``): its owner keeps
-        # indexes of the sagas' state (a worker's load) without scanning them all for every decision.
+        # Called with each event as a handler emits it, before the transaction ends and long before the
+        # append: what its owner may tell ahead of the storage write, because the inputs that decided it are
+        # stored and would decide it again. A handler that raises after an emit appends nothing and its input
+        # is redelivered: decided again, to the same event (its id is the saga's sequence), as after a crash.
+        self.on_decided: Callable[[SagaEvent], None] | None = None
+        # Called with each saga a transaction changed, as it ends: its owner keeps indexes of the sagas'
+        # state (a worker's load) without scanning them all for every decision.
         self.on_changed: Callable[[S], None] | None = None
         self._state: TypeAdapter[Any] = TypeAdapter(factory)
         self._pending: list[SagaEvent] | None = None  # a group's events, committed when it ends
@@ -151,7 +152,7 @@ class Orchestrator(Generic[S]):
                 return
             saga = self.factory(saga_id)
         snapshot = None if new else saga.copy()  # a new saga that raises is dropped: nothing to restore
-        ctx: Context[S] = Context(saga, next_position=self.position + 1)
+        ctx: Context[S] = Context(saga, next_position=self.position + 1, on_emit=self.on_decided)
         try:
             yield ctx
         except BaseException:
@@ -164,8 +165,6 @@ class Orchestrator(Generic[S]):
             self.sagas[saga_id] = saga
         if self.on_changed is not None:
             self.on_changed(saga)
-        if self.on_decided is not None:
-            self.on_decided(ctx.events)
         if self._pending is not None:  # committed with the group
             self._pending += ctx.events
             self.position += len(ctx.events)

@@ -356,9 +356,7 @@ def test_a_new_told_before_a_commit_that_failed_is_decided_again_to_the_same_rep
 
     def early(d: Desk) -> list[ExecutionReport]:
         told: list[ExecutionReport] = []
-        d.coord.orch.on_decided = lambda evs: told.extend(
-            r for e in evs for r in client_reports(e, ExecType.NEW)
-        )
+        d.coord.orch.on_decided = lambda e: told.extend(client_reports(e, ExecType.NEW))
         return told
 
     for closed in (False, True):

@@ -344,28 +344,32 @@ def test_a_group_commits_its_transactions_in_one_append_and_publishes_only_after
         cut.check()
 
 
-def test_what_a_commit_decided_is_handed_over_before_the_append_and_only_what_is_appended() -> None:
-    """``on_decided`` sees each transaction's events before the log has them (the New told early), in a
-    group as each transaction ends (not when the group does), and never a handler's that raised."""
+def test_each_event_is_handed_over_as_it_is_emitted_before_its_transaction_ends_and_its_append() -> None:
+    """``on_decided`` sees each event as the handler emits it: before the transaction's next event, before
+    the group's next transaction, before the append (the New told early). A handler that raises after an
+    emit had that event handed over; nothing of it is appended, and its input is decided again."""
     log = MemoryLog()
     o = _orch(log)
-    seen: list[tuple[list[str], int]] = []  # the events' ids, and how many the log held at that moment
-    o.on_decided = lambda events: seen.append(([e.event_id for e in events], len(log.events)))
+    seen: list[tuple[str, int]] = []  # the event's id, and how many the log held at that moment
+    o.on_decided = lambda e: seen.append((e.event_id, len(log.events)))
     with o.transaction("T1", create=True) as ctx:
         assert ctx is not None
         fx = (effect(topics.REPORTS, report(report_id="R1"), key="c"),)
         ctx.emit(Booked(what="flight"), fx)
-    assert seen == [(["T1.0"], 0)] and len(log.events) == 1
+        assert seen == [("T1.0", 0)]  # before the transaction ends
+        ctx.emit(Booked(what="car"))
+    assert seen == [("T1.0", 0), ("T1.1", 0)] and len(log.events) == 2
     with pytest.raises(RuntimeError), o.transaction("T1") as ctx:
         assert ctx is not None
         ctx.emit(Booked(what="hotel"))
         raise RuntimeError("boom")
+    assert seen[-1] == ("T1.2", 2) and len(log.events) == 2 and o.sagas["T1"].seq == 2  # handed, not kept
     with o.group():
         for i in (2, 3):
             with o.transaction(f"T{i}", create=True) as ctx:
                 assert ctx is not None
                 ctx.emit(Booked(what="seat"))
-            assert len(seen) == i  # told before the group's next transaction is decided
-    assert seen[1:] == [(["T2.0"], 1), (["T3.0"], 1)] and len(log.events) == 3
+            assert seen[-1] == (f"T{i}.0", 2)  # before the group's next transaction and its append
+    assert len(log.events) == 4
     assert [r.report_id for e in log.events for r in client_reports(e, ExecType.TRADE)] == ["R1"]
     assert [r.report_id for e in log.events for r in client_reports(e, ExecType.NEW)] == []
