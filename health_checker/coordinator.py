@@ -328,12 +328,18 @@ class Coordinator:
             if self.pool.workers
             else []
         )
+        full: set[str] = set()  # policies no worker could take this poll: a worker's load only grows in it
         for saga in waiting:
             # Only when a worker could take it: a transaction per waiting job per poll would hold up inputs.
-            if saga.parent and self._pick(policy_of(saga.parent)) is not None:
-                with self.orch.transaction(saga.saga_id) as ctx:
-                    assert ctx is not None
-                    saga.try_assign(ctx, self._pick, self.wall(), self.t)
+            policy = policy_of(saga.parent) if saga.parent else None
+            if policy is None or policy in full:
+                continue
+            if self._pick(policy) is None:
+                full.add(policy)
+                continue
+            with self.orch.transaction(saga.saga_id) as ctx:
+                assert ctx is not None
+                saga.try_assign(ctx, self._pick, self.wall(), self.t)
 
     def _worker_lost(self, worker_id: str, silent_ns: int) -> None:
         for saga in self.orch.live():

@@ -209,9 +209,10 @@ class Orchestrator(Generic[S]):
     def due(self, clock: Callable[[str], int | None]) -> list[tuple[S, Timer]]:
         """Timers whose clock has reached their deadline (a clock that is unknown yet never fires)."""
         out: list[tuple[S, Timer]] = []
+        read: dict[str, int | None] = {}  # each clock read once per call: thousands of timers share a few
         for saga in self.sagas.values():
             for t in saga.timers.values():
-                now = clock(t.clock)
+                now = read[t.clock] if t.clock in read else read.setdefault(t.clock, clock(t.clock))
                 if now is not None and now >= t.deadline_ns:
                     out.append((saga, t))
         return out
