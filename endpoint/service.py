@@ -220,10 +220,10 @@ class EndpointService:
         assert out is not None
         payload = codec.encode(m)
         # A new order's request on the twin too, and first: the saga starts the parent from the first copy
-        # that reaches it, and its decision, not the record's store, is what its New waits for (the store's
-        # receipt came first in 178 of 210 orders, by ~1.1 ms at the median: docs/PERFORMANCE.md). Cancels
-        # and amends go on the record only: in order behind their parent's request, and a second copy of one
-        # would be refused as "already pending".
+        # that reaches it, and its New waits for that decision more often than for the record's store (131
+        # orders of 209 against 78: docs/PERFORMANCE.md, session 23). Cancels and amends go on the record
+        # only: in order behind their parent's request, and a second copy of one would be refused as
+        # "already pending".
         if isinstance(m, JobRequest) and self._requests_live is not None:
             self._requests_live.send_async(payload, key=key)
         if isinstance(m, JobRequest) and self._news is not None:
