@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,15 @@ EARLY_NEW = Counter(
     "lost (the request's store failed), refused (a refusal came after one and was told as a cancel)",
     ["outcome"],
 )
+# Which half of an early New's rule came second, and how long the first had waited for it: what bounds a
+# New's round trip (docs/PERFORMANCE.md, session 23: the decision's branch or the request's store).
+EARLY_NEW_WAIT = Histogram(
+    "paceline_endpoint_early_new_wait_seconds",
+    "A New told early: how long its first half waited for the second, by which came second (decision: the "
+    "saga's New after the request's store; store: the store after the New)",
+    ["second"], buckets=LATENCY_BUCKETS,
+)  # fmt: skip
+_WAITED_FOR = {"decision": EARLY_NEW_WAIT.labels("decision"), "store": EARLY_NEW_WAIT.labels("store")}
 # News waiting for their request's store, and stores waiting for their New, kept at most this many each:
 # a New for another endpoint's order never meets a store here.
 EARLY_KEPT = 10_000
@@ -149,8 +159,10 @@ class OrderDesk:
         self.seen_reports: dict[str, set[str]] = {}
         self.finished: set[str] = set()
         self._exposure: dict[str, _Exposure] = {}  # by client: what ``open_notional`` sums
-        self._stored: dict[str, None] = {}  # parents whose request is stored, their early New not yet come
-        self._held: dict[str, ExecutionReport] = {}  # early News whose request is not stored yet, by parent
+        # Parents whose request is stored, their early New not yet come; early News whose request is not
+        # stored yet. Each with when it began to wait (``time.perf_counter``).
+        self._stored: dict[str, float] = {}
+        self._held: dict[str, tuple[ExecutionReport, float]] = {}
         self._busy: dict[str, list[Message]] = {}  # parents whose report a thread is delivering: what queued
         self._lock = threading.RLock()
         self._req = 0
@@ -361,11 +373,12 @@ class OrderDesk:
         with self._lock:
             if self._seen(m):  # the commit's copy came first
                 return
-            if m.parent_id not in self._stored:  # not stored yet (or another endpoint's order)
-                self._held[m.parent_id] = m
+            stored_at = self._stored.pop(m.parent_id, None)
+            if stored_at is None:  # not stored yet (or another endpoint's order)
+                self._held[m.parent_id] = (m, time.perf_counter())
                 _trim(self._held)
                 return
-            del self._stored[m.parent_id]
+        _WAITED_FOR["decision"].observe(time.perf_counter() - stored_at)
         EARLY_NEW.labels("told").inc()
         self.on_report(m)
 
@@ -375,12 +388,13 @@ class OrderDesk:
         with self._lock:
             held = self._held.pop(parent_id, None)
             if held is None and ok:
-                self._stored[parent_id] = None
+                self._stored[parent_id] = time.perf_counter()
                 _trim(self._stored)
         if held is not None:
             EARLY_NEW.labels("told" if ok else "lost").inc()
             if ok:
-                self.on_report(held)
+                _WAITED_FOR["store"].observe(time.perf_counter() - held[1])
+                self.on_report(held[0])
 
     def _refused_after_new(self, r: ExecutionReport) -> ExecutionReport:
         """A refusal of an order told New: the New came early, its leader failed before the commit, and its

@@ -213,6 +213,17 @@ def run(
         print("endpoint's histogram, mean ms by stage:", ", ".join(means))
         told = endpoint.metric("paceline_endpoint_early_new_total", outcome="told")
         print(f"News told early (ahead of their commit): {told or 0:.0f} of {len(rtts) + 10}")
+        second: dict[str, float] = {}  # which half of the rule came second: what bounded each New
+        waits = []
+        for half in ("decision", "store"):
+            name = "paceline_endpoint_early_new_wait_seconds"
+            count = endpoint.metric(f"{name}_count", second=half) or 0.0
+            total = endpoint.metric(f"{name}_sum", second=half) or 0.0
+            second[half] = count
+            waits.append(f"{half} in {count:.0f}" + (f" (waited for, mean {total / count * 1e3:.2f} ms)"
+                                                      if count else ""))  # fmt: skip
+        if early_new:
+            print("of those, the later half of the rule was the", ", the ".join(waits))
         hc = procs[0]  # the saga's own view: a request's decision (its log append inside), the append alone
 
         def mean_ms(name: str, **labels: str) -> str:
@@ -231,7 +242,7 @@ def run(
                   f"{rtt['p50'] - layout['p50']:+.2f} ms over it")  # fmt: skip
         result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin, "early_new": early_new,
                   "order_rate": order_rate, "rtt_ms": rtt, "bare_hop_ms": bare, "bare_np_hop_ms": bare_np,
-                  "layout_floor_ms": layout,
+                  "layout_floor_ms": layout, "early_new_second": second,
                   "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))
         return 0

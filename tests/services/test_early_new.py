@@ -86,7 +86,7 @@ def test_the_endpoint_tells_an_early_new_only_for_a_request_it_stored(
         ep._publish_request(topics.JOB_REQUESTS, req, pid)
         assert ep._requests is not None
         ep._requests.flush()
-        wait_for(lambda: ep.desk._stored.get(pid, 0) is None or not early_new, 30, "the request's store")
+        wait_for(lambda: pid in ep.desk._stored or not early_new, 30, "the request's store")
         twin.send(new(stranger), key="C1")
         twin.send(new(pid), key="C1")
         assert arrived.wait(30 if early_new else 1) is early_new, "told" if not early_new else "never told"

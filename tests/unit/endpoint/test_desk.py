@@ -190,7 +190,14 @@ def _attached() -> tuple[OrderDesk, list[Message]]:
 
 
 def test_an_early_new_is_told_once_its_request_is_stored_whichever_comes_first() -> None:
+    from prometheus_client import REGISTRY
+
+    def waits(second: str) -> float:
+        name = "paceline_endpoint_early_new_wait_seconds_count"
+        return REGISTRY.get_sample_value(name, {"second": second}) or 0.0
+
     for order in ("new first", "stored first"):
+        before = {s: waits(s) for s in ("decision", "store")}
         desk, got = _attached()
         if order == "new first":
             desk.early_new(_new())
@@ -201,6 +208,8 @@ def test_an_early_new_is_told_once_its_request_is_stored_whichever_comes_first()
             assert got == []
             desk.early_new(_new())
         assert got == [_new()], order
+        second = "store" if order == "new first" else "decision"  # which half of the rule it waited for
+        assert {s: waits(s) - before[s] for s in before} == {s: float(s == second) for s in before}
         desk.on_report(_new())  # the commit's copy, from the log and again from the reports topic
         desk.on_report(_new())
         assert got == [_new()], order
