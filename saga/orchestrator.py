@@ -212,7 +212,9 @@ class Orchestrator(Generic[S]):
         read: dict[str, int | None] = {}  # each clock read once per call: thousands of timers share a few
         for saga in self.sagas.values():
             for t in saga.timers.values():
-                now = read[t.clock] if t.clock in read else read.setdefault(t.clock, clock(t.clock))
+                if t.clock not in read:
+                    read[t.clock] = clock(t.clock)
+                now = read[t.clock]
                 if now is not None and now >= t.deadline_ns:
                     out.append((saga, t))
         return out

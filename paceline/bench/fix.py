@@ -214,15 +214,14 @@ def run(
         told = endpoint.metric("paceline_endpoint_early_new_total", outcome="told")
         print(f"News told early (ahead of their commit): {told or 0:.0f} of {len(rtts) + 10}")
         second: dict[str, float] = {}  # which half of the rule came second: what bounded each New
-        waits = []
-        for half in ("decision", "store"):
-            name = "paceline_endpoint_early_new_wait_seconds"
-            count = endpoint.metric(f"{name}_count", second=half) or 0.0
-            total = endpoint.metric(f"{name}_sum", second=half) or 0.0
-            second[half] = count
-            waits.append(f"{half} in {count:.0f}" + (f" (waited for, mean {total / count * 1e3:.2f} ms)"
-                                                      if count else ""))  # fmt: skip
         if early_new:
+            waits = []
+            for half in ("decision", "store"):
+                name = "paceline_endpoint_early_new_wait_seconds"
+                count = second[half] = endpoint.metric(f"{name}_count", second=half) or 0.0
+                total = endpoint.metric(f"{name}_sum", second=half) or 0.0
+                waits.append(f"{half} in {count:.0f}" + (f" (waited for, mean {total / count * 1e3:.2f} ms)"
+                                                          if count else ""))  # fmt: skip
             print("of those, the later half of the rule was the", ", the ".join(waits))
         hc = procs[0]  # the saga's own view: a request's decision (its log append inside), the append alone
 
