@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import Counter, Gauge, Histogram
 
-from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Phase, Timing, policy_of
+from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Phase, Placing, Timing, policy_of
 from health_checker.pool import Pool
 from health_checker.saga_events import Assigned, WorkerLost
 from models import (
@@ -32,6 +34,7 @@ from models import (
     now_ns,
     topics,
 )
+from models.grid import GRID_SPAN, widest_gap_point
 from runtime.logs import get_logger
 from saga import WALL, CompensationStarted, Orchestrator, SagaCompleted, SnapshotStore, effect
 
@@ -111,6 +114,11 @@ class Coordinator:
         # it, rather than every saga, as each transaction leaves it (``_track``).
         self._holds: dict[str, str] = {}
         self._load: dict[str, int] = {}
+        # The grids of the sagas in ``_holds`` (``models.grid``, in parts of GRID_SPAN), sorted: a new job's
+        # grid goes in the widest gap between them, across all workers.
+        self._grids: dict[str, int] = {}
+        self._grid_points: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._placing = Placing(self._pick, self._grid)
         orch.on_commit = self._committed
         orch.on_changed = self._track
 
@@ -120,6 +128,8 @@ class Coordinator:
         now = self.wall()
         self._holds.clear()
         self._load.clear()
+        self._grids.clear()
+        self._grid_points = np.empty(0, dtype=np.int64)
         for s in self.orch.live():
             self._track(s)
             if s.worker_id is not None:
@@ -191,7 +201,9 @@ class Coordinator:
         refusal = self._refusal(req)
         with self.orch.transaction(pid, create=True) as ctx:
             assert ctx is not None
-            ctx.saga.start(ctx, req, refusal, self._pick, now=self.wall(), t=self.t, received_ns=received_ns)
+            ctx.saga.start(
+                ctx, req, refusal, self._placing, now=self.wall(), t=self.t, received_ns=received_ns
+            )
         if refusal is None:
             JOBS.labels("accepted").inc()
             log.info("job accepted", parent_id=pid, job_id=req.job_id, symbol=req.parent.symbol,
@@ -265,7 +277,7 @@ class Coordinator:
         with self.orch.transaction(ack.parent_id) as ctx:
             if ctx is None:
                 return
-            ctx.saga.on_venue_ack(ctx, ack, self._pick, self.wall(), self.t)
+            ctx.saga.on_venue_ack(ctx, ack, self._placing, self.wall(), self.t)
 
     def _heartbeat(self, hb: WorkerHeartbeat) -> None:
         now = self.wall()
@@ -322,7 +334,7 @@ class Coordinator:
         for saga, timer in self.orch.due(self._clock):
             with self.orch.transaction(saga.saga_id) as ctx:
                 assert ctx is not None
-                saga.on_timer(ctx, timer, self._pick, self.wall(), self.t)
+                saga.on_timer(ctx, timer, self.wall(), self.t)
         waiting = (
             [s for s in self.orch.live() if s.phase == Phase.WAITING and s.parent]
             if self.pool.workers
@@ -339,7 +351,7 @@ class Coordinator:
                 continue
             with self.orch.transaction(saga.saga_id) as ctx:
                 assert ctx is not None
-                saga.try_assign(ctx, self._pick, self.wall(), self.t)
+                saga.try_assign(ctx, self._placing, self.wall(), self.t)
 
     def _worker_lost(self, worker_id: str, silent_ns: int) -> None:
         for saga in self.orch.live():
@@ -356,24 +368,41 @@ class Coordinator:
         """Live sagas per worker that holds any."""
         return dict(self._load)
 
+    @property
+    def grids(self) -> dict[str, float]:
+        """The grid of each live saga that holds a worker (``JobAssignment.grid``)."""
+        return {k: v / GRID_SPAN for k, v in self._grids.items()}
+
     def _pick(self, policy: str) -> str | None:
         return self.pool.pick(policy, self._load)
 
+    def _grid(self, job_id: str) -> float:
+        return widest_gap_point(self._grid_points, GRID_SPAN, job_id) / GRID_SPAN
+
     def _track(self, saga: ParentSaga) -> None:
-        """Count ``saga`` against the worker it holds now, if it is live (and no longer against another)."""
+        """Count ``saga`` against the worker it holds now, if it is live (and no longer against another),
+        and its grid among the grids in use while it does."""
+        sid = saga.saga_id
         worker = None if saga.terminal else saga.worker_id
-        held = self._holds.get(saga.saga_id)
+        held = self._holds.get(sid)
         if held == worker:
             return
         if held is not None:
-            del self._holds[saga.saga_id]
+            del self._holds[sid]
             if (n := self._load[held] - 1) > 0:
                 self._load[held] = n
             else:
                 del self._load[held]
+            if (at := self._grids.pop(sid, None)) is not None:
+                i = int(np.searchsorted(self._grid_points, at))
+                self._grid_points = np.delete(self._grid_points, i)
         if worker is not None:
-            self._holds[saga.saga_id] = worker
+            self._holds[sid] = worker
             self._load[worker] = self._load.get(worker, 0) + 1
+            if saga.grid is not None:
+                at = self._grids[sid] = int(saga.grid * GRID_SPAN)
+                i = int(np.searchsorted(self._grid_points, at))
+                self._grid_points = np.insert(self._grid_points, i, at)
 
     def _committed(self, events: list[SagaEvent]) -> None:
         for entry in events:

@@ -57,7 +57,17 @@ FINAL: dict[str, tuple[ExecType, OrdStatus, str]] = {
                      "no market data: the symbol's data stopped, expired on the wall clock after the window"),
 }  # fmt: skip
 
-Pick = Callable[[str], str | None]  # policy -> worker id or None
+
+@dataclass(frozen=True)
+class Placing:
+    """Where a job goes: ``worker(policy)``, a worker that can run the policy now (None: none can), and
+    ``grid(job_id)``, where in the decision interval the job decides, among every live job's grid
+    (``JobAssignment.grid``; asked once per job, kept through reassignments)."""
+
+    worker: Callable[[str], str | None]
+    grid: Callable[[str], float]
+
+
 Ctx = Context["ParentSaga"]
 
 
@@ -102,6 +112,7 @@ class ParentSaga(Saga):
     phase: Phase = Phase.NEW
     epoch: int = 1
     worker_id: str | None = None
+    grid: float | None = None  # where in the decision interval the job decides, once placed (``Placing``)
     filled: int = 0
     notional: float = 0.0
     fills: set[str] = field(default_factory=set)
@@ -120,8 +131,9 @@ class ParentSaga(Saga):
                 self.parent, self.job_id, self.phase = parent, job_id, Phase.DONE
             case ev.WaitingForWorker():
                 self.phase = Phase.WAITING
-            case ev.Assigned(worker_id=worker):
+            case ev.Assigned(worker_id=worker, grid=grid):
                 self.worker_id, self.phase = worker, Phase.WORKING
+                self.grid = grid if grid is not None else self.grid
             case ev.Filled(fill_id=fill_id, qty=qty, px=px, over=over):
                 self.fills.add(fill_id)
                 self.filled += qty
@@ -216,7 +228,7 @@ class ParentSaga(Saga):
 
     # --- handlers -------------------------------------------------------------------------------------
     def start(
-        self, ctx: Ctx, req: JobRequest, refusal: str | None, pick: Pick, *, now: int, t: Timing,
+        self, ctx: Ctx, req: JobRequest, refusal: str | None, place: Placing, *, now: int, t: Timing,
         received_ns: int | None = None,
     ) -> None:  # fmt: skip
         """``received_ns``: the wall clock when the request was taken (the first report's ``AckTrace``)."""
@@ -235,7 +247,7 @@ class ParentSaga(Saga):
         ctx.emit(ev.VenueOpened(epoch=self.epoch), (effect(topics.VENUE_COMMANDS, cmd, key=self.job_id),))
         assert self.parent is not None
         self._set_window_end(ctx, self.parent, now, t)
-        self.try_assign(ctx, pick, now, t)
+        self.try_assign(ctx, place, now, t)
 
     @staticmethod
     def _set_window_end(ctx: Ctx, p: ParentOrder, now: int, t: Timing) -> None:
@@ -248,12 +260,12 @@ class ParentSaga(Saga):
         ctx.set_timer("window_end", f"market:{p.symbol}", p.end_ns + t.close_grace)
         ctx.set_timer("window_end_wall", WALL, now + span + t.close_grace + t.stale_grace)
 
-    def try_assign(self, ctx: Ctx, pick: Pick, now: int, t: Timing) -> None:
+    def try_assign(self, ctx: Ctx, place: Placing, now: int, t: Timing) -> None:
         p = self.parent
         assert p is not None
         if self.phase not in (Phase.NEW, Phase.WAITING):
             return
-        worker = pick(policy_of(p))
+        worker = place.worker(policy_of(p))
         if worker is None:
             if self.phase != Phase.WAITING:
                 text = f"waiting for a worker that can run {policy_of(p)!r}"
@@ -264,6 +276,7 @@ class ParentSaga(Saga):
             return
         ctx.clear_timer("assign_wait")
         ctx.register(REVOKE)
+        grid = place.grid(self.job_id) if self.grid is None else self.grid
         a = JobAssignment(
             job_id=self.job_id,
             worker_id=worker,
@@ -271,8 +284,9 @@ class ParentSaga(Saga):
             parent=p,
             quantity=self.remaining,
             ts_init=now,
+            grid=grid,
         )
-        ctx.emit(ev.Assigned(worker_id=worker, epoch=self.epoch, quantity=self.remaining),
+        ctx.emit(ev.Assigned(worker_id=worker, epoch=self.epoch, quantity=self.remaining, grid=grid),
                  (effect(topics.ASSIGNMENTS, a, key=worker),))  # fmt: skip
 
     def on_fill(self, ctx: Ctx, f: Fill, now: int, t: Timing) -> bool:
@@ -331,7 +345,7 @@ class ParentSaga(Saga):
                 ctx.complete(self.reason or "closed")
                 return
 
-    def on_venue_ack(self, ctx: Ctx, ack: VenueCommandAck, pick: Pick, now: int, t: Timing) -> bool:
+    def on_venue_ack(self, ctx: Ctx, ack: VenueCommandAck, place: Placing, now: int, t: Timing) -> bool:
         if self.running != FENCE or self.command is None or ack.command_id != self.command.command_id:
             return False  # a repeat of an ack already taken into account
         ctx.clear_timer("venue_retry")
@@ -347,14 +361,14 @@ class ParentSaga(Saga):
                 self.unwind(ctx, "filled", now, t)
                 return True
             ctx.emit(ev.Resumed(epoch=self.epoch, remaining=self.remaining))
-            self.try_assign(ctx, pick, now, t)
+            self.try_assign(ctx, place, now, t)
             return True
         if ack.op is VenueOp.FENCE:
             ctx.register(FENCE)  # the reason became final while fencing: close the venue job too
         self.step(ctx, now, t)
         return True
 
-    def on_timer(self, ctx: Ctx, timer: Timer, pick: Pick, now: int, t: Timing) -> None:
+    def on_timer(self, ctx: Ctx, timer: Timer, now: int, t: Timing) -> None:
         ctx.clear_timer(timer.name)
         if timer.name == "window_end":
             self.unwind(ctx, "window_end", now, t)

@@ -45,6 +45,7 @@ class Assigned(SagaPayload):
     worker_id: str
     epoch: int = Field(ge=1)
     quantity: int = Field(ge=0)
+    grid: float | None = Field(default=None, ge=0.0, lt=1.0)  # ``JobAssignment.grid`` (None in older logs)
 
 
 class Filled(SagaPayload):

@@ -39,6 +39,10 @@ class JobAssignment(Message):
     quantity: Quantity  # what remains to be worked under this epoch
     revoked: bool = False  # True tells the worker to stop working the job at this epoch
     ts_init: TimestampNs
+    # Where in the decision interval the job decides after its first decision (a fraction of it), placed by
+    # the health-checker among every live job's and kept for the job's life (``models.grid``); None: the
+    # worker places it among its own jobs.
+    grid: float | None = Field(default=None, ge=0.0, lt=1.0)
 
 
 class LeaderBeat(Message):

@@ -41,6 +41,7 @@ class SimJob:
     n: int = 0
     filled: int = 0
     revoked: bool = False
+    grid: float | None = None  # where in the decision interval the assignment placed it
 
 
 @dataclass
@@ -201,7 +202,9 @@ class Desk:
                 if cur is not None and m.epoch > cur.epoch:
                     cur.revoked = True
                 return
-            w.jobs[m.job_id] = SimJob(m.epoch, m.quantity, m.parent.parent_id, m.parent.symbol, m.parent.side)
+            w.jobs[m.job_id] = SimJob(
+                m.epoch, m.quantity, m.parent.parent_id, m.parent.symbol, m.parent.side, grid=m.grid
+            )
         elif isinstance(m, ExecutionReport):
             self.reports.append(m)
         elif isinstance(m, VenueCommandAck):

@@ -8,11 +8,13 @@
   file for all of them, and from ``COLUMNAR_FROM`` of them from the jobs' numbers held as columns
   (``_Columns``): their observations, action sizes, next decision times and, for a job with at most one
   open child and no limit, its child orders, equal bit for bit to the per-job path.
-- Jobs that start together do not decide together all day: a job whose grid would fall within a second of
-  another of the engine's jobs' (parents sent for one start time, jobs re-taken on one tick) decides at its
-  start, then on a grid of its own in the widest gap between theirs (``Engine._own_grid``). Twenty child
-  orders at one instant queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a lone
-  job, as in the backtest and the RL environment, decides from its start as before.
+- Jobs that start together do not decide together all day. A job decides at its start (a client's order
+  starts working at once), then on the grid its assignment gives (``JobAssignment.grid``: the
+  health-checker places every live job among all workers' jobs, ``models.grid``). Without one, a job whose
+  grid would fall within a second of another of the engine's jobs' (parents sent for one start time, jobs
+  re-taken on one tick) moves to a grid in the widest gap between theirs (``Engine._own_grid``). Twenty
+  child orders at one instant queue behind each other through the whole pipeline (docs/PERFORMANCE.md); a
+  lone job, as in the backtest and the RL environment, decides from its start as before.
 - Each action carries the assignment's epoch and a deterministic child id ``<job>.<epoch>.<n>``: a re-send
   is recognised downstream, and an action from a stale epoch is refused by the endpoint.
 - The engine never asks for more than the job's quantity less what is filled and what is still open.
@@ -22,7 +24,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import operator
@@ -52,6 +53,7 @@ from models import (
     now_ns,
 )
 from models.codec import ChildActionEncoder
+from models.grid import widest_gap_point
 from worker.baselines import POV, TWAP, VWAP, AlmgrenChriss, volume_curve
 from worker.features import Features, Tape, observe_columns
 from worker.policy import (
@@ -89,14 +91,6 @@ def _band(policy: Policy | LoadedPolicy | Agent) -> float | None:
         return policy.manifest.band
     band = getattr(policy, "band", None)
     return float(band) if isinstance(band, int | float) else None
-
-
-def drawn_ns(job_id: str, span_ns: int) -> int:
-    """A point of ``[0, span_ns)`` drawn from a job's id (a 64-bit BLAKE2b scaled to the span): the same for
-    the job on any worker, and unrelated for two jobs, whichever workers they are on. Not CRC-32: it is
-    linear, and ids that differ in their last characters (``J-1``, ``J-2``) landed in clusters."""
-    digest = hashlib.blake2b(job_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest) * max(0, span_ns) >> 64
 
 
 def slice_qty(quantity: int, window_ns: int, decision_ns: int) -> int:
@@ -394,7 +388,11 @@ class Engine:
         )
         self.drop(a.job_id)
         if self.spread:
-            grid = self._own_grid(a.job_id, start, p.end_ns)
+            grid = (
+                self._own_grid(a.job_id, start, p.end_ns)
+                if a.grid is None
+                else self._given_grid(a.grid, start, p.end_ns)
+            )
             if grid is not None:
                 self._moved[a.job_id] = grid
             self._phases[a.job_id] = (start if grid is None else grid) % self.decision_ns
@@ -408,11 +406,10 @@ class Engine:
         """None, unless another working job of the engine decides within ``SPREAD_WITHIN_NS`` of this one's
         grid from ``start``. Then the job still decides at its start (a client's order starts working at
         once, a re-taken one catches up at once), and from the next decision on, on a grid of its own: in
-        the widest gap between the other jobs' grids (their times modulo the interval), at a point of the
-        gap's middle half drawn from its id, one to two intervals after its start. Returns that grid's
-        first time. One worker's jobs so fall evenly over the interval (random offsets clump: in the bench,
-        at 13x market time, 20 of them put some within 5 ms of wall time), and two workers' jobs, placed
-        without talking, not on the same points."""
+        the widest gap between the other jobs' grids (their times modulo the interval,
+        ``models.grid.widest_gap_point``). Returns that grid's first time. One worker's jobs so fall evenly
+        over the interval; for assignments without a grid only (the health-checker places every live job
+        among all workers' jobs: ``_given_grid``)."""
         step, phases = self.decision_ns, self._phases
         others = np.unique(np.fromiter(phases.values(), dtype=np.int64, count=len(phases)))  # sorted
         if not others.size:
@@ -420,12 +417,16 @@ class Engine:
         apart = (others - start % step) % step
         if np.minimum(apart, step - apart).min() >= SPREAD_WITHIN_NS:
             return None
-        gaps = np.diff(others, append=others[0] + step)
-        k = int(gaps.argmax())
-        width, left = int(gaps[k]), int(others[k])
-        phase = left + width // 4 + drawn_ns(job_id, width // 2)
-        after = start + step  # never two decisions less than an interval apart
-        first = after + (phase - after) % step
+        return self._grid_from(widest_gap_point(others, step, job_id), start, end)
+
+    def _given_grid(self, grid: float, start: int, end: int) -> int | None:
+        """The first time of the grid the health-checker gave (``JobAssignment.grid``, a fraction of the
+        interval), from one to two intervals after ``start``; the job decides at its start first."""
+        return self._grid_from(int(grid * self.decision_ns), start, end)
+
+    def _grid_from(self, phase: int, start: int, end: int) -> int | None:
+        after = start + self.decision_ns  # never two decisions less than an interval apart
+        first = after + (phase - after) % self.decision_ns
         return first if first < end else None
 
     def _job_part(self, a: JobAssignment) -> str:

@@ -382,3 +382,33 @@ def test_a_new_told_before_a_commit_that_failed_is_decided_again_to_the_same_rep
             assert first.exec_type is ExecType.NEW and first.report_id == told[0].report_id
             same = ("parent_id", "cl_ord_id", "ord_status", "order_qty", "cum_qty", "leaves_qty", "avg_px")
             assert all(getattr(first, f) == getattr(told[0], f) for f in same)
+
+
+def test_parents_for_one_start_time_get_decision_grids_spread_over_all_workers() -> None:
+    """Each worker would place its own jobs evenly, but two workers' sets would interleave at random and
+    each one's first job keep the common start's grid: the health-checker places every live job's grid
+    among all of them (``models.grid``), and a job keeps its grid when it is reassigned."""
+    d = Desk(workers=("w1", "w2", "w3"))
+    d.heartbeats()
+    for i in range(20):
+        d.submit(f"P-{i}", qty=1_000)
+    grids = {pid: d.saga(pid).grid for pid in (f"P-{i}" for i in range(20))}
+    assert None not in grids.values() and d.coord.grids == grids
+    for w in d.workers.values():  # each assignment carries its saga's grid
+        assert all(job.grid == grids[job.parent_id] for job in w.jobs.values())
+    assert {d.saga(pid).worker_id for pid in grids} == {"w1", "w2", "w3"}
+    points = sorted(g for g in grids.values() if g is not None)
+    gaps = [b - a for a, b in zip(points, [*points[1:], points[0] + 1.0], strict=True)]
+    # Each placed in the widest gap's middle half: never closer than a quarter of 1/19. Twenty points at
+    # random are that far apart about once in 240 draws.
+    assert min(gaps) >= 1 / 80 and max(gaps) <= 1 / 8, gaps
+    lost = d.saga("P-0").worker_id
+    assert lost is not None
+    d.workers[lost].alive = False
+    d.advance(4)
+    again = d.saga("P-0")
+    assert again.worker_id not in (None, lost) and again.epoch == 2
+    assert again.grid == grids["P-0"] and d.coord.grids["P-0"] == grids["P-0"]
+    assert d.workers[again.worker_id].jobs[again.job_id].grid == grids["P-0"]
+    d.restart_orchestrator()  # recovery rebuilds the grids in use from the log
+    assert d.coord.grids == {pid: g for pid, g in grids.items() if d.saga(pid).worker_id is not None}

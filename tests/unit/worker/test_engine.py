@@ -28,6 +28,7 @@ from models import (
     Strategy,
     Tick,
 )
+from models.grid import GRID_SPAN, widest_gap_point
 from tests import factories
 from worker import policy_files
 from worker.engine import ChildSpec, Engine, Job
@@ -485,6 +486,49 @@ def test_jobs_that_start_together_decide_at_their_start_then_apart() -> None:
         assert when[f"J{i}"] == [times[bisect.bisect_left(times, slot)] for slot in slots], i
         assert venue.filled.get(f"J{i}") == 10_000
     assert set(eng._moved) == {f"J{i}" for i in range(1, 20, 2)}  # the MSFT jobs, still before their first
+
+
+def test_jobs_given_grids_decide_at_their_start_then_on_them_across_workers() -> None:
+    """The health-checker places every live job's grid among all workers' jobs (``JobAssignment.grid``):
+    each worker then moves even its first job there, and two workers' jobs do not meet."""
+    t0, ticks = _first_tick()
+    step = 30 * S
+    engines = (Engine("w1", decision_s=30), Engine("w2", decision_s=30))
+    points = np.empty(0, dtype=np.int64)
+    grids: dict[str, float] = {}
+    for i in range(20):  # as the coordinator places them, one after another
+        at = widest_gap_point(points, GRID_SPAN, f"J{i}")
+        points = np.sort(np.append(points, at))
+        grids[f"J{i}"] = at / GRID_SPAN
+        a = _assignment(f"J{i}", 10_000, t0, 10, worker=f"w{i % 2 + 1}", symbol=("AAPL", "MSFT")[i // 2 % 2])
+        engines[i % 2].assign(a.model_copy(update={"grid": grids[f"J{i}"]}))
+    for eng in engines:
+        assert {j.next_decision_ns for j in eng.jobs.values()} == {t0}  # each starts working at its start
+        assert set(eng._moved) == set(eng.jobs)  # every one moved, the first too
+        for job_id, first in eng._moved.items():
+            assert t0 + step <= first < t0 + 2 * step and first % step == int(grids[job_id] * step)
+    phases = sorted(first % step for eng in engines for first in eng._moved.values())
+    gaps = [b - a for a, b in pairwise([*phases, phases[0] + step])]
+    assert min(gaps) >= step // 80 and max(gaps) <= step // 8, gaps  # even over both workers' jobs
+    eng = engines[0]
+    when: dict[str, list[int]] = {job_id: [] for job_id in eng.jobs}
+    original = eng._decide
+
+    def decide(due: list[Job], tick: Tick, out: list[ChildSpec], sym: object) -> None:
+        for job in due:
+            when[job.job_id].append(tick.ts_event)
+        original(due, tick, out, sym)  # type: ignore[arg-type]
+
+    eng._decide = decide  # type: ignore[method-assign]
+    grid_of = dict(eng._moved)
+    market = [t for t in ticks if t.symbol == "AAPL"]
+    _run(eng, iter(market), Venue(eng))
+    times = [t.ts_event for t in market]
+    aapl = [j for j, job in eng.jobs.items() if job.assignment.parent.symbol == "AAPL"]
+    assert aapl
+    for job_id in aapl:  # at the start, then on the first tick of each slot of the grid it was given
+        slots = [t0, *range(grid_of[job_id], t0 + 10 * 60 * S, step)]
+        assert when[job_id] == [times[bisect.bisect_left(times, slot)] for slot in slots], job_id
 
 
 def test_a_lone_job_or_one_on_a_grid_of_its_own_keeps_its_grid() -> None:
