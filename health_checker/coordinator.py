@@ -114,8 +114,8 @@ class Coordinator:
         # it, rather than every saga, as each transaction leaves it (``_track``).
         self._holds: dict[str, str] = {}
         self._load: dict[str, int] = {}
-        # The grids of the sagas in ``_holds`` (``models.grid``, in parts of GRID_SPAN), sorted: a new job's
-        # grid goes in the widest gap between them, across all workers.
+        # The grids of the live sagas (``models.grid``, in parts of GRID_SPAN), sorted: a new job's grid goes
+        # in the widest gap between them, across all workers.
         self._grids: dict[str, int] = {}
         self._grid_points: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._placing = Placing(self._pick, self._grid)
@@ -370,7 +370,7 @@ class Coordinator:
 
     @property
     def grids(self) -> dict[str, float]:
-        """The grid of each live saga that holds a worker (``JobAssignment.grid``)."""
+        """The grid of each live saga placed on one (``JobAssignment.grid``)."""
         return {k: v / GRID_SPAN for k, v in self._grids.items()}
 
     def _pick(self, policy: str) -> str | None:
@@ -381,28 +381,30 @@ class Coordinator:
 
     def _track(self, saga: ParentSaga) -> None:
         """Count ``saga`` against the worker it holds now, if it is live (and no longer against another),
-        and its grid among the grids in use while it does."""
-        sid = saga.saga_id
-        worker = None if saga.terminal else saga.worker_id
+        and keep its grid among the grids in use while it is live (held while a lost worker's job waits
+        for another, so that no new job takes its place meanwhile)."""
+        sid, live = saga.saga_id, not saga.terminal
+        worker = saga.worker_id if live else None
         held = self._holds.get(sid)
-        if held == worker:
-            return
-        if held is not None:
-            del self._holds[sid]
-            if (n := self._load[held] - 1) > 0:
-                self._load[held] = n
-            else:
-                del self._load[held]
-            if (at := self._grids.pop(sid, None)) is not None:
-                i = int(np.searchsorted(self._grid_points, at))
-                self._grid_points = np.delete(self._grid_points, i)
-        if worker is not None:
-            self._holds[sid] = worker
-            self._load[worker] = self._load.get(worker, 0) + 1
-            if saga.grid is not None:
-                at = self._grids[sid] = int(saga.grid * GRID_SPAN)
-                i = int(np.searchsorted(self._grid_points, at))
-                self._grid_points = np.insert(self._grid_points, i, at)
+        if held != worker:
+            if held is not None:
+                del self._holds[sid]
+                if (n := self._load[held] - 1) > 0:
+                    self._load[held] = n
+                else:
+                    del self._load[held]
+            if worker is not None:
+                self._holds[sid] = worker
+                self._load[worker] = self._load.get(worker, 0) + 1
+        at = int(saga.grid * GRID_SPAN) if live and saga.grid is not None else None
+        kept = self._grids.get(sid)
+        if at != kept:
+            if kept is not None:
+                del self._grids[sid]
+                self._grid_points = np.delete(self._grid_points, np.searchsorted(self._grid_points, kept))
+            if at is not None:
+                self._grids[sid] = at
+                self._grid_points = np.insert(self._grid_points, np.searchsorted(self._grid_points, at), at)
 
     def _committed(self, events: list[SagaEvent]) -> None:
         for entry in events:

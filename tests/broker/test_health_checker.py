@@ -120,9 +120,11 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         fence_done = next(
             e for e in events if e.name == "compensation.completed" and e.data["name"] == "fence_venue"
         )
-        reassigned = [e for e in events if e.name == "assigned"][1]
+        assigned, reassigned = [e for e in events if e.name == "assigned"]
         assert names.index("worker_lost") < events.index(fence_done) < events.index(reassigned)
         assert reassigned.data["epoch"] == 2 and reassigned.data["worker_id"] == second_id
+        # The job decides on the grid it was placed on, under either worker (``models.grid``).
+        assert isinstance(assigned.data["grid"], float) and reassigned.data["grid"] == assigned.data["grid"]
         filled_at_fence = fence_done.data["filled"]
         assert isinstance(filled_at_fence, int) and 0 < filled_at_fence < QTY
         assert reassigned.data["quantity"] == QTY - filled_at_fence

@@ -411,4 +411,8 @@ def test_parents_for_one_start_time_get_decision_grids_spread_over_all_workers()
     assert again.grid == grids["P-0"] and d.coord.grids["P-0"] == grids["P-0"]
     assert d.workers[again.worker_id].jobs[again.job_id].grid == grids["P-0"]
     d.restart_orchestrator()  # recovery rebuilds the grids in use from the log
-    assert d.coord.grids == {pid: g for pid, g in grids.items() if d.saga(pid).worker_id is not None}
+    assert d.coord.grids == grids
+    for w in d.workers.values():  # no worker left: the jobs wait, and keep their places meanwhile
+        w.alive = False
+    d.advance(4)
+    assert all(d.saga(pid).worker_id is None for pid in grids) and d.coord.grids == grids

@@ -116,9 +116,7 @@ def _check(d: Desk) -> None:
     assert d.coord.load == held
     # So are the grids in use (a new job's goes between them), and a job keeps its grid through every
     # reassignment: each assignment the workers received carries the grid its saga holds.
-    assert d.coord.grids == {
-        s.saga_id: s.grid for s in d.coord.orch.live() if s.worker_id is not None and s.grid is not None
-    }
+    assert d.coord.grids == {s.saga_id: s.grid for s in d.coord.orch.live() if s.grid is not None}
     for w in d.workers.values():
         for job in w.jobs.values():
             assert job.grid is not None and job.grid == d.saga(job.parent_id).grid
