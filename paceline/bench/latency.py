@@ -360,8 +360,8 @@ def _submit_jobs(
 ) -> list[Consumer[ChildOrderAction]]:
     """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions. A job's
     decisions fall on a grid from its start: ``spread_ns`` spreads the starts evenly over that span (0: all
-    for one start time, as parents for the open are; after their first decision each worker's engine
-    moves all but one of its jobs onto grids of their own, ``worker.engine.Engine._own_grid``)."""
+    for one start time, as parents for the open are; after their first decision each job decides on the
+    grid the health-checker placed it on among every live job's, ``models.grid``)."""
     consumers = []
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
