@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -448,6 +448,23 @@ def test_the_columns_hand_each_live_job_its_own_row_and_reuse_a_dropped_ones() -
         assert cols.limit[r] == p.limit_px if p.limit_px is not None else np.isnan(cols.limit[r])
 
 
+def _decisions_on_aapl(eng: Engine, ticks: Iterable[Tick]) -> tuple[dict[str, list[int]], list[int], Venue]:
+    """The engine run over the AAPL ticks: when each job decided (event time), the ticks' times, the venue."""
+    when: dict[str, list[int]] = {job_id: [] for job_id in eng.jobs}
+    original = eng._decide
+
+    def decide(due: list[Job], tick: Tick, out: list[ChildSpec], sym: object) -> None:
+        for job in due:
+            when[job.job_id].append(tick.ts_event)
+        original(due, tick, out, sym)  # type: ignore[arg-type]
+
+    eng._decide = decide  # type: ignore[method-assign]
+    venue = Venue(eng)
+    market = [t for t in ticks if t.symbol == "AAPL"]
+    _run(eng, iter(market), venue)
+    return when, [t.ts_event for t in market], venue
+
+
 def test_jobs_that_start_together_decide_at_their_start_then_apart() -> None:
     """Parents sent for one start time would otherwise decide on the same ticks all day, and their child
     orders queue behind each other through the pipeline (docs/PERFORMANCE.md)."""
@@ -467,19 +484,7 @@ def test_jobs_that_start_together_decide_at_their_start_then_apart() -> None:
         again.assign(_assignment(f"J{i}", 10_000, t0, 10, symbol=("AAPL", "MSFT")[i % 2]))
     assert again._moved == eng._moved
 
-    when: dict[str, list[int]] = {f"J{i}": [] for i in range(20)}
-    original = eng._decide
-
-    def decide(due: list[Job], tick: Tick, out: list[ChildSpec], sym: object) -> None:
-        for job in due:
-            when[job.job_id].append(tick.ts_event)
-        original(due, tick, out, sym)  # type: ignore[arg-type]
-
-    eng._decide = decide  # type: ignore[method-assign]
-    venue = Venue(eng)
-    market = [t for t in ticks if t.symbol == "AAPL"]
-    _run(eng, iter(market), venue)
-    times = [t.ts_event for t in market]
+    when, times, venue = _decisions_on_aapl(eng, ticks)
     end = t0 + 10 * 60 * S
     for i in range(0, 20, 2):  # the AAPL jobs: at the start, then on the first tick of each slot of its grid
         slots = [t0, *range(t0 + grids[f"J{i}"], end, step)]
@@ -511,19 +516,8 @@ def test_jobs_given_grids_decide_at_their_start_then_on_them_across_workers() ->
     gaps = [b - a for a, b in pairwise([*phases, phases[0] + step])]
     assert min(gaps) >= step // 80 and max(gaps) <= step // 8, gaps  # even over both workers' jobs
     eng = engines[0]
-    when: dict[str, list[int]] = {job_id: [] for job_id in eng.jobs}
-    original = eng._decide
-
-    def decide(due: list[Job], tick: Tick, out: list[ChildSpec], sym: object) -> None:
-        for job in due:
-            when[job.job_id].append(tick.ts_event)
-        original(due, tick, out, sym)  # type: ignore[arg-type]
-
-    eng._decide = decide  # type: ignore[method-assign]
     grid_of = dict(eng._moved)
-    market = [t for t in ticks if t.symbol == "AAPL"]
-    _run(eng, iter(market), Venue(eng))
-    times = [t.ts_event for t in market]
+    when, times, _ = _decisions_on_aapl(eng, ticks)
     aapl = [j for j, job in eng.jobs.items() if job.assignment.parent.symbol == "AAPL"]
     assert aapl
     for job_id in aapl:  # at the start, then on the first tick of each slot of the grid it was given
