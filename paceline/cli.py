@@ -287,10 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--decision", type=int, default=10, help="latency: market seconds between a job's decisions"
     )
+    be.add_argument(
+        "--workers", type=int, default=2, help="latency: worker processes the jobs are spread over"
+    )
     be.add_argument("--stagger", action="store_true",
                     help="latency: the parents' start times spread evenly over the interval (parents "
-                         "arriving at different times); default: all for one start time, which the workers "
-                         "spread themselves")  # fmt: skip
+                         "arriving at different times); default: all for one start time, which the "
+                         "health-checker spreads")  # fmt: skip
     be.add_argument("--live-ticks", choices=["persistent", "non-persistent"], default=None,
                     help="latency: the topics workers read ticks from (default: PACELINE_LIVE_TICKS, "
                          "persistent): the record, or its non-persistent twins")  # fmt: skip

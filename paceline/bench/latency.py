@@ -1,8 +1,9 @@
 """``paceline bench latency``: tick published -> child order at the endpoint, beside a bare Pulsar ping-pong.
 
 Per broker mode (durable, low-latency) a fresh standalone in a temporary folder, and on it the real
-services as processes: a health-checker, the endpoint, the live page, two workers (each job decides every
-``--decision`` seconds of market time). A WebSocket client of the live page counts the pushes it gets.
+services as processes: a health-checker, the endpoint, the live page, ``--workers`` workers (two by
+default; each job decides every ``--decision`` seconds of market time). A WebSocket client of the live
+page counts the pushes it gets.
 This process is the Receiver: it publishes the synthetic market at ``--rate`` ticks/s over ``--symbols``
 and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker; a
 subscription on every job's actions topic (the topic the endpoint consumes, alongside it) takes the time
@@ -249,7 +250,7 @@ class BrowserPage:
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path,
               browser: bool = False, stagger: bool = False,
-              live_ticks: bool = False) -> ModeResult:  # fmt: skip
+              live_ticks: bool = False, workers: int = 2) -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
     measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
     res = ModeResult(mode)
@@ -285,10 +286,10 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
         charted = f"PB{run}-0"  # the first bench parent (``_submit_jobs``): its chart is open throughout
         page = PageWatcher(page_port, chart=charted)
-        workers = {f"bench-w{i}-{run}" for i in (1, 2)}
-        for w in sorted(workers):
+        names = {f"bench-w{i}-{run}" for i in range(1, workers + 1)}
+        for w in sorted(names):
             spawn("worker", "--id", w, "--decision", str(decision_s))
-        wait_for_workers(bus, workers)
+        wait_for_workers(bus, names)
 
         ticks, speed = _ticks(symbols, warmup_s + seconds + 10, rate, seed=5)
         published: dict[tuple[str, int], int] = {}
@@ -405,17 +406,23 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
         decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
-        browser: bool = False, stagger: bool = False, live_ticks: bool = False) -> int:  # fmt: skip
-    """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``)."""
+        browser: bool = False, stagger: bool = False, live_ticks: bool = False,
+        workers: int = 2) -> int:  # fmt: skip
+    """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``). ``workers``:
+    the worker processes (the more of them, the more a placement of the jobs' grids per worker would leave
+    together)."""
+    if workers < 1:
+        raise ValueError("--workers must be at least 1")
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
                          warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser,
-                         stagger=stagger, live_ticks=live_ticks)
+                         stagger=stagger, live_ticks=live_ticks, workers=workers)
                for m in modes]  # fmt: skip
     print(
-        f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs deciding every "
-        f"{decision_s} s of market time (starting {'evenly over one interval' if stagger else 'together'}), "
+        f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs on {workers} workers "
+        f"deciding every {decision_s} s of market time "
+        f"(starting {'evenly over one interval' if stagger else 'together'}), "
         f"{seconds:g} s measured; workers read ticks from "
         f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}\n"
     )
@@ -427,6 +434,7 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         "symbols": symbols,
         "jobs": jobs,
         "staggered": stagger,
+        "workers": workers,
         "live_ticks": "non-persistent" if live_ticks else "persistent",
         "seconds": seconds,
         "modes": {},

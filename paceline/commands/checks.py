@@ -66,7 +66,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         modes = ["durable", "low-latency"] if args.mode == "both" else [args.mode]
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
                            seconds=args.seconds, modes=modes, decision_s=args.decision,
-                           browser=args.browser, stagger=args.stagger,
+                           browser=args.browser, stagger=args.stagger, workers=args.workers,
                            live_ticks=args.live_ticks == "non-persistent" if args.live_ticks
                            else settings.live_twin)  # fmt: skip
     return 2
