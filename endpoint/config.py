@@ -95,6 +95,11 @@ class EndpointConfig(BaseModel):
     # request is stored, rather than after the saga's commit: one storage round trip sooner, the same New
     # (docs/PERFORMANCE.md, "the New told early"). False: every report after its commit, as before.
     early_new: bool = True
+    # With ``early_new``: a new order's New is told once its request is stored, built here as the saga builds
+    # it (``models.new_report``) for an order that passed the saga's admission rule at the desk, without
+    # waiting for the leader's decision (docs/PERFORMANCE.md, "the New on the request's store"). False: it
+    # waits for the leader's New on the reports' twin as well.
+    new_on_store: bool = True
 
     def client_by_comp_id(self, comp_id: str) -> Client | None:
         return next((c for c in self.clients if c.comp_id == comp_id), None)

@@ -9,9 +9,11 @@
 - Every ``ExecutionReport`` and ``RequestReject`` the saga publishes goes through ``on_report``: the
   order table is updated, TCA is added to a final report, and the client's sinks get it, once per
   report id (a redelivery after a restart is dropped).
-- A new order's New may come early, decided and not yet committed (``early_new``): it is told once the
-  broker has stored the order's request (``request_stored``), so the saga's successor would decide it
-  again. A refusal that follows such a New (decided again after a crash) is told as a cancel.
+- A new order's New is told before the saga's commit (``early_new``), once the broker has stored the
+  order's request (``request_stored``), so a saga's leader or its successor will decide it. With
+  ``new_on_store`` the desk builds it then (``models.new_report``, the saga's own, after the saga's
+  admission rule in ``submit``); without, it waits for the leader's decision too, the saga's New on the
+  reports' twin (``early_new``). A refusal that follows such a New is told as a cancel.
 - Parent ids derive from (client, ClOrdID), so an order re-sent after a crash is the same parent.
 """
 
@@ -47,8 +49,10 @@ from models import (
     Strategy,
     TcaRecord,
     TimeInForce,
+    new_report,
     now_ns,
     topics,
+    window_refusal,
 )
 from runtime.metrics import LATENCY_BUCKETS
 
@@ -59,7 +63,7 @@ REFUSED = Counter(
 REPORTS_OUT = Counter("paceline_endpoint_reports_total", "Reports delivered to clients", ["kind"])
 EARLY_NEW = Counter(
     "paceline_endpoint_early_new_total",
-    "News decided before their commit: told (the request stored; a copy that comes later is dropped), "
+    "News told before their commit: told (the request stored; a copy that comes later is dropped), "
     "lost (the request's store failed), refused (a refusal came after one and was told as a cancel)",
     ["outcome"],
 )
@@ -76,7 +80,9 @@ _WAITED_FOR = {"decision": EARLY_NEW_WAIT.labels("decision"), "store": EARLY_NEW
 # a New for another endpoint's order never meets a store here.
 EARLY_KEPT = 10_000
 ACK_STAGE = Histogram(
-    "paceline_endpoint_ack_stage_seconds", "A new order's acknowledgement, by stage (ACK_STAGES)", ["stage"],
+    "paceline_endpoint_ack_stage_seconds",
+    "A new order's acknowledgement, by stage (ACK_STAGES; a New told on its request's store: desk, store, "
+    "to_client)", ["stage"],
     buckets=LATENCY_BUCKETS,
 )  # fmt: skip
 
@@ -123,6 +129,8 @@ class Order:
     avg_px: float = 0.0
     last: ExecutionReport | None = None
     cl_ord_ids: set[str] = field(default_factory=set)
+    recv_ns: int | None = None  # wall clock: the client's message in, and its request out (ACK_STAGE)
+    sent_ns: int | None = None
 
     @property
     def live(self) -> bool:
@@ -145,9 +153,11 @@ class _Exposure:
 
 class OrderDesk:
     def __init__(
-        self, publish: Publish, risk: RiskGate, symbols: tuple[str, ...], tca: Tca | None = None
-    ) -> None:
+        self, publish: Publish, risk: RiskGate, symbols: tuple[str, ...], tca: Tca | None = None, *,
+        new_on_store: bool = False,
+    ) -> None:  # fmt: skip
         self.publish = publish
+        self.new_on_store = new_on_store
         self.risk = risk
         self.symbols = frozenset(symbols)
         self.tca = tca or Tca()
@@ -248,13 +258,14 @@ class OrderDesk:
                 if refusal.code not in ("duplicate", "unknown_symbol", "no_market_data"):
                     REFUSED.labels("parent", refusal.code).inc()
                 return refusal
-            self.orders[p.parent_id] = o = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id})
+            o = Order(p, p.cl_ord_id, cl_ord_ids={p.cl_ord_id}, recv_ns=recv_ns, sent_ns=now_ns())
+            self.orders[p.parent_id] = o
             self._count(o, 1)
             self.by_cl[(p.client_id, p.cl_ord_id)] = p.parent_id
             self.tca.track(p.parent_id, p.symbol, p.side, p.start_ns)
         ORDERS.labels("new", "accepted").inc()
         req = JobRequest(
-            job_id=f"J{p.parent_id}", parent=p, ts_init=p.ts_init, recv_ns=recv_ns, sent_ns=now_ns()
+            job_id=f"J{p.parent_id}", parent=p, ts_init=p.ts_init, recv_ns=recv_ns, sent_ns=o.sent_ns
         )
         self.publish(topics.JOB_REQUESTS, req, p.parent_id)
         return None
@@ -267,6 +278,10 @@ class OrderDesk:
         if self.tca.mid(p.symbol) is None:
             # The saga's window runs on the symbol's market clock: with no tick yet it would never start.
             return Refusal("no_market_data", f"no market data for {p.symbol}")
+        # The saga's own rule, on the clock the order was stamped with: an order told New when its request
+        # is stored must not be one the saga refuses.
+        if (why := window_refusal(p, p.ts_init)) is not None:
+            return Refusal("window", why)
         return self.risk.check_parent(p, self.tca.mid(p.symbol), self.open_notional(p.client_id))
 
     def find(self, client_id: str, cl_ord_id: str) -> Order | None:
@@ -385,6 +400,9 @@ class OrderDesk:
     def request_stored(self, parent_id: str, ok: bool) -> None:
         """The broker stored (``ok``) or refused a new order's request. Runs on the client's I/O thread: a New
         that was waiting for it is delivered from there, at once."""
+        if self.new_on_store:
+            self._new_on_store(parent_id) if ok else EARLY_NEW.labels("lost").inc()
+            return
         with self._lock:
             held = self._held.pop(parent_id, None)
             if held is None and ok:
@@ -395,6 +413,28 @@ class OrderDesk:
             if ok:
                 _WAITED_FOR["store"].observe(time.perf_counter() - held[1])
                 self.on_report(held[0])
+
+    def _new_on_store(self, parent_id: str) -> None:
+        """Tell the New of an order whose request is stored: the saga (its leader or a successor) decides the
+        stored request to this same New, whose copy is then a duplicate, or, if the saga's clock has passed
+        the window meanwhile, to a refusal told as a cancel."""
+        stored = now_ns()
+        with self._lock:
+            o = self.orders.get(parent_id)
+            if o is None or o.last is not None:  # a report came first: the commit's (or not ours)
+                return
+            new = new_report(o.parent, stored)
+            recv, sent = o.recv_ns, o.sent_ns
+        EARLY_NEW.labels("told").inc()
+        self.on_report(new)
+        told = now_ns()
+        for stage, ns in (
+            ("desk", None if recv is None or sent is None else sent - recv),
+            ("store", None if sent is None else stored - sent),
+            ("to_client", told - stored),
+        ):
+            if ns is not None:
+                ACK_STAGE.labels(stage).observe(max(0, ns) / 1e9)  # fmt: skip
 
     def _refused_after_new(self, r: ExecutionReport) -> ExecutionReport:
         """A refusal of an order told New: the New came early, its leader failed before the commit, and its

@@ -108,7 +108,10 @@ class EndpointService:
         self._venue_lock = threading.Lock()
         self.risk = RiskGate({c.client_id: c.limits for c in self.cfg.clients})
         self.tca = Tca()
-        self.desk = OrderDesk(self._publish_request, self.risk, self.cfg.symbols, self.tca)
+        self._new_on_store = self.cfg.early_new and self.cfg.new_on_store
+        self.desk = OrderDesk(
+            self._publish_request, self.risk, self.cfg.symbols, self.tca, new_on_store=self._new_on_store
+        )
         self.fix = FixGateway(self.cfg, self.desk, self._market_now) if fix and self.cfg.fix_port else None
         self.native = NativeServer(self.cfg, self.desk, self._market_now) if self.cfg.native_port else None
         self._ticks: dict[str, Consumer[Tick]] = {}
@@ -171,7 +174,7 @@ class EndpointService:
             ),
         ]
         self._log_reader = self.bus.tail(topics.SAGA_LOG, SagaEvent, self._on_log, wanted=may_carry_reports)
-        if self.cfg.early_new:
+        if self.cfg.early_new and not self._new_on_store:
             try:
                 self._news = self.bus.tail(topics.LIVE_REPORTS, ExecutionReport, self._on_early_new)
             except BusError as exc:  # a broker whose grants predate the twin: News after their commit
@@ -219,19 +222,22 @@ class EndpointService:
         out = {topics.JOB_REQUESTS: self._requests, topics.TCA: self._tca}[topic]
         assert out is not None
         payload = codec.encode(m)
-        # A new order's request on the twin too, and first: the saga starts the parent from the first copy
-        # that reaches it, and its New waits for that decision more often than for the record's store (131
-        # orders of 209 against 78: docs/PERFORMANCE.md, session 23). Cancels and amends go on the record
-        # only: in order behind their parent's request, and a second copy of one would be refused as
-        # "already pending".
-        if isinstance(m, JobRequest) and self._requests_live is not None:
-            self._requests_live.send_async(payload, key=key)
-        if isinstance(m, JobRequest) and self._news is not None:
-            # Its early New is told once this is stored (``OrderDesk.early_new``).
+        # A new order's request on the twin too: the saga starts the parent from the first copy that reaches
+        # it. Cancels and amends go on the record only: in order behind their parent's request, and a second
+        # copy of one would be refused as "already pending". The twin goes first where the New waits for the
+        # saga's decision (more often than for the record's store: 131 orders of 209 against 78,
+        # docs/PERFORMANCE.md, session 23), second where it waits for the store alone (``new_on_store``).
+        twin = self._requests_live if isinstance(m, JobRequest) else None
+        if twin is not None and not self._new_on_store:
+            twin.send_async(payload, key=key)
+        if isinstance(m, JobRequest) and (self._news is not None or self._new_on_store):
+            # Its New is told once this is stored (``OrderDesk.request_stored``).
             stored, pid = self.desk.request_stored, m.parent.parent_id
             out.send_async(payload, key=key, on_done=lambda err, _s: stored(pid, err is None))
         else:
             out.send_async(payload, key=key)
+        if twin is not None and self._new_on_store:
+            twin.send_async(payload, key=key)
 
     def _market_now(self, symbol: str) -> int | None:
         return self.tca.market_ts(symbol)

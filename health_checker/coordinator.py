@@ -20,6 +20,7 @@ from health_checker.parent_saga import FINAL, WORKER_LOST, ParentSaga, Phase, Pl
 from health_checker.pool import Pool
 from health_checker.saga_events import Assigned, WorkerLost
 from models import (
+    START_TOLERANCE_S,
     AmendRequest,
     CancelRequest,
     Fill,
@@ -33,6 +34,7 @@ from models import (
     WorkerHeartbeat,
     now_ns,
     topics,
+    window_refusal,
 )
 from models.grid import GRID_SPAN, widest_gap_point
 from runtime.logs import get_logger
@@ -75,7 +77,10 @@ class Config:
     stale_grace_s: float = 120.0  # wall time after a window's span before a stopped market ends it
     leader_beat_s: float = 0.5  # the leader's beat from its decision loop
     leader_timeout_s: float = 2.0  # a standby that hears no beat this long fences the leader out
-    start_tolerance_s: float = 60.0  # how far in the past a window may start
+    # How far in the past a window may start. An endpoint refuses by the default (it tells a New without
+    # waiting for the saga): set it lower and the saga refuses some orders told New, which their client is
+    # told as cancels.
+    start_tolerance_s: float = START_TOLERANCE_S
     snapshot_every: int = 5_000  # log events between snapshots: the most a takeover replays
     # How long an ended saga's record answers late inputs: far past any redelivery (inputs are acknowledged
     # once decided; a takeover's redeliveries arrive in seconds). The endpoint answers its clients about
@@ -186,12 +191,7 @@ class Coordinator:
             return f"unknown symbol {p.symbol}"
         # The symbol's market clock if we follow it, else the client's: its ts_init is stamped on the
         # market clock the endpoint sees (a replay's clock is not the wall clock).
-        now = self.market.get(p.symbol, p.ts_init)
-        if p.end_ns <= now:
-            return "the order's window is already over"
-        if p.start_ns < now - round(self.config.start_tolerance_s * 1e9):
-            return f"start is more than {self.config.start_tolerance_s:g} s in the past"
-        return None
+        return window_refusal(p, self.market.get(p.symbol, p.ts_init), self.config.start_tolerance_s)
 
     def _request(self, req: JobRequest) -> None:
         received_ns = now_ns()  # the real wall clock, for the acknowledgement's trace only

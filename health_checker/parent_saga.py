@@ -38,6 +38,7 @@ from models import (
     VenueCommand,
     VenueCommandAck,
     VenueOp,
+    new_report,
     now_ns,
     policy_name,
     topics,
@@ -240,7 +241,7 @@ class ParentSaga(Saga):
             return
         ctx.register(CLOSE_PARENT)
         ctx.emit(ev.Accepted(parent=req.parent, job_id=req.job_id))
-        new = self._report(ExecType.NEW, OrdStatus.NEW, now, trace=_trace(req, received_ns))
+        new = new_report(req.parent, now, trace=_trace(req, received_ns))
         ctx.emit(ev.Reported(), self._fx(new))
         ctx.register(FENCE)
         cmd = self._venue(VenueOp.OPEN, now)

@@ -31,6 +31,7 @@ from models.jobs import (
 from models.market import BookLevel, Tick
 from models.orders import (
     ACK_STAGES,
+    START_TOLERANCE_S,
     AckStatus,
     AckTrace,
     ChildAction,
@@ -45,6 +46,8 @@ from models.orders import (
     RequestReject,
     TcaFigures,
     TcaRecord,
+    new_report,
+    window_refusal,
 )
 from models.saga import Effect, SagaEvent, SagaSnapshot, SagaSnapshotPart
 
@@ -53,6 +56,7 @@ __all__ = [
     "DEFAULT_RL_POLICY",
     "DEFAULT_SYMBOLS",
     "RULE_POLICIES",
+    "START_TOLERANCE_S",
     "AckStatus",
     "AckTrace",
     "AmendRequest",
@@ -96,6 +100,8 @@ __all__ = [
     "decode",
     "decode_any",
     "encode",
+    "new_report",
     "now_ns",
     "policy_name",
+    "window_refusal",
 ]

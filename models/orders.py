@@ -308,6 +308,31 @@ class ExecutionReport(Message):
         return self
 
 
+# How far in the past a new parent's window may start (the health-checker's ``start_tolerance_s`` default).
+START_TOLERANCE_S = 60.0
+
+
+def window_refusal(p: ParentOrder, now_ns: int, start_tolerance_s: float = START_TOLERANCE_S) -> str | None:
+    """Why a new parent cannot start at ``now_ns`` on its symbol's market clock, or None. The saga's rule,
+    which the endpoint applies as well before it tells a New without waiting for the saga."""
+    if p.end_ns <= now_ns:
+        return "the order's window is already over"
+    if p.start_ns < now_ns - round(start_tolerance_s * 1e9):
+        return f"start is more than {start_tolerance_s:g} s in the past"
+    return None
+
+
+def new_report(p: ParentOrder, now_ns: int, trace: AckTrace | None = None) -> ExecutionReport:
+    """A new parent's New: the saga's, and the one its endpoint tells once the order's request is stored.
+    One id for both, so whichever copy comes second is a duplicate (and a FIX store read back after a
+    restart names it)."""
+    return ExecutionReport(
+        report_id=f"{p.parent_id}.new", parent_id=p.parent_id, client_id=p.client_id, cl_ord_id=p.cl_ord_id,
+        exec_type=ExecType.NEW, ord_status=OrdStatus.NEW, symbol=p.symbol, side=p.side, order_qty=p.quantity,
+        cum_qty=0, leaves_qty=p.quantity, trace=trace, ts_event=now_ns, ts_init=now_ns,
+    )  # fmt: skip
+
+
 class RequestKind(StrEnum):
     CANCEL = "CANCEL"
     AMEND = "AMEND"

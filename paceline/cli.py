@@ -272,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--no-early-new", action="store_true",
                     help="fix: the endpoint tells a new order's New after the saga's commit only (its "
                          "early_new = false)")  # fmt: skip
+    be.add_argument("--no-new-on-store", action="store_true",
+                    help="fix: the endpoint's early New waits for the saga's decision as well as the "
+                         "request's store (its new_on_store = false)")  # fmt: skip
     be.add_argument("--order-rate", type=_rate, default=0.0,
                     help="fix: orders sent at most this many a second (default 0: back to back, each once "
                          "the one before is answered)")  # fmt: skip

@@ -3,16 +3,19 @@ services as separate processes (``paceline health-checker``, ``paceline endpoint
 a fresh standalone of its own, a synthetic market feeding the endpoint, and a QuickFIX initiator as the
 client.
 
-The New comes from the saga, not from the endpoint: the order crosses the broker to the health-checker,
-which decides it, and the report crosses the broker back: by default on the reports' twin as soon as it is
-decided, told once the endpoint's own write of the request is stored (``early_new``); otherwise from the
-saga log, after the commit. Where the time goes is read from the report's ``AckTrace`` (taken from the
-twin, the saga log or the reports topic, whichever brings it first) and this process's own stamps around
-the FIX session: ``models.ACK_STAGES``. For scale, the same run measures a bare ``pulsar-client`` hop
-(send -> receive) on the same broker (the goal's unit), and a bare non-persistent one, the twins' kind.
-From them, order by order, the layout's own floor, with nothing of ours (nor QuickFIX) around it: a
-twin's hop each way, beside the request's store (one persistent hop), whichever is longer; or, with the
-New after the commit, the request's twin hop and then the commit's persistent one.
+By default the endpoint tells the New once its write of the order's request is stored, built as the saga
+builds it (``new_on_store``), and the saga decides the order beside it. With ``--no-new-on-store`` the New
+comes from the saga: the order crosses the broker to the health-checker, which decides it, and the report
+crosses the broker back on the reports' twin as soon as it is decided, told once the request is stored
+(``early_new``); with ``--no-early-new``, from the saga log, after the commit. Where the saga's time goes
+is read from its report's ``AckTrace`` (taken from the twin, the saga log or the reports topic, whichever
+brings it first) and this process's own stamps around the FIX session: ``models.ACK_STAGES``; a New on the
+store is split by the endpoint's own histogram (the desk, the store, to the client). For scale, the same
+run measures a bare ``pulsar-client`` hop (send -> receive) on the same broker (the goal's unit), and a
+bare non-persistent one, the twins' kind. From them, order by order, the layout's own floor, with nothing
+of ours (nor QuickFIX) around it: on the store, the hop; a twin's hop each way, beside the request's store
+(one persistent hop), whichever is longer; or, with the New after the commit, the request's twin hop and
+then the commit's persistent one.
 """
 
 from __future__ import annotations
@@ -52,11 +55,11 @@ STAGES = ("client_to_endpoint", "desk", "to_saga", "saga", "commit_and_back", "t
 
 def run(
     settings: Settings, *, orders: int = 200, symbol: str = "BENCHFIX", worker: bool = True,
-    request_twin: bool = True, early_new: bool = True, order_rate: float = 0.0,
+    request_twin: bool = True, early_new: bool = True, new_on_store: bool = True, order_rate: float = 0.0,
 ) -> int:  # fmt: skip
     """``worker=False`` leaves the orders unassigned (each waits for a worker): the round trip without the
-    load of working 200 parents on the same two cores. ``request_twin``, ``early_new``: the endpoint's
-    settings.
+    load of working 200 parents on the same two cores. ``request_twin``, ``early_new``, ``new_on_store``:
+    the endpoint's settings.
     ``order_rate``: orders sent at most this many a second (0: each as soon as the one before is answered
     and the hop probed). Every accepted order has the broker create its job's topics (tens of ms of its CPU
     here), which back to back overlaps the next order; a client within the desk's default limit
@@ -69,7 +72,8 @@ def run(
         port = free_port()
         ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{tag}", fix_port=port,
                                        state_dir=tmp / "endpoint", symbols=[symbol],
-                                       request_twin=request_twin, early_new=early_new)  # fmt: skip
+                                       request_twin=request_twin, early_new=early_new,
+                                       new_on_store=new_on_store)  # fmt: skip
         keep_log_on_failure(stack, tmp / "services.log", f"paceline-bench-fix-{tag}")
         log = stack.enter_context((tmp / "services.log").open("w"))
         commands = [("health-checker", "--name", f"bench-hc-{tag}"), ("endpoint", "--config", str(ep_cfg))]
@@ -185,27 +189,34 @@ def run(
         # ~0.6 ms here: PERFORMANCE.md): a twin's hop there and one back, beside the request's store; or the
         # request's twin hop and then the commit's persistent one.
         pairs = [(a, b) for a, b in both if a is not None and b is not None]
-        layout = summary([max(a, 2 * b) if early_new else a + b for a, b in pairs])
+        on_store = early_new and new_on_store
+        layout = summary([a if on_store else max(a, 2 * b) if early_new else a + b for a, b in pairs])
         copies = "also on the twin" if request_twin else "on the record only"
-        copies += ", New told early" if early_new else ", New after the commit"
+        copies += (", New on the request's store" if on_store else ", New told early" if early_new
+                   else ", New after the commit")  # fmt: skip
         cadence = f"at most {order_rate:g} orders/s" if gap_s else "back to back"
         print(
             f"FIX NewOrderSingle -> ExecutionReport New, {len(rtts)} orders {cadence}, services in separate "
             f"processes, {'with' if worker else 'no'} worker, new orders' requests {copies}"
         )
         print("| | n | p50 ms | p99 ms | p99.9 ms | max ms |\n|---|---|---|---|---|---|")
-        rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items()),
+        # On the store, the saga's stages past the desk are off the client's path (the endpoint's split
+        # below).
+        shown = ("client_to_endpoint", "desk") if on_store else STAGES
+        floor = ("the hop (the request's store)" if on_store
+                 else "max(hop, 2 x non-persistent hop)" if early_new else "the two hops added")  # fmt: skip
+        rows = [("round trip", rtt), *((f"  {n}", summary(xs)) for n, xs in stages.items() if n in shown),
                 ("bare pulsar-client hop (same broker, same run, one after each order)", bare),
                 ("bare non-persistent hop (the request twin's kind, after it)", bare_np),
-                ("the layout's floor, order by order: " + ("max(hop, 2 x non-persistent hop)" if early_new
-                 else "the two hops added"), layout)]  # fmt: skip
+                (f"the layout's floor, order by order: {floor}", layout)]  # fmt: skip
         for name, st in rows:
             if st:
                 print(f"| {name} | {st['n']:.0f} | {st['p50']:.2f} | {st['p99']:.2f} | {st['p99.9']:.2f} | "
                       f"{st['max']:.2f} |")  # fmt: skip
         endpoint = procs[1]
         means = []
-        for stage in ACK_STAGES:  # the endpoint's own view (its histogram's mean: sum / count)
+        # The endpoint's own view (its histogram's mean: sum / count).
+        for stage in ("desk", "store", "to_client") if on_store else ACK_STAGES:
             total = endpoint.metric("paceline_endpoint_ack_stage_seconds_sum", stage=stage)
             count = endpoint.metric("paceline_endpoint_ack_stage_seconds_count", stage=stage)
             if total is not None and count:
@@ -214,7 +225,7 @@ def run(
         told = endpoint.metric("paceline_endpoint_early_new_total", outcome="told")
         print(f"News told early (ahead of their commit): {told or 0:.0f} of {len(rtts) + 10}")
         second: dict[str, float] = {}  # which half of the rule came second: what bounded each New
-        if early_new:
+        if early_new and not on_store:
             waits = []
             for half in ("decision", "store"):
                 name = "paceline_endpoint_early_new_wait_seconds"
@@ -240,7 +251,8 @@ def run(
                   f"{rtt['p50'] / layout['p50']:.2f}x the layout's floor, "
                   f"{rtt['p50'] - layout['p50']:+.2f} ms over it")  # fmt: skip
         result = {"orders": len(rtts), "worker": worker, "request_twin": request_twin, "early_new": early_new,
-                  "order_rate": order_rate, "rtt_ms": rtt, "bare_hop_ms": bare, "bare_np_hop_ms": bare_np,
+                  "new_on_store": on_store, "order_rate": order_rate, "rtt_ms": rtt, "bare_hop_ms": bare,
+                  "bare_np_hop_ms": bare_np,
                   "layout_floor_ms": layout, "early_new_second": second,
                   "stages_ms": {n: summary(xs) for n, xs in stages.items()}}  # fmt: skip
         print(json.dumps(result))

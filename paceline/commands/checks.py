@@ -44,7 +44,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         return fix.run(settings, orders=args.orders or 200, worker=not args.no_worker,
                        request_twin=not args.no_request_twin, early_new=not args.no_early_new,
-                       order_rate=args.order_rate)  # fmt: skip
+                       new_on_store=not args.no_new_on_store, order_rate=args.order_rate)  # fmt: skip
     if args.what == "saga":
         from paceline.bench import saga
 

@@ -82,11 +82,11 @@ def demo_client(i: int) -> tuple[str, str]:
 
 def write_endpoint_config(
     path: Path, *, name: str, fix_port: int, state_dir: Path, symbols: list[str], native_port: int = 0,
-    clients: int = 1, request_twin: bool = True, early_new: bool = True,
+    clients: int = 1, request_twin: bool = True, early_new: bool = True, new_on_store: bool = True,
 ) -> Path:  # fmt: skip
     """An endpoint configuration with ``clients`` clients, CLIENT1 up (demo credentials: native tokens from
     ``demo_client``, no FIX password), whose limits never get in a demo's, a drill's or a benchmark's way.
-    ``request_twin``, ``early_new``: the endpoint's settings of those names."""
+    ``request_twin``, ``early_new``, ``new_on_store``: the endpoint's settings of those names."""
     docs = []
     for i in range(1, clients + 1):
         client_id, token = demo_client(i)
@@ -98,7 +98,7 @@ def write_endpoint_config(
         })  # fmt: skip
     doc = {"name": name, "fix_port": fix_port, "native_port": native_port, "state_dir": str(state_dir),
            "symbols": symbols, "clients": docs, "request_twin": request_twin,
-           "early_new": early_new}  # fmt: skip
+           "early_new": early_new, "new_on_store": new_on_store}  # fmt: skip
     path.write_text(tomli_w.dumps(doc))
     return path
 

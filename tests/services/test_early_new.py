@@ -1,6 +1,7 @@
-"""A new order's New told early: the leading health-checker publishes it on the reports' twin as it decides
-it, before the saga's commit, and the endpoint that wrote the order's request tells its client once that
-request is stored. A refusal is never published early. On both transports."""
+"""A new order's New told early. By default the endpoint that wrote the order's request tells its client the
+New once that request is stored, built as the saga builds it (``new_on_store``). Otherwise the leading
+health-checker publishes it on the reports' twin as it decides it, before the saga's commit, and the endpoint
+tells it once the request is stored. A refusal is never published early. On both transports."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
 from health_checker.service import HealthChecker
-from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus, topics
+from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus, new_report, now_ns, topics
 from runtime.bus import Bus
 from tests.broker.pipeline import parent_order, reports_of, session_ticks, wait_for
-from tests.factories import report
+from tests.factories import report, tick
 from tests.services.test_request_twin import _cancel, _request
 
 
@@ -50,19 +52,52 @@ def test_the_leader_publishes_a_new_orders_new_on_the_twin_and_never_a_refusal(
     assert [r.ord_status for r in refused] == [OrdStatus.REJECTED], refused
 
 
-@pytest.mark.parametrize("early_new", [True, False], ids=["early_new", "early_new = false"])
+def test_on_the_store_the_endpoint_tells_the_new_with_no_saga_running(bus: Bus, tmp_path: Path) -> None:
+    """No health-checker runs here. The client is told the New once its order's request is stored (nothing
+    is in the saga log), the New the saga builds for it; the saga's own copy, when its commit brings it, is a
+    duplicate. The reports' twin is not read."""
+    tag = uuid.uuid4().hex[:6]
+    p = _request(tag).parent
+    cfg = EndpointConfig(name=f"ep-{tag}", symbols=(p.symbol,), fix_port=0, native_port=0, state_dir=tmp_path)
+    ep = EndpointService(bus, cfg)
+    ep.start()
+    got: list[Message] = []
+    arrived = threading.Event()
+
+    def sink(m: Message) -> None:
+        got.append(m)
+        arrived.set()
+
+    detach = ep.desk.attach(p.client_id, sink)
+    try:
+        assert ep._news is None
+        ep.tca.on_tick(tick(symbol=p.symbol, ts_event=p.ts_init, ts_init=p.ts_init))
+        assert ep.desk.submit(p) is None
+        assert arrived.wait(30), "never told"
+        ep.desk.on_report(new_report(p, now_ns()))  # the saga's, as its commit would bring it
+        time.sleep(0.3)
+    finally:
+        detach()
+        ep.stop()
+    assert len(got) == 1 and isinstance(got[0], ExecutionReport), got
+    assert got[0].model_dump(exclude={"ts_event", "ts_init"}) == new_report(p, 0).model_dump(
+        exclude={"ts_event", "ts_init"}
+    )
+    stored = [d.message for d in bus.read_all(topics.JOB_REQUESTS, Message) if d.key == p.parent_id]
+    assert [r.parent for r in stored if isinstance(r, JobRequest)] == [p], "told New for a request not stored"
+
+
+@pytest.mark.parametrize("early_new", [True, False], ids=["on the decision", "early_new = false"])
 def test_the_endpoint_tells_an_early_new_only_for_a_request_it_stored(
     bus: Bus, venue: EndpointService, tmp_path: Path, early_new: bool
 ) -> None:
-    """No health-checker runs here: the test decides for it. The client is told the New with nothing in
-    the saga log, because its request is stored; a New for a request this endpoint never wrote waits for
-    its commit. Set to ``early_new = false``, the twin is not read at all."""
-    ep = venue
-    if not early_new:
-        cfg = venue.cfg.model_copy(update={"name": f"{venue.cfg.name}-r", "state_dir": tmp_path / "r",
-                                           "early_new": False})  # fmt: skip
-        ep = EndpointService(bus, cfg)
-        ep.start()
+    """With ``new_on_store = false``. No health-checker runs here: the test decides for it. The client is
+    told the New with nothing in the saga log, because its request is stored; a New for a request this
+    endpoint never wrote waits for its commit. Set to ``early_new = false``, the twin is not read at all."""
+    cfg = venue.cfg.model_copy(update={"name": f"{venue.cfg.name}-r", "state_dir": tmp_path / "r",
+                                       "early_new": early_new, "new_on_store": False})  # fmt: skip
+    ep = EndpointService(bus, cfg)
+    ep.start()
     got: list[Message] = []
     arrived = threading.Event()
 
@@ -94,8 +129,7 @@ def test_the_endpoint_tells_an_early_new_only_for_a_request_it_stored(
     finally:
         twin.close()
         detach()
-        if ep is not venue:
-            ep.stop()
+        ep.stop()
     assert [getattr(m, "parent_id", None) for m in got] == ([pid] if early_new else [])
     if early_new:
         assert stranger in ep.desk._held  # until its commit's copy, or until it is trimmed

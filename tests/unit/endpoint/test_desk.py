@@ -7,14 +7,15 @@ import math
 from endpoint.config import Limits
 from endpoint.desk import OrderDesk
 from endpoint.risk import RiskGate
-from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus
-from tests.factories import parent, report, tick
+from models import ExecType, ExecutionReport, JobRequest, Message, OrdStatus, new_report
+from tests.factories import T0, parent, report, tick
 
 
-def _desk() -> tuple[OrderDesk, list[Message]]:
+def _desk(*, new_on_store: bool = False) -> tuple[OrderDesk, list[Message]]:
     sent: list[Message] = []
     risk = RiskGate({"CLIENT1": Limits()})
-    return OrderDesk(lambda topic, m, key: sent.append(m), risk, ("AAPL", "NVDA")), sent
+    desk = OrderDesk(lambda topic, m, key: sent.append(m), risk, ("AAPL", "NVDA"), new_on_store=new_on_store)
+    return desk, sent
 
 
 def test_a_configured_symbol_that_has_never_ticked_is_refused_at_once() -> None:
@@ -180,8 +181,8 @@ def _new(pid: str = "CLIENT1.C-1", rid: str = "S.1") -> ExecutionReport:
                   avg_px=0.0)  # fmt: skip
 
 
-def _attached() -> tuple[OrderDesk, list[Message]]:
-    desk, _sent = _desk()
+def _attached(*, new_on_store: bool = False) -> tuple[OrderDesk, list[Message]]:
+    desk, _sent = _desk(new_on_store=new_on_store)
     got: list[Message] = []
     desk.attach("CLIENT1", got.append)
     desk.tca.on_tick(tick(symbol="AAPL"))
@@ -295,3 +296,74 @@ def test_one_parents_reports_from_two_threads_are_delivered_one_at_a_time_in_ord
     first.join(10)
     assert got == ["U.1", "S.1", "S.2"]
     assert desk._busy == {}
+
+
+def test_a_window_the_saga_would_refuse_is_refused_at_the_desk() -> None:
+    """The saga's admission rule (``models.window_refusal``), on the market clock the order was stamped
+    with: an order told New once its request is stored must not be one the saga refuses."""
+    desk, sent = _desk()
+    desk.tca.on_tick(tick(symbol="AAPL"))
+    over = desk.submit(parent(cl_ord_id="C-1", parent_id="CLIENT1.C-1", end_ns=T0, start_ns=T0 - 10**9))
+    assert over is not None and (over.code, over.text) == ("window", "the order's window is already over")
+    old = desk.submit(parent(cl_ord_id="C-2", parent_id="CLIENT1.C-2", start_ns=T0 - 61 * 10**9))
+    assert old is not None and (old.code, old.text) == ("window", "start is more than 60 s in the past")
+    assert sent == [] and desk.orders == {}
+    assert desk.submit(parent(cl_ord_id="C-3", parent_id="CLIENT1.C-3", start_ns=T0 - 59 * 10**9)) is None
+
+
+# --- a New on its request's store (``new_on_store``) ------------------------------------------------------
+def _stage_count(stage: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("paceline_endpoint_ack_stage_seconds_count", {"stage": stage}) or 0.0
+
+
+def test_on_the_store_the_new_is_told_as_the_saga_builds_it_and_its_copies_are_duplicates() -> None:
+    before = _stage_count("store")
+    desk, got = _attached(new_on_store=True)
+    assert got == []  # not stored yet: a crash now could lose the order
+    desk.request_stored("CLIENT1.C-1", True)
+    p = desk.orders["CLIENT1.C-1"].parent
+    assert len(got) == 1 and isinstance(got[0], ExecutionReport)
+    saga_new = new_report(p, T0)  # what the saga decides the stored request to
+    assert got[0].model_copy(update={"ts_event": T0, "ts_init": T0}) == saga_new
+    assert _stage_count("store") == before + 1
+    desk.early_new(saga_new)  # its copy on the reports' twin, from the log and from the reports topic
+    desk.on_report(saga_new)
+    desk.on_report(saga_new)
+    desk.request_stored("CLIENT1.C-1", True)  # a second receipt (never sent; changes nothing)
+    assert len(got) == 1 and desk._held == {} and desk._stored == {}
+
+
+def test_on_the_store_a_request_not_stored_is_not_told_and_its_commit_is() -> None:
+    desk, got = _attached(new_on_store=True)
+    desk.request_stored("CLIENT1.C-1", False)
+    assert got == []
+    p = desk.orders["CLIENT1.C-1"].parent
+    desk.on_report(new_report(p, T0))  # if the saga decided it from the twin, its commit tells it
+    assert got == [new_report(p, T0)]
+
+
+def test_on_the_store_a_commit_that_came_first_is_not_told_again() -> None:
+    desk, got = _attached(new_on_store=True)
+    p = desk.orders["CLIENT1.C-1"].parent
+    desk.on_report(new_report(p, T0))
+    desk.request_stored("CLIENT1.C-1", True)
+    assert got == [new_report(p, T0)]
+
+
+def test_on_the_store_a_refusal_the_saga_decides_later_is_told_as_a_cancel() -> None:
+    """The saga's clock passed the window between the desk's check and the saga's: told New on the store,
+    the client is told the refusal as a cancel."""
+    desk, got = _attached(new_on_store=True)
+    desk.request_stored("CLIENT1.C-1", True)
+    refused = report(report_id="CLIENT1.C-1.1", parent_id="CLIENT1.C-1", cl_ord_id="C-1",
+                     exec_type=ExecType.REJECTED, ord_status=OrdStatus.REJECTED, last_qty=0, last_px=None,
+                     cum_qty=0, leaves_qty=0, avg_px=0.0,
+                     text="the order's window is already over")  # fmt: skip
+    desk.on_report(refused)
+    assert [(m.exec_type, m.ord_status) for m in got if isinstance(m, ExecutionReport)] == [
+        (ExecType.NEW, OrdStatus.NEW),
+        (ExecType.CANCELED, OrdStatus.CANCELED),
+    ]
+    assert not desk.orders["CLIENT1.C-1"].live
