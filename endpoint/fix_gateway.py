@@ -82,7 +82,7 @@ RESENDS = Counter(
 )
 
 ORD_REJ_REASON = {"unknown_symbol": "1", "duplicate": "6", "halted": "0", "reducing_only": "0",
-                  "quantity": "13", "unsupported": "11"}  # fmt: skip
+                  "quantity": "13", "unsupported": "11", "window": "4"}  # fmt: skip
 _EXEC_ID = re.compile(rb"\x0117=([^\x01]*)\x01")
 
 
