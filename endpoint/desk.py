@@ -1,9 +1,10 @@
 """The order desk: what FIX and the native protocol share. Transport-agnostic and thread-safe.
 
 - ``new_order`` turns what a client sent (either protocol) into the ``ParentOrder`` and submits it;
-  ``submit`` checks the order (universe, market data seen, duplicate ClOrdID, pre-trade risk) and either
-  refuses it at once (the caller answers Rejected) or publishes a ``JobRequest`` for the saga. The saga
-  answers New.
+  ``submit`` checks the order (universe, market data seen, duplicate ClOrdID, the saga's window rule,
+  pre-trade risk) and either refuses it at once (the caller answers Rejected) or publishes a ``JobRequest``
+  for the saga, which decides it: its New, or, with ``new_on_store``, the desk's copy of it once the
+  request is stored.
 - ``cancel`` / ``amend`` resolve the client's OrigClOrdID to the parent and publish the request; what
   cannot be honoured here (unknown order, already closed) is refused at once, the rest by the saga.
 - Every ``ExecutionReport`` and ``RequestReject`` the saga publishes goes through ``on_report``: the

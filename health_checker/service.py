@@ -292,11 +292,12 @@ class HealthChecker:
 
     def _tell_new(self, ev: SagaEvent) -> None:
         """Each new order's New as the saga emits it, before its transaction ends and before the commit, on
-        the reports' twin. The endpoint that wrote the order's request tells its client once that request is
-        stored: a leader that follows a crash here, or a handler that raises after the emit, leaves the stored
-        request to be decided again, to the same New (a report's id is its saga's sequence), or, if the
-        order's window closed meanwhile, to a refusal, which the desk tells as a cancel. Refusals are never
-        told early: decided again, the order could be accepted, and trade for a client told Rejected."""
+        the reports' twin, for an endpoint that waits for it (``new_on_store = false``). The endpoint that
+        wrote the order's request tells its client once that request is stored: a leader that follows a
+        crash here, or a handler that raises after the emit, leaves the stored request to be decided again,
+        to the same New (``models.new_report``: its id is its parent's), or, if the order's window closed
+        meanwhile, to a refusal, which the desk tells as a cancel. Refusals are never told early: decided
+        again, the order could be accepted, and trade for a client told Rejected."""
         out = self._news
         if out is None:
             return
