@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,18 @@ def test_the_leader_publishes_a_new_orders_new_on_the_twin_and_never_a_refusal(
     assert [r.ord_status for r in refused] == [OrdStatus.REJECTED], refused
 
 
+def _told(ep: EndpointService, client_id: str) -> tuple[list[Message], threading.Event, Callable[[], None]]:
+    """What the endpoint's desk tells ``client_id``, an event set at the first, and the detach."""
+    got: list[Message] = []
+    arrived = threading.Event()
+
+    def sink(m: Message) -> None:
+        got.append(m)
+        arrived.set()
+
+    return got, arrived, ep.desk.attach(client_id, sink)
+
+
 def test_on_the_store_the_endpoint_tells_the_new_with_no_saga_running(bus: Bus, tmp_path: Path) -> None:
     """No health-checker runs here. The client is told the New once its order's request is stored (nothing
     is in the saga log), the New the saga builds for it; the saga's own copy, when its commit brings it, is a
@@ -61,14 +74,7 @@ def test_on_the_store_the_endpoint_tells_the_new_with_no_saga_running(bus: Bus, 
     cfg = EndpointConfig(name=f"ep-{tag}", symbols=(p.symbol,), fix_port=0, native_port=0, state_dir=tmp_path)
     ep = EndpointService(bus, cfg)
     ep.start()
-    got: list[Message] = []
-    arrived = threading.Event()
-
-    def sink(m: Message) -> None:
-        got.append(m)
-        arrived.set()
-
-    detach = ep.desk.attach(p.client_id, sink)
+    got, arrived, detach = _told(ep, p.client_id)
     try:
         assert ep._news is None
         ep.tca.on_tick(tick(symbol=p.symbol, ts_event=p.ts_init, ts_init=p.ts_init))
@@ -98,14 +104,7 @@ def test_the_endpoint_tells_an_early_new_only_for_a_request_it_stored(
                                        "early_new": early_new, "new_on_store": False})  # fmt: skip
     ep = EndpointService(bus, cfg)
     ep.start()
-    got: list[Message] = []
-    arrived = threading.Event()
-
-    def sink(m: Message) -> None:
-        got.append(m)
-        arrived.set()
-
-    detach = ep.desk.attach("C1", sink)
+    got, arrived, detach = _told(ep, "C1")
     tag = uuid.uuid4().hex[:6]
     req = _request(tag)
     pid = req.parent.parent_id
