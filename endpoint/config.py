@@ -91,9 +91,9 @@ class EndpointConfig(BaseModel):
     # A new order's request also goes on the requests' non-persistent twin, which the health-checker starts
     # the parent from a storage write sooner (docs/PERFORMANCE.md). False: on the record only, as before.
     request_twin: bool = True
-    # A new order's New as the leading health-checker decides it (the reports' twin), told once the order's
-    # request is stored, rather than after the saga's commit: one storage round trip sooner, the same New
-    # (docs/PERFORMANCE.md, "the New told early"). False: every report after its commit, as before.
+    # A new order's New told before the saga's commit, once the order's request is stored (how: see
+    # ``new_on_store``): one storage round trip sooner or more, the same New (docs/PERFORMANCE.md, "the New
+    # told early"). False: every report after its commit, as before.
     early_new: bool = True
     # With ``early_new``: a new order's New is told once its request is stored, built here as the saga builds
     # it (``models.new_report``) for an order that passed the saga's admission rule at the desk, without

@@ -435,7 +435,7 @@ class OrderDesk:
             ("to_client", told - stored),
         ):
             if ns is not None:
-                ACK_STAGE.labels(stage).observe(max(0, ns) / 1e9)  # fmt: skip
+                ACK_STAGE.labels(stage).observe(max(0, ns) / 1e9)
 
     def _refused_after_new(self, r: ExecutionReport) -> ExecutionReport:
         """A refusal of an order told New: the New came early, its leader failed before the commit, and its

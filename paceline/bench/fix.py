@@ -186,8 +186,9 @@ def run(
                     stages[name].append(max(0.0, sec) * 1e3)
         rtt, bare, bare_np = summary(rtts), summary(hop.ms), summary(hop_np.ms)
         # The layout's own floor, order by order, with nothing of ours around it (nor QuickFIX's two legs,
-        # ~0.6 ms here: PERFORMANCE.md): a twin's hop there and one back, beside the request's store; or the
-        # request's twin hop and then the commit's persistent one.
+        # ~0.6 ms here: PERFORMANCE.md): on the store, the request's store (one persistent hop); a twin's hop
+        # there and one back, beside the request's store; or the request's twin hop and then the commit's
+        # persistent one.
         pairs = [(a, b) for a, b in both if a is not None and b is not None]
         on_store = early_new and new_on_store
         layout = summary([a if on_store else max(a, 2 * b) if early_new else a + b for a, b in pairs])
