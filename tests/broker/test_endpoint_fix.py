@@ -144,6 +144,10 @@ def test_twap_parent_worked_to_completion_with_consistent_reports(desk: Desk) ->
     c.new_order("A1", desk.symbol, 100, start_ns=desk.start, end_ns=desk.start + 60 * S)  # duplicate ClOrdID
     dup = c.wait(lambda f: f.get(11) == "A1" and f.get(150) == "8", what="duplicate reject")
     assert dup[103] == "6"
+    # A window already over on the market's clock: the saga's own rule, answered at the desk (too late).
+    c.new_order("A3", desk.symbol, 100, start_ns=desk.now() - 7_200 * S, end_ns=desk.now() - 3_600 * S)
+    late = c.wait(lambda f: f.get(11) == "A3", what="too-late reject")
+    assert late[150] == "8" and late[103] == "4" and "window is already over" in late[58], late
     # Round trip NewOrderSingle -> ExecutionReport New, through the desk, Pulsar, the saga and back.
     rtts = []
     low = round((desk.endpoint.tca.mid(desk.symbol) or 100.0) * 0.97, 2)  # rests: a cap below the market
