@@ -402,7 +402,10 @@ class OrderDesk:
         """The broker stored (``ok``) or refused a new order's request. Runs on the client's I/O thread: a New
         that was waiting for it is delivered from there, at once."""
         if self.new_on_store:
-            self._new_on_store(parent_id) if ok else EARLY_NEW.labels("lost").inc()
+            if ok:
+                self._new_on_store(parent_id)
+            else:
+                EARLY_NEW.labels("lost").inc()
             return
         with self._lock:
             held = self._held.pop(parent_id, None)
