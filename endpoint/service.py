@@ -60,7 +60,7 @@ from models import (
 from runtime import metrics
 from runtime.bus import Bus, BusError, Consumer, Delivery, Producer
 from runtime.logs import bind_order, get_logger
-from runtime.metrics import LATENCY_BUCKETS
+from runtime.metrics import TRACE_BUCKETS
 from saga.core import client_reports, may_carry_reports
 
 log = get_logger("paceline.endpoint")
@@ -76,12 +76,12 @@ JOB_TOPICS = Gauge("paceline_venue_job_topics", "Per-job producers and subscript
 # The pipeline's latency as the venue sees it: the triggering tick's publish until its child order is here.
 TICK_TO_CHILD = Histogram(
     "paceline_endpoint_tick_to_child_seconds", "Tick published -> child order received at the endpoint",
-    buckets=LATENCY_BUCKETS,
+    buckets=TRACE_BUCKETS,
 )  # fmt: skip
 # The same path by stage (one machine's clock): tick published -> worker received it -> decided (the child
 # order built) -> endpoint received it -> the venue took it.
 STAGE = Histogram(
-    "paceline_endpoint_stage_seconds", "Tick -> child order, by stage", ["stage"], buckets=LATENCY_BUCKETS
+    "paceline_endpoint_stage_seconds", "Tick -> child order, by stage", ["stage"], buckets=TRACE_BUCKETS
 )
 STAGES = ("tick_to_worker", "worker_decide", "worker_to_endpoint", "venue")
 

@@ -300,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--live-ticks", choices=["persistent", "non-persistent"], default=None,
                     help="latency: the topics workers read ticks from (default: PACELINE_LIVE_TICKS, "
                          "persistent): the record, or its non-persistent twins")  # fmt: skip
+    be.add_argument("--observer", choices=["endpoint", "bench"], default="endpoint",
+                    help="latency: who times the child orders: the endpoint, their consumer (its "
+                         "histograms), or also a subscription of the bench's on every job's actions, "
+                         "exact but a second one on the topic measured")  # fmt: skip
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.add_argument("--rounds", type=int, default=None,

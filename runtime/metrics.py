@@ -10,6 +10,14 @@ LATENCY_BUCKETS = (
     1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 7.5e-3,
     10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0, 5.0,
 )  # fmt: skip
+# The tick -> child order path and its stages, where its goal is set in tenths of a millisecond (floor + 0.5
+# ms at p50, docs/PERFORMANCE.md): 25 us steps to 0.5 ms, 0.1 ms steps to 5 ms, then the coarse tail. A
+# quantile read from these (Grafana's histogram_quantile, ``paceline bench latency``) is within a step.
+TRACE_BUCKETS = (
+    *(k / 40_000 for k in range(1, 21)),
+    *(k / 10_000 for k in range(6, 51)),
+    7.5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0, 5.0,
+)  # fmt: skip
 
 BUS_PUBLISHED = Counter("paceline_bus_published_total", "Messages published", ["stream"])
 BUS_PUBLISH_FAILED = Counter("paceline_bus_publish_failed_total", "Publishes that failed", ["stream"])

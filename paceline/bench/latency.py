@@ -5,10 +5,14 @@ services as processes: a health-checker, the endpoint, the live page, ``--worker
 default; each job decides every ``--decision`` seconds of market time). A WebSocket client of the live
 page counts the pushes it gets.
 This process is the Receiver: it publishes the synthetic market at ``--rate`` ticks/s over ``--symbols``
-and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker; a
-subscription on every job's actions topic (the topic the endpoint consumes, alongside it) takes the time
-each child order arrives and looks up the tick that triggered it (``tick_seq``). That path crosses the
-broker twice: ticks topic -> worker, actions topic -> endpoint.
+and notes when each tick left. ``--jobs`` TWAP parents are registered through the health-checker. The
+endpoint, the child orders' consumer, times each NEW child from its tick's publish (the tick's ``ts_init``,
+carried on the child) in ``paceline_endpoint_tick_to_child_seconds`` and by stage; this process reads those
+histograms before and after the measured seconds (quantiles interpolated within a bucket, 0.1 ms wide
+there). With ``--observer bench`` a subscription of this process's on every job's actions topic times each
+child too, exactly, and looks up the tick that triggered it (``tick_seq``): a second subscription on the
+topic measured, which costs the hop (docs/PERFORMANCE.md). That path crosses the broker twice: ticks topic
+-> worker, actions topic -> endpoint.
 
 The reference runs at the same time on the same broker: this process sends a ping on one topic, a bare
 ``pulsar-client`` echo process (no Paceline code) sends it back on another. Its round trip is two broker
@@ -39,7 +43,7 @@ import pulsar
 from market.session import SESSION_OPEN_S
 from market.synthetic import SymbolSim, SymbolSpec
 from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
-from paceline.bench.stats import summary
+from paceline.bench.stats import Buckets, bucket_summary, summary
 from paceline.ops import broker
 from paceline.ops.stack import (
     Feed,
@@ -60,6 +64,11 @@ PING_PER_S = 50  # per floor: two floors, 100 pings/s in all
 # Stages of tick -> child order: the receiver's publish to the worker's listener, the worker's decision (its
 # lock, the features, the policy, the child order built), the worker's send to this process's listener.
 STAGES = ("tick_to_worker", "worker_decide", "worker_to_consumer")
+# The endpoint's histograms of the same path (``endpoint.service``): its receipt ends the last stage.
+TICK_TO_CHILD = "paceline_endpoint_tick_to_child_seconds"
+ENDPOINT_STAGE = "paceline_endpoint_stage_seconds"
+ENDPOINT_STAGES = ("tick_to_worker", "worker_decide", "worker_to_endpoint")
+OBSERVERS = ("endpoint", "bench")
 
 
 @dataclass
@@ -74,6 +83,11 @@ class ModeResult:
     # A bare round trip over a non-persistent hop, then a persistent one: the pipeline's own topic kinds
     # when workers read the ticks' non-persistent twins (the goal's floor is two persistent hops).
     floor_same_ms: list[float] = field(default_factory=list)
+    # The endpoint's own figures over the measured seconds (``bucket_summary``, ms), and its histogram's
+    # window as (upper bound ms, cumulative count) for the plot.
+    endpoint: dict[str, float] = field(default_factory=dict)
+    endpoint_stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    endpoint_cdf: list[tuple[float, float]] = field(default_factory=list)
     page_updates_per_s: float = 0.0  # the live page, as a connected browser receives it (a chart chosen)
     page_kb: float = 0.0
     browser: dict[str, float] = field(default_factory=dict)  # --browser: the page itself, chart open
@@ -250,9 +264,11 @@ class BrowserPage:
 def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str], jobs: int,
               seconds: float, warmup_s: float, decision_s: int, out: Path,
               browser: bool = False, stagger: bool = False,
-              live_ticks: bool = False, workers: int = 2) -> ModeResult:  # fmt: skip
+              live_ticks: bool = False, workers: int = 2,
+              observer: str = "endpoint") -> ModeResult:  # fmt: skip
     """One mode on a broker of its own: services up, ``jobs`` TWAP parents, warm-up, then ``seconds`` of
-    measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out."""
+    measurement beside the ping-pong floor. Everything started is stopped in reverse order on the way out.
+    ``observer``: who times the child orders (the module's docstring)."""
     res = ModeResult(mode)
     run = uuid.uuid4().hex[:6]
     with contextlib.ExitStack() as stack:
@@ -280,7 +296,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         ep_cfg = write_endpoint_config(tmp / "endpoint.toml", name=f"bench-ep-{run}", fix_port=0,
                                        state_dir=tmp / "endpoint", symbols=symbols)  # fmt: skip
         spawn("health-checker", "--name", f"bench-hc-{run}")
-        spawn("endpoint", "--config", str(ep_cfg))
+        endpoint = spawn("endpoint", "--config", str(ep_cfg))
         page_port = free_port()
         spawn("dashboard", "--port", str(page_port))
         until(lambda: _answers(f"http://127.0.0.1:{page_port}/healthz"), 60, "the live page")
@@ -312,7 +328,8 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         stack.callback(feed.stop)
         feed.start()
         until(lambda: feed.market_ns > 0, 30, "the first tick")
-        subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns, on_action=on_action,
+        subs = _submit_jobs(bus, run=run, symbols=symbols, jobs=jobs, t0=feed.market_ns,
+                            on_action=on_action if observer == "bench" else None,
                             spread_ns=decision_s * S if stagger else 0)  # fmt: skip
         for c in subs:
             stack.callback(c.close)
@@ -327,6 +344,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
             stack.callback(view.close)
         time.sleep(warmup_s)
         n0 = len(published)
+        seen = _endpoint_histograms(endpoint)
         measuring.set()
         page.measuring = True
         for p_ in floors:
@@ -338,6 +356,7 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
         measuring.clear()
         for p_ in floors:
             p_.measuring = False
+        _endpoint_figures(res, seen, _endpoint_histograms(endpoint))
         if view is not None:
             res.browser = view.end()
         res.ticks = len(published) - n0
@@ -349,6 +368,20 @@ def _one_mode(settings: Settings, mode: str, *, rate: float, symbols: list[str],
     return res
 
 
+def _endpoint_histograms(endpoint: Proc) -> dict[str, Buckets]:
+    """The endpoint's tick -> child histogram and its stages' now, bounds in ms (empty ones: no answer)."""
+    got = {"": endpoint.histogram(TICK_TO_CHILD)}
+    got |= {stage: endpoint.histogram(ENDPOINT_STAGE, stage=stage) for stage in ENDPOINT_STAGES}
+    return {k: [(le * 1e3, n) for le, n in v or []] for k, v in got.items()}
+
+
+def _endpoint_figures(res: ModeResult, before: dict[str, Buckets], after: dict[str, Buckets]) -> None:
+    res.endpoint = bucket_summary(before[""], after[""])
+    res.endpoint_stages = {s: bucket_summary(before[s], after[s]) for s in ENDPOINT_STAGES}
+    was = dict(before[""])
+    res.endpoint_cdf = [(le, n - was.get(le, 0.0)) for le, n in after[""] if le != float("inf")]
+
+
 def _submit_jobs(
     bus: Bus,
     *,
@@ -356,10 +389,11 @@ def _submit_jobs(
     symbols: list[str],
     jobs: int,
     t0: int,
-    on_action: Callable[[Any], None],
+    on_action: Callable[[Any], None] | None,
     spread_ns: int = 0,
 ) -> list[Consumer[ChildOrderAction]]:
-    """``jobs`` large TWAP parents (they outlast the run) and a listener on each one's actions. A job's
+    """``jobs`` large TWAP parents (they outlast the run) and, given ``on_action``, a listener on each one's
+    actions (a subscription beside the endpoint's). A job's
     decisions fall on a grid from its start: ``spread_ns`` spreads the starts evenly over that span (0: all
     for one start time, as parents for the open are; after their first decision each job decides on the
     grid the health-checker placed it on among every live job's, ``models.grid``)."""
@@ -367,8 +401,9 @@ def _submit_jobs(
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
         job = f"JB{run}-{i}"
-        consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
-                                       handler=on_action))  # fmt: skip
+        if on_action is not None:
+            consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
+                                           handler=on_action))  # fmt: skip
         p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
                         symbol=symbols[i % len(symbols)], side=Side.BUY if i % 2 == 0 else Side.SELL,
                         quantity=5_000_000, start_ns=t0 + i * spread_ns // jobs, end_ns=t0 + 4 * 3600 * S,
@@ -387,8 +422,12 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for r in results:
+        total = r.endpoint_cdf[-1][1] if r.endpoint_cdf else 0.0
+        if total > 0:  # the endpoint's histogram: its cumulative share at each bucket's bound
+            ax.plot([le for le, _ in r.endpoint_cdf], [n / total for _, n in r.endpoint_cdf], "-",
+                    label=f"{r.mode}: tick → child order at the endpoint")  # fmt: skip
         for xs, label, style in (
-            (r.pipeline_ms, "tick → child order", "-"),
+            (r.pipeline_ms, "tick → child order at the bench", ":"),
             (r.floor_ms, "bare ping-pong", "--"),
         ):
             s = sorted(xs)
@@ -407,24 +446,28 @@ def _plot(results: list[ModeResult], path: Path) -> None:
 def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, seconds: float, modes: list[str],
         decision_s: int = 10, out_dir: Path | None = None, warmup_s: float = 8.0,
         browser: bool = False, stagger: bool = False, live_ticks: bool = False,
-        workers: int = 2) -> int:  # fmt: skip
+        workers: int = 2, observer: str = "endpoint") -> int:  # fmt: skip
     """``live_ticks``: workers read the ticks' non-persistent twins (``PACELINE_LIVE_TICKS``). ``workers``:
     the worker processes (the more of them, the more a placement of the jobs' grids per worker would leave
-    together)."""
+    together). ``observer``: "endpoint" (its histograms) or "bench" (a subscription of its own as well)."""
     if workers < 1:
         raise ValueError("--workers must be at least 1")
+    if observer not in OBSERVERS:
+        raise ValueError(f"--observer is one of {', '.join(OBSERVERS)}")
     out = out_dir or settings.home / "bench" / f"latency-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     results = [_one_mode(settings, m, rate=rate, symbols=symbols, jobs=jobs, seconds=seconds,
                          warmup_s=warmup_s, decision_s=decision_s, out=out, browser=browser,
-                         stagger=stagger, live_ticks=live_ticks, workers=workers)
+                         stagger=stagger, live_ticks=live_ticks, workers=workers, observer=observer)
                for m in modes]  # fmt: skip
+    timer = "the endpoint (its histograms)" if observer == "endpoint" else "a bench subscription too"
     print(
         f"\n{rate:g} ticks/s asked over {len(symbols)} symbols, {jobs} live jobs on {workers} workers "
         f"deciding every {decision_s} s of market time "
         f"(starting {'evenly over one interval' if stagger else 'together'}), "
         f"{seconds:g} s measured; workers read ticks from "
-        f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}\n"
+        f"{'their non-persistent twins' if live_ticks else 'the persistent topics'}; child orders timed by "
+        f"{timer}\n"
     )
     print(
         f"{'mode':12s} {'path':22s} {'n':>6s} {'p50 ms':>8s} {'p99 ms':>8s} {'p99.9 ms':>9s} {'max ms':>8s}"
@@ -435,16 +478,21 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
         "jobs": jobs,
         "staggered": stagger,
         "workers": workers,
+        "observer": observer,
         "live_ticks": "non-persistent" if live_ticks else "persistent",
         "seconds": seconds,
         "modes": {},
     }
     for r in results:
-        pipe, floor = r.stats(r.pipeline_ms), r.stats(r.floor_ms)
-        stages = {name: r.stats(xs) for name, xs in r.stages_ms.items()}
-        same = r.stats(r.floor_same_ms)
-        rows = [("tick -> child order", pipe), *((f"  {n}", st) for n, st in stages.items()),
-                ("floor (bare 2 hops)", floor), ("floor, np + p hops", same)]  # fmt: skip
+        floor, same, at_bench = r.stats(r.floor_ms), r.stats(r.floor_same_ms), r.stats(r.pipeline_ms)
+        # The goal's figure is the endpoint's: the child order at its consumer, no observer beside it.
+        pipe = r.endpoint if observer == "endpoint" else at_bench
+        stages = (r.endpoint_stages if observer == "endpoint"
+                  else {n: r.stats(xs) for n, xs in r.stages_ms.items()})  # fmt: skip
+        rows = [("tick -> child order", pipe), *((f"  {n}", st) for n, st in stages.items())]
+        if observer == "bench":
+            rows.append(("  at the endpoint", r.endpoint))  # the same children, the endpoint's histogram
+        rows += [("floor (bare 2 hops)", floor), ("floor, np + p hops", same)]
         for name, st in rows:
             if st:
                 print(f"{r.mode:12s} {name:22s} {st['n']:6.0f} {st['p50']:8.2f} {st['p99']:8.2f} "
@@ -471,6 +519,9 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
             "ticks_per_s": r.rate,
             "pipeline_ms": pipe,
             "stages_ms": stages,
+            "endpoint_ms": r.endpoint,
+            "endpoint_stages_ms": r.endpoint_stages,
+            "bench_ms": at_bench,
             "floor_ms": floor,
             "floor_np_then_p_ms": same,
             "ratio": ratio,
@@ -478,4 +529,5 @@ def run(settings: Settings, *, rate: float, symbols: list[str], jobs: int, secon
     (out / "latency.json").write_text(json.dumps(doc, indent=1))
     _plot(results, out / "latency_cdf.png")
     print(f"\nwritten: {out / 'latency.json'}, {out / 'latency_cdf.png'}")
-    return 0 if all(r.pipeline_ms and r.floor_ms for r in results) else 1
+    timed = (r.endpoint if observer == "endpoint" else r.pipeline_ms for r in results)
+    return 0 if all(timed) and all(r.floor_ms for r in results) else 1

@@ -67,6 +67,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return latency.run(settings, rate=args.rate, symbols=args.symbols.split(","), jobs=args.jobs,
                            seconds=args.seconds, modes=modes, decision_s=args.decision,
                            browser=args.browser, stagger=args.stagger, workers=args.workers,
+                           observer=args.observer,
                            live_ticks=args.live_ticks == "non-persistent" if args.live_ticks
                            else settings.live_twin)  # fmt: skip
     return 2

@@ -163,19 +163,28 @@ class Proc:
         return next((ln for ln in self.lines if ln.get("event") == event
                      and all(ln.get(k) == v for k, v in fields.items())), None)  # fmt: skip
 
-    def metric(self, name: str, **labels: str) -> float | None:
-        """A sample's value on the process's /metrics (None: not there, or no answer)."""
+    def _samples(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]] | None:
+        """The samples called ``name`` with ``labels`` on the process's /metrics (None: no answer)."""
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         try:
             with urllib.request.urlopen(url, timeout=1) as r:
                 text = r.read().decode()
         except OSError:
             return None
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return float(sample.value)
-        return None
+        return [(s.labels, float(s.value))
+                for family in text_string_to_metric_families(text) for s in family.samples
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]  # fmt: skip
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """A sample's value on the process's /metrics (None: not there, or no answer)."""
+        found = self._samples(name, **labels)
+        return found[0][1] if found else None
+
+    def histogram(self, name: str, **labels: str) -> list[tuple[float, float]] | None:
+        """A histogram's buckets on the process's /metrics: (upper bound, cumulative count), ascending
+        (None: no answer)."""
+        found = self._samples(f"{name}_bucket", **labels)
+        return None if found is None else sorted((float(lab["le"]), v) for lab, v in found)
 
     def wait_for_metric(self, name: str, value: float, timeout_s: float, **labels: str) -> float:
         """Until the sample equals ``value``; returns the wall time (``time.time()``) it was seen."""

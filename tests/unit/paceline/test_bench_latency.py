@@ -30,3 +30,12 @@ def test_stagger_spreads_the_starts_evenly_within_one_interval() -> None:
     starts = _starts(10 * S)
     assert starts == [1_000 * S + i * 10 * S // 8 for i in range(8)]
     assert max(starts) - min(starts) < 10 * S  # every job's grid is distinct inside one interval
+
+
+def test_without_an_observer_the_bench_subscribes_to_no_job_topic() -> None:
+    bus = Bus.memory(MemoryBroker())
+    try:
+        subs = _submit_jobs(bus, run="t", symbols=["AAA"], jobs=3, t0=1_000 * S, on_action=None)
+        assert subs == [] and len(bus.read_all(topics.JOB_REQUESTS, JobRequest)) == 3
+    finally:
+        bus.close()
