@@ -146,7 +146,7 @@ def run(
         both: list[tuple[float | None, float | None]] = []  # each order's two probes
         gap_s = 1.0 / order_rate if order_rate > 0 else 0.0
         next_at = time.perf_counter()
-        children = procs[2].metric("paceline_bus_published_total", stream=actions) if worker else None
+        children = procs[2].counter("paceline_bus_published_total", stream=actions) if worker else None
         for i in range(orders + 10):
             if gap_s:
                 time.sleep(max(0.0, next_at - time.perf_counter()))
@@ -177,7 +177,7 @@ def run(
             rtts.append((replied_ns - sent_ns) / 1e6)
             timed.append((cl, sent_ns, replied_ns))
         if worker:  # the load beside the orders: the child orders the worker sent meanwhile (None: unread)
-            after = procs[2].metric("paceline_bus_published_total", stream=actions)
+            after = procs[2].counter("paceline_bus_published_total", stream=actions)
             children = None if after is None or children is None else after - children
         # Cancelled afterwards, so no order's cancellation is in the way of the next one's round trip.
         for i in range(orders + 10):

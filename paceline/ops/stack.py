@@ -180,6 +180,12 @@ class Proc:
         found = self._samples(name, **labels)
         return found[0][1] if found else None
 
+    def counter(self, name: str, **labels: str) -> float | None:
+        """A counter's value: 0 where it is not there yet (a labelled counter appears when first touched),
+        None where the process did not answer."""
+        found = self._samples(name, **labels)
+        return None if found is None else found[0][1] if found else 0.0
+
     def histogram(self, name: str, **labels: str) -> list[tuple[float, float]] | None:
         """A histogram's buckets on the process's /metrics: (upper bound, cumulative count), ascending
         (None: no answer)."""
