@@ -92,15 +92,6 @@ JVM_OPENS = [
 ]
 
 
-def jvm_pool_flags(cores: int | None = None) -> list[str]:
-    """The JVM's common fork-join pool at two threads at least (its default is one less than the cores).
-    With one, ``CompletableFuture`` starts a thread for every ``...Async`` call given no executor (the
-    broker's topic-policy lookups): ~270 a second while jobs are set up on two cores, and 13 % of the
-    broker's CPU per job (docs/PERFORMANCE.md, session 27). ``cores``: this machine's when None."""
-    n = cores if cores is not None else os.cpu_count() or 1
-    return [f"-Djava.util.concurrent.ForkJoinPool.common.parallelism={max(2, n - 1)}"]
-
-
 class BrokerError(RuntimeError):
     """Provisioning, start-up or shutdown of the broker failed; the message says what to do."""
 
@@ -352,7 +343,7 @@ def start(cfg: BrokerConfig) -> int:
         java_command(),
         "-Xms256m", f"-Xmx{cfg.heap}", "-XX:MaxDirectMemorySize=1g",
         "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=10", "-XX:+ExitOnOutOfMemoryError",
-        *JVM_OPENS, *jvm_pool_flags(),
+        *JVM_OPENS,
         f"-Dlog4j.configurationFile={DEPLOY / 'log4j2.xml'}",
         f"-Dpulsar.log.dir={cfg.log_dir}",
         "-Dpulsar.allocator.exit_on_oom=true",

@@ -30,15 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from paceline.ops import broker
-from paceline.ops.broker import (
-    DEPLOY,
-    JVM_OPENS,
-    BrokerError,
-    RunFolder,
-    java_command,
-    jvm_pool_flags,
-    pulsar_version,
-)
+from paceline.ops.broker import DEPLOY, JVM_OPENS, BrokerError, RunFolder, java_command, pulsar_version
 from runtime import auth
 
 CLUSTER = "paceline"
@@ -204,7 +196,6 @@ def _java(cfg: ClusterConfig, member: str, main: str, *args: str) -> list[str]:
         "-XX:+UseG1GC",
         "-XX:+ExitOnOutOfMemoryError",
         *JVM_OPENS,
-        *jvm_pool_flags(),
         f"-Dlog4j.configurationFile={DEPLOY / 'log4j2.xml'}",
         f"-Dpulsar.log.dir={cfg.dir(member)}",
         "-Dzookeeper.admin.enableServer=false",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -35,15 +34,6 @@ def test_namespaces_exist_with_retention_and_dedup(pulsar: broker.BrokerConfig) 
 def test_status_reports_a_running_ready_broker(pulsar: broker.BrokerConfig) -> None:
     st = broker.status(pulsar)
     assert st["running"] and st["ready"] and st["pid"] == broker.read_pid(pulsar)
-
-
-def test_the_running_jvm_has_a_common_pool_of_two_at_least(pulsar: broker.BrokerConfig) -> None:
-    # On two cores the JVM's default is one, and the broker then starts a thread per async call.
-    pid = broker.read_pid(pulsar)
-    assert pid is not None
-    args = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    pool = [a for a in args if a.startswith("-Djava.util.concurrent.ForkJoinPool.common.parallelism=")]
-    assert pool == broker.jvm_pool_flags() and int(pool[0].rsplit("=", 1)[1]) >= 2
 
 
 def test_ensure_namespaces_is_idempotent(pulsar: broker.BrokerConfig) -> None:

@@ -73,10 +73,3 @@ def test_java_is_17_to_23() -> None:
     java = broker.java_command()
     major = broker._java_major(java)
     assert major is not None and 17 <= major < 24
-
-
-def test_the_jvm_common_pool_is_two_at_least_and_the_default_above() -> None:
-    flag = "-Djava.util.concurrent.ForkJoinPool.common.parallelism="
-    assert broker.jvm_pool_flags(2) == [f"{flag}2"]  # the JVM's default here is 1: a thread per async call
-    assert broker.jvm_pool_flags(1) == [f"{flag}2"]
-    assert broker.jvm_pool_flags(8) == [f"{flag}7"]  # the JVM's own default on larger machines
