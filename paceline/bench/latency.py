@@ -43,7 +43,7 @@ import pulsar
 from market.session import SESSION_OPEN_S
 from market.synthetic import SymbolSim, SymbolSpec
 from models import ChildAction, ChildOrderAction, JobRequest, ParentOrder, Side, Strategy, Tick, topics
-from paceline.bench.stats import Buckets, bucket_summary, summary
+from paceline.bench.stats import Buckets, bucket_summary, bucket_window, summary
 from paceline.ops import broker
 from paceline.ops.stack import (
     Feed,
@@ -378,8 +378,7 @@ def _endpoint_histograms(endpoint: Proc) -> dict[str, Buckets]:
 def _endpoint_figures(res: ModeResult, before: dict[str, Buckets], after: dict[str, Buckets]) -> None:
     res.endpoint = bucket_summary(before[""], after[""])
     res.endpoint_stages = {s: bucket_summary(before[s], after[s]) for s in ENDPOINT_STAGES}
-    was = dict(before[""])
-    res.endpoint_cdf = [(le, n - was.get(le, 0.0)) for le, n in after[""] if le != float("inf")]
+    res.endpoint_cdf = [(le, n) for le, n in bucket_window(before[""], after[""]) if le != float("inf")]
 
 
 def _submit_jobs(

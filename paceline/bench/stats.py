@@ -48,13 +48,18 @@ def bucket_quantile(buckets: Buckets, q: float) -> float:
     return lower
 
 
+def bucket_window(before: Buckets, after: Buckets) -> list[tuple[float, float]]:
+    """What a histogram observed between two readings, as its buckets (a bucket missing before: 0)."""
+    was = dict(before)
+    return [(le, count - was.get(le, 0.0)) for le, count in after]
+
+
 def bucket_summary(
     before: Buckets, after: Buckets, qs: Sequence[float] = (0.5, 0.99, 0.999)
 ) -> dict[str, float]:
     """``summary``'s keys for what a histogram observed between two readings (``max``: the upper bound of
     the highest bucket reached, inf past the last finite one); empty without observations."""
-    was = dict(before)
-    window = [(le, count - was.get(le, 0.0)) for le, count in after]
+    window = bucket_window(before, after)
     if not window or window[-1][1] <= 0:
         return {}
     top = next(le for le, count in window if count >= window[-1][1])
