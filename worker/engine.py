@@ -179,6 +179,7 @@ class _Symbol:
     times: list[int] = field(default_factory=list)  # a heap of the event times below
     events: dict[int, list[Job]] = field(default_factory=dict)  # next decision or window end
     ending: dict[str, None] = field(default_factory=dict)  # past their window until finished, in order
+    jobs: int = 0  # jobs on the symbol not dropped: at none, ``Engine.release`` may forget it
 
     def schedule(self, jobs: Iterable[Job]) -> None:
         """Enter jobs at their next event time. Jobs decided together mostly share the next one too: the
@@ -397,6 +398,7 @@ class Engine:
                 self._moved[a.job_id] = grid
             self._phases[a.job_id] = (start if grid is None else grid) % self.decision_ns
         self.jobs[a.job_id] = job
+        sym.jobs += 1
         self._cols.add(job)
         heapq.heappush(sym.starts, (start, job.serial, job))
         sym.schedule((job,))
@@ -442,7 +444,19 @@ class Engine:
         if job is not None:
             job.dropped = True
             self._cols.free(job.row)
-            self._symbols[job.assignment.parent.symbol].ending.pop(job_id, None)
+            sym = self._symbols[job.assignment.parent.symbol]
+            sym.ending.pop(job_id, None)
+            sym.jobs -= 1
+
+    def release(self, symbol: str) -> bool:
+        """Forget ``symbol`` if none of its jobs is left (all dropped): its tape and timetable go, and its
+        ticks change nothing from now on. A later job on it starts a fresh tape, as on a symbol never
+        followed. True if forgotten: the caller may stop reading its ticks."""
+        sym = self._symbols.get(symbol)
+        if sym is None or sym.jobs:
+            return False
+        del self._symbols[symbol]
+        return True
 
     # --- market data and decisions --------------------------------------------------------------------
     def on_tick(self, tick: Tick, *, received_ns: int | None = None) -> list[ChildOrderAction]:

@@ -40,6 +40,7 @@ FALLBACKS = Counter(
     "paceline_worker_policy_fallbacks_total", "Unusable policy outputs replaced by TWAP", ["policy"]
 )
 JOBS = Gauge("paceline_worker_jobs", "Jobs this worker is working")
+SYMBOLS = Gauge("paceline_worker_symbols", "Symbols whose ticks this worker reads (those of its jobs)")
 REFUSED = Counter("paceline_worker_assignments_refused_total", "Assignments refused", ["reason"])
 TWIN_FALLBACKS = Counter(
     "paceline_worker_live_twin_fallbacks_total",
@@ -107,6 +108,9 @@ class WorkerService:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticks: dict[str, Consumer[Tick]] = {}
+        # ``_ticks`` and ``_twins`` change on the assignment thread (a symbol followed, let go) and on the
+        # twin watch's (a twin given up for its record); never held across a broker call.
+        self._feeds = threading.Lock()
         self._jobs: dict[str, _JobIO] = {}
         self._threads: list[threading.Thread] = []
         self._hb_seq = 0
@@ -174,6 +178,7 @@ class WorkerService:
         if a.revoked:
             self._close_job(a.job_id)
             log.info("job revoked", job_id=a.job_id, epoch=a.epoch)
+            self._let_go(symbol)
             return
         self._close_job(a.job_id)  # a newer epoch: new producer name, fresh sequence
         actions = self.bus.producer(
@@ -189,9 +194,12 @@ class WorkerService:
             self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
-            self._ticks[symbol] = self._subscribe_ticks(self._tick_topic(symbol))
-            if self._live:
-                self._twins[symbol] = _Twin(checked_ns=now_ns())
+            consumer = self._subscribe_ticks(self._tick_topic(symbol))
+            with self._feeds:
+                self._ticks[symbol] = consumer
+                if self._live:
+                    self._twins[symbol] = _Twin(checked_ns=now_ns())
+                SYMBOLS.set(len(self._ticks))
         log.info("job assigned", job_id=a.job_id, epoch=a.epoch, symbol=symbol, quantity=a.quantity,
                  strategy=a.parent.strategy.value)  # fmt: skip
 
@@ -208,6 +216,22 @@ class WorkerService:
         if io is not None:
             io.executions.unsubscribe()
             io.actions.close()
+
+    def _let_go(self, symbol: str) -> None:
+        """Stop reading ``symbol``'s ticks once none of this worker's jobs is on it: else a worker reads every
+        symbol it ever had a job on, all day, each tick a wake-up and a decode for nothing. The subscription
+        is deleted, not just closed, so the record keeps no backlog for it."""
+        with self._lock:
+            if not self.engine.release(symbol):
+                return
+        with self._feeds:
+            consumer = self._ticks.pop(symbol, None)
+            self._twins.pop(symbol, None)
+            SYMBOLS.set(len(self._ticks))
+        self._heard.pop(symbol, None)
+        if consumer is not None:
+            consumer.unsubscribe()
+            log.info("symbol let go: no job on it", symbol=symbol)
 
     # --- the hot path ---------------------------------------------------------------------------------
     def _on_tick(self, d: Delivery[Tick]) -> None:
@@ -264,15 +288,23 @@ class WorkerService:
             twin.quiet += twin.record_at == at
             twin.record_at = at  # a baseline, or the record is as quiet as its twin
             return
-        del self._twins[symbol]
+        with self._feeds:
+            if self._twins.pop(symbol, None) is None:
+                return  # let go meanwhile: no job on it any more
+            twin_consumer = self._ticks[symbol]
         TWIN_FALLBACKS.labels(symbol).inc()
         log.error(
             "no ticks on the non-persistent twin while the record moves: reading the record from now on "
             "(the receiver must run with PACELINE_LIVE_TICKS=non-persistent too)", symbol=symbol,
         )  # fmt: skip
         # The twin first, then the record: a tick is missed rather than seen twice (the twin is silent).
-        self._ticks[symbol].close()
-        self._ticks[symbol] = self._subscribe_ticks(topics.ticks(symbol))
+        twin_consumer.close()
+        record = self._subscribe_ticks(topics.ticks(symbol))
+        with self._feeds:
+            if self._ticks.get(symbol) is twin_consumer:
+                self._ticks[symbol] = record
+                return
+        record.unsubscribe()  # let go while it subscribed
 
     # --- heartbeats -----------------------------------------------------------------------------------
     def heartbeat(self) -> WorkerHeartbeat:

@@ -29,6 +29,7 @@ from models import (
 from receiver.service import Receiver
 from runtime.bus import Bus, Delivery
 from runtime.membus import MemoryBroker
+from tests import factories
 from tests.factories import fill_for
 from worker import service
 from worker.service import WorkerService
@@ -176,3 +177,50 @@ def test_a_silent_twin_is_looked_at_less_while_its_record_is_quiet_and_given_up_
     assert looked == [1, 2, 4, 8, 10, 11]
     assert symbol not in svc._twins and svc._ticks[symbol].topic == topics.ticks(symbol)
     svc._ticks[symbol].close()
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["record", "live-twin"])
+def test_a_symbol_is_let_go_once_none_of_the_workers_jobs_is_on_it(
+    monkeypatch: pytest.MonkeyPatch, live: bool
+) -> None:
+    """A worker reads a symbol's ticks while one of its jobs is on it: once the last is revoked (the parent
+    ended, or moved to another worker) its subscription is deleted (the record keeps no backlog for it) and
+    the engine forgets the symbol; a later job on it follows it again. A twin watch that was about to give
+    up the symbol's twin for its record meanwhile does not subscribe to the record."""
+    broker = MemoryBroker()
+    bus, worker_id = Bus.memory(broker), "w-go"
+    sub, topic = f"worker-{worker_id}", topics.live_ticks if live else topics.ticks
+    svc = WorkerService(bus, worker_id, None, live_ticks=live, twin_silence_s=1.0)
+
+    def job(job_id: str, symbol: str, *, epoch: int = 1, revoked: bool = False) -> JobAssignment:
+        p = factories.parent(parent_id=f"P{job_id}", cl_ord_id=f"c{job_id}", symbol=symbol,
+                             strategy=Strategy.TWAP)  # fmt: skip
+        return JobAssignment(job_id=job_id, worker_id=worker_id, epoch=epoch, parent=p, quantity=p.quantity,
+                             revoked=revoked, ts_init=p.ts_init)  # fmt: skip
+
+    def reads(symbol: str) -> bool:
+        on_broker = sub in broker.topic(topic(symbol)).subs
+        assert on_broker == (symbol in svc._ticks)
+        assert not live or on_broker == (symbol in svc._twins)
+        return on_broker
+
+    for a in (job("J1", "XA"), job("J2", "XA"), job("J3", "XB")):
+        svc._on_assignment(a)
+    assert reads("XA") and reads("XB")
+    twin = svc._twins.get("XA")
+    svc._on_assignment(job("J1", "XA", epoch=2, revoked=True))
+    assert reads("XA")  # J2 is still on it
+    svc._on_assignment(job("J2", "XA", epoch=2, revoked=True))
+    assert not reads("XA") and reads("XB")
+    assert "XA" not in svc.engine._symbols and svc.engine.on_tick(factories.tick(symbol="XA")) == []
+    assert REGISTRY.get_sample_value("paceline_worker_symbols") == 1
+    if twin is not None:  # the watch finds the record moved while the twin was silent, after the let-go
+        monkeypatch.setattr(service, "now_ns", lambda: 100 * S)
+        twin.record_at, twin.checked_ns = "an earlier message", 0
+        bus.producer(topics.ticks("XA")).send(factories.tick(symbol="XA"))
+        svc._watch("XA", twin)
+        assert sub not in broker.topic(topics.ticks("XA")).subs and "XA" not in svc._ticks
+    svc._on_assignment(job("J4", "XA"))
+    assert reads("XA") and set(svc._ticks) == {"XA", "XB"}
+    for c in svc._ticks.values():
+        c.close()
