@@ -573,11 +573,13 @@ class Bus:
         self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None], *,
         wanted: Callable[[bytes], bool] | None = None,
     ) -> Any:  # fmt: skip
-        """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it (for
-        liveness signals, where only the present matters). Undecodable payloads are counted and skipped;
+        """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it, and
+        one opened again starts at the present, not where the last left off (liveness signals, a worker's
+        ticks: only the present matters). Undecodable payloads are counted and skipped;
         ``handler`` runs on the listener thread. Payloads ``wanted`` turns down are passed over undecoded.
         Close the returned handle."""
         stream = stream_of(topic)
+        consumed, lag = metrics.BUS_CONSUMED.labels(stream), metrics.BUS_CONSUME_LAG.labels(stream)
 
         def _listener(_reader: Any, msg: Any) -> None:
             data = msg.data()
@@ -588,7 +590,8 @@ class Bus:
             except codec.DecodeError as exc:
                 metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
                 return
-            metrics.BUS_CONSUMED.labels(stream).inc()
+            consumed.inc()
+            lag.observe(max(0.0, time.time() - msg.publish_timestamp() / 1e3))
             try:
                 handler(Delivery(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
                                  key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),

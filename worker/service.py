@@ -14,6 +14,7 @@ import contextlib
 import threading
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -68,6 +69,17 @@ class _Twin:
 
 
 @dataclass
+class _Feed:
+    """A symbol's ticks as this worker reads them: a non-durable reader (``Bus.tail``) on ``topic``."""
+
+    topic: str
+    reader: Any
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+@dataclass
 class _JobIO:
     actions: Producer
     executions: Consumer[Message]
@@ -107,7 +119,7 @@ class WorkerService:
         )
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._ticks: dict[str, Consumer[Tick]] = {}
+        self._ticks: dict[str, _Feed] = {}
         # ``_ticks`` and ``_twins`` change on the assignment thread (a symbol followed, let go) and on the
         # twin watch's (a twin given up for its record); never held across a broker call.
         self._feeds = threading.Lock()
@@ -194,20 +206,20 @@ class WorkerService:
             self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
-            consumer = self._subscribe_ticks(self._tick_topic(symbol))
+            feed = self._subscribe_ticks(self._tick_topic(symbol))
             with self._feeds:
-                self._ticks[symbol] = consumer
+                self._ticks[symbol] = feed
                 if self._live:
                     self._twins[symbol] = _Twin(checked_ns=now_ns())
                 SYMBOLS.set(len(self._ticks))
         log.info("job assigned", job_id=a.job_id, epoch=a.epoch, symbol=symbol, quantity=a.quantity,
                  strategy=a.parent.strategy.value)  # fmt: skip
 
-    def _subscribe_ticks(self, topic: str) -> Consumer[Tick]:
-        # One subscription per symbol, shared by every job on it; live ticks from now on.
-        return self.bus.subscribe(
-            topic, f"worker-{self.worker_id}", Tick, from_earliest=False, handler=self._on_tick
-        )
+    def _subscribe_ticks(self, topic: str) -> _Feed:
+        # One reader per symbol, shared by every job on it; live ticks from now on. Non-durable: a durable
+        # subscription kept its place while the worker was down, and a worker restarted under its id was
+        # handed every tick since, decided on as if live; it also had the broker keep a backlog for it.
+        return _Feed(topic, self.bus.tail(topic, Tick, self._on_tick))
 
     def _close_job(self, job_id: str) -> None:
         with self._lock:
@@ -219,18 +231,17 @@ class WorkerService:
 
     def _let_go(self, symbol: str) -> None:
         """Stop reading ``symbol``'s ticks once none of this worker's jobs is on it: else a worker reads every
-        symbol it ever had a job on, all day, each tick a wake-up and a decode for nothing. The subscription
-        is deleted, not just closed, so the record keeps no backlog for it."""
+        symbol it ever had a job on, all day, each tick a wake-up and a decode for nothing."""
         with self._lock:
             if not self.engine.release(symbol):
                 return
         with self._feeds:
-            consumer = self._ticks.pop(symbol, None)
+            feed = self._ticks.pop(symbol, None)
             self._twins.pop(symbol, None)
             SYMBOLS.set(len(self._ticks))
         self._heard.pop(symbol, None)
-        if consumer is not None:
-            consumer.unsubscribe()
+        if feed is not None:
+            feed.close()
             log.info("symbol let go: no job on it", symbol=symbol)
 
     # --- the hot path ---------------------------------------------------------------------------------
@@ -291,20 +302,20 @@ class WorkerService:
         with self._feeds:
             if self._twins.pop(symbol, None) is None:
                 return  # let go meanwhile: no job on it any more
-            twin_consumer = self._ticks[symbol]
+            twin_feed = self._ticks[symbol]
         TWIN_FALLBACKS.labels(symbol).inc()
         log.error(
             "no ticks on the non-persistent twin while the record moves: reading the record from now on "
             "(the receiver must run with PACELINE_LIVE_TICKS=non-persistent too)", symbol=symbol,
         )  # fmt: skip
         # The twin first, then the record: a tick is missed rather than seen twice (the twin is silent).
-        twin_consumer.close()
+        twin_feed.close()
         record = self._subscribe_ticks(topics.ticks(symbol))
         with self._feeds:
-            if self._ticks.get(symbol) is twin_consumer:
+            if self._ticks.get(symbol) is twin_feed:
                 self._ticks[symbol] = record
                 return
-        record.unsubscribe()  # let go while it subscribed
+        record.close()  # let go while it opened
 
     # --- heartbeats -----------------------------------------------------------------------------------
     def heartbeat(self) -> WorkerHeartbeat:

@@ -72,6 +72,8 @@ def test_only_the_operator_sets_the_kill_switch_and_the_viewer_only_reads(
 def test_the_receiver_writes_ticks_and_the_endpoint_executions(pulsar: broker.BrokerConfig) -> None:
     _publish(pulsar, _token(pulsar, "receiver"), topics.ticks("AAPL"))
     _publish(pulsar, _token(pulsar, "receiver"), topics.live_ticks("AAPL"))  # the namespace's grant covers it
+    for topic in (topics.ticks("AAPL"), topics.live_ticks("AAPL")):  # a worker reads them (non-durable)
+        _read(pulsar, "worker", topic, True)
     _publish(pulsar, _token(pulsar, "endpoint"), topics.EXECUTIONS)
     with Bus(pulsar.service_url, token=_token(pulsar, "endpoint"), operation_timeout_s=5, quiet=True) as bus:
         bus.read_all(topics.JOB_REQUESTS, Message)  # its own requests, read back on a restart

@@ -176,6 +176,8 @@ def test_a_silent_twin_is_looked_at_less_while_its_record_is_quiet_and_given_up_
             svc._watch(symbol, svc._twins[symbol])
     assert looked == [1, 2, 4, 8, 10, 11]
     assert symbol not in svc._twins and svc._ticks[symbol].topic == topics.ticks(symbol)
+    assert len(bus._client.broker.topic(topics.ticks(symbol)).readers) == 1
+    assert not bus._client.broker.topic(topics.live_ticks(symbol)).readers  # the twin's reader closed
     svc._ticks[symbol].close()
 
 
@@ -184,12 +186,12 @@ def test_a_symbol_is_let_go_once_none_of_the_workers_jobs_is_on_it(
     monkeypatch: pytest.MonkeyPatch, live: bool
 ) -> None:
     """A worker reads a symbol's ticks while one of its jobs is on it: once the last is revoked (the parent
-    ended, or moved to another worker) its subscription is deleted (the record keeps no backlog for it) and
-    the engine forgets the symbol; a later job on it follows it again. A twin watch that was about to give
-    up the symbol's twin for its record meanwhile does not subscribe to the record."""
+    ended, or moved to another worker) its reader is closed and the engine forgets the symbol; a later job
+    on it reads it again. A twin watch that was about to give up the symbol's twin for its record meanwhile
+    does not open the record."""
     broker = MemoryBroker()
     bus, worker_id = Bus.memory(broker), "w-go"
-    sub, topic = f"worker-{worker_id}", topics.live_ticks if live else topics.ticks
+    topic = topics.live_ticks if live else topics.ticks
     svc = WorkerService(bus, worker_id, None, live_ticks=live, twin_silence_s=1.0)
 
     def job(job_id: str, symbol: str, *, epoch: int = 1, revoked: bool = False) -> JobAssignment:
@@ -199,7 +201,7 @@ def test_a_symbol_is_let_go_once_none_of_the_workers_jobs_is_on_it(
                              revoked=revoked, ts_init=p.ts_init)  # fmt: skip
 
     def reads(symbol: str) -> bool:
-        on_broker = sub in broker.topic(topic(symbol)).subs
+        on_broker = len(broker.topic(topic(symbol)).readers) == 1
         assert on_broker == (symbol in svc._ticks)
         assert not live or on_broker == (symbol in svc._twins)
         return on_broker
@@ -219,8 +221,38 @@ def test_a_symbol_is_let_go_once_none_of_the_workers_jobs_is_on_it(
         twin.record_at, twin.checked_ns = "an earlier message", 0
         bus.producer(topics.ticks("XA")).send(factories.tick(symbol="XA"))
         svc._watch("XA", twin)
-        assert sub not in broker.topic(topics.ticks("XA")).subs and "XA" not in svc._ticks
+        assert not broker.topic(topics.ticks("XA")).readers and "XA" not in svc._ticks
     svc._on_assignment(job("J4", "XA"))
     assert reads("XA") and set(svc._ticks) == {"XA", "XB"}
     for c in svc._ticks.values():
         c.close()
+
+
+def test_a_worker_started_again_reads_the_ticks_from_the_present_not_from_where_it_stopped() -> None:
+    """A worker's ticks come through a non-durable reader: one restarted under the same id after ticks went
+    by meanwhile starts at the present. Through a durable subscription it was handed every tick since it
+    stopped, and decided on them as if live."""
+    bus, symbol = Bus.memory(MemoryBroker()), "WAGAIN"
+    record = bus.producer(topics.ticks(symbol))
+    seen: list[int] = []
+
+    def counted(svc: WorkerService) -> None:
+        inner = svc._on_tick
+
+        def on_tick(d: Delivery[Tick]) -> None:
+            seen.append(d.message.seq)
+            inner(d)
+
+        svc._on_tick = on_tick  # type: ignore[method-assign]
+
+    for life in (1, 2):
+        svc = WorkerService(bus, "w-again", None)
+        counted(svc)
+        svc._ticks[symbol] = svc._subscribe_ticks(topics.ticks(symbol))
+        record.send(factories.tick(symbol=symbol, seq=10 * life))
+        deadline = time.monotonic() + 5
+        while 10 * life not in seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        svc._ticks.pop(symbol).close()  # stopped
+        record.send(factories.tick(symbol=symbol, seq=10 * life + 1))  # while it is down
+    assert seen == [10, 20]
