@@ -1,9 +1,10 @@
 """The Worker service: takes job assignments, runs the decision engine on live ticks, publishes child-order
 actions on each job's topic, consumes the job's acks and fills, and sends heartbeats.
 
-Threads: assignments are handled on a thread of their own (subscribing to a symbol's ticks or a job's
-executions is a blocking call); ticks and executions arrive on the Pulsar client's single listener
-thread, so the engine sees one message at a time; heartbeats have their own thread. A lock guards the
+Threads: assignments are handled on a thread of their own (opening a symbol's tick reader or a job's
+executions subscription is a blocking call; a symbol's reader is closed with its last job); ticks and
+executions arrive on the Pulsar client's single listener thread, so the engine sees one message at a time;
+heartbeats have their own thread. A lock guards the
 engine between them. Reading the ticks' non-persistent twins, a watch thread checks that a silent twin's
 record is silent too, and reads the record instead where it is not (a receiver not publishing the twins).
 """
@@ -206,7 +207,7 @@ class WorkerService:
             self._jobs[a.job_id] = _JobIO(actions, executions)
             JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
-            feed = self._subscribe_ticks(self._tick_topic(symbol))
+            feed = self._read_ticks(self._tick_topic(symbol))
             with self._feeds:
                 self._ticks[symbol] = feed
                 if self._live:
@@ -215,7 +216,7 @@ class WorkerService:
         log.info("job assigned", job_id=a.job_id, epoch=a.epoch, symbol=symbol, quantity=a.quantity,
                  strategy=a.parent.strategy.value)  # fmt: skip
 
-    def _subscribe_ticks(self, topic: str) -> _Feed:
+    def _read_ticks(self, topic: str) -> _Feed:
         # One reader per symbol, shared by every job on it; live ticks from now on. Non-durable: a durable
         # subscription kept its place while the worker was down, and a worker restarted under its id was
         # handed every tick since, decided on as if live; it also had the broker keep a backlog for it.
@@ -310,7 +311,7 @@ class WorkerService:
         )  # fmt: skip
         # The twin first, then the record: a tick is missed rather than seen twice (the twin is silent).
         twin_feed.close()
-        record = self._subscribe_ticks(topics.ticks(symbol))
+        record = self._read_ticks(topics.ticks(symbol))
         with self._feeds:
             if self._ticks.get(symbol) is twin_feed:
                 self._ticks[symbol] = record

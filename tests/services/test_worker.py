@@ -152,7 +152,7 @@ def test_a_silent_twin_is_looked_at_less_while_its_record_is_quiet_and_given_up_
     bus, symbol, clock = Bus.memory(MemoryBroker()), "WQUIET", [0]
     monkeypatch.setattr(service, "now_ns", lambda: clock[0])
     svc = WorkerService(bus, "w-quiet", None, live_ticks=True, twin_silence_s=1.0)
-    svc._ticks[symbol] = svc._subscribe_ticks(topics.live_ticks(symbol))
+    svc._ticks[symbol] = svc._read_ticks(topics.live_ticks(symbol))
     svc._twins[symbol] = service._Twin(checked_ns=0)
     looked: list[int] = []
     read_at = bus.read_at
@@ -248,7 +248,7 @@ def test_a_worker_started_again_reads_the_ticks_from_the_present_not_from_where_
     for life in (1, 2):
         svc = WorkerService(bus, "w-again", None)
         counted(svc)
-        svc._ticks[symbol] = svc._subscribe_ticks(topics.ticks(symbol))
+        svc._ticks[symbol] = svc._read_ticks(topics.ticks(symbol))
         record.send(factories.tick(symbol=symbol, seq=10 * life))
         deadline = time.monotonic() + 5
         while 10 * life not in seen and time.monotonic() < deadline:
