@@ -31,6 +31,7 @@ from models import Strategy, Tick
 from worker.baselines import PassiveSchedule
 from worker.engine import Job
 from worker.env import HELD_OUT_SEED
+from worker.nets import one_thread
 from worker.policy import Action, Observation, Policy
 from worker.policy_files import LoadedPolicy, PolicyRegistry
 from worker.sim import ORDER_LATENCY_NS, Simulation, assignment, parent_order
@@ -233,6 +234,7 @@ def run_day(
 def _run_recipe(
     maker: DayMaker, names: Sequence[str], folder: Path | None, grid: Grid
 ) -> list[dict[str, Any]]:
+    one_thread()  # a process of the pool: a second BLAS thread per process would only fight the others
     return run_day(maker(), resolve(names, PolicyRegistry(folder) if folder else None), grid)
 
 

@@ -6,6 +6,7 @@ thousands of jobs per second, and it scripts cleanly to TorchScript."""
 from __future__ import annotations
 
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from worker.policy import ACTIONS, OBS_DIM
@@ -20,3 +21,10 @@ class PolicyNet(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.head(self.body(obs))
         return out
+
+
+def one_thread() -> None:
+    """torch and numpy's BLAS on one thread each, for the process: a policy's batches are small enough that
+    a second thread costs more than it saves, and on a shared machine it takes a core from the services."""
+    torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")

@@ -53,7 +53,7 @@ from worker.backtest import (
 )
 from worker.baselines import PassiveSchedule
 from worker.env import HELD_OUT_SEED
-from worker.nets import PolicyNet
+from worker.nets import PolicyNet, one_thread
 from worker.policy import (
     OBS_DIM,
     PLACEMENT_ACTIONS,
@@ -254,7 +254,7 @@ def collect(
 
 
 def _call(task: partial[Samples]) -> Samples:
-    torch.set_num_threads(1)
+    one_thread()
     return task()
 
 

@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNorm
 
 from worker import policy_files
 from worker.env import EnvConfig, ExecutionEnv
-from worker.nets import PolicyNet
+from worker.nets import PolicyNet, one_thread
 
 
 def export_actor(model: PPO, actions: int) -> PolicyNet:
@@ -58,7 +58,7 @@ def train(
     ``prefer``: start the actor preferring that action (``prefer_logit`` added to its score), so that
     exploration begins around a known placement (the schedule anchored one) instead of uniform."""
     cfg = config or EnvConfig()
-    torch.set_num_threads(1)
+    one_thread()
 
     def make() -> gym.Env[Any, Any]:
         return Monitor(ExecutionEnv(cfg))

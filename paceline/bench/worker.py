@@ -12,8 +12,10 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from market.session import SESSION_OPEN_S, midnight_ns
@@ -36,7 +38,7 @@ from paceline.bench.stats import percentile
 from runtime import heap
 from worker import policy_files
 from worker.engine import Engine
-from worker.nets import PolicyNet
+from worker.nets import PolicyNet, one_thread
 from worker.policy import OBS_DIM
 from worker.policy_files import PolicyRegistry
 
@@ -124,26 +126,38 @@ def run_engine(
     }  # fmt: skip
 
 
-def bare_inference(module: torch.nn.Module, batch: int, n: int = 2000) -> float:
-    x = torch.zeros(batch, OBS_DIM)
+def bare_inference(forward: Callable[[np.ndarray], object], batch: int, n: int = 2000) -> float:
+    """µs per call of ``forward`` on a batch of zeros (a float32 array, as the engine hands its policy)."""
+    x = np.zeros((batch, OBS_DIM), np.float32)
     with torch.no_grad():
         for _ in range(100):
-            module(x)
+            forward(x)
         t = time.perf_counter()
         for _ in range(n):
-            module(x)
+            forward(x)
     return (time.perf_counter() - t) / n * 1e6
 
 
+def _torch(module: torch.nn.Module) -> Callable[[np.ndarray], object]:
+    return lambda x: module(torch.from_numpy(x)).numpy()
+
+
 def run(policy_dir: Path) -> int:
-    torch.set_num_threads(1)
+    one_thread()
     reg, policy = _registry(policy_dir)
     loaded = reg.load(policy)
     _, exported = policy_files.validate(reg.folder / policy / str(loaded.manifest.version))
     print(f"policy {loaded.name}: bare inference, one thread, µs per forward pass")
-    print(f"{'batch':>7s} {'torch.export module':>20s} {'as loaded (eager)':>18s}")
+    # The file's torch.export module, its weights in torch's own eager layers, and what the worker runs.
+    state = exported.state_dict()
+    eager = PolicyNet(hidden=int(state["body.0.weight"].shape[0]), actions=len(loaded.actions))
+    eager.load_state_dict(state)
+    print(f"{'batch':>7s} {'torch.export module':>20s} {'torch eager':>12s} {'as loaded':>10s}")
     for b in (1, 100, 1000):
-        print(f"{b:7d} {bare_inference(exported, b):20.1f} {bare_inference(loaded.module, b):18.1f}")
+        cells = (bare_inference(_torch(exported), b), bare_inference(_torch(eager.eval()), b),
+                 bare_inference(loaded.scores, b))  # fmt: skip
+        print(f"{b:7d} {cells[0]:20.1f} {cells[1]:12.1f} {cells[2]:10.1f}")
+    print(f"(as loaded: {'numpy' if loaded.net is not None else 'the torch.export module'})")
     head = ("jobs", "schedule", "tick->encoded p50 ms", "p99 ms", "max ms", "µs/job decision")
     print(f"\n{head[0]:>6s} {head[1]:>10s} {head[2]:>21s} {head[3]:>8s} {head[4]:>8s} {head[5]:>16s}")
     runs = [(1, "staggered", 10), (100, "staggered", 10), (100, "aligned", 10), (1000, "staggered", 10),

@@ -35,14 +35,13 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
-    import torch
-
     from runtime import metrics
     from runtime.bus import Bus
+    from worker.nets import one_thread
     from worker.policy_files import PolicyRegistry
     from worker.service import WorkerService
 
-    torch.set_num_threads(1)  # inference at batch sizes this small is fastest on one thread
+    one_thread()  # inference at batch sizes this small is fastest on one thread
     metrics.serve(settings.metrics_port, settings.metrics_addr)
     with Bus(settings.pulsar_url) as bus:
         svc = WorkerService(bus, args.id, PolicyRegistry(settings.policy_dir), capacity=args.capacity,

@@ -105,36 +105,41 @@ def test_nan_at_run_time_falls_back_to_twap_and_is_counted(tmp_path: Path) -> No
     assert act.price is PriceKind.MARKET and act.quantity == 500  # TWAP's catch-up at half time
 
 
-def test_the_inference_module_gives_the_networks_bits_and_keeps_no_output_of_an_earlier_call() -> None:
-    """The loaded policy's module writes its hidden layers into buffers it keeps between calls: the scores
-    must be the network's own, bit for bit, for batches growing and shrinking, from two threads, and an
-    earlier call's scores must not change when the buffers are written again."""
+def test_the_numpy_network_scores_as_the_file_and_keeps_no_output_of_an_earlier_call(tmp_path: Path) -> None:
+    """The loaded policy scores in numpy (``NumpyNet``), its hidden layers written into buffers kept between
+    calls: its scores must be the file's own within 1e-5 with the same best action, for batches growing and
+    shrinking, from two threads, and an earlier call's scores must not change when the buffers are written
+    again."""
     import threading
 
     torch.manual_seed(3)
-    net = PolicyNet().eval()
-    fast = pf.fast_module(net)
-    assert isinstance(fast, pf._Inference)
+    _save(tmp_path, PolicyNet(hidden=32))
+    loaded = PolicyRegistry(tmp_path).load("rl-test")
+    fast, module = loaded.net, loaded.module
+    assert isinstance(fast, pf.NumpyNet) and fast.hidden == 32
+
+    def same(x: np.ndarray, got: np.ndarray) -> bool:
+        with torch.no_grad():
+            want = module(torch.from_numpy(x)).numpy()
+        return bool(np.allclose(got, want, rtol=0, atol=1e-5) and (got.argmax(1) == want.argmax(1)).all())
+
     rng = np.random.default_rng(5)
     kept = []
-    with torch.no_grad():
-        for rows in (1, 1000, 3, 2500, 17, 1000):
-            x = torch.from_numpy(rng.normal(0, 2, (rows, OBS_DIM)).astype(np.float32))
-            got = fast(x)
-            assert torch.equal(got, net(x)), rows
-            kept.append((x, got.clone(), got))
-        for _, before, returned in kept:
-            assert torch.equal(before, returned)  # later calls did not write into it
-    assert torch.is_grad_enabled() and torch.equal(fast(kept[0][0]), net(kept[0][0]))  # training: the net
+    for rows in (1, 1000, 3, 2500, 17, 1000):
+        x = rng.normal(0, 2, (rows, OBS_DIM)).astype(np.float32)
+        got = loaded.scores(x)
+        assert got.shape == (rows, len(loaded.actions)) and same(x, got), rows
+        kept.append((got.copy(), got))
+    for before, returned in kept:
+        assert np.array_equal(before, returned)  # later calls did not write into it
     errors: list[str] = []
 
     def other(seed: int) -> None:
         r = np.random.default_rng(seed)
-        with torch.no_grad():
-            for _ in range(200):
-                x = torch.from_numpy(r.normal(0, 2, (int(r.integers(1, 600)), OBS_DIM)).astype(np.float32))
-                if not torch.equal(fast(x), net(x)):
-                    errors.append(f"thread {seed}")
+        for _ in range(200):
+            x = r.normal(0, 2, (int(r.integers(1, 600)), OBS_DIM)).astype(np.float32)
+            if not same(x, fast(x)):
+                errors.append(f"thread {seed}")
 
     threads = [threading.Thread(target=other, args=(s,)) for s in (1, 2)]
     for t in threads:
@@ -142,3 +147,32 @@ def test_the_inference_module_gives_the_networks_bits_and_keeps_no_output_of_an_
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_a_network_that_does_not_fit_the_reference_runs_in_torch(tmp_path: Path) -> None:
+    """A file of another shape than ``PolicyNet`` (a researcher's own network) is run by torch as exported;
+    so is one whose numpy scores would differ from the file's (here its weights are changed after the
+    check's own copy, as a stand-in for any disagreement)."""
+
+    class Wider(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(OBS_DIM, 6)
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor = self.layer(obs) * 2
+            return out
+
+    _save(tmp_path, Wider())
+    loaded = PolicyRegistry(tmp_path).load("rl-test")
+    assert loaded.net is None
+    x = np.random.default_rng(1).normal(0, 1, (5, OBS_DIM)).astype(np.float32)
+    with torch.no_grad():
+        assert np.array_equal(loaded.scores(x), loaded.module(torch.from_numpy(x)).numpy())
+
+    class Shifted(PolicyNet):
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return super().forward(obs) + 1e-3  # the reference's weights, not its function
+
+    assert pf.numpy_net(Shifted().eval()) is None
+    assert pf.numpy_net(PolicyNet().eval()) is not None
