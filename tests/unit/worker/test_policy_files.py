@@ -13,6 +13,8 @@ from worker.nets import PolicyNet
 from worker.policy import OBS_DIM, JobContext, PriceKind
 from worker.policy_files import LoadedPolicy, PolicyError, PolicyRegistry
 
+SHIPPED = Path(__file__).resolve().parents[3] / "policies"
+
 
 class NaNNet(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -176,3 +178,22 @@ def test_a_network_that_does_not_fit_the_reference_runs_in_torch(tmp_path: Path)
 
     assert pf.numpy_net(Shifted().eval()) is None
     assert pf.numpy_net(PolicyNet().eval()) is not None
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED.iterdir()))
+def test_every_shipped_policy_runs_in_numpy_and_picks_the_files_actions(name: str) -> None:
+    """The shipped files are scored in numpy, not torch: 20,000 observations spread like the probe batch's
+    get the file's scores within 1e-5, and its best action wherever the file's two best scores are more than
+    1e-4 apart (closer than that, one float32 ulp in a ``tanh`` may pick either: arithmetic, not policy)."""
+    loaded = PolicyRegistry(SHIPPED).load(name)
+    assert isinstance(loaded.net, pf.NumpyNet)
+    rng = np.random.default_rng(11)
+    x = np.concatenate([rng.uniform(-1, 1, (10_000, OBS_DIM)), rng.normal(0, 2, (10_000, OBS_DIM))])
+    x = x.astype(np.float32)
+    with torch.no_grad():
+        want = loaded.module(torch.from_numpy(x)).numpy()
+    got = loaded.scores(x)
+    assert np.abs(got - want).max() < 1e-5
+    top = np.sort(want, axis=1)
+    clear = top[:, -1] - top[:, -2] > 1e-4
+    assert clear.mean() > 0.99 and (got.argmax(1) == want.argmax(1))[clear].all()
