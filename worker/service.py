@@ -4,9 +4,9 @@ actions on each job's topic, consumes the job's acks and fills, and sends heartb
 Threads: assignments are handled on a thread of their own (opening a symbol's tick reader or a job's
 executions subscription is a blocking call; a symbol's reader is closed with its last job); ticks and
 executions arrive on the Pulsar client's single listener thread, so the engine sees one message at a time;
-heartbeats have their own thread. A lock guards the
-engine between them. Reading the ticks' non-persistent twins, a watch thread checks that a silent twin's
-record is silent too, and reads the record instead where it is not (a receiver not publishing the twins).
+heartbeats have their own thread. A lock guards the engine between them. Reading the ticks' non-persistent
+twins, a watch thread checks that a silent twin's record is silent too, and reads the record instead where
+it is not (a receiver not publishing the twins).
 """
 
 from __future__ import annotations
