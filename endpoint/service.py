@@ -71,8 +71,10 @@ REFUSED = Counter("paceline_venue_refused_total", "Child-order actions refused, 
 FILLS = Counter("paceline_venue_fills_total", "Fills executed", ["liquidity"])
 SHARES = Counter("paceline_venue_filled_shares_total", "Shares executed")
 ACKS = Counter("paceline_venue_acks_total", "Child-order answers by status", ["status"])
-CLOSE_AFTER_S = 2.0  # a closed job's topics are let go this long after its CLOSE
-JOB_TOPICS = Gauge("paceline_venue_job_topics", "Per-job producers and subscriptions open (jobs not closed)")
+# A worker's child order can come before the saga's OPEN of its job (both follow the saga's one decision, on
+# two topics): it waits this long for it, then is refused as ``unknown_job``.
+HOLD_S = 5.0
+HELD = Gauge("paceline_venue_held_actions", "Child-order actions waiting for their job's OPEN")
 # The pipeline's latency as the venue sees it: the triggering tick's publish until its child order is here.
 TICK_TO_CHILD = Histogram(
     "paceline_endpoint_tick_to_child_seconds", "Tick published -> child order received at the endpoint",
@@ -115,10 +117,16 @@ class EndpointService:
         self.fix = FixGateway(self.cfg, self.desk, self._market_now) if fix and self.cfg.fix_port else None
         self.native = NativeServer(self.cfg, self.desk, self._market_now) if self.cfg.native_port else None
         self._ticks: dict[str, Consumer[Tick]] = {}
+        # The jobs' child orders in, by topic, and their answers out, by symbol (a topic each way per equity).
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
         self._job_out: dict[str, Producer] = {}
-        self._closing: list[tuple[float, str]] = []  # (when, job id): closed jobs whose topics go then
-        self._closing_lock = threading.Lock()
+        # Actions of jobs not open here yet, by job, in order, unacknowledged (a restart gets them again):
+        # taken in order once the OPEN comes, refused once ``HOLD_S`` has passed. Lock order: this, then
+        # the venue's.
+        self._held: dict[str, list[Delivery[ChildOrderAction]]] = {}
+        self._held_lock = threading.Lock()
+        self._subscribing = threading.Lock()
+        self._started_ms = 0
         self._consumers: list[Consumer[Any]] = []
         self._executions: Producer | None = None
         self._requests: Producer | None = None
@@ -132,6 +140,7 @@ class EndpointService:
 
     def start(self) -> None:
         n = self.name
+        self._started_ms = int(time.time() * 1000)
         self._executions = self.bus.producer(topics.EXECUTIONS, name=f"{n}-venue")
         self._requests = self.bus.producer(topics.JOB_REQUESTS)
         if not self.cfg.request_twin:
@@ -157,6 +166,9 @@ class EndpointService:
             self._follow(sym)
         if restart:
             self._restore_venue(histories)
+        # Once every job is restored (a redelivered NEW must find its child known): the child orders.
+        for sym in list(self._ticks):
+            self._take_actions(sym)
         self.cfg.state_dir.mkdir(parents=True, exist_ok=True)
         marker.touch()
         if self.link is not None:
@@ -211,6 +223,7 @@ class EndpointService:
         for a in self._actions.values():
             a.close()
         for p in self._job_out.values():
+            p.flush()
             p.close()
         for prod in (self._executions, self._requests, self._requests_live, self._tca):
             if prod is not None:
@@ -259,10 +272,26 @@ class EndpointService:
             self.desk.on_report(m)
 
     def _follow(self, symbol: str) -> None:
+        """The symbol's ticks, and the producer of its jobs' answers."""
         if symbol not in self._ticks:
             self._ticks[symbol] = self.bus.subscribe(
                 topics.ticks(symbol), f"{self.name}-venue", Tick, from_earliest=False, handler=self._on_tick
             )
+        if symbol not in self._job_out:
+            self._job_out[symbol] = self.bus.producer(
+                topics.job_executions(symbol), name=f"{self.name}-venue.{symbol}"
+            )
+
+    def _take_actions(self, symbol: str) -> None:
+        """The symbol's child orders, from the earliest the first time (none a worker sent before this
+        subscription existed is lost; those of jobs from before this endpoint are passed over), else where
+        this endpoint left off. Each is acknowledged once taken (``_take``)."""
+        topic = topics.job_actions(symbol)
+        with self._subscribing:  # its first delivery may come before ``subscribe`` returns
+            if topic not in self._actions:
+                self._actions[topic] = self.bus.subscribe(
+                    topic, f"{self.name}-venue", ChildOrderAction, handler=self._on_action, auto_ack=False
+                )
 
     def _restore_tca(self) -> dict[str, list[Message]]:
         """After a restart: each parent not yet ended tracked again and its symbol's recorded ticks and its
@@ -270,6 +299,7 @@ class EndpointService:
         restart (and ``exec/tca`` its record). Ticks published before the earliest such parent's start or
         acceptance are passed over undecoded. Returns the executions read, by job."""
         live: dict[str, list[JobRequest]] = {}
+        since: dict[str, int] = {}  # by symbol: when its first live request was stored (ms)
         histories: dict[str, list[Message]] = {}
         for d in self.bus.read_all(topics.JOB_REQUESTS, Message):
             q = d.message
@@ -278,13 +308,14 @@ class EndpointService:
             o = self.desk.orders.get(q.parent.parent_id)
             if o is None or o.live:  # no report yet, or not ended
                 live.setdefault(q.parent.symbol, []).append(q)
+                since.setdefault(q.parent.symbol, d.publish_time_ms)
+        by_job = self._executions_since(since)
         for sym, reqs in live.items():
             froms = [tracked_from(q.parent.start_ns, q.parent.ts_init) for q in reqs]
             fills = []
             for q, start in zip(reqs, froms, strict=True):
                 self.tca.track(q.parent.parent_id, sym, q.parent.side, start)
-                history = [d.message for d in self.bus.read_all(topics.job_executions(q.job_id), Message)]
-                histories[q.job_id] = history
+                history = histories[q.job_id] = by_job.get(q.job_id, [])
                 fills += [m for m in history if isinstance(m, Fill)]
             ticks = self.bus.read_all(topics.ticks(sym), Tick, published_from_ms=min(froms) // 1_000_000)
             self.tca.restore((d.message for d in ticks), fills)
@@ -294,63 +325,50 @@ class EndpointService:
     def _restore_venue(self, histories: dict[str, list[Message]]) -> None:
         """After a restart: the jobs from the command history, each open one's child orders and fills from
         its executions topic (``histories``, where already read; resting orders are cancelled and the worker
-        told), subscriptions resumed."""
+        told). Its child orders are taken only after this (``start``)."""
+        opened: dict[str, int] = {}  # by job: when its first command was stored (ms)
         for d in self.bus.read_all(topics.VENUE_COMMANDS, VenueCommand):
             self.venue.command(d.message)  # the acks were published the first time
+            opened.setdefault(d.message.job_id, d.publish_time_ms)
+        unread = [j for j in self.venue.jobs.values() if not j.closed and j.job_id not in histories]
+        since: dict[str, int] = {}
+        for job in unread:
+            since[job.symbol] = min(since.get(job.symbol, opened[job.job_id]), opened[job.job_id])
+        by_job = self._executions_since(since)
         for job in list(self.venue.jobs.values()):
             if job.closed:
                 continue
             history = histories.get(job.job_id)
             if history is None:
-                history = [d.message for d in self.bus.read_all(topics.job_executions(job.job_id), Message)]
-            self._open_job(job.job_id, job.symbol)
+                history = by_job.get(job.job_id, [])
+            self._follow(job.symbol)
             self._publish(self.venue.restore(job.job_id, history))
         open_jobs = sum(not j.closed for j in self.venue.jobs.values())
         if open_jobs:
             log.info("venue restored", jobs=len(self.venue.jobs), open=open_jobs)
 
-    def _open_job(self, job_id: str, symbol: str) -> None:
-        if job_id in self._actions:
-            return
-        self._follow(symbol)
-        out = self.bus.producer(topics.job_executions(job_id), name=f"{self.name}-venue.{job_id}")
-        self._job_out[job_id] = out
-        # From the earliest: orders a worker sent before this subscription existed are not lost.
-        self._actions[job_id] = self.bus.subscribe(
-            topics.job_actions(job_id), f"{self.name}-venue", ChildOrderAction, handler=self._on_action
-        )
-        self._count_job_topics()
-
-    def _count_job_topics(self) -> None:
-        JOB_TOPICS.set(len(self._actions) + len(self._job_out))
-
-    def _close_job(self, job_id: str) -> None:
-        """A closed job's topics are let go: its actions subscription removed (the broker keeps no cursor for
-        it) and its executions producer closed, so a day of parents leaves nothing open behind it. Both
-        leave the tables under the venue's lock (nothing publishes on them after) and are closed outside it:
-        a close waits for the broker, and the listener thread must not wait behind it."""
-        with self._venue_lock:
-            out = self._job_out.pop(job_id, None)
-            actions = self._actions.pop(job_id, None)
-        if out is not None:
-            out.close()
-        if actions is not None:
-            actions.unsubscribe()
-        self._count_job_topics()
+    def _executions_since(self, since_ms: dict[str, int]) -> dict[str, list[Message]]:
+        """Each symbol's executions topic, read once from ``since_ms[symbol]`` on, by job. None of a job's
+        answers is published before its request or its first venue command is stored; a minute's margin
+        covers clocks that differ between the processes that stamp publish times."""
+        out: dict[str, list[Message]] = {}
+        for sym, ms in since_ms.items():
+            for d in self.bus.read_all(topics.job_executions(sym), Message, published_from_ms=ms - 60_000):
+                job_id = getattr(d.message, "job_id", None)
+                if isinstance(job_id, str):
+                    out.setdefault(job_id, []).append(d.message)
+        return out
 
     def _janitor(self) -> None:
-        """Closes jobs' topics a while after their CLOSE (its cancels and acknowledgement delivered first),
-        off the venue-command thread."""
+        """Refuses child orders whose job's OPEN has not come within ``HOLD_S``, off the listener thread."""
         while not self._stop.wait(0.5):
-            now = time.monotonic()
-            with self._closing_lock:
-                due = [j for t, j in self._closing if t <= now]
-                self._closing = [(t, j) for t, j in self._closing if t > now]
-            for job_id in due:
-                try:
-                    self._close_job(job_id)
-                except Exception as exc:  # the broker is away: the topics close with the client
-                    log.warning("closing a job's topics failed", job_id=job_id, error=str(exc))
+            cutoff = time.time() * 1000 - HOLD_S * 1000
+            with self._held_lock:
+                late = [j for j, held in self._held.items() if held[0].publish_time_ms < cutoff]
+                for job_id in late:
+                    for d in self._held.pop(job_id):
+                        self._take(d)
+                HELD.set(sum(map(len, self._held.values())))
 
     def _command_loop(self) -> None:
         """The saga's venue commands, in order, each acknowledged once handled (redelivered if it raised)."""
@@ -380,21 +398,51 @@ class EndpointService:
 
     def _command(self, cmd: VenueCommand) -> None:
         COMMANDS.labels(cmd.op.value).inc()
-        with self._venue_lock:
-            self._publish(self.venue.command(cmd))
         if cmd.op is VenueOp.OPEN:
-            # After the venue knows the job: its actions subscription (from the earliest, so nothing the
-            # worker sent before is lost) may deliver at once, on the listener thread.
-            self._open_job(cmd.job_id, cmd.symbol)
-        elif cmd.op is VenueOp.CLOSE:
-            with self._closing_lock:
-                self._closing.append((time.monotonic() + CLOSE_AFTER_S, cmd.job_id))
+            self._follow(cmd.symbol)  # a symbol new to this endpoint: its answers' producer first
+        with self._held_lock:
+            with self._venue_lock:
+                self._publish(self.venue.command(cmd))
+            # The job's child orders that came before this, in order, ahead of any after it.
+            for d in self._held.pop(cmd.job_id, []):
+                self._take(d)
+            HELD.set(sum(map(len, self._held.values())))
+        if cmd.op is VenueOp.OPEN:
+            self._take_actions(cmd.symbol)
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
 
     def _on_action(self, d: Delivery[ChildOrderAction]) -> None:
         a = d.message
-        with bind_order(a):
-            self._action(a)
+        if a.job_id not in self.venue.jobs or a.job_id in self._held:
+            with self._held_lock:  # looked at again under it: the OPEN may have come meanwhile
+                if a.job_id not in self.venue.jobs or a.job_id in self._held:
+                    self._hold(d)
+                    return
+        self._take(d)
+
+    def _hold(self, d: Delivery[ChildOrderAction]) -> None:
+        """A child order of a job not open here (under ``_held_lock``): held for its OPEN, unless it was
+        sent before this endpoint started, for a job it never had (its subscription's first read of the
+        topic): passed over, as the job's own topic once was never read."""
+        held = self._held.get(d.message.job_id)
+        if held is None and d.publish_time_ms < self._started_ms:
+            REFUSED.labels("unknown_job").inc()
+            self._ack_action(d)
+            return
+        self._held.setdefault(d.message.job_id, []).append(d)
+        HELD.set(sum(map(len, self._held.values())))
+
+    def _take(self, d: Delivery[ChildOrderAction]) -> None:
+        with bind_order(d.message):
+            self._action(d.message)
+        self._ack_action(d)
+
+    def _ack_action(self, d: Delivery[ChildOrderAction]) -> None:
+        consumer = self._actions.get(d.topic)
+        if consumer is None:
+            with self._subscribing:
+                consumer = self._actions[d.topic]
+        consumer.ack(d)
 
     def _action(self, a: ChildOrderAction) -> None:
         CHILD_ORDERS.labels(a.action.value).inc()
@@ -413,10 +461,10 @@ class EndpointService:
                     child_id=a.child_id, job_id=a.job_id, epoch=a.epoch, status=AckStatus.REJECTED,
                     reason=f"risk_{refusal.code}: {refusal.text}"[:256], ts_event=a.ts_event,
                     ts_init=now_ns(),
-                )])  # fmt: skip
+                )], a.symbol)  # fmt: skip
                 return
         with self._venue_lock:
-            self._publish(self.venue.action(a))
+            self._publish(self.venue.action(a), a.symbol)
         if traced:
             STAGE.labels("venue").observe(max(0, now_ns() - received) / 1e9)
 
@@ -433,7 +481,8 @@ class EndpointService:
         with self._venue_lock:
             self._publish(self.venue.on_broker(child_id, kind, **kw))
 
-    def _publish(self, out: list[Message]) -> None:
+    def _publish(self, out: list[Message], symbol: str | None = None) -> None:
+        """``symbol``: the action's these answer (its job may not be open here)."""
         assert self._executions is not None
         for m in out:
             if isinstance(m, Fill):
@@ -443,7 +492,7 @@ class EndpointService:
                 if job is not None and job.client_id is not None:
                     self.risk.on_fill(job.client_id, m.symbol, m.side, m.qty)
                 self.tca.on_fill(m)  # against the mid of the quote it met: the final report's TCA
-                self._to_job(m.job_id, m)
+                self._to_job(m.job_id, m, m.symbol)
                 self._executions.send_async(m, key=m.parent_id)
             elif isinstance(m, ChildOrderAck):
                 ACKS.labels(m.status.value).inc()
@@ -451,21 +500,20 @@ class EndpointService:
                     REFUSED.labels(m.reason.split(":", 1)[0]).inc()
                     log.warning("child order refused", child_id=m.child_id, job_id=m.job_id, epoch=m.epoch,
                                 reason=m.reason)  # fmt: skip
-                self._to_job(m.job_id, m)
+                self._to_job(m.job_id, m, symbol)
             elif isinstance(m, VenueCommandAck):
                 self._executions.send_async(m, key=m.parent_id)
 
-    def _to_job(self, job_id: str, m: Message) -> None:
-        p = self._job_out.get(job_id)
-        if p is None:
-            # An answer for a job this venue never opened, or one whose topics are already let go (a late
-            # action, a broker's late report): it still reaches the worker, and the janitor closes the
-            # producer as it would the job's own.
-            p = self._job_out[job_id] = self.bus.producer(
-                topics.job_executions(job_id), name=f"{self.name}-venue.{job_id}"
+    def _to_job(self, job_id: str, m: Message, symbol: str | None) -> None:
+        """To the workers on the job's symbol (``symbol``: the action answered, for a job not open here)."""
+        job = self.venue.jobs.get(job_id)
+        sym = job.symbol if job is not None else symbol
+        if sym is None:
+            log.warning("an answer for an unknown job dropped", job_id=job_id)
+            return
+        p = self._job_out.get(sym)
+        if p is None:  # a symbol this endpoint does not follow (a late action's): rare, and kept
+            p = self._job_out[sym] = self.bus.producer(
+                topics.job_executions(sym), name=f"{self.name}-venue.{sym}"
             )
-            self._count_job_topics()
-            if job_id not in self._actions:
-                with self._closing_lock:
-                    self._closing.append((time.monotonic() + CLOSE_AFTER_S, job_id))
         p.send_async(m, key=job_id)

@@ -2,13 +2,13 @@
 
 Namespaces (all under the ``paceline`` tenant; ``paceline broker start`` creates them with retention):
   market   per-equity tick topics, kept for replay and seek-by-time
-  jobs     per-job child-order actions (worker -> endpoint) and executions (endpoint -> worker)
+  jobs     child-order actions (workers -> endpoint) and executions (endpoint -> workers), per equity
   exec     every execution (endpoint -> saga), client execution reports, venue commands
   control  job requests, assignments, heartbeats
   saga     the persisted saga log and the kill switch (infinite retention: state is rebuilt from them)
   dlq      payloads a consumer could not decode, quarantined per topic and subscription
 
-Per-symbol and per-job topics live in namespaces of their own so that a role's permission can be granted
+Per-symbol topics live in namespaces of their own so that a role's permission can be granted
 on the namespace (``paceline.ops.broker.GRANTS``); every other topic is granted one by one.
 """
 
@@ -19,7 +19,7 @@ import re
 TENANT = "paceline"
 NAMESPACES: dict[str, str] = {
     "market": "ticks, one topic per equity",
-    "jobs": "child-order actions and executions, one topic each per job",
+    "jobs": "child-order actions and executions, one topic each per equity",
     "exec": "every execution, execution reports, venue commands",
     "control": "job requests, assignments, heartbeats",
     "saga": "the persisted saga log and the kill switch (kept forever)",
@@ -76,14 +76,17 @@ def ticks_pattern() -> str:
     return f"{_ns('market')}/ticks\\..*"
 
 
-def job_actions(job_id: str) -> str:
-    """Child-order actions of one job (worker -> endpoint)."""
-    return f"{_ns('jobs')}/actions.{_check(_ID, job_id, 'job id')}"
+def job_actions(symbol: str) -> str:
+    """Child-order actions of every job on ``symbol`` (workers -> endpoint), keyed by job. One topic per
+    equity, not per job: a topic's creation cost the broker 40-60 ms of CPU, and one per job each way put
+    that on every new order (docs/PERFORMANCE.md, "one topic per equity, not per job")."""
+    return f"{_ns('jobs')}/actions.{_check(_SYMBOL, symbol, 'symbol')}"
 
 
-def job_executions(job_id: str) -> str:
-    """Acks and fills of one job's child orders (endpoint -> worker)."""
-    return f"{_ns('jobs')}/executions.{_check(_ID, job_id, 'job id')}"
+def job_executions(symbol: str) -> str:
+    """Acks and fills of the child orders of every job on ``symbol`` (endpoint -> workers), keyed by job: a
+    worker reads those of its jobs' symbols and passes over the other workers' (``Engine.on_execution``)."""
+    return f"{_ns('jobs')}/executions.{_check(_SYMBOL, symbol, 'symbol')}"
 
 
 EXECUTIONS = f"{_ns('exec')}/executions"  # every ack and fill, keyed by parent (endpoint -> saga)

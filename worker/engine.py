@@ -451,9 +451,11 @@ class Engine:
     def release(self, symbol: str) -> bool:
         """Forget ``symbol`` if none of its jobs is left (all dropped): its tape and timetable go, and its
         ticks change nothing from now on. A later job on it starts a fresh tape, as on a symbol never
-        followed. True if forgotten: the caller may stop reading its ticks."""
+        followed. True if forgotten, or never followed: the caller may stop reading its ticks."""
         sym = self._symbols.get(symbol)
-        if sym is None or sym.jobs:
+        if sym is None:
+            return True
+        if sym.jobs:
             return False
         del self._symbols[symbol]
         return True

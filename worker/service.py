@@ -1,8 +1,9 @@
 """The Worker service: takes job assignments, runs the decision engine on live ticks, publishes child-order
-actions on each job's topic, consumes the job's acks and fills, and sends heartbeats.
+actions on their symbol's actions topic, reads the acks and fills on its executions topic, and sends
+heartbeats.
 
-Threads: assignments are handled on a thread of their own (opening a symbol's tick reader or a job's
-executions subscription is a blocking call; a symbol's reader is closed with its last job); ticks and
+Threads: assignments are handled on a thread of their own (opening a symbol's tick reader, actions producer
+and executions reader is a blocking call; they are closed with the symbol's last job); ticks and
 executions arrive on the Pulsar client's single listener thread, so the engine sees one message at a time;
 heartbeats have their own thread. A lock guards the engine between them. Reading the ticks' non-persistent
 twins, a watch thread checks that a silent twin's record is silent too, and reads the record instead where
@@ -29,7 +30,7 @@ from models import (
     now_ns,
     topics,
 )
-from runtime.bus import Bus, BusError, Consumer, Delivery, Producer, SubscriptionKind
+from runtime.bus import Bus, BusError, Delivery, Producer, SubscriptionKind
 from runtime.logs import bind_order, get_logger
 from runtime.metrics import LATENCY_BUCKETS
 from worker.engine import Engine
@@ -81,10 +82,18 @@ class _Feed:
 
 
 @dataclass
-class _JobIO:
+class _SymbolIO:
+    """A symbol's child orders out and their answers in, shared by this worker's jobs on it. The answers are
+    read from now on (a non-durable reader): the venue answers only what this worker sends after it opened,
+    and on a reconnect the client resumes after the last message read."""
+
     actions: Producer
-    executions: Consumer[Message]
-    sequence: int = 0
+    executions: Any
+    sequence: int
+
+    def close(self) -> None:
+        self.executions.close()
+        self.actions.close()
 
 
 class WorkerService:
@@ -124,7 +133,7 @@ class WorkerService:
         # ``_ticks`` and ``_twins`` change on the assignment thread (a symbol followed, let go) and on the
         # twin watch's (a twin given up for its record); never held across a broker call.
         self._feeds = threading.Lock()
-        self._jobs: dict[str, _JobIO] = {}
+        self._io: dict[str, _SymbolIO] = {}  # by symbol: changed on the assignment thread, under ``_lock``
         self._threads: list[threading.Thread] = []
         self._hb_seq = 0
 
@@ -152,9 +161,8 @@ class WorkerService:
             th.join(timeout=5)
         for c in self._ticks.values():
             c.close()
-        for io in self._jobs.values():
-            io.executions.close()
-            io.actions.close()
+        for io in self._io.values():
+            io.close()
         self._assignments.close()
         self._heartbeats.close()
 
@@ -175,37 +183,28 @@ class WorkerService:
     def _on_assignment(self, a: JobAssignment) -> None:
         if a.worker_id != self.worker_id:
             return
+        symbol = a.parent.symbol
         if not a.revoked:
             # Loading a policy file takes seconds on first use: outside the lock, or the heartbeat waits
             # behind it and the health-checker declares a busy worker lost (seen in the demo at start).
             self.engine.resolve_policy(a)
+            self._open_symbol(symbol)  # before the job can decide: its first child has a way out
         with self._lock:
+            refusal: str | None = None
             if not a.revoked and a.job_id not in self.engine.jobs and len(self.engine.jobs) >= self.capacity:
-                REFUSED.labels("capacity").inc()
+                refusal = "capacity"
                 log.warning("at capacity; assignment ignored", job_id=a.job_id)
-                return
-            if not self.engine.assign(a):
-                REFUSED.labels("stale").inc()
-                return
-        symbol = a.parent.symbol
+            elif not self.engine.assign(a):
+                refusal = "stale"
+            JOBS.set(len(self.engine.jobs))
+        if refusal is not None:
+            REFUSED.labels(refusal).inc()
+            self._let_go(symbol)  # opened above for nothing, unless another job is on it
+            return
         if a.revoked:
-            self._close_job(a.job_id)
             log.info("job revoked", job_id=a.job_id, epoch=a.epoch)
             self._let_go(symbol)
             return
-        self._close_job(a.job_id)  # a newer epoch: new producer name, fresh sequence
-        actions = self.bus.producer(
-            topics.job_actions(a.job_id), name=f"{self.worker_id}.{a.job_id}.e{a.epoch}"
-        )
-        # Our own subscription, from now on: a predecessor's (maybe still connected) is not in the way, and
-        # the venue answers only what this producer sends next.
-        executions = self.bus.subscribe(
-            topics.job_executions(a.job_id), f"worker-{self.worker_id}-{a.job_id}", Message,
-            from_earliest=False, handler=self._on_execution,
-        )  # fmt: skip
-        with self._lock:
-            self._jobs[a.job_id] = _JobIO(actions, executions)
-            JOBS.set(len(self.engine.jobs))
         if symbol not in self._ticks:
             feed = self._read_ticks(self._tick_topic(symbol))
             with self._feeds:
@@ -222,13 +221,17 @@ class WorkerService:
         # handed every tick since, decided on as if live; it also had the broker keep a backlog for it.
         return _Feed(topic, self.bus.tail(topic, Tick, self._on_tick))
 
-    def _close_job(self, job_id: str) -> None:
+    def _open_symbol(self, symbol: str) -> None:
+        """The symbol's actions producer and executions reader, shared by this worker's jobs on it. The
+        topics exist after their first day (one each per equity), so opening them costs the broker no
+        topic's creation. The producer's sequence goes on from the broker's last one for its name (its
+        de-duplication would drop a restarted count)."""
+        if symbol in self._io:
+            return
+        actions = self.bus.producer(topics.job_actions(symbol), name=f"{self.worker_id}.{symbol}")
+        executions = self.bus.tail(topics.job_executions(symbol), Message, self._on_execution)
         with self._lock:
-            io = self._jobs.pop(job_id, None)
-            JOBS.set(len(self.engine.jobs))
-        if io is not None:
-            io.executions.unsubscribe()
-            io.actions.close()
+            self._io[symbol] = _SymbolIO(actions, executions, max(0, actions.last_sequence_id))
 
     def _let_go(self, symbol: str) -> None:
         """Stop reading ``symbol``'s ticks once none of this worker's jobs is on it: else a worker reads every
@@ -236,6 +239,9 @@ class WorkerService:
         with self._lock:
             if not self.engine.release(symbol):
                 return
+            io = self._io.pop(symbol, None)
+        if io is not None:
+            io.close()
         with self._feeds:
             feed = self._ticks.pop(symbol, None)
             self._twins.pop(symbol, None)
@@ -251,14 +257,13 @@ class WorkerService:
         self._heard[d.message.symbol] = t0
         with self._lock:
             specs, payloads = self.engine.on_tick_wire(d.message, received_ns=t0)
+            io = self._io.get(d.message.symbol)
             sent: dict[str, int] = {}  # counted once per action per tick, not per child
             for spec, payload in zip(specs, payloads, strict=True):
-                job_id = spec[0].job_id
-                io = self._jobs.get(job_id)
-                if io is None:
-                    continue
+                if io is None:  # a job's first tick can only come after its symbol's IO is open
+                    break
                 io.sequence += 1
-                io.actions.send_async(payload, key=job_id, sequence_id=io.sequence)
+                io.actions.send_async(payload, key=spec[0].job_id, sequence_id=io.sequence)
                 sent[spec[1].value] = sent.get(spec[1].value, 0) + 1
         for value, n in sent.items():
             DECISIONS.labels(value).inc(n)

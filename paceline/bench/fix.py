@@ -129,7 +129,7 @@ def run(
         # The initiator reconnects every second until the endpoint listens (the worker imports torch first).
         client = FixClient(tmp / "client", port).start(timeout_s=90)
         stack.callback(client.stop)
-        actions = stream_of(topics.job_actions("any"))
+        actions = stream_of(topics.job_actions("AAPL"))
         if worker:
             # Orders wait for the worker to be in the pool: its start (importing torch, warming the RL
             # policy) takes one of the two cores for seconds, and orders sent meanwhile timed that start,

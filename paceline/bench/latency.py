@@ -397,12 +397,13 @@ def _submit_jobs(
     for one start time, as parents for the open are; after their first decision each job decides on the
     grid the health-checker placed it on among every live job's, ``models.grid``)."""
     consumers = []
+    if on_action is not None:  # from now on: the run's jobs are the only ones on its symbols' topics
+        for sym in symbols:
+            consumers.append(bus.subscribe(topics.job_actions(sym), f"bench-{run}", ChildOrderAction,
+                                           handler=on_action, from_earliest=False))  # fmt: skip
     req = bus.producer(topics.JOB_REQUESTS)
     for i in range(jobs):
         job = f"JB{run}-{i}"
-        if on_action is not None:
-            consumers.append(bus.subscribe(topics.job_actions(job), f"bench-{run}", ChildOrderAction,
-                                           handler=on_action))  # fmt: skip
         p = ParentOrder(parent_id=f"PB{run}-{i}", client_id="CLIENT1", cl_ord_id=f"b{run}-{i}",
                         symbol=symbols[i % len(symbols)], side=Side.BUY if i % 2 == 0 else Side.SELL,
                         quantity=5_000_000, start_ns=t0 + i * spread_ns // jobs, end_ns=t0 + 4 * 3600 * S,

@@ -337,16 +337,15 @@ class Drill:
         return lambda b, t0_: self._times_broker(b, t0_, t_ready)
 
     def _parent_topics(self, bus: Bus) -> list[str]:
-        """The topics this drill's parents use: the saga's, their symbols' ticks, their jobs'."""
-        jobs = self._jobs(bus)
+        """The topics this drill's parents use: the saga's, their symbols' ticks and their jobs'."""
         return [
             topics.EXECUTIONS,
             topics.REPORTS,
             topics.VENUE_COMMANDS,
             topics.SAGA_LOG,
             *(topics.ticks(s) for s in SYMBOLS),
-            *(topics.job_actions(j) for j in jobs),
-            *(topics.job_executions(j) for j in jobs),
+            *(topics.job_actions(s) for s in SYMBOLS),
+            *(topics.job_executions(s) for s in SYMBOLS),
         ]
 
     def _inject_cluster(self, bus: Bus, cfg: ClusterConfig) -> Callable[[Bus, float], None]:
@@ -454,14 +453,15 @@ class Drill:
         self.res.detected_what = "fault → the health-checker fences the lost worker's job at the venue"
         epoch = {
             d.message.child_id: d.message.epoch
-            for j in victim_jobs
-            for d in bus.read_all(topics.job_actions(j), ChildOrderAction)
+            for s in SYMBOLS
+            for d in bus.read_all(topics.job_actions(s), ChildOrderAction)
+            if d.message.job_id in victim_jobs
         }
         venue = [
             (d.publish_time_ms / 1e3, d.message)
-            for j in victim_jobs
-            for d in bus.read_all(topics.job_executions(j), Message)
-            if isinstance(d.message, Fill | ChildOrderAck)
+            for s in SYMBOLS
+            for d in bus.read_all(topics.job_executions(s), Message)
+            if isinstance(d.message, Fill | ChildOrderAck) and d.message.job_id in victim_jobs
         ]
         self.res.recovered_s = self._first_after(
             venue,
@@ -566,9 +566,9 @@ class History:
 
     parents: dict[str, ParentOrder]  # ClOrdID -> the parent order
     reports: list[ExecutionReport]  # the reports topic, in order
-    actions: list[ChildOrderAction]  # every job's actions topic
+    actions: list[ChildOrderAction]  # the jobs' actions, off their symbols' topics
     executions: list[tuple[int, Message]]  # the saga's executions topic: (publish ms, message)
-    job_executions: list[tuple[str, int, Message]]  # each job's executions topic: (job, publish ms, message)
+    job_executions: list[tuple[str, int, Message]]  # what the workers were told: (job, publish ms, message)
     fix_final: dict[str, int]  # ClOrdID -> CumQty of the terminal report the FIX client received
 
     @classmethod
@@ -576,6 +576,8 @@ class History:
         cls, bus: Bus, parents: dict[str, ParentOrder], jobs: set[str], fix_final: dict[str, int]
     ) -> History:
         """The history of ``parents`` (worked as ``jobs``) off the topics, and what their clients got."""
+        symbols = sorted({p.symbol for p in parents.values()})
+        answers = [d for s in symbols for d in bus.read_all(topics.job_executions(s), Message)]
         return cls(
             parents=parents,
             reports=[
@@ -583,12 +585,17 @@ class History:
                 for d in bus.read_all(topics.REPORTS, Message)
                 if isinstance(d.message, ExecutionReport)
             ],
-            actions=[d.message for j in jobs for d in bus.read_all(topics.job_actions(j), ChildOrderAction)],
+            actions=[
+                d.message
+                for s in symbols
+                for d in bus.read_all(topics.job_actions(s), ChildOrderAction)
+                if d.message.job_id in jobs
+            ],
             executions=[(d.publish_time_ms, d.message) for d in bus.read_all(topics.EXECUTIONS, Message)],
             job_executions=[
                 (j, d.publish_time_ms, d.message)
-                for j in jobs
-                for d in bus.read_all(topics.job_executions(j), Message)
+                for d in answers
+                if (j := getattr(d.message, "job_id", None)) in jobs
             ],
             fix_final=fix_final,
         )

@@ -172,7 +172,7 @@ class Minute:
     ack_p99_ms: float | None = None
     acks: int = 0
     rss_mb: dict[str, float] = field(default_factory=dict)
-    job_topics: float | None = None
+    held_actions: float | None = None
     worker_jobs: float | None = None
 
 
@@ -466,21 +466,21 @@ class Soak:
             ack_p99_ms=_ms(sent, 99),
             acks=len(sent),
             rss_mb={k: round(m, 1) for k, p in self.procs.items() if (m := _rss_mb(p.pid)) is not None},
-            job_topics=self.procs["endpoint"].metric("paceline_venue_job_topics"),
+            held_actions=self.procs["endpoint"].metric("paceline_venue_held_actions"),
             worker_jobs=sum(self.procs[w].metric("paceline_worker_jobs") or 0.0 for w in ("w1", "w2")),
         )
         self.res.minutes.append(row)
         if len(self.res.minutes) % 15 == 1:
             print(
                 f"  {'min':5s} {'live':>4s} {'rep/s':>6s} {'fill/s':>6s} {'lag p99':>8s} {'ack p50':>8s} "
-                f"{'ack p99':>8s} {'topics':>6s}  rss MB (hc-a hc-b endpoint w1 w2)",
+                f"{'ack p99':>8s} {'held':>6s}  rss MB (hc-a hc-b endpoint w1 w2)",
                 flush=True,
             )
         rss = " ".join(f"{row.rss_mb.get(k, 0):.0f}" for k in SERVICES)
         print(
             f"  {row.minute:5s} {row.live:4d} {row.reports_per_s:6.1f} {row.fills_per_s:6.1f} "
             f"{_fmt(row.saga_lag_p99_ms):>8s} {_fmt(row.ack_p50_ms):>8s} {_fmt(row.ack_p99_ms):>8s} "
-            f"{_fmt(row.job_topics):>6s}  {rss}",
+            f"{_fmt(row.held_actions):>6s}  {rss}",
             flush=True,
         )
 
@@ -568,7 +568,7 @@ def _plot(res: SoakResult, path: Path) -> None:
     ticks = [i for i in x if i % 60 == 0]
     fig, axes = plt.subplots(4, 1, figsize=(11, 12), sharex=True)
     axes[0].plot(x, [m.live for m in ms], label="parents live")
-    axes[0].plot(x, [m.job_topics or 0 for m in ms], label="endpoint per-job topics open")
+    axes[0].plot(x, [m.held_actions or 0 for m in ms], label="endpoint actions held for their OPEN")
     axes[0].plot(x, [m.fills_per_s for m in ms], label="fills / s", alpha=0.6)
     axes[0].legend(loc="upper right")
     axes[1].plot(x, [m.saga_lag_p99_ms or float("nan") for m in ms], label="saga lag p99 (ms)")

@@ -50,10 +50,10 @@ def test_a_worker_may_not_write_the_saga_log_executions_reports_or_the_kill_swit
 
 def test_a_worker_does_its_own_job(pulsar: broker.BrokerConfig, unique: str) -> None:
     token = _token(pulsar, "worker")
-    _publish(pulsar, token, topics.job_actions(f"J-{unique}"))
+    _publish(pulsar, token, topics.job_actions(f"J{unique.upper()}"))
     _publish(pulsar, token, topics.HEARTBEATS)
     with Bus(pulsar.service_url, token=token, operation_timeout_s=5, quiet=True) as bus:
-        assert bus.read_all(topics.job_executions(f"J-{unique}"), Message) == []
+        assert bus.read_all(topics.job_executions(f"J{unique.upper()}"), Message) == []
         with pytest.raises(BusError, match="AuthorizationError"):  # another client's reports
             bus.read_all(topics.REPORTS, Message)
 
@@ -132,7 +132,7 @@ def test_the_health_checker_is_no_tenant_admin_and_refused_outside_its_topics(
 ) -> None:
     token = _token(pulsar, "health-checker")
     for topic in (topics.ticks("AAPL"), topics.live_ticks("AAPL"), topics.RISK, topics.EXECUTIONS,
-                  topics.job_actions(f"J-{unique}")):  # fmt: skip
+                  topics.job_actions(f"J{unique.upper()}")):  # fmt: skip
         with pytest.raises(BusError, match="AuthorizationError"):
             _publish(pulsar, token, topic)
     _publish(pulsar, token, topics.SAGA_LOG)  # its own

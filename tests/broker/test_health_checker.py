@@ -87,14 +87,14 @@ def test_worker_killed_mid_job_is_fenced_and_the_remainder_finished_elsewhere(
         )
         taken_over = time.monotonic() - killed
         # The zombie case: an action under the old epoch is refused at the venue.
-        execs = bus.subscribe(topics.job_executions(job_id), f"t-{tag}", Message, from_earliest=False)
+        execs = bus.subscribe(topics.job_executions(symbol), f"t-{tag}", Message, from_earliest=False)
         last = feed.last or ticks[0]
         stale = ChildOrderAction(
             action=ChildAction.NEW, child_id=f"{job_id}.1.999", job_id=job_id, parent_id=p.parent_id,
             worker_id=first_id, epoch=1, symbol=symbol, side=Side.BUY, quantity=100,
             ts_event=last.ts_event, ts_init=last.ts_event,
         )  # fmt: skip
-        bus.producer(topics.job_actions(job_id)).send(stale, key=job_id)
+        bus.producer(topics.job_actions(symbol)).send(stale, key=job_id)
         refusal = None
         deadline = time.monotonic() + 20
         while refusal is None and time.monotonic() < deadline:

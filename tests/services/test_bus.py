@@ -108,7 +108,7 @@ def test_garbage_is_rejected_counted_quarantined_and_the_consumer_goes_on(bus: B
 
 
 def test_wrong_type_on_a_topic_is_rejected(bus: Bus, unique: str) -> None:
-    topic = topics.job_actions(f"J{unique}")
+    topic = topics.job_actions(f"J{unique.upper()}")
     consumer = bus.subscribe(topic, f"w-{unique}", ParentOrder)
     bus.producer(topic).send(tick())
     bus.producer(topic).send(parent(parent_id=f"P{unique}"))

@@ -71,8 +71,8 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
     )
     svc.start()
     heartbeats = bus.subscribe(topics.HEARTBEATS, f"hb-{tag}", WorkerHeartbeat, from_earliest=False)
-    # A venue for the test: execute every NEW with the shared fill model, report fills on the job's topic.
-    fm, fills_out = FillModel(), bus.producer(topics.job_executions(job_id))
+    # A venue for the test: execute every NEW with the shared fill model, report fills on the symbol's topic.
+    fm, fills_out = FillModel(), bus.producer(topics.job_executions(symbol))
     last_tick: list[Tick] = [ticks[0]]
     received: list[ChildOrderAction] = []
     n_fill = [0]
@@ -92,7 +92,7 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
             n_fill[0] += 1
             fills_out.send(fill_for(a, f"F{n_fill[0]}", e.qty, to_float(e.price), tick.ts_event))
 
-    actions = bus.subscribe(topics.job_actions(job_id), f"venue-{tag}", ChildOrderAction, handler=venue)
+    actions = bus.subscribe(topics.job_actions(symbol), f"venue-{tag}", ChildOrderAction, handler=venue)
     try:
         bus.producer(topics.ASSIGNMENTS).send(
             JobAssignment(

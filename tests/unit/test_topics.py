@@ -23,9 +23,11 @@ def test_twins_of_persistent_topics_only() -> None:
         topics.twin(topics.LIVE_JOB_REQUESTS)  # a twin's twin is not a topic anyone publishes
 
 
-def test_job_topics() -> None:
-    assert topics.job_actions("J-42") == "persistent://paceline/jobs/actions.J-42"
-    assert topics.job_executions("J-42") == "persistent://paceline/jobs/executions.J-42"
+def test_job_topics_are_per_equity() -> None:
+    assert topics.job_actions("AAPL") == "persistent://paceline/jobs/actions.AAPL"
+    assert topics.job_executions("BRK.B") == "persistent://paceline/jobs/executions.BRK.B"
+    with pytest.raises(topics.TopicNameError):
+        topics.job_actions("job-42")  # a job id is not an equity
 
 
 @pytest.mark.parametrize("bad", ["aapl", "", "AA/PL", "A B", "../x"])
@@ -43,5 +45,5 @@ def test_every_namespace_in_the_broker_setup() -> None:
 def test_dead_letter_convention() -> None:
     assert topics.dead_letter("persistent://t/n/x", "sub") == "persistent://t/n/x-sub-DLQ"
     # Our own topics quarantine into the dlq namespace, where every role may write.
-    got = topics.dead_letter(topics.job_executions("J-1"), "w1")
-    assert got == "persistent://paceline/dlq/jobs.executions.J-1-w1-DLQ"
+    got = topics.dead_letter(topics.job_executions("AAPL"), "w1")
+    assert got == "persistent://paceline/dlq/jobs.executions.AAPL-w1-DLQ"

@@ -1,5 +1,6 @@
-"""The venue's per-job topics on the in-memory broker: an answer for a job whose topics are already let go
-still reaches its worker, and the producer it needed is let go too."""
+"""The venue's topics per equity, on the in-memory broker: a worker's child order that comes before the saga's
+OPEN of its job waits for it and is then taken, ahead of the job's later ones; one whose job is never opened
+here is refused once ``HOLD_S`` has passed; the answers reach the workers on the symbol's executions topic."""
 
 from __future__ import annotations
 
@@ -11,34 +12,107 @@ import pytest
 from endpoint import service
 from endpoint.config import EndpointConfig
 from endpoint.service import EndpointService
-from models import AckStatus, ChildOrderAck, Message, topics
-from runtime.bus import Bus
+from models import (
+    AckStatus,
+    ChildAction,
+    ChildOrderAck,
+    ChildOrderAction,
+    Fill,
+    Message,
+    OrdType,
+    Side,
+    VenueCommand,
+    VenueOp,
+    topics,
+)
+from runtime.bus import Bus, Consumer
 from runtime.membus import MemoryBroker
-from tests.factories import ack
+from tests.factories import T0, tick
+
+SYM = "HOLD"
 
 
-def test_a_late_answer_reaches_the_worker_and_its_producer_is_closed_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(service, "CLOSE_AFTER_S", 0.0)
+def _new(job_id: str, n: int, ord_type: OrdType = OrdType.MARKET) -> ChildOrderAction:
+    return ChildOrderAction(
+        action=ChildAction.NEW, child_id=f"{job_id}.1.{n}", job_id=job_id, parent_id=f"P{job_id}",
+        worker_id="w1", epoch=1, symbol=SYM, side=Side.BUY, quantity=100, ord_type=ord_type,
+        limit_px=99.0 if ord_type is OrdType.LIMIT else None, ts_event=T0, ts_init=T0,
+    )  # fmt: skip
+
+
+def _answers(seen: Consumer[Message], want: int) -> list[Message]:
+    out: list[Message] = []
+    deadline = time.monotonic() + 5
+    while len(out) < want and time.monotonic() < deadline:
+        d = seen.receive(timeout_ms=200)
+        if d is not None:
+            out.append(d.message)
+    return out
+
+
+def _held() -> float:
+    return float(service.HELD._value.get())
+
+
+@pytest.fixture
+def venue(tmp_path: Path) -> tuple[EndpointService, Bus]:
     broker = MemoryBroker()
-    cfg = EndpointConfig(name="ep-late", symbols=(), fix_port=0, native_port=0, state_dir=tmp_path)
+    cfg = EndpointConfig(name="ep-hold", symbols=(SYM,), fix_port=0, native_port=0, state_dir=tmp_path)
     ep = EndpointService(Bus.memory(broker), cfg)
     ep.start()
-    worker = Bus.memory(broker)
+    return ep, Bus.memory(broker)
+
+
+def test_a_child_order_before_its_jobs_open_waits_for_it_and_keeps_its_place(
+    venue: tuple[EndpointService, Bus],
+) -> None:
+    ep, worker = venue
     try:
-        seen = worker.subscribe(topics.job_executions("J9"), "worker-J9", Message)
-        late = ack(job_id="J9", child_id="J9.1.0", status=AckStatus.REJECTED, reason="unknown_job: J9")
-        with ep._venue_lock:
-            ep._publish([late])
-        assert service.JOB_TOPICS._value.get() == 1
-        got = seen.receive(timeout_ms=5000)
-        assert got is not None and isinstance(got.message, ChildOrderAck) and got.message.child_id == "J9.1.0"
+        seen = worker.subscribe(topics.job_executions(SYM), "w1", Message)
+        worker.producer(topics.ticks(SYM)).send(tick(symbol=SYM), key=SYM)
         deadline = time.monotonic() + 5
-        while service.JOB_TOPICS._value.get() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert service.JOB_TOPICS._value.get() == 0  # the janitor closed it (twice a second)
-        assert not ep._job_out
+        while SYM not in ep.venue.last and time.monotonic() < deadline:
+            time.sleep(0.02)
+        actions = worker.producer(topics.job_actions(SYM))
+        # A resting order, then its cancel: taken in the other order, the cancel would find nothing open.
+        actions.send(_new("J1", 0, OrdType.LIMIT), key="J1")
+        cancel = _new("J1", 0, OrdType.LIMIT).model_copy(update={"action": ChildAction.CANCEL, "quantity": 0})
+        actions.send(cancel, key="J1")
+        deadline = time.monotonic() + 5
+        while _held() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _held() == 2
+        assert seen.receive(timeout_ms=300) is None  # nothing answered while the job is unknown here
+        open_ = VenueCommand(command_id="c1", op=VenueOp.OPEN, job_id="J1", parent_id="PJ1", symbol=SYM,
+                             side=Side.BUY, quantity=1_000, epoch=1, ts_init=T0)  # fmt: skip
+        worker.producer(topics.VENUE_COMMANDS).send(open_, key="J1")
+        got = _answers(seen, 2)
+        assert [(m.child_id, m.status) for m in got if isinstance(m, ChildOrderAck)] == [
+            ("J1.1.0", AckStatus.ACCEPTED),
+            ("J1.1.0", AckStatus.CANCELED),
+        ]
+        assert _held() == 0
+        # A later one of the job's goes straight through.
+        actions.send(_new("J1", 1), key="J1")
+        later = _answers(seen, 1)
+        assert later and isinstance(later[0], Fill | ChildOrderAck) and later[0].child_id == "J1.1.1"
+    finally:
+        ep.stop()
+        worker.close()
+
+
+def test_a_child_order_whose_job_never_opens_here_is_refused_after_the_hold(
+    venue: tuple[EndpointService, Bus], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "HOLD_S", 0.2)
+    ep, worker = venue
+    try:
+        seen = worker.subscribe(topics.job_executions(SYM), "w1", Message)
+        worker.producer(topics.job_actions(SYM)).send(_new("J9", 0), key="J9")
+        got = _answers(seen, 1)
+        assert len(got) == 1 and isinstance(got[0], ChildOrderAck)
+        assert got[0].status is AckStatus.REJECTED and (got[0].reason or "").startswith("unknown_job")
+        assert _held() == 0
     finally:
         ep.stop()
         worker.close()
