@@ -121,9 +121,10 @@ class EndpointService:
         self._actions: dict[str, Consumer[ChildOrderAction]] = {}
         self._job_out: dict[str, Producer] = {}
         # Actions of jobs not open here yet, by job, in order, unacknowledged (a restart gets them again):
-        # taken in order once the OPEN comes, refused once ``HOLD_S`` has passed. Lock order: this, then
-        # the venue's.
+        # taken in order once the OPEN comes, refused once ``HOLD_S`` has passed since the first was held
+        # (``_held_at``, monotonic). Lock order: this, then the venue's.
         self._held: dict[str, list[Delivery[ChildOrderAction]]] = {}
+        self._held_at: dict[str, float] = {}
         self._held_lock = threading.Lock()
         self._subscribing = threading.Lock()
         self._started_ms = 0
@@ -362,13 +363,11 @@ class EndpointService:
     def _janitor(self) -> None:
         """Refuses child orders whose job's OPEN has not come within ``HOLD_S``, off the listener thread."""
         while not self._stop.wait(0.5):
-            cutoff = time.time() * 1000 - HOLD_S * 1000
+            cutoff = time.monotonic() - HOLD_S
             with self._held_lock:
-                late = [j for j, held in self._held.items() if held[0].publish_time_ms < cutoff]
-                for job_id in late:
-                    for d in self._held.pop(job_id):
+                for job_id in [j for j, at in self._held_at.items() if at < cutoff]:
+                    for d in self._release(job_id):
                         self._take(d)
-                HELD.set(sum(map(len, self._held.values())))
 
     def _command_loop(self) -> None:
         """The saga's venue commands, in order, each acknowledged once handled (redelivered if it raised)."""
@@ -404,9 +403,8 @@ class EndpointService:
             with self._venue_lock:
                 self._publish(self.venue.command(cmd))
             # The job's child orders that came before this, in order, ahead of any after it.
-            for d in self._held.pop(cmd.job_id, []):
+            for d in self._release(cmd.job_id):
                 self._take(d)
-            HELD.set(sum(map(len, self._held.values())))
         if cmd.op is VenueOp.OPEN:
             self._take_actions(cmd.symbol)
         log.info("venue command", op=cmd.op.value, job_id=cmd.job_id, epoch=cmd.epoch)
@@ -422,27 +420,45 @@ class EndpointService:
 
     def _hold(self, d: Delivery[ChildOrderAction]) -> None:
         """A child order of a job not open here (under ``_held_lock``): held for its OPEN, unless it was
-        sent before this endpoint started, for a job it never had (its subscription's first read of the
-        topic): passed over, as the job's own topic once was never read."""
-        held = self._held.get(d.message.job_id)
-        if held is None and d.publish_time_ms < self._started_ms:
+        sent well before this endpoint started (a minute: clocks differ between machines), for a job it
+        never had (its subscription's first read of the topic): passed over, as the job's own topic once
+        was never read."""
+        job_id = d.message.job_id
+        if job_id not in self._held and d.publish_time_ms < self._started_ms - 60_000:
             REFUSED.labels("unknown_job").inc()
-            self._ack_action(d)
+            self._actions_of(d).ack(d)
             return
-        self._held.setdefault(d.message.job_id, []).append(d)
+        self._held.setdefault(job_id, []).append(d)
+        self._held_at.setdefault(job_id, time.monotonic())
         HELD.set(sum(map(len, self._held.values())))
 
-    def _take(self, d: Delivery[ChildOrderAction]) -> None:
-        with bind_order(d.message):
-            self._action(d.message)
-        self._ack_action(d)
+    def _release(self, job_id: str) -> list[Delivery[ChildOrderAction]]:
+        """The job's held child orders, in order (under ``_held_lock``)."""
+        self._held_at.pop(job_id, None)
+        out = self._held.pop(job_id, [])
+        HELD.set(sum(map(len, self._held.values())))
+        return out
 
-    def _ack_action(self, d: Delivery[ChildOrderAction]) -> None:
+    def _take(self, d: Delivery[ChildOrderAction]) -> None:
+        """A child order through the risk gate and the venue, then acknowledged; one that raised is
+        redelivered (on whichever thread took it: the listener, a held one's OPEN or the janitor)."""
+        consumer = self._actions_of(d)
+        try:
+            with bind_order(d.message):
+                self._action(d.message)
+        except Exception:
+            metrics.BUS_HANDLER_ERRORS.labels("actions").inc()
+            log.exception("child order failed; it will be redelivered", child_id=d.message.child_id)
+            consumer.nack(d)
+            return
+        consumer.ack(d)
+
+    def _actions_of(self, d: Delivery[ChildOrderAction]) -> Consumer[ChildOrderAction]:
         consumer = self._actions.get(d.topic)
         if consumer is None:
             with self._subscribing:
                 consumer = self._actions[d.topic]
-        consumer.ack(d)
+        return consumer
 
     def _action(self, a: ChildOrderAction) -> None:
         CHILD_ORDERS.labels(a.action.value).inc()

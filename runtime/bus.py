@@ -571,17 +571,19 @@ class Bus:
 
     def tail(
         self, topic: str, model: type[M], handler: Callable[[Delivery[M]], None], *,
-        wanted: Callable[[bytes], bool] | None = None,
+        wanted: Callable[[bytes], bool] | None = None, wanted_key: Callable[[str], bool] | None = None,
     ) -> Any:  # fmt: skip
         """Follow ``topic`` from now on with a non-durable reader: no backlog ever builds up for it, and
         one opened again starts at the present, not where the last left off (liveness signals, a worker's
         ticks: only the present matters). Undecodable payloads are counted and skipped;
-        ``handler`` runs on the listener thread. Payloads ``wanted`` turns down are passed over undecoded.
-        Close the returned handle."""
+        ``handler`` runs on the listener thread. Payloads ``wanted`` turns down, or whose key ``wanted_key``
+        turns down, are passed over undecoded. Close the returned handle."""
         stream = stream_of(topic)
         consumed, lag = metrics.BUS_CONSUMED.labels(stream), metrics.BUS_CONSUME_LAG.labels(stream)
 
         def _listener(_reader: Any, msg: Any) -> None:
+            if wanted_key is not None and not wanted_key(msg.partition_key()):
+                return
             data = msg.data()
             if wanted is not None and not wanted(data):
                 return

@@ -229,7 +229,11 @@ class WorkerService:
         if symbol in self._io:
             return
         actions = self.bus.producer(topics.job_actions(symbol), name=f"{self.worker_id}.{symbol}")
-        executions = self.bus.tail(topics.job_executions(symbol), Message, self._on_execution)
+        # Keyed by job: other workers' answers on the symbol are passed over undecoded.
+        jobs = self.engine.jobs
+        executions = self.bus.tail(
+            topics.job_executions(symbol), Message, self._on_execution, wanted_key=jobs.__contains__
+        )
         with self._lock:
             self._io[symbol] = _SymbolIO(actions, executions, max(0, actions.last_sequence_id))
 

@@ -90,7 +90,8 @@ def test_worker_turns_ticks_into_child_orders_and_completes_the_job(
         )
         for e in execs:
             n_fill[0] += 1
-            fills_out.send(fill_for(a, f"F{n_fill[0]}", e.qty, to_float(e.price), tick.ts_event))
+            fill = fill_for(a, f"F{n_fill[0]}", e.qty, to_float(e.price), tick.ts_event)
+            fills_out.send(fill, key=a.job_id)  # keyed by job, as the endpoint does: the worker reads by key
 
     actions = bus.subscribe(topics.job_actions(symbol), f"venue-{tag}", ChildOrderAction, handler=venue)
     try:
@@ -256,3 +257,32 @@ def test_a_worker_started_again_reads_the_ticks_from_the_present_not_from_where_
         svc._ticks.pop(symbol).close()  # stopped
         record.send(factories.tick(symbol=symbol, seq=10 * life + 1))  # while it is down
     assert seen == [10, 20]
+
+
+def test_the_answers_to_other_workers_jobs_are_passed_over_undecoded() -> None:
+    """A symbol's executions topic carries every job's answers on it, keyed by job: a worker decodes those
+    of its own jobs only (an undecodable payload shows which were decoded: it is counted as rejected)."""
+    bus, symbol = Bus.memory(MemoryBroker()), "WKEYS"
+    svc = WorkerService(bus, "w-keys", None)
+    svc.engine.jobs["J-mine"] = None  # type: ignore[assignment]  # only its key is looked at
+    svc._open_symbol(symbol)
+
+    def rejected() -> float:
+        labels = {"stream": "executions", "reason": "malformed"}
+        return REGISTRY.get_sample_value("paceline_bus_rejected_total", labels) or 0.0
+
+    before = rejected()
+    out = bus.producer(topics.job_executions(symbol))
+    try:
+        out.send_async(b"not a message", key="J-other")
+        out.send_async(b"not a message", key="J-mine")
+        out.flush()
+        deadline = time.monotonic() + 5
+        while rejected() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # in order: the other one, had it been decoded, was counted first
+        assert rejected() == before + 1
+    finally:
+        svc._let_go(symbol)
+        out.close()
+        bus.close()

@@ -116,3 +116,26 @@ def test_a_child_order_whose_job_never_opens_here_is_refused_after_the_hold(
     finally:
         ep.stop()
         worker.close()
+
+
+def test_a_child_order_from_well_before_the_endpoint_of_a_job_it_never_had_is_passed_over(
+    venue: tuple[EndpointService, Bus],
+) -> None:
+    """Its first read of a symbol's topic hands a new endpoint the day's earlier child orders: those of jobs
+    it never had are acknowledged and counted, neither held nor answered."""
+    ep, worker = venue
+    ep._started_ms += 120_000  # as if this endpoint started two minutes after the order below was sent
+    refused = service.REFUSED.labels("unknown_job")
+    before = refused._value.get()
+    try:
+        seen = worker.subscribe(topics.job_executions(SYM), "w1", Message)
+        worker.producer(topics.job_actions(SYM)).send(_new("J7", 0), key="J7")
+        deadline = time.monotonic() + 5
+        while refused._value.get() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert refused._value.get() == before + 1
+        assert _held() == 0 and not ep._held
+        assert seen.receive(timeout_ms=300) is None
+    finally:
+        ep.stop()
+        worker.close()
