@@ -27,7 +27,6 @@ NAMESPACES: dict[str, str] = {
 }
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9.\-]{0,15}$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 class TopicNameError(ValueError):
