@@ -139,3 +139,43 @@ def test_a_child_order_from_well_before_the_endpoint_of_a_job_it_never_had_is_pa
     finally:
         ep.stop()
         worker.close()
+
+
+def test_a_restarted_venue_reads_its_jobs_answers_off_the_symbols_topic_and_cancels_what_rested(
+    tmp_path: Path,
+) -> None:
+    """After a restart the venue rebuilds an open job from the symbol's executions topic: a child order
+    that rested is cancelled and its worker told; one that traded is known (a redelivered NEW trades no
+    more), and the job's filled quantity is back."""
+    broker = MemoryBroker()
+    cfg = EndpointConfig(name="ep-restart", symbols=(SYM,), fix_port=0, native_port=0, state_dir=tmp_path)
+    worker = Bus.memory(broker)
+    seen = worker.subscribe(topics.job_executions(SYM), "w1", Message)
+    ticks, actions = worker.producer(topics.ticks(SYM)), worker.producer(topics.job_actions(SYM))
+    open_ = VenueCommand(command_id="c1", op=VenueOp.OPEN, job_id="J1", parent_id="PJ1", symbol=SYM,
+                         side=Side.BUY, quantity=1_000, epoch=1, ts_init=T0)  # fmt: skip
+    first = EndpointService(Bus.memory(broker), cfg)
+    first.start()
+    try:
+        ticks.send(tick(symbol=SYM), key=SYM)
+        deadline = time.monotonic() + 5
+        while SYM not in first.venue.last and time.monotonic() < deadline:
+            time.sleep(0.02)
+        worker.producer(topics.VENUE_COMMANDS).send(open_, key="J1")
+        actions.send(_new("J1", 0, OrdType.LIMIT), key="J1")  # rests
+        actions.send(_new("J1", 1), key="J1")  # trades at once
+        before = _answers(seen, 3)
+        assert {type(m).__name__ for m in before} == {"ChildOrderAck", "Fill"}
+    finally:
+        first.stop()
+    second = EndpointService(Bus.memory(broker), cfg)
+    second.start()
+    try:
+        [told] = _answers(seen, 1)
+        assert isinstance(told, ChildOrderAck) and told.child_id == "J1.1.0"
+        assert told.status is AckStatus.CANCELED and "venue restarted" in (told.reason or "")
+        assert {"J1.1.0", "J1.1.1"} <= second.venue.known
+        assert second.venue.jobs["J1"].filled == 100
+    finally:
+        second.stop()
+        worker.close()
