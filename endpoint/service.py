@@ -3,14 +3,16 @@ router (the saga's venue commands and the workers' child orders to the simulated
 
 Threads: QuickFIX runs a thread per session, the native server one per connection; both call the desk.
 Ticks, child orders, reports and kill-switch changes arrive on the Pulsar client's single listener thread;
-the saga's venue commands on a thread of their own, because opening a job's topics takes broker round trips
-that would hold up every report and child order behind them (measured: 60 ms of a new order's
-acknowledgement). The venue takes a lock, and computes and publishes under it, so what it sends keeps the
+the saga's venue commands on a thread of their own, because opening an equity's topics takes broker round
+trips that would hold up every report and child order behind them (measured, when every job had topics of
+its own: 60 ms of a new order's acknowledgement); a janitor thread refuses child orders held too long for
+their job's OPEN. The venue takes a lock, and computes and publishes under it, so what it sends keeps the
 order of its state changes (every fill before the FENCE ack after it). What both
 sides share locks itself: the desk (its order table), the TCA (markets, parents) and the risk gate
 (kill switch, positions, rate buckets); none calls another while holding its lock except the desk, which
-calls the other two, so there is no lock cycle. Fills and acks go to the
-job's executions topic (its worker); fills and command acks to the shared executions topic (the saga)
+calls the other two, so there is no lock cycle (the held child orders' lock is taken before the venue's).
+Fills and acks go to the job's equity's executions topic, keyed by job (its worker); fills and command
+acks to the shared executions topic (the saga)
 from one producer, so the saga sees every fill of a job before the ack of the FENCE or CLOSE that ends it.
 On start the desk's order table is rebuilt from the reports topic, and the reports QuickFIX already sent
 (its store) are not sent again.
