@@ -4,6 +4,7 @@ connections per client, message size and idle time, each answered with a close c
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import ssl
 import subprocess
@@ -56,8 +57,15 @@ def _open(srv: NativeServer, token: str = TOKEN, **kw: object) -> ClientConnecti
     # Not websockets' 10 s: once in a CI run under full load the TLS opening handshake took longer (the client
     # timed out once; the server, at its own 10 s, dropped the connection in another run: ``native_open_s``).
     kw.setdefault("open_timeout", 30)
-    return connect(f"{scheme}://127.0.0.1:{srv.cfg.native_port}/",
-                   additional_headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]  # fmt: skip
+    # Such a wait is not load: this module's seven tests take 2-6 s, beside four CPU burners too, and the
+    # timeout has not been reproduced outside CI. Should an opening take 10 s, every thread's stack goes to
+    # stderr from faulthandler's own thread (it needs no GIL): the next failure's report shows who waits.
+    faulthandler.dump_traceback_later(10, exit=False)
+    try:
+        return connect(f"{scheme}://127.0.0.1:{srv.cfg.native_port}/",
+                       additional_headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]  # fmt: skip
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _closed(ws: ClientConnection, timeout: float = 5) -> tuple[int, str]:
