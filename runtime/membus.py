@@ -451,6 +451,15 @@ class MemoryReader:
         with self._broker.lock:
             return self.pos < len(self._broker.topic(self.topic).messages)
 
+    def seek(self, position: Any) -> None:
+        """To a message id, or to the first message published at or after ``position`` ms."""
+        with self._broker.lock:
+            msgs = self._broker.topic(self.topic).messages
+            if isinstance(position, MemoryMessageId):
+                self.pos = position.index
+            else:
+                self.pos = next((m.index for m in msgs if m.publish_ms >= int(position)), len(msgs))
+
     def read_next(self, timeout_millis: int | None = None) -> MemoryMessage:
         deadline = None if timeout_millis is None else time.monotonic() + timeout_millis / 1000
         while True:

@@ -7,8 +7,10 @@ import time
 import weakref
 
 import pulsar
+import pytest
 
 from models import ParentOrder, Tick, encode, topics
+from runtime import bus as bus_module
 from runtime import metrics
 from runtime.bus import Bus, Profile, stream_of
 from tests.factories import parent, tick
@@ -128,6 +130,40 @@ def test_read_all_passes_over_what_was_published_before_a_time(bus: Bus, unique:
     since = every[1].publish_time_ms
     assert [d.message.seq for d in bus.read_all(topic, Tick, published_from_ms=since)] == [2, 3]
     assert bus.read_all(topic, Tick, published_from_ms=every[2].publish_time_ms + 10_000) == []
+
+
+def test_read_all_from_a_time_seeks_past_a_long_history(
+    bus: Bus, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeks_past_a_long_history(bus, f"S{unique[:6].upper()}", monkeypatch)
+
+
+def seeks_past_a_long_history(bus: Bus, sym: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``SEEK_AFTER`` messages published too early, the reader seeks by time (a week of a busy
+    symbol's executions is not read at a restart), and reads what follows once each, to the topic's end.
+    On the in-memory broker too (tests/unit/test_bus_read.py)."""
+    topic = topics.ticks(sym)
+    producer = bus.producer(topic, name=f"sk-{sym}")
+    for i in range(30):
+        producer.send(tick(symbol=sym, seq=i + 1))
+    time.sleep(0.05)
+    since = int(time.time() * 1000)
+    for i in range(30, 40):
+        producer.send(tick(symbol=sym, seq=i + 1))
+    monkeypatch.setattr(bus_module, "SEEK_AFTER", 5)
+    seeks: list[int] = []
+    seek_rest = Bus._seek_rest
+
+    def counted(self: Bus, *args: object) -> object:
+        seeks.append(1)
+        return seek_rest(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Bus, "_seek_rest", counted)
+    got = bus.read_all(topic, Tick, published_from_ms=since)
+    assert [d.message.seq for d in got] == list(range(31, 41)) and seeks == [1]
+    assert bus.read_all(topic, Tick, published_from_ms=since + 60_000) == [] and len(seeks) == 2
+    assert [d.message.seq for d in bus.read_all(topic, Tick, published_from_ms=0)] == list(range(1, 41))
+    assert len(seeks) == 2  # nothing to pass over: read from the start
 
 
 def test_a_closed_consumer_with_a_handler_is_freed(bus: Bus, unique: str) -> None:
