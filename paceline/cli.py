@@ -257,11 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks that print their figures")
     be.add_argument(
         "what",
-        choices=["codec", "receiver", "market", "worker", "fix", "latency", "hops", "takeover", "saga"],
-    )
+        choices=["codec", "receiver", "market", "worker", "fix", "latency", "hops", "takeover", "saga",
+                 "restore"],
+    )  # fmt: skip
     be.add_argument("--events", default="10000,100000,1000000",
                     help="takeover: saga log lengths, comma-separated")  # fmt: skip
     be.add_argument("--fills", type=int, default=20, help="takeover: fills per parent in the history")
+    be.add_argument("--entries", default="3000,20000,100000",
+                    help="restore: lengths of a symbol's executions history, comma-separated")  # fmt: skip
     be.add_argument("--orders", type=int, default=None,
                     help="fix: orders timed (after 10 warm-up ones; 200); saga: job requests a burst "
                          "(500)")  # fmt: skip
@@ -307,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--mode", choices=["both", "durable", "low-latency"], default="both",
                     help="latency, hops: broker mode(s), each on a fresh standalone")  # fmt: skip
     be.add_argument("--rounds", type=int, default=None,
-                    help="hops: interleaved rounds over the variants (4); saga: bursts (3)")  # fmt: skip
+                    help="hops: interleaved rounds over the variants (4); saga: bursts (3); restore: "
+                         "reads each way (3)")  # fmt: skip
     be.set_defaults(func=checks.cmd_bench)
 
     da = sub.add_parser("dashboard", help="the live web page: parents, fills, workers, risk, broker")

@@ -534,18 +534,19 @@ class Bus:
 
     def read_all(
         self, topic: str, model: type[M], *, after: str | None = None, limit: int | None = None,
-        published_from_ms: int | None = None,
+        published_from_ms: int | None = None, seek_after: int | None = SEEK_AFTER,
     ) -> list[Delivery[M]]:  # fmt: skip
         """Every message on ``topic`` from the start (or from the one after the id token ``after``) to now,
         in order (a non-durable reader); at most ``limit`` of them. ``published_from_ms``: only those
         published from then on (a message is published at or after its event time, so none with a later
-        event time is lost). Past ``SEEK_AFTER`` earlier ones the reader seeks (``_seek_rest``): a
-        restart's read of a busy symbol's week no longer reads the week.
+        event time is lost). Past ``seek_after`` earlier ones the reader seeks (``_seek_rest``; None: it
+        never does): a restart's read of a busy symbol's week no longer reads the week.
 
         Undecodable entries are counted and skipped (``paceline_bus_rejected_total``), not fatal.
         """
         start = pulsar.MessageId.earliest if after is None else self._message_id(after)
-        return self._read(topic, model, start, inclusive=False, limit=limit, since_ms=published_from_ms)
+        return self._read(topic, model, start, inclusive=False, limit=limit, since_ms=published_from_ms,
+                          seek_after=seek_after)  # fmt: skip
 
     def read_at(self, topic: str, model: type[M], token: str | None = None) -> Delivery[M] | None:
         """The one message with the id token ``token`` (None: the last message on the topic), or None if
@@ -556,7 +557,7 @@ class Bus:
 
     def _read(
         self, topic: str, model: type[M] | None, start: Any, *, inclusive: bool, limit: int | None,
-        since_ms: int | None = None,
+        since_ms: int | None = None, seek_after: int | None = None,
     ) -> list[Delivery[M]]:  # fmt: skip
         """``model`` None: the messages undecoded (``Delivery.message`` None), for their ids and times."""
         try:
@@ -570,14 +571,14 @@ class Bus:
                 msg = reader.read_next(READ_WAIT_MS)
                 if since_ms is not None and msg.publish_timestamp() < since_ms:
                     passed += 1
-                    if passed == SEEK_AFTER and not out:
+                    if passed == seek_after and not out:
                         rest = self._seek_rest(reader, topic, model, since_ms, msg.message_id())
                         if rest is not None:
                             return rest
                         _log.warning("%s: the seek to %d ms did not reach the topic's end: read on from %s",
                                      topic, since_ms, msg.message_id())  # fmt: skip
                         return self._read(topic, model, msg.message_id(), inclusive=False, limit=limit,
-                                          since_ms=since_ms)  # fmt: skip
+                                          since_ms=since_ms, seek_after=None)  # fmt: skip
                     continue
                 if (d := _delivery(msg, model, stream)) is not None:
                     out.append(d)

@@ -54,6 +54,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         lengths = [int(float(x)) for x in args.events.split(",")]
         return takeover.run(settings, lengths=lengths, fills=args.fills)
+    if args.what == "restore":
+        from paceline.bench import restore
+
+        return restore.run(settings, lengths=[int(float(x)) for x in args.entries.split(",")],
+                           rounds=args.rounds or 3)  # fmt: skip
     if args.what == "hops":
         from paceline.bench import hops
 

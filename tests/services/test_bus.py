@@ -10,7 +10,6 @@ import pulsar
 import pytest
 
 from models import ParentOrder, Tick, encode, topics
-from runtime import bus as bus_module
 from runtime import metrics
 from runtime.bus import Bus, Profile, stream_of
 from tests.factories import parent, tick
@@ -139,7 +138,7 @@ def test_read_all_from_a_time_seeks_past_a_long_history(
 
 
 def seeks_past_a_long_history(bus: Bus, sym: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past ``SEEK_AFTER`` messages published too early, the reader seeks by time (a week of a busy
+    """Past ``seek_after`` messages published too early, the reader seeks by time (a week of a busy
     symbol's executions is not read at a restart), and reads what follows once each, to the topic's end.
     On the in-memory broker too (tests/unit/test_bus_read.py)."""
     topic = topics.ticks(sym)
@@ -150,7 +149,6 @@ def seeks_past_a_long_history(bus: Bus, sym: str, monkeypatch: pytest.MonkeyPatc
     since = int(time.time() * 1000)
     for i in range(30, 40):
         producer.send(tick(symbol=sym, seq=i + 1))
-    monkeypatch.setattr(bus_module, "SEEK_AFTER", 5)
     seeks: list[int] = []
     seek_rest = Bus._seek_rest
 
@@ -159,11 +157,12 @@ def seeks_past_a_long_history(bus: Bus, sym: str, monkeypatch: pytest.MonkeyPatc
         return seek_rest(self, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(Bus, "_seek_rest", counted)
-    got = bus.read_all(topic, Tick, published_from_ms=since)
+    got = bus.read_all(topic, Tick, published_from_ms=since, seek_after=5)
     assert [d.message.seq for d in got] == list(range(31, 41)) and seeks == [1]
-    assert bus.read_all(topic, Tick, published_from_ms=since + 60_000) == [] and len(seeks) == 2
-    assert [d.message.seq for d in bus.read_all(topic, Tick, published_from_ms=0)] == list(range(1, 41))
-    assert len(seeks) == 2  # nothing to pass over: read from the start
+    assert bus.read_all(topic, Tick, published_from_ms=since + 60_000, seek_after=5) == [] and len(seeks) == 2
+    every = bus.read_all(topic, Tick, published_from_ms=0, seek_after=5)
+    assert [d.message.seq for d in every] == list(range(1, 41)) and len(seeks) == 2  # nothing passed over
+    assert bus.read_all(topic, Tick, published_from_ms=since, seek_after=None) == got and len(seeks) == 2
 
 
 def test_a_closed_consumer_with_a_handler_is_freed(bus: Bus, unique: str) -> None:
