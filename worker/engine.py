@@ -260,6 +260,11 @@ class _Columns:
         self.slice, self.lot, self.filled = (np.zeros(size, np.int64) for _ in range(3))
         self.open = np.zeros(size, np.int64)  # the leaves of its open children
         self.children = np.zeros(size, np.int64)  # how many open children it has
+        # Its one open child, where it has one (``children`` 1; else stale): its id, its limit price (NaN:
+        # none) and whether its cancel went out. A job decided as columns reads them here, not in its dict.
+        self.one_id = np.full(size, None, object)
+        self.one_px = np.zeros(size, np.float64)
+        self.one_sent = np.zeros(size, np.bool_)
         self.buy = np.zeros(size, np.int64)  # 1: a buy
         self.limit = np.zeros(size, np.float64)  # the parent's limit price (NaN: none)
         self.offset = np.zeros(size, np.int64)  # ``Features.volume_offset``
@@ -300,8 +305,20 @@ class _Columns:
         self.arrival[rows] = [np.nan if f.arrival_mid is None else f.arrival_mid for f in fs]
 
     def opened(self, job: Job) -> None:
-        """After a change to the job's open children."""
+        """After a change to the job's open children (a cancel sent, too)."""
         self.open[job.row], self.children[job.row] = job.open_qty, len(job.open)
+        self.one(job)
+
+    def one(self, job: Job) -> None:
+        """A job's one open child, where it has one."""
+        if len(job.open) == 1:
+            ((child_id, _, px, sent),) = job.open.values()
+            row = job.row
+            self.one_id[row], self.one_px[row], self.one_sent[row] = (
+                child_id,
+                np.nan if px is None else px,
+                sent,
+            )
 
     def free(self, row: int) -> None:
         self._free.append(row)
@@ -639,16 +656,14 @@ class Engine:
         prices = [_price(k, b == 1, None, tick) for k in KINDS for b in (0, 1)]  # by kind * 2 + buy
         key = codes * 2 + buy
         units = np.array([np.nan if px is None else to_units(px) for _, px in prices])[key]
+        # A job's one open child from the columns (``_Columns.one``): its leaves are the job's open leaves.
         at_one = np.flatnonzero(simple & (n_open == 1))
-        one = at_one.tolist()
-        resting_child = [r for k in one for r in jobs[k].open.values()]  # each job's one open child
         leaves, sent = np.zeros(n, np.int64), np.zeros(n, bool)
-        rest_units = np.full(n, np.nan)
-        if one:
-            if len(resting_child) != len(one):
-                raise AssertionError("a job's open children and its column disagree")
-            _, leaves[at_one], px, sent[at_one] = zip(*resting_child, strict=True)
-            rest_units[at_one] = to_units_array(np.array(px, dtype=np.float64))  # None: NaN
+        rest_units, one_ids = np.full(n, np.nan), np.full(n, None, object)
+        if at_one.size:
+            on = rows[at_one]
+            leaves[at_one], sent[at_one], one_ids[at_one] = open_qty[at_one], c.one_sent[on], c.one_id[on]
+            rest_units[at_one] = to_units_array(c.one_px[on])  # NaN: none
         resting = (codes == PriceKind.LIMIT_TOUCH) | (codes == PriceKind.LIMIT_INSIDE)
         budget = np.where(resting, qtys, 0)
         # NaN (no price, or none asked) equals nothing: such a child is never kept.
@@ -665,13 +680,14 @@ class Engine:
             key.tolist(),
         )
         simple_, new_, cancel_, ok = simple.tolist(), new.tolist(), cancel.tolist(), usable.tolist()
-        rests = dict(zip(one, resting_child, strict=True))
-        general, open_child = _TickPrices(tick), self._open_child
+        ids_ = one_ids.tolist()
+        general, open_child, refresh = _TickPrices(tick), self._open_child, []
         for k in np.flatnonzero(~simple | new | cancel).tolist():
             job = jobs[k]
             if simple_[k]:
                 if cancel_[k]:
-                    child_id, left, rest_px, _ = rests[k]
+                    child_id = ids_[k]
+                    _, left, rest_px, _ = job.open[child_id]
                     job.open[child_id] = (child_id, left, rest_px, True)
                     out.append((job, _CANCEL, child_id, 0, _MKT, None))
                 if new_[k]:
@@ -687,8 +703,17 @@ class Engine:
             p = job.assignment.parent
             price = general(kind, p.side is _BUY, p.limit_px)
             placed[k] = self._place(job, kind, qty, price, room=room_[k], out=out)
+            refresh.append(job)
         c.open[rows] += placed
         c.children[rows] += placed > 0
+        # Each job's one open child after this tick, where it has one: a cancelled one's flag; a new one's
+        # fields where it was the job's first (few: most jobs rest one child and replace it); and the jobs
+        # the general way placed.
+        c.one_sent[rows[cancel & ~new]] = True
+        for k in np.flatnonzero(new & (n_open == 0)).tolist():
+            c.one(jobs[k])
+        for job in refresh:
+            c.one(job)
         return True
 
     def observe(self, job_id: str) -> Observation:
@@ -739,14 +764,16 @@ class Engine:
         if rows:
             self._cols.open[rows] = lefts
             self._cols.children[rows] = 1
+            for job_id in done:
+                self._cols.one(self.jobs[job_id])
 
     def _act(self, job: Job, action: Action, tick: Tick, out: list[ChildSpec]) -> list[ChildSpec]:
         """Appends to ``out`` the children of ``action`` (and returns it)."""
         p = job.assignment.parent
         price = _price(action.price, p.side is _BUY, p.limit_px, tick)
         room = job.assignment.quantity - job.filled - job.open_qty
-        if self._place(job, action.price, action.quantity, price, room=room, out=out):
-            self._cols.opened(job)
+        self._place(job, action.price, action.quantity, price, room=room, out=out)
+        self._cols.opened(job)  # a cancel alone, too: its child's flag
         return out
 
     def _place(

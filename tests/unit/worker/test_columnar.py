@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,14 @@ def _day() -> Day:
 
 
 def _drive(
-    columnar_from: int, policy: LoadedPolicy, *, wire: bool = False, audit: bool = True
+    columnar_from: int, policy: LoadedPolicy, *, wire: bool = False, audit: bool = True, late_s: int = 0
 ) -> tuple[list[ChildOrderAction], list[Any]]:
     """Every episode of the day's grid as a job of one engine, over the whole day, the venue answering.
     ``wire``: the children as the live worker writes them, each payload decoded (validated) for the venue
     after checking that the model re-encodes to the same bytes. ``audit`` False: no observation or action
-    is built per job (the live worker's way). After each tick, the engine's columns hold what its jobs
-    do (checked every 50th tick: checking all of them is slow)."""
+    is built per job (the live worker's way). ``late_s``: the venue's answers reach the engine that many
+    market seconds late (a cancel still unconfirmed at the job's next decision). After each tick, the
+    engine's columns hold what its jobs do (checked every 50th tick: checking all of them is slow)."""
     day = _day()
     eps = episodes(day, tuple(HORIZONS), SIZES)
     ticks, venue = day.market(min(e.start_ns for e in eps) - 60 * 10**9, max(e.end_ns for e in eps))
@@ -74,9 +76,15 @@ def _drive(
                                    quantity=a.quantity, epoch=a.epoch, ts_init=a.ts_init))  # fmt: skip
         assert engine.assign(a, policy)
     sent: list[ChildOrderAction] = []
+    answers: deque[tuple[int, Any]] = deque()  # (when the engine gets it, the venue's answer)
+
+    def answer(messages: list[Any], ts: int) -> None:
+        answers.extend((ts + late_s * 10**9, m) for m in messages)
+        while answers and answers[0][0] <= ts:
+            engine.on_execution(answers.popleft()[1])
+
     for i, tick in enumerate(ticks):
-        for m in venue.on_tick(tick):
-            engine.on_execution(m)
+        answer(venue.on_tick(tick), tick.ts_event)
         if wire:
             specs, payloads = engine.on_tick_wire(tick)
             actions = [codec.decode(payload, ChildOrderAction) for payload in payloads]
@@ -86,8 +94,7 @@ def _drive(
             actions = engine.on_tick(tick)
         sent += actions
         for act in actions:
-            for m in venue.action(act):
-                engine.on_execution(m)
+            answer(venue.action(act), tick.ts_event)
         if i % 50 == 0:
             _check_columns(engine)
     return sent, audited
@@ -113,6 +120,11 @@ def _check_columns(engine: Engine) -> None:
             assert cols.offset[r] == f.volume_offset and cols.sign[r] == f.sign, job.job_id
         if f.arrival_mid is not None and not math.isnan(cols.arrival[r]):
             assert cols.arrival[r] == f.arrival_mid, job.job_id
+        if len(job.open) == 1:  # its one open child, as the columns' path reads it
+            ((child_id, _, px, sent),) = job.open.values()
+            one_px = float(cols.one_px[r])
+            assert (cols.one_id[r], bool(cols.one_sent[r])) == (child_id, sent), job.job_id
+            assert (math.isnan(one_px) and px is None) or one_px == px, job.job_id
 
 
 def _random_file(tmp: Path, band: float | None) -> LoadedPolicy:
@@ -124,20 +136,22 @@ def _random_file(tmp: Path, band: float | None) -> LoadedPolicy:
     return PolicyRegistry(tmp).load("random")
 
 
-@pytest.mark.parametrize("which", ["rl-place@2", "random", "random-banded"])
+@pytest.mark.parametrize("which", ["rl-place@2", "rl-place@2-late", "random", "random-banded"])
 def test_the_columnar_path_decides_as_the_per_job_path_bit_for_bit(which: str, tmp_path: Path) -> None:
+    late = 45 if which.endswith("-late") else 0  # answers later than a decision interval (30 s)
+    which = which.removesuffix("-late")
     if which.startswith("random"):
         policy = _random_file(tmp_path, 0.02 if which == "random-banded" else None)
     else:
         name, _, version = which.partition("@")
         policy = PolicyRegistry(SHIPPED).load(name, int(version))
     Columnar.batches, Columnar.placed = [], 0
-    sent, audited = _drive(1, policy)
+    sent, audited = _drive(1, policy, late_s=late)
     columns, general = max(Columnar.batches), Columnar.placed  # audited: every action the general way
-    ref_sent, ref_audited = _drive(10**9, policy)
+    ref_sent, ref_audited = _drive(10**9, policy, late_s=late)
     assert len(sent) > 100 and [_key(a) for a in sent] == [_key(a) for a in ref_sent]
     Columnar.placed = 0
-    quiet, _ = _drive(1, policy, audit=False)  # no observation or action built per job
+    quiet, _ = _drive(1, policy, audit=False, late_s=late)  # no observation or action built per job
     assert [_key(a) for a in quiet] == [_key(a) for a in ref_sent]
     assert 0 < Columnar.placed < general  # many took the plain way, without ``_place``
     # The observations and actions themselves, float for float (NaN never appears in either).
