@@ -260,11 +260,15 @@ class _Columns:
         self.slice, self.lot, self.filled = (np.zeros(size, np.int64) for _ in range(3))
         self.open = np.zeros(size, np.int64)  # the leaves of its open children
         self.children = np.zeros(size, np.int64)  # how many open children it has
-        # Its one open child, where it has one (``children`` 1; else stale): its id, its limit price (NaN:
-        # none) and whether its cancel went out. A job decided as columns reads them here, not in its dict.
+        # Its one open child, where it has one (``children`` 1) and ``one_known``: its id, its limit price
+        # (NaN: none) and whether its cancel went out. A job decided as columns reads them here, not in its
+        # dict. Written where the job's children change off the tick (a fill, an ack): a tick's own new
+        # children only mark their jobs unknown, to be read from the dict if still alone at the next
+        # decision (the venue's ack of a new child mostly comes first).
         self.one_id = np.full(size, None, object)
         self.one_px = np.zeros(size, np.float64)
         self.one_sent = np.zeros(size, np.bool_)
+        self.one_known = np.zeros(size, np.bool_)
         self.buy = np.zeros(size, np.int64)  # 1: a buy
         self.limit = np.zeros(size, np.float64)  # the parent's limit price (NaN: none)
         self.offset = np.zeros(size, np.int64)  # ``Features.volume_offset``
@@ -314,11 +318,8 @@ class _Columns:
         if len(job.open) == 1:
             ((child_id, _, px, sent),) = job.open.values()
             row = job.row
-            self.one_id[row], self.one_px[row], self.one_sent[row] = (
-                child_id,
-                np.nan if px is None else px,
-                sent,
-            )
+            self.one_id[row], self.one_sent[row], self.one_known[row] = child_id, sent, True
+            self.one_px[row] = np.nan if px is None else px
 
     def free(self, row: int) -> None:
         self._free.append(row)
@@ -662,6 +663,10 @@ class Engine:
         rest_units, one_ids = np.full(n, np.nan), np.full(n, None, object)
         if at_one.size:
             on = rows[at_one]
+            known = c.one_known[on]
+            if not known.all():
+                for k in at_one[~known].tolist():
+                    c.one(jobs[k])
             leaves[at_one], sent[at_one], one_ids[at_one] = open_qty[at_one], c.one_sent[on], c.one_id[on]
             rest_units[at_one] = to_units_array(c.one_px[on])  # NaN: none
         resting = (codes == PriceKind.LIMIT_TOUCH) | (codes == PriceKind.LIMIT_INSIDE)
@@ -681,7 +686,7 @@ class Engine:
         )
         simple_, new_, cancel_, ok = simple.tolist(), new.tolist(), cancel.tolist(), usable.tolist()
         ids_ = one_ids.tolist()
-        general, open_child, refresh = _TickPrices(tick), self._open_child, []
+        general, open_child = _TickPrices(tick), self._open_child
         for k in np.flatnonzero(~simple | new | cancel).tolist():
             job = jobs[k]
             if simple_[k]:
@@ -703,17 +708,12 @@ class Engine:
             p = job.assignment.parent
             price = general(kind, p.side is _BUY, p.limit_px)
             placed[k] = self._place(job, kind, qty, price, room=room_[k], out=out)
-            refresh.append(job)
         c.open[rows] += placed
         c.children[rows] += placed > 0
-        # Each job's one open child after this tick, where it has one: a cancelled one's flag; a new one's
-        # fields where it was the job's first (few: most jobs rest one child and replace it); and the jobs
-        # the general way placed.
+        # The one open child's columns after this tick: a cancelled one's flag; unknown where the job's
+        # children changed otherwise (a new child, or the general way).
         c.one_sent[rows[cancel & ~new]] = True
-        for k in np.flatnonzero(new & (n_open == 0)).tolist():
-            c.one(jobs[k])
-        for job in refresh:
-            c.one(job)
+        c.one_known[rows[new | ~simple]] = False
         return True
 
     def observe(self, job_id: str) -> Observation:
@@ -764,8 +764,7 @@ class Engine:
         if rows:
             self._cols.open[rows] = lefts
             self._cols.children[rows] = 1
-            for job_id in done:
-                self._cols.one(self.jobs[job_id])
+            self._cols.one_known[rows] = False
 
     def _act(self, job: Job, action: Action, tick: Tick, out: list[ChildSpec]) -> list[ChildSpec]:
         """Appends to ``out`` the children of ``action`` (and returns it)."""

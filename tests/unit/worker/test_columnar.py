@@ -120,7 +120,7 @@ def _check_columns(engine: Engine) -> None:
             assert cols.offset[r] == f.volume_offset and cols.sign[r] == f.sign, job.job_id
         if f.arrival_mid is not None and not math.isnan(cols.arrival[r]):
             assert cols.arrival[r] == f.arrival_mid, job.job_id
-        if len(job.open) == 1:  # its one open child, as the columns' path reads it
+        if len(job.open) == 1 and cols.one_known[r]:  # its one open child, as the columns' path reads it
             ((child_id, _, px, sent),) = job.open.values()
             one_px = float(cols.one_px[r])
             assert (cols.one_id[r], bool(cols.one_sent[r])) == (child_id, sent), job.job_id
