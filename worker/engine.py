@@ -660,15 +660,17 @@ class Engine:
         # A job's one open child from the columns (``_Columns.one``): its leaves are the job's open leaves.
         at_one = np.flatnonzero(simple & (n_open == 1))
         leaves, sent = np.zeros(n, np.int64), np.zeros(n, bool)
-        rest_units, one_ids = np.full(n, np.nan), np.full(n, None, object)
+        rest_units, ids_ = np.full(n, np.nan), []  # ids_: by job, its one open child's id (None: none)
         if at_one.size:
             on = rows[at_one]
             known = c.one_known[on]
             if not known.all():
                 for k in at_one[~known].tolist():
                     c.one(jobs[k])
+            one_ids = np.full(n, None, object)
             leaves[at_one], sent[at_one], one_ids[at_one] = open_qty[at_one], c.one_sent[on], c.one_id[on]
             rest_units[at_one] = to_units_array(c.one_px[on])  # NaN: none
+            ids_ = one_ids.tolist()
         resting = (codes == PriceKind.LIMIT_TOUCH) | (codes == PriceKind.LIMIT_INSIDE)
         budget = np.where(resting, qtys, 0)
         # NaN (no price, or none asked) equals nothing: such a child is never kept.
@@ -685,7 +687,6 @@ class Engine:
             key.tolist(),
         )
         simple_, new_, cancel_, ok = simple.tolist(), new.tolist(), cancel.tolist(), usable.tolist()
-        ids_ = one_ids.tolist()
         general, open_child = _TickPrices(tick), self._open_child
         for k in np.flatnonzero(~simple | new | cancel).tolist():
             job = jobs[k]
