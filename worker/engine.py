@@ -295,7 +295,7 @@ class _Columns:
         self.slice[row], self.lot[row], self.sign[row] = job.slice_qty, job.context.lot, f.sign
         p = job.assignment.parent
         self.buy[row], self.limit[row] = p.side is _BUY, np.nan if p.limit_px is None else p.limit_px
-        self.filled[row] = job.filled
+        self.filled[row], self.one_known[row] = job.filled, False  # a reused row's lone child is not its
         job.row = row
         self.began([job])
         self.opened(job)
