@@ -99,6 +99,20 @@ class Delivery(Generic[M]):
     event_time_ms: int
     redelivery_count: int
 
+    @classmethod
+    def of(cls, msg: Any, message: M, redelivery_count: int = 0) -> Delivery[M]:
+        """A received message's delivery, ``message`` its decoded payload (a reader's: never redelivered)."""
+        return cls(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
+                   key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
+                   event_time_ms=msg.event_timestamp(), redelivery_count=redelivery_count)  # fmt: skip
+
+
+def _decode_as(data: bytes, model: type[M]) -> M:
+    """``data`` as ``model``; ``Message`` itself as the model means any kind (topics that carry acks and
+    fills together). Raises ``codec.DecodeError``."""
+    message: Any = codec.decode_any(data) if model is Message else codec.decode(data, model)
+    return message  # type: ignore[no-any-return]
+
 
 READ_WAIT_MS = 10_000  # a reader's wait for a message the broker holds
 # How many messages published before a read's start time a reader passes over before it seeks instead: ~0.1 s
@@ -111,18 +125,15 @@ def _delivery(msg: Any, model: type[M] | None, stream: str) -> Delivery[M] | Non
     not decode, counted (``paceline_bus_rejected_total``) and logged."""
     message: Any = None
     if model is not None:
-        data = msg.data()
         try:
-            message = codec.decode_any(data) if model is Message else codec.decode(data, model)
+            message = _decode_as(msg.data(), model)
         except codec.DecodeError as exc:
             metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
             _log.error(
                 "skipped an undecodable entry of %s at %s: %s", msg.topic_name(), msg.message_id(), exc
             )
             return None
-    return Delivery(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
-                    key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
-                    event_time_ms=msg.event_timestamp(), redelivery_count=0)  # fmt: skip
+    return Delivery.of(msg, message)
 
 
 class Producer:
@@ -302,25 +313,14 @@ class Consumer(Generic[M]):
 
     def _decode(self, msg: Any) -> Delivery[M] | None:
         """The delivery, or None after quarantining an undecodable payload."""
-        data = msg.data()
         try:
-            # Message itself as the model means "any kind" (topics that carry acks and fills together).
-            message: Any = codec.decode_any(data) if self.model is Message else codec.decode(data, self.model)
+            message = _decode_as(msg.data(), self.model)
         except codec.DecodeError as exc:
             self._reject(msg, exc)
             return None
         self._consumed.inc()
         self._lag.observe(max(0.0, time.time() - msg.publish_timestamp() / 1e3))
-        key = msg.partition_key() or None
-        return Delivery(
-            message=message,
-            message_id=msg.message_id(),
-            topic=msg.topic_name(),
-            key=key,
-            publish_time_ms=msg.publish_timestamp(),
-            event_time_ms=msg.event_timestamp(),
-            redelivery_count=msg.redelivery_count(),
-        )
+        return Delivery.of(msg, message, msg.redelivery_count())
 
     def _reject(self, msg: Any, exc: codec.DecodeError) -> None:
         metrics.BUS_REJECTED.labels(self._stream, exc.reason).inc()
@@ -636,16 +636,14 @@ class Bus:
             if wanted is not None and not wanted(data):
                 return
             try:
-                message: Any = codec.decode_any(data) if model is Message else codec.decode(data, model)
+                message = _decode_as(data, model)
             except codec.DecodeError as exc:
                 metrics.BUS_REJECTED.labels(stream, exc.reason).inc()
                 return
             consumed.inc()
             lag.observe(max(0.0, time.time() - msg.publish_timestamp() / 1e3))
             try:
-                handler(Delivery(message=message, message_id=msg.message_id(), topic=msg.topic_name(),
-                                 key=msg.partition_key() or None, publish_time_ms=msg.publish_timestamp(),
-                                 event_time_ms=msg.event_timestamp(), redelivery_count=0))  # fmt: skip
+                handler(Delivery.of(msg, message))
             except Exception:
                 metrics.BUS_HANDLER_ERRORS.labels(stream).inc()
                 _log.exception("tail handler failed on %s", topic)
