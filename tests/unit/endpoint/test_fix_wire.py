@@ -1,9 +1,12 @@
 """A FIX message built from ``models.fix.wire`` in one call is the message ``setField`` builds field by
 field, and a value cannot add fields of its own; ``models.fix.Body`` reads a received body as QuickFIX's
-``getField`` does, in one call where the body is plain and field by field where it is not."""
+``getField`` does, in one call where the body is plain and field by field where it is not; FIX timestamps
+are written and read exactly, and a malformed one is refused."""
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ import pytest
 import quickfix as fix
 
 from endpoint.fix_gateway import FixGateway
-from models.fix import Body, Tag, dictionary, message
+from models.fix import Body, Tag, dictionary, message, parse_utc, utc
 
 
 def test_wire_builds_what_set_field_builds() -> None:
@@ -93,3 +96,27 @@ def test_the_bench_times_both_ways_each_way() -> None:
     rows = fix_calls(20)
     assert [r["case"].split(",")[0] for r in rows] == ["order read"] * 2 + ["report built"] * 2
     assert all(0 < r[k][0] <= r[k][1] for r in rows for k in ("alone", "busy"))
+
+
+def test_timestamps_are_written_and_read_exactly() -> None:
+    """``utc`` truncates to the millisecond as datetime's own formatting of the same instant does (the float
+    seconds it once went through rounded some up), and ``parse_utc`` reads every width of fractions."""
+    epoch, rng = datetime(1970, 1, 1, tzinfo=UTC), random.Random(7)
+    edges = [0, 999_999, 1_796_653_799_999_999_999]  # the last: float seconds rounded it to the next second
+    for ts in [*edges, *(rng.randrange(4_102_444_800 * 10**9) for _ in range(3000))]:
+        text = utc(ts)
+        assert text == (epoch + timedelta(microseconds=ts // 1000)).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+        assert parse_utc(text) == ts // 1_000_000 * 1_000_000
+    assert parse_utc("20261207-14:30:00") == 1_796_653_800 * 10**9
+    assert parse_utc("20261207-14:30:00.5") == 1_796_653_800_500_000_000
+    assert parse_utc("20261207-14:30:00.123456789") == 1_796_653_800_123_456_789
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2026127-14:30:00", "20261307-14:30:00", "20260230-14:30:00", "20261207-24:00:00", "20261207-14:30:00.",
+     "20261207-14:30:00.1234567890", "20261207 14:30:00", "\u0662\u0660\u0662\u06601207-14:30:00", ""],
+)  # fmt: skip
+def test_a_malformed_timestamp_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_utc(text)
