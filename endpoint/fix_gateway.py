@@ -407,24 +407,29 @@ class FixGateway(fix.Application):  # type: ignore[misc]
                 (Tag.EXEC_TYPE, exec_type), (Tag.ORD_STATUS, status),
                 (Tag.TRANSACT_TIME, utc(now_ns()))]  # fmt: skip
 
+    @classmethod
+    def report_fields(cls, m: ExecutionReport) -> list[tuple[int, str | None]]:
+        """An ExecutionReport's FIX fields (35=8), as ``send`` takes them."""
+        slip = m.vwap_slippage_bps
+        return [
+            *cls._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE_OUT[m.exec_type],
+                            ORD_STATUS_OUT[m.ord_status]),
+            (Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id or None), (Tag.SYMBOL, m.symbol),
+            (Tag.SIDE, SIDE_OUT[m.side]), (Tag.ORDER_QTY, str(m.order_qty)),
+            (Tag.LAST_QTY, str(m.last_qty)),
+            (Tag.LAST_PX, None if m.last_px is None else f"{m.last_px:.4f}"),
+            (Tag.CUM_QTY, str(m.cum_qty)), (Tag.LEAVES_QTY, str(m.leaves_qty)),
+            (Tag.AVG_PX, f"{m.avg_px:.6f}"), (Tag.TEXT, m.text[:200] if m.text else None),
+            (Tag.SHORTFALL_BPS, None if m.is_bps is None else f"{m.is_bps:.3f}"),
+            (Tag.VWAP_SLIPPAGE_BPS, None if slip is None else f"{slip:.3f}"),
+        ]  # fmt: skip
+
     def _deliver(self, client_id: str, m: Message) -> None:
         sid = self.sessions.get(client_id)
         if sid is None:
             return
         if isinstance(m, ExecutionReport):
-            slip = m.vwap_slippage_bps
-            send(sid, "8", [
-                *self._er_header(m.parent_id, m.cl_ord_id, m.report_id, EXEC_TYPE_OUT[m.exec_type],
-                                 ORD_STATUS_OUT[m.ord_status]),
-                (Tag.ORIG_CL_ORD_ID, m.orig_cl_ord_id or None), (Tag.SYMBOL, m.symbol),
-                (Tag.SIDE, SIDE_OUT[m.side]), (Tag.ORDER_QTY, str(m.order_qty)),
-                (Tag.LAST_QTY, str(m.last_qty)),
-                (Tag.LAST_PX, None if m.last_px is None else f"{m.last_px:.4f}"),
-                (Tag.CUM_QTY, str(m.cum_qty)), (Tag.LEAVES_QTY, str(m.leaves_qty)),
-                (Tag.AVG_PX, f"{m.avg_px:.6f}"), (Tag.TEXT, m.text[:200] if m.text else None),
-                (Tag.SHORTFALL_BPS, None if m.is_bps is None else f"{m.is_bps:.3f}"),
-                (Tag.VWAP_SLIPPAGE_BPS, None if slip is None else f"{slip:.3f}"),
-            ])  # fmt: skip
+            send(sid, "8", self.report_fields(m))
         elif isinstance(m, RequestReject):
             REJECTS.labels("cancel", "saga").inc()
             self._send_cancel_reject(

@@ -120,3 +120,12 @@ def test_timestamps_are_written_and_read_exactly() -> None:
 def test_a_malformed_timestamp_is_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_utc(text)
+
+
+def test_the_bench_times_a_new_order_through_the_gateway_and_the_desk_after_each_pause() -> None:
+    """Each order is taken (its request encoded) and told New (built as FIX), or the bench raises."""
+    from paceline.bench.codec import desk_path
+
+    rows = desk_path(orders=5, pauses_ms=(0, 1))
+    assert [r["pause_ms"] for r in rows] == [0, 1]
+    assert all(0 < r[k][0] <= r[k][1] for r in rows for k in ("in", "out"))
