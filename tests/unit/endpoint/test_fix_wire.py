@@ -126,6 +126,6 @@ def test_the_bench_times_a_new_order_through_the_gateway_and_the_desk_after_each
     """Each order is taken (its request encoded) and told New (built as FIX), or the bench raises."""
     from paceline.bench.codec import desk_path
 
-    rows = desk_path(orders=5, pauses_ms=(0, 1))
-    assert [r["pause_ms"] for r in rows] == [0, 1]
+    rows = desk_path(orders=5, pauses_ms=(1, 2))
+    assert [r["pause_ms"] for r in rows] == [0, 1, 2]
     assert all(0 < r[k][0] <= r[k][1] for r in rows for k in ("in", "out"))
