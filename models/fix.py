@@ -220,7 +220,7 @@ _SECOND = timedelta(seconds=1)
 # Both conversions are on every order's path (its times in, its reports' TransactTime out, the client's own)
 # and are written from integers: ``strptime`` and ``strftime`` are pure Python and C with a large footprint,
 # which on this VM's shared cores costs ~100 µs each on a path run cold (docs/PERFORMANCE.md). Exact in
-# integers, where the float seconds of before could be a microsecond off.
+# integers, where float seconds were a microsecond off (or, at a second's very end, a whole second).
 def utc(ts_ns: int) -> str:
     """A FIX UTCTimestamp (milliseconds, truncated) of ``ts_ns``."""
     sec, ns = divmod(ts_ns, 1_000_000_000)

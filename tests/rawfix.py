@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
+
+from models.fix import utc
 
 
 class RawFix:
@@ -32,7 +33,7 @@ class RawFix:
 
     def send(self, msg_type: str, body: list[tuple[int, str]], *, bad_checksum: bool = False,
              consume_seq: bool = True) -> None:  # fmt: skip
-        now = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+        now = utc(time.time_ns())
         header = [(35, msg_type), (49, self.comp_id), (56, self.target), (34, str(self.seq)), (52, now)]
         self.sock.sendall(self.frame(header + body, bad_checksum=bad_checksum))
         if consume_seq:
